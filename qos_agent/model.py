@@ -1,0 +1,228 @@
+"""Plain data shared by every part of the agent: configuration, results and points.
+
+This module imports nothing of the project, so probes and exporters can depend on it without
+pulling in the runner, the scheduler or the CLI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Outcome(StrEnum):
+    """What a step or a journey run came to."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    DEGRADED = "degraded"  # passed, but slower than its latency objective
+
+    @property
+    def ok(self) -> bool:
+        """A degraded run still worked for the customer: it counts as a success."""
+        return self in (Outcome.PASSED, Outcome.DEGRADED)
+
+
+class ErrorClass(StrEnum):
+    """Why a step failed: the `error` field of every point."""
+
+    DNS = "dns"
+    CONNECT = "connect"
+    TLS = "tls"
+    TIMEOUT = "timeout"
+    STATUS = "status"
+    ASSERTION = "assertion"
+    EXTRACT = "extract"
+    BROWSER = "browser"
+    TOO_LARGE = "too_large"
+    REDIRECTS = "redirects"
+    INTERNAL = "internal"
+
+
+class JourneyKind(StrEnum):
+    JOURNEY = "journey"
+    UPTIME = "uptime"  # the plain health check the evaluator compares journeys with
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where something was written: every later error can still name file:line:col."""
+
+    file: str
+    line: int  # 1-based
+    col: int  # 1-based
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Configuration (parsed once by qos_agent.config, then frozen)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Extraction:
+    """`extract: {name: {json|header|regex|cookie: expr}}`: a value a step feeds to later steps."""
+
+    name: str
+    source: str  # json | header | regex | cookie
+    expr: str
+    location: Location
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    name: str
+    kind: str  # the probe's registry key: http, browser, ...
+    spec: Any  # the probe's own frozen config object, made by its from_config
+    timeout_s: float
+    location: Location
+    always_run: bool = False
+    degraded_latency_s: float | None = None
+    extract: tuple[Extraction, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Slo:
+    success: float = 0.99  # share of good runs, 0..1
+    latency_s: float | None = None  # a good run stays under this
+
+
+@dataclass(frozen=True, slots=True)
+class Journey:
+    name: str
+    steps: tuple[Step, ...]
+    interval_s: float
+    location: Location
+    description: str = ""
+    kind: JourneyKind = JourneyKind.JOURNEY
+    regions: tuple[str, ...] = ()  # empty: every region
+    tags: tuple[tuple[str, str], ...] = ()
+    slo: Slo = field(default_factory=Slo)
+    variables: tuple[tuple[str, str], ...] = ()  # global variables merged in, journey's win
+    retries: int = 0
+    timeout_s: float = 60.0  # the whole run sits under this
+    headers: tuple[tuple[str, str], ...] = ()  # defaults.headers, sent by every HTTP step
+
+    def runs_in(self, region: str) -> bool:
+        return not self.regions or region in self.regions
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    region: str = "local"
+    name: str = "agent"
+    interval_s: float = 60.0
+    concurrency: int = 50
+    browser_concurrency: int = 2
+    state_dir: str = ".qos-agent"  # absolute after loading
+    listen: str = "127.0.0.1:9469"
+    shard: tuple[int, int] | None = None  # (index 1-based, count)
+
+
+@dataclass(frozen=True, slots=True)
+class ExporterConfig:
+    type: str
+    spec: Any  # the exporter's own frozen config object, made by its from_config
+    location: Location
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: str
+    agent: AgentConfig
+    journeys: tuple[Journey, ...]
+    exporters: tuple[ExporterConfig, ...]
+    secrets: frozenset[str] = frozenset()  # values read from ${VAR}: never shown anywhere
+
+    def journey(self, name: str) -> Journey | None:
+        return next((j for j in self.journeys if j.name == name), None)
+
+
+# ---------------------------------------------------------------------------------------------
+# Results
+# ---------------------------------------------------------------------------------------------
+
+PHASES = ("dns_ms", "connect_ms", "tls_ms", "ttfb_ms", "transfer_ms")
+
+
+@dataclass(slots=True)
+class StepResult:
+    """One step of one run. Probes fill it; the runner stamps identity and redacts secrets."""
+
+    step: str
+    probe: str
+    outcome: Outcome
+    duration_ms: float = 0.0
+    error: ErrorClass | None = None
+    error_message: str = ""
+    status_code: int | None = None
+    bytes: int = 0
+    phases: dict[str, float] = field(default_factory=dict)  # dns_ms, connect_ms, tls_ms, ...
+    metrics: dict[str, float] = field(default_factory=dict)  # probe-specific numbers (fcp_ms, cls...)
+    artifacts: dict[str, str] = field(default_factory=dict)  # screenshot / trace paths (fields)
+    extracted: dict[str, str] = field(default_factory=dict)  # values for later steps; never exported
+    start_ms: int = 0
+    url: str = ""
+
+    @classmethod
+    def failure(cls, step: str, probe: str, error: ErrorClass, message: str, **kw: Any) -> StepResult:
+        return cls(step=step, probe=probe, outcome=Outcome.FAILED, error=error, error_message=message, **kw)
+
+
+@dataclass(slots=True)
+class JourneyResult:
+    """One run (one attempt) of one journey, with all its steps."""
+
+    journey: str
+    kind: JourneyKind
+    region: str
+    agent: str
+    run_id: str
+    start_ms: int
+    outcome: Outcome
+    duration_ms: float
+    steps: list[StepResult]
+    attempt: int = 1
+    tags: tuple[tuple[str, str], ...] = ()
+    failed_step: str = ""
+    error: ErrorClass | None = None
+    error_message: str = ""
+    final: bool = True  # False for an attempt that a retry followed
+
+    @property
+    def flaky(self) -> bool:
+        """Passed, but only on a retry: recorded, never hidden."""
+        return self.outcome.ok and self.attempt > 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Points: the one shape every sink writes (the metrics schema of DESIGN.md)
+# ---------------------------------------------------------------------------------------------
+
+FieldValue = float | int | bool | str
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    measurement: str
+    tags: tuple[tuple[str, str], ...]
+    fields: tuple[tuple[str, FieldValue], ...]
+    time_ms: int
+
+    def tag(self, name: str) -> str | None:
+        return dict(self.tags).get(name)
+
+    def field(self, name: str) -> FieldValue | None:
+        return dict(self.fields).get(name)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "measurement": self.measurement,
+            "tags": dict(self.tags),
+            "fields": dict(self.fields),
+            "time_ms": self.time_ms,
+        }

@@ -1,0 +1,63 @@
+"""Results -> points of the metrics schema (DESIGN.md). Every sink writes these, nothing else.
+
+Tags are only the fixed, low-cardinality set (journey, step, region, agent, probe, kind and the
+journey's own `tags:`); URLs, status codes, messages and ids are fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from qos_agent.model import FieldValue, JourneyResult, Point, StepResult
+
+RESERVED_TAGS = frozenset({"journey", "step", "region", "agent", "probe", "kind", "state"})
+
+
+def journey_point(r: JourneyResult) -> Point:
+    tags = (("journey", r.journey), ("region", r.region), ("agent", r.agent), ("kind", str(r.kind)), *r.tags)
+    fields: list[tuple[str, FieldValue]] = [
+        ("duration_ms", round(r.duration_ms, 3)),
+        ("success", r.outcome.ok),
+        ("outcome", str(r.outcome)),
+        ("failed_step", r.failed_step),
+        ("error", str(r.error) if r.error else ""),
+        ("error_message", r.error_message),
+        ("steps", len(r.steps)),
+        ("attempt", r.attempt),
+        ("flaky", r.flaky),
+        ("final", r.final),
+        ("run_id", r.run_id),
+    ]
+    return Point("journey", tuple(sorted(tags)), tuple(fields), r.start_ms)
+
+
+def step_point(r: JourneyResult, s: StepResult) -> Point:
+    tags = (("journey", r.journey), ("step", s.step), ("region", r.region), ("agent", r.agent),
+            ("probe", s.probe), *r.tags)
+    fields: list[tuple[str, FieldValue]] = [
+        ("duration_ms", round(s.duration_ms, 3)),
+        ("success", s.outcome.ok),
+        ("outcome", str(s.outcome)),
+        ("error", str(s.error) if s.error else ""),
+        ("error_message", s.error_message),
+        ("bytes", s.bytes),
+        ("attempt", r.attempt),
+        ("run_id", r.run_id),
+    ]
+    if s.status_code is not None:
+        fields.append(("status_code", s.status_code))
+    if s.url:
+        fields.append(("url", s.url))
+    fields.extend((k, round(v, 3)) for k, v in s.phases.items())
+    fields.extend((k, round(v, 4)) for k, v in s.metrics.items())
+    fields.extend(s.artifacts.items())
+    return Point("step", tuple(sorted(tags)), tuple(fields), s.start_ms or r.start_ms)
+
+
+def result_points(r: JourneyResult) -> list[Point]:
+    """The journey's point first, then one per step (skipped steps included)."""
+    return [journey_point(r), *(step_point(r, s) for s in r.steps)]
+
+
+def points_of(results: Iterable[JourneyResult]) -> list[Point]:
+    return [p for r in results for p in result_points(r)]

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the real components the agent and its tests use, from Debian's packages.
+# Idempotent and quiet: a machine that has them already is not touched.
+set -euo pipefail
+pkgs=(influxdb chromium victoria-metrics prometheus-blackbox-exporter iproute2 fonts-liberation)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "missing Debian packages: ${missing[*]} (run as root, or: sudo apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+  echo "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
