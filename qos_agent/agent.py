@@ -1,0 +1,166 @@
+"""The long-lived agent: schedule, run, export and watch itself, until SIGTERM; SIGHUP reloads.
+
+It never exits because of a target: runs turn failures into results. On SIGTERM/SIGINT it stops
+scheduling, lets runs in flight finish within a grace period, flushes every exporter and returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+
+from qos_agent.config import load_config
+from qos_agent.errors import ConfigError, SetupError
+from qos_agent.model import Config, Journey, JourneyResult, Point
+from qos_agent.pipeline import Pipeline
+from qos_agent.placement import select_journeys
+from qos_agent.runner import Runner
+from qos_agent.scheduler import Scheduler
+from qos_agent.secrets import RedactingFilter, Redactor
+
+log = logging.getLogger(__name__)
+
+SELF_METRICS_EVERY_S = 10.0
+LOOP_LAG_PROBE_S = 0.25
+GRACE_S = 15.0
+
+
+def ensure_state_dir(config: Config) -> Path:
+    path = Path(config.agent.state_dir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as e:
+        raise SetupError(f"state_dir {path} is not writable: {e.strerror} "
+                         "(set agent.state_dir to a writable directory)") from None
+    return path
+
+
+def rss_mb() -> float:
+    """Resident memory now (not the peak), from /proc; 0 where /proc is missing."""
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+class Agent:
+    def __init__(self, config: Config, config_path: str | None = None, region: str | None = None) -> None:
+        self.config = config
+        self.config_path = config_path or config.path
+        self.region_override = region
+        self.redact = Redactor(config.secrets)
+        self.runner = Runner(config, self.redact)
+        self.pipeline = Pipeline.from_config(config, self.redact)
+        self.scheduler = Scheduler(self.journeys(config), self.runner.run, self.on_results,
+                                   config.agent.concurrency)
+        self.stop_event = asyncio.Event()
+        self.loop_lag_ms = 0.0
+        self.reload_error = ""
+        self.reloads = 0
+        self.results_seen = 0
+        self._log_filter = RedactingFilter(self.redact)
+
+    def journeys(self, config: Config) -> list[Journey]:
+        return select_journeys(config.journeys, config.agent)
+
+    def on_results(self, results: list[JourneyResult]) -> None:
+        self.results_seen += len(results)
+        self.pipeline.submit(results)
+
+    async def run(self, duration_s: float | None = None) -> None:
+        ensure_state_dir(self.config)
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(self._log_filter)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop_event.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        self.pipeline.start()
+        self.scheduler.start()
+        selected = len(self.scheduler.journeys)
+        log.info("agent %s in region %s: %d journeys scheduled", self.config.agent.name,
+                 self.config.agent.region, selected)
+        helpers = [asyncio.create_task(self._watch_loop_lag()), asyncio.create_task(self._self_metrics())]
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_event.wait(), duration_s)
+        finally:
+            log.info("stopping: waiting up to %.0fs for %d runs in flight", GRACE_S, self.scheduler.in_flight)
+            await self.scheduler.stop(GRACE_S)
+            for task in helpers:
+                task.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            self.pipeline.submit_points([self.self_point()])
+            await self.runner.close()
+            await self.pipeline.close()
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+            for handler in logging.getLogger().handlers:
+                handler.removeFilter(self._log_filter)
+
+    def reload(self) -> None:
+        """SIGHUP: re-validate; when valid swap the schedule, else keep the old one running."""
+        try:
+            config = load_config(self.config_path, region=self.region_override)
+        except ConfigError as e:
+            self.reload_error = str(e)
+            log.error("reload refused, keeping the running configuration:\n%s", e)
+            return
+        self.reload_error = ""
+        self.reloads += 1
+        self.config = config
+        self.redact.secrets = Redactor(config.secrets).secrets
+        self.runner.config = config
+        self.scheduler.replace(self.journeys(config))
+        log.info("reloaded %s: %d journeys scheduled", self.config_path, len(self.scheduler.journeys))
+
+    async def _watch_loop_lag(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(LOOP_LAG_PROBE_S)
+            self.loop_lag_ms = max(0.0, (loop.time() - before - LOOP_LAG_PROBE_S) * 1000)
+
+    async def _self_metrics(self) -> None:
+        while True:
+            await asyncio.sleep(SELF_METRICS_EVERY_S)
+            self.pipeline.submit_points([self.self_point()])
+
+    def self_point(self) -> Point:
+        sinks = self.pipeline.stats
+        spool_depth = dead_letter = spool_dropped = 0
+        for stats in self.pipeline.exporter_stats():
+            spool_depth += int(getattr(stats, "depth", 0))
+            dead_letter += int(getattr(stats, "dead_letter", 0))
+            spool_dropped += int(getattr(stats, "dropped", 0))
+        fields = (
+            ("in_flight", self.scheduler.in_flight),
+            ("scheduler_lag_ms", round(self.scheduler.stats.lag_p99_ms(), 3)),
+            ("event_loop_lag_ms", round(self.loop_lag_ms, 3)),
+            ("spool_depth", spool_depth),
+            ("exported", sinks.exported),
+            ("export_errors", sinks.export_errors),
+            ("dropped", sinks.dropped + spool_dropped),
+            ("dead_letter", dead_letter),
+            ("skipped_overlaps", self.scheduler.stats.skipped_overlaps),
+            ("runs", self.scheduler.stats.started),
+            ("rss_mb", round(rss_mb(), 2)),
+        )
+        tags = (("agent", self.config.agent.name), ("region", self.config.agent.region))
+        return Point("agent", tags, fields, time.time_ns() // 1_000_000)
+
+
+async def run_agent(path: str, region: str | None = None, duration_s: float | None = None) -> None:
+    config = load_config(path, region=region)
+    agent = Agent(config, path, region)
+    await agent.run(duration_s)

@@ -1,0 +1,339 @@
+"""journeys.yaml -> a frozen Config, validated whole before anything runs.
+
+Every mistake is collected as `FILE:LINE:COL: what is wrong (how to fix)` and raised at once as a
+ConfigError. Step kinds and exporter types come from the one registry, and each plug-in parses its
+own part, so a third-party probe is validated exactly like a built-in one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from qos_agent import registry
+from qos_agent.confignode import Node, Problems, Reader, suggest
+from qos_agent.errors import ConfigError
+from qos_agent.model import AgentConfig, Config, ExporterConfig, Extraction, Journey, JourneyKind, Location, Slo, Step
+from qos_agent.plugin import LoadContext
+from qos_agent.points import RESERVED_TAGS
+from qos_agent.templating import names_in
+from qos_agent.yamlload import load_nodes
+
+TOP_KEYS = ("version", "agent", "defaults", "variables", "exporters", "journeys")
+AGENT_KEYS = ("region", "name", "interval", "concurrency", "browser_concurrency", "state_dir", "listen", "shard")
+DEFAULT_KEYS = ("timeout", "retries", "headers", "journey_timeout")
+JOURNEY_KEYS = ("name", "description", "kind", "interval", "regions", "tags", "slo", "variables", "steps",
+                "retries", "timeout", "headers")
+STEP_KEYS = ("name", "timeout", "always_run", "degraded_latency", "extract")
+EXTRACT_SOURCES = ("json", "header", "regex", "cookie")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+DEFAULT_SQLITE = "sqlite"
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None, region: str | None = None) -> Config:
+    """Read, validate and freeze journeys.yaml; raise ConfigError with every located problem."""
+    path = Path(path)
+    file = str(path)
+    problems = Problems()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        problems.add(Location(file, 1, 1), "file not found", "give the path of your journeys.yaml")
+        raise ConfigError(problems.sorted()) from None
+    except (OSError, UnicodeDecodeError) as e:
+        problems.add(Location(file, 1, 1), f"cannot read the file: {e}", "check its permissions and encoding")
+        raise ConfigError(problems.sorted()) from None
+    loaded = load_nodes(text, file, os.environ if env is None else env, problems)
+    config = None
+    if loaded.root is not None:
+        config = _Parser(path, problems, region).parse(loaded.root, frozenset(loaded.secrets))
+    if problems or config is None:
+        raise ConfigError(problems.sorted())
+    return config
+
+
+class _Parser:
+    def __init__(self, path: Path, problems: Problems, region: str | None) -> None:
+        self.path = path
+        self.problems = problems
+        self.region_override = region
+
+    def parse(self, root: Node, secrets: frozenset[str]) -> Config | None:
+        top = Reader(root, self.problems, TOP_KEYS, "the file", required=("version", "journeys"))
+        if not top.ok:
+            return None
+        version = top.get("version")
+        if version is not None and version.value != 1:
+            self.problems.add(version.loc, f"unsupported version {version.value!r}", "write 'version: 1'")
+        agent = self.agent(top.get("agent"))
+        load = LoadContext(config_dir=self.path.parent.resolve(), state_dir=Path(agent.state_dir))
+        defaults = Reader(top.get("defaults") or Node({}, root.loc), self.problems, DEFAULT_KEYS, "defaults")
+        variables = top.str_map("variables")
+        self.check_variable_refs(top.get("variables"), set())
+        journeys = self.journeys(top.get("journeys"), agent, defaults, variables, load)
+        exporters = self.exporters(top.get("exporters"), load)
+        return Config(path=str(self.path), agent=agent, journeys=tuple(journeys), exporters=tuple(exporters),
+                      secrets=secrets)
+
+    # -- agent ------------------------------------------------------------------------------
+    def agent(self, node: Node | None) -> AgentConfig:
+        r = Reader(node or Node({}, Location(str(self.path), 1, 1)), self.problems, AGENT_KEYS, "agent")
+        state_dir = Path(r.str("state_dir", ".qos-agent"))
+        if not state_dir.is_absolute():
+            state_dir = self.path.parent.resolve() / state_dir
+        shard = None
+        shard_node = r.get("shard")
+        if shard_node is not None:
+            m = re.match(r"^\s*(\d+)\s*/\s*(\d+)\s*$", str(shard_node.value))
+            if m and 1 <= int(m.group(1)) <= int(m.group(2)):
+                shard = (int(m.group(1)), int(m.group(2)))
+            else:
+                self.problems.add(shard_node.loc, f"'shard' is {shard_node.value!r}, not INDEX/COUNT",
+                                  "write e.g. shard: 2/3 (this agent is the 2nd of 3 in its region)")
+        listen = r.str("listen", "127.0.0.1:9469")
+        listen_node = r.get("listen")
+        if listen_node is not None and not re.match(r"^[\w.:\[\]-]*:\d{1,5}$", listen):
+            self.problems.add(listen_node.loc, f"'listen' is {listen!r}, not HOST:PORT",
+                              "write e.g. listen: 127.0.0.1:9469")
+        return AgentConfig(
+            region=self.region_override or r.str("region", "local"),
+            name=r.str("name", socket.gethostname() or "agent"),
+            interval_s=r.duration("interval", 60.0),
+            concurrency=r.int("concurrency", 50, minimum=1, maximum=10_000),
+            browser_concurrency=r.int("browser_concurrency", 2, minimum=1, maximum=64),
+            state_dir=str(state_dir),
+            listen=listen,
+            shard=shard,
+        )
+
+    # -- journeys ---------------------------------------------------------------------------
+    def journeys(self, node: Node | None, agent: AgentConfig, defaults: Reader, variables: dict[str, str],
+                 load: LoadContext) -> list[Journey]:
+        if node is None:
+            return []
+        if not node.is_list or not node.value:
+            self.problems.add(node.loc, "'journeys' must be a non-empty list", "add '- name: ...' items with steps")
+            return []
+        seen: dict[str, Location] = {}
+        out = []
+        for item in node.value:
+            journey = self.journey(item, agent, defaults, variables, load)
+            if journey is None:
+                continue
+            if journey.name in seen:
+                self.problems.add(journey.location, f"journey name '{journey.name}' is used twice "
+                                  f"(first at line {seen[journey.name].line})", "give each journey its own name")
+                continue
+            seen[journey.name] = journey.location
+            out.append(journey)
+        return out
+
+    def journey(self, node: Node, agent: AgentConfig, defaults: Reader, global_vars: dict[str, str],
+                load: LoadContext) -> Journey | None:
+        r = Reader(node, self.problems, JOURNEY_KEYS, "a journey", required=("name", "steps"))
+        if not r.ok:
+            return None
+        name = self.name(r, "journey")
+        own_vars = r.str_map("variables")
+        self.check_variable_refs(r.get("variables"), set(global_vars))
+        tags = r.str_map("tags")
+        for tag in tags:
+            if tag in RESERVED_TAGS:
+                self.problems.add(r.get("tags").key_loc(tag) if r.get("tags") else node.loc,  # type: ignore[union-attr]
+                                  f"tag '{tag}' is set by the agent itself", "choose another tag name")
+        slo = Slo()
+        slo_node = r.get("slo")
+        if slo_node is not None:
+            s = Reader(slo_node, self.problems, ("success", "latency"), "slo")
+            slo = Slo(success=s.ratio("success", 0.99),
+                      latency_s=s.duration("latency", 0.0) if s.has("latency") else None)
+        headers = {**defaults.str_map("headers"), **r.str_map("headers")}
+        step_timeout = defaults.duration("timeout", 10.0)
+        scope = set(global_vars) | set(own_vars)
+        steps = self.steps(r.get("steps"), name, step_timeout, scope, load)
+        default_jt = sum(s.timeout_s for s in steps) + 5.0
+        journey_timeout = r.duration("timeout", defaults.duration("journey_timeout", default_jt))
+        return Journey(
+            name=name,
+            steps=tuple(steps),
+            interval_s=r.duration("interval", agent.interval_s),
+            location=node.loc,
+            description=r.str("description", ""),
+            kind=JourneyKind(r.choice("kind", [k.value for k in JourneyKind], JourneyKind.JOURNEY.value)),
+            regions=r.str_list("regions"),
+            tags=tuple(sorted(tags.items())),
+            slo=slo,
+            variables=tuple({**global_vars, **own_vars}.items()),
+            retries=r.int("retries", defaults.int("retries", 0, maximum=10), maximum=10),
+            timeout_s=journey_timeout,
+            headers=tuple(headers.items()),
+        )
+
+    def name(self, r: Reader, what: str) -> str:
+        value = r.str("name", "")
+        node = r.get("name")
+        if node is not None and value and not NAME.match(value):
+            self.problems.add(node.loc, f"{what} name {value!r} has characters that cannot be a tag value here",
+                              "use letters, digits, '.', '_' and '-'")
+        return value
+
+    def check_variable_refs(self, node: Node | None, scope: set[str]) -> None:
+        """Variables may refer to variables of an outer scope (global from journey), not to themselves."""
+        if node is None:
+            return
+        for text, loc in node.strings():
+            for ref in names_in(text):
+                if ref not in scope:
+                    self.problems.add(loc, f"'{{{{ {ref} }}}}' refers to an unknown variable",
+                                      "a journey variable may use top-level variables only")
+
+    # -- steps ------------------------------------------------------------------------------
+    def steps(self, node: Node | None, journey: str, timeout: float, scope: set[str],
+              load: LoadContext) -> list[Step]:
+        if node is None:
+            return []
+        if not node.is_list or not node.value:
+            self.problems.add(node.loc, f"journey '{journey}' needs a non-empty 'steps' list",
+                              "add '- name: ...' with an http: or browser: step")
+            return []
+        later: dict[str, str] = {}
+        parsed: list[tuple[Node, Step]] = []
+        seen: set[str] = set()
+        for item in node.value:
+            step = self.step(item, timeout, load)
+            if step is None:
+                continue
+            if step.name in seen:
+                self.problems.add(step.location, f"step name '{step.name}' is used twice in journey '{journey}'",
+                                  "give each step its own name")
+            seen.add(step.name)
+            parsed.append((item, step))
+            for var in self.provided(step):
+                later.setdefault(var, step.name)
+        known = set(scope)
+        for item, step in parsed:
+            for text, loc in item.strings():
+                for ref in names_in(text):
+                    if ref in known:
+                        continue
+                    if ref in later:
+                        why, fix = f"is extracted only by step '{later[ref]}', which runs later", "reorder the steps"
+                    else:
+                        why = f"is neither a variable of journey '{journey}' nor extracted by an earlier step"
+                        fix = suggest(ref, known) if known else "define it under 'variables:' or 'extract:' it"
+                    self.problems.add(loc, f"'{{{{ {ref} }}}}' {why}", fix)
+            known |= self.provided(step)
+        return [s for _, s in parsed]
+
+    def provided(self, step: Step) -> set[str]:
+        names = {e.name for e in step.extract}
+        provides = getattr(registry.probe_class(step.kind), "provides", None)
+        if provides is not None:
+            names |= set(provides(step.spec))
+        return names
+
+    def step(self, node: Node, timeout: float, load: LoadContext) -> Step | None:
+        if not node.is_map:
+            self.problems.add(node.loc, "a step must be a mapping", "write '- name: ...' then 'http: ...'")
+            return None
+        kinds = registry.probe_kinds()
+        present = [k for k in node.value if k in kinds]
+        if len(present) > 1:
+            self.problems.add(node.key_loc(present[1]), f"a step has one kind, this one has {' and '.join(present)}",
+                              "split it into two steps")
+            return None
+        if not present:
+            unknown = [k for k in node.value if k not in STEP_KEYS and k != "expect"]
+            for key in unknown:
+                self.problems.add(node.key_loc(key), f"unknown step kind '{key}'", _choices(key, kinds))
+            if not unknown:
+                self.problems.add(node.loc, "this step has no kind", "add one of: " + ", ".join(kinds))
+            return None
+        kind = present[0]
+        probe = registry.probe_class(kind)
+        r = Reader(node, self.problems, (*STEP_KEYS, kind, *probe.step_keys), f"step ({kind})", required=("name",))
+        spec = probe.from_config(node, self.problems, load)
+        name = self.name(r, "step")
+        return Step(
+            name=name,
+            kind=kind,
+            spec=spec,
+            timeout_s=r.duration("timeout", timeout),
+            location=node.loc,
+            always_run=r.bool("always_run", False),
+            degraded_latency_s=r.duration("degraded_latency", 0.0) if r.has("degraded_latency") else None,
+            extract=self.extractions(r.get("extract")),
+        )
+
+    def extractions(self, node: Node | None) -> tuple[Extraction, ...]:
+        if node is None:
+            return ()
+        if not node.is_map:
+            self.problems.add(node.loc, "'extract' must map names to sources", 'write extract: {token: {json: "$.token"}}')
+            return ()
+        out = []
+        for name, source in node.items():
+            r = Reader(source, self.problems, EXTRACT_SOURCES, f"extract '{name}'")
+            if not r.ok:
+                continue
+            given = [k for k in EXTRACT_SOURCES if r.has(k)]
+            if len(given) != 1:
+                self.problems.add(source.loc, f"extract '{name}' needs exactly one source",
+                                  "one of: " + ", ".join(EXTRACT_SOURCES))
+                continue
+            expr = r.str(given[0], "")
+            self.check_expression(given[0], expr, r.get(given[0]))
+            out.append(Extraction(name=name, source=given[0], expr=expr, location=source.loc))
+        return tuple(out)
+
+    def check_expression(self, source: str, expr: str, node: Node | None) -> None:
+        if node is None or not expr:
+            return
+        if source == "json":
+            from jsonpath_ng.exceptions import JsonPathParserError
+            from jsonpath_ng.ext import parse as jsonpath
+
+            try:
+                jsonpath(expr)
+            except (JsonPathParserError, Exception) as e:
+                self.problems.add(node.loc, f"invalid JSONPath {expr!r}: {e}", 'write e.g. "$.token" or "$.items[0].id"')
+        elif source == "regex":
+            try:
+                re.compile(expr)
+            except re.error as e:
+                self.problems.add(node.loc, f"invalid regular expression {expr!r}: {e}", "fix the pattern")
+
+    # -- exporters --------------------------------------------------------------------------
+    def exporters(self, node: Node | None, load: LoadContext) -> list[ExporterConfig]:
+        types = registry.exporter_types()
+        if node is None:
+            default = Node({"type": Node(DEFAULT_SQLITE, Location(str(self.path), 1, 1))}, Location(str(self.path), 1, 1))
+            return [ExporterConfig(DEFAULT_SQLITE, self.exporter_spec(DEFAULT_SQLITE, default, load), default.loc)]
+        if not node.is_list:
+            self.problems.add(node.loc, "'exporters' must be a list", "write '- type: sqlite' items")
+            return []
+        out = []
+        for item in node.value:
+            type_node = item.get("type") if item.is_map else None
+            if type_node is None:
+                self.problems.add(item.loc, "an exporter needs a 'type'", "valid types: " + ", ".join(types))
+                continue
+            kind = str(type_node.value)
+            if kind not in types:
+                self.problems.add(type_node.loc, f"unknown exporter type '{kind}'", _choices(kind, types))
+                continue
+            out.append(ExporterConfig(kind, self.exporter_spec(kind, item, load), item.loc))
+        return out
+
+    def exporter_spec(self, kind: str, node: Node, load: LoadContext) -> Any:
+        return registry.exporter_class(kind).from_config(node, self.problems, load)
+
+
+def _choices(word: str, valid: list[str]) -> str:
+    """A did-you-mean hint that always lists the valid names too."""
+    hint = suggest(word, valid)
+    return hint if hint.startswith("valid") else f"{hint} valid: {', '.join(valid)}"

@@ -1,0 +1,37 @@
+"""The agent's small exception tree. Users see located messages, never these as tracebacks.
+
+QosError
+├── ConfigError      journeys.yaml is wrong: every problem, located, at once (exit 2)
+├── StepFailure      raised inside a probe and turned into a classified StepResult there
+└── SetupError       the machine lacks something the config needs (chromium, a writable state_dir)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from qos_agent.confignode import Problem
+from qos_agent.model import ErrorClass
+
+
+class QosError(Exception):
+    """Base of every error the agent raises on purpose."""
+
+
+class ConfigError(QosError):
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class StepFailure(QosError):
+    """A classified failure of one step (dns, connect, tls, ...)."""
+
+    def __init__(self, error: ErrorClass, message: str) -> None:
+        self.error = error
+        self.message = message
+        super().__init__(f"{error}: {message}")
+
+
+class SetupError(QosError):
+    """One clear line naming what is missing and the fix."""

@@ -1,0 +1,156 @@
+"""Executes journey runs: each run is one conversation, steps in order, results for every step.
+
+Steps share one cookie jar, one variable scope and the run's resources (HTTP session, browser
+context). After a failed step the rest are recorded as skipped unless `always_run: true`. The whole
+run sits under the journey's timeout. Retries are separate attempts, each recorded; only the last
+counts (`final`), and one that passes on a retry is flaky, never hidden.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from qos_agent import registry
+from qos_agent.model import Config, ErrorClass, Journey, JourneyResult, Outcome, Step, StepResult
+from qos_agent.plugin import RunContext
+from qos_agent.secrets import Redactor
+
+RETRY_PAUSE_S = 0.25
+
+
+class ProbeSet:
+    """One probe instance per step kind for the agent's life (a browser probe holds a browser)."""
+
+    def __init__(self) -> None:
+        self._probes: dict[str, Any] = {}
+
+    def get(self, kind: str) -> Any:
+        if kind not in self._probes:
+            self._probes[kind] = registry.probe_class(kind)()
+        return self._probes[kind]
+
+    async def close(self) -> None:
+        for probe in self._probes.values():
+            with contextlib.suppress(Exception):
+                await probe.close()
+        self._probes.clear()
+
+
+class _UniqueMs:
+    """Millisecond timestamps that never repeat per key: two runs never share series and time."""
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[str, ...], int] = {}
+
+    def __call__(self, key: tuple[str, ...], ms: int) -> int:
+        last = self._last.get(key)
+        if last is not None and ms <= last:
+            ms = last + 1
+        self._last[key] = ms
+        return ms
+
+
+class Runner:
+    def __init__(self, config: Config, redact: Redactor | None = None, probes: ProbeSet | None = None) -> None:
+        self.config = config
+        self.redact = redact or Redactor(config.secrets)
+        self.probes = probes or ProbeSet()
+        self.state_dir = Path(config.agent.state_dir)
+        self._unique_ms = _UniqueMs()
+
+    async def run(self, journey: Journey) -> list[JourneyResult]:
+        """Every attempt of one scheduled run; the last one is final."""
+        results: list[JourneyResult] = []
+        for attempt in range(1, journey.retries + 2):
+            result = await self.run_once(journey, attempt)
+            results.append(result)
+            if result.outcome.ok:
+                break
+            if attempt <= journey.retries:
+                await asyncio.sleep(RETRY_PAUSE_S)
+        for r in results[:-1]:
+            r.final = False
+        return results
+
+    async def run_once(self, journey: Journey, attempt: int = 1) -> JourneyResult:
+        agent = self.config.agent
+        start_ns = time.perf_counter_ns()
+        start_ms = self._unique_ms((journey.name,), time.time_ns() // 1_000_000)
+        run_id = uuid.uuid4().hex[:16]
+        ctx = RunContext(
+            journey=journey, region=agent.region, agent=agent.name, run_id=run_id, state_dir=self.state_dir,
+            variables=dict(journey.variables), cookie_jar=aiohttp.CookieJar(unsafe=True), redact=self.redact,
+            attempt=attempt,
+        )
+        ctx.variables = {k: ctx.render(v) for k, v in ctx.variables.items()}
+        steps: list[StepResult] = []
+        try:
+            await self._run_steps(journey, ctx, steps)
+        finally:
+            await ctx.close()
+        duration_ms = (time.perf_counter_ns() - start_ns) / 1e6
+        outcome, failed = self._journey_outcome(journey, steps, duration_ms)
+        return JourneyResult(
+            journey=journey.name, kind=journey.kind, region=agent.region, agent=agent.name, run_id=run_id,
+            start_ms=start_ms, outcome=outcome, duration_ms=duration_ms, steps=steps, attempt=attempt,
+            tags=journey.tags, failed_step=failed.step if failed else "",
+            error=failed.error if failed else None, error_message=failed.error_message if failed else "",
+        )
+
+    async def _run_steps(self, journey: Journey, ctx: RunContext, out: list[StepResult]) -> None:
+        failed = False
+        deadline = asyncio.get_running_loop().time() + journey.timeout_s
+        for step in journey.steps:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if (failed and not step.always_run) or remaining <= 0:
+                out.append(StepResult(step=step.name, probe=step.kind, outcome=Outcome.SKIPPED,
+                                      start_ms=time.time_ns() // 1_000_000))
+                continue
+            result = await self._run_step(step, ctx, remaining, journey.timeout_s)
+            out.append(result)
+            ctx.variables.update(result.extracted)
+            if not result.outcome.ok:
+                failed = True
+
+    async def _run_step(self, step: Step, ctx: RunContext, remaining_s: float, journey_timeout_s: float) -> StepResult:
+        start_ms = self._unique_ms((ctx.journey.name, step.name), time.time_ns() // 1_000_000)
+        t0 = time.perf_counter_ns()
+        try:
+            async with asyncio.timeout(remaining_s):
+                result: StepResult = await self.probes.get(step.kind).run(step, ctx)
+        except TimeoutError:
+            result = StepResult.failure(step.name, step.kind, ErrorClass.TIMEOUT,
+                                        f"journey timeout of {journey_timeout_s:g}s reached during this step")
+        except Exception as e:  # a probe must never take the agent down
+            result = StepResult.failure(step.name, step.kind, ErrorClass.INTERNAL, f"{type(e).__name__}: {e}")
+        if not result.duration_ms:
+            result.duration_ms = (time.perf_counter_ns() - t0) / 1e6
+        result.start_ms = start_ms
+        result.step, result.probe = step.name, step.kind
+        if (result.outcome is Outcome.PASSED and step.degraded_latency_s is not None
+                and result.duration_ms > step.degraded_latency_s * 1000):
+            result.outcome = Outcome.DEGRADED
+        result.error_message = self.redact(result.error_message)
+        result.url = self.redact(result.url)
+        return result
+
+    @staticmethod
+    def _journey_outcome(journey: Journey, steps: list[StepResult],
+                         duration_ms: float) -> tuple[Outcome, StepResult | None]:
+        failed = next((s for s in steps if s.outcome is Outcome.FAILED), None)
+        if failed is not None:
+            return Outcome.FAILED, failed
+        slow = journey.slo.latency_s is not None and duration_ms > journey.slo.latency_s * 1000
+        if slow or any(s.outcome is Outcome.DEGRADED for s in steps):
+            return Outcome.DEGRADED, None
+        return Outcome.PASSED, None
+
+    async def close(self) -> None:
+        await self.probes.close()
