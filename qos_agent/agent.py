@@ -16,6 +16,7 @@ from pathlib import Path
 
 from qos_agent.config import load_config
 from qos_agent.errors import ConfigError, SetupError
+from qos_agent.evaluator import Evaluator
 from qos_agent.model import Config, Journey, JourneyResult, Point
 from qos_agent.pipeline import Pipeline
 from qos_agent.placement import select_journeys
@@ -61,6 +62,7 @@ class Agent:
         self.redact = Redactor(config.secrets)
         self.runner = Runner(config, self.redact)
         self.pipeline = Pipeline.from_config(config, self.redact)
+        self.evaluator = Evaluator(config.journeys, config.agent.name)
         self.scheduler = Scheduler(self.journeys(config), self.runner.run, self.on_results,
                                    config.agent.concurrency)
         self.stop_event = asyncio.Event()
@@ -76,6 +78,12 @@ class Agent:
     def on_results(self, results: list[JourneyResult]) -> None:
         self.results_seen += len(results)
         self.pipeline.submit(results)
+        disruptions = self.evaluator.observe(results)
+        if disruptions:
+            for point in disruptions:
+                log.warning("disruption %s: %s in %s: %s (uptime %s)", point.tag("state"), point.tag("journey"),
+                            point.tag("region"), point.field("reason"), "green" if point.field("uptime_ok") else "red")
+            self.pipeline.submit_points(disruptions)
 
     async def run(self, duration_s: float | None = None) -> None:
         ensure_state_dir(self.config)
@@ -85,6 +93,7 @@ class Agent:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop_event.set)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
+        await self.runner.probes.start(self.scheduler.journeys.values())
         self.pipeline.start()
         self.scheduler.start()
         selected = len(self.scheduler.journeys)
@@ -121,6 +130,7 @@ class Agent:
         self.config = config
         self.redact.secrets = Redactor(config.secrets).secrets
         self.runner.config = config
+        self.evaluator.update_journeys(config.journeys)
         self.scheduler.replace(self.journeys(config))
         log.info("reloaded %s: %d journeys scheduled", self.config_path, len(self.scheduler.journeys))
 

@@ -55,7 +55,9 @@ async def run_check(config: Config, names: Sequence[str], export: bool = False) 
 
     try:
         Path(config.agent.state_dir).mkdir(parents=True, exist_ok=True)
-        runs = await asyncio.gather(*(one(n) for n in choose(config, names)))
+        chosen = choose(config, names)
+        await runner.probes.start(j for j in config.journeys if j.name in chosen)
+        runs = await asyncio.gather(*(one(n) for n in chosen))
     finally:
         await runner.close()
     results = [r for attempts in runs for r in attempts]

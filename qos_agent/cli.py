@@ -17,7 +17,7 @@ from qos_agent.errors import ConfigError, SetupError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="qos-agent: replays customer journeys and reports what customers feel.")
-out = Console(highlight=False)
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 err = Console(stderr=True, highlight=False)
 
 FileArg = Annotated[Path, typer.Argument(help="journeys file", show_default=True)]
@@ -134,8 +134,8 @@ def report(
     file: Annotated[Path, typer.Option("--file", "-f", help="journeys file that names the store")] = DEFAULT_FILE,
     since: Annotated[str | None, typer.Option(help="only the last e.g. 1h")] = None,
 ) -> None:
-    """What the embedded store holds: per journey × region runs, success, p50/p95/p99."""
-    from qos_agent.report import load_disruptions, load_report, render_report
+    """What the embedded store holds: per journey × region runs, success, p50/p95/p99, disruptions."""
+    from qos_agent.report import show_report
     from qos_agent.storepath import store_path
 
     since_s = _seconds(since, "--since")
@@ -143,9 +143,7 @@ def report(
         path = db or store_path(file)
     except ConfigError as e:
         raise _config_error(e) from None
-    rows = load_report(path, since_s)
-    render_report(rows, out)
-    _ = load_disruptions
+    raise typer.Exit(show_report(path, since_s, out))
 
 
 @app.command("demo-service")

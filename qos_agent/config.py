@@ -17,7 +17,18 @@ from typing import Any
 from qos_agent import registry
 from qos_agent.confignode import Node, Problems, Reader, suggest
 from qos_agent.errors import ConfigError
-from qos_agent.model import AgentConfig, Config, ExporterConfig, Extraction, Journey, JourneyKind, Location, Slo, Step
+from qos_agent.model import (
+    AgentConfig,
+    Config,
+    DisruptionRules,
+    ExporterConfig,
+    Extraction,
+    Journey,
+    JourneyKind,
+    Location,
+    Slo,
+    Step,
+)
 from qos_agent.plugin import LoadContext
 from qos_agent.points import RESERVED_TAGS
 from qos_agent.templating import names_in
@@ -25,9 +36,10 @@ from qos_agent.yamlload import load_nodes
 
 TOP_KEYS = ("version", "agent", "defaults", "variables", "exporters", "journeys")
 AGENT_KEYS = ("region", "name", "interval", "concurrency", "browser_concurrency", "state_dir", "listen", "shard")
-DEFAULT_KEYS = ("timeout", "retries", "headers", "journey_timeout")
+DEFAULT_KEYS = ("timeout", "retries", "headers", "journey_timeout", "disruption")
+DISRUPTION_KEYS = ("open_after", "close_after", "window", "min_failures", "min_runs")
 JOURNEY_KEYS = ("name", "description", "kind", "interval", "regions", "tags", "slo", "variables", "steps",
-                "retries", "timeout", "headers")
+                "retries", "timeout", "headers", "disruption")
 STEP_KEYS = ("name", "timeout", "always_run", "degraded_latency", "extract")
 EXTRACT_SOURCES = ("json", "header", "regex", "cookie")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -171,6 +183,20 @@ class _Parser:
             retries=r.int("retries", defaults.int("retries", 0, maximum=10), maximum=10),
             timeout_s=journey_timeout,
             headers=tuple(headers.items()),
+            disruption=self.disruption_rules(r.get("disruption"), self.disruption_rules(defaults.get("disruption"))),
+        )
+
+    def disruption_rules(self, node: Node | None, base: DisruptionRules | None = None) -> DisruptionRules:
+        base = base or DisruptionRules()
+        if node is None:
+            return base
+        r = Reader(node, self.problems, DISRUPTION_KEYS, "disruption")
+        return DisruptionRules(
+            open_after=r.int("open_after", base.open_after, minimum=1, maximum=100),
+            close_after=r.int("close_after", base.close_after, minimum=1, maximum=100),
+            window_s=r.duration("window", base.window_s),
+            min_failures=r.int("min_failures", base.min_failures, minimum=1, maximum=10_000),
+            min_runs=r.int("min_runs", base.min_runs, minimum=1, maximum=10_000),
         )
 
     def name(self, r: Reader, what: str) -> str:
@@ -273,7 +299,8 @@ class _Parser:
         if node is None:
             return ()
         if not node.is_map:
-            self.problems.add(node.loc, "'extract' must map names to sources", 'write extract: {token: {json: "$.token"}}')
+            self.problems.add(node.loc, "'extract' must map names to sources",
+                              'write extract: {token: {json: "$.token"}}')
             return ()
         out = []
         for name, source in node.items():
@@ -294,13 +321,13 @@ class _Parser:
         if node is None or not expr:
             return
         if source == "json":
-            from jsonpath_ng.exceptions import JsonPathParserError
-            from jsonpath_ng.ext import parse as jsonpath
+            from jsonpath_ng.ext.parser import parse as jsonpath
 
             try:
                 jsonpath(expr)
-            except (JsonPathParserError, Exception) as e:
-                self.problems.add(node.loc, f"invalid JSONPath {expr!r}: {e}", 'write e.g. "$.token" or "$.items[0].id"')
+            except Exception as e:  # jsonpath-ng raises several types for a bad path
+                self.problems.add(node.loc, f"invalid JSONPath {expr!r}: {e}",
+                                  'write e.g. "$.token" or "$.items[0].id"')
         elif source == "regex":
             try:
                 re.compile(expr)
@@ -311,7 +338,8 @@ class _Parser:
     def exporters(self, node: Node | None, load: LoadContext) -> list[ExporterConfig]:
         types = registry.exporter_types()
         if node is None:
-            default = Node({"type": Node(DEFAULT_SQLITE, Location(str(self.path), 1, 1))}, Location(str(self.path), 1, 1))
+            top = Location(str(self.path), 1, 1)
+            default = Node({"type": Node(DEFAULT_SQLITE, top)}, top)
             return [ExporterConfig(DEFAULT_SQLITE, self.exporter_spec(DEFAULT_SQLITE, default, load), default.loc)]
         if not node.is_list:
             self.problems.add(node.loc, "'exporters' must be a list", "write '- type: sqlite' items")

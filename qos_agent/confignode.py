@@ -7,6 +7,8 @@ once instead of stopping at the first.
 
 from __future__ import annotations
 
+import builtins
+import contextlib
 import difflib
 import re
 from collections.abc import Iterable, Iterator
@@ -136,7 +138,7 @@ def parse_ratio(value: Scalar) -> float | None:
 class Reader:
     """Reads one mapping node: unknown keys, missing keys and wrong types become problems."""
 
-    def __init__(self, node: Node, problems: Problems, allowed: Iterable[str], what: str,
+    def __init__(self, node: Node, problems: Problems, allowed: Iterable[builtins.str], what: builtins.str,
                  required: Iterable[str] = ()) -> None:
         self.node = node
         self.problems = problems
@@ -154,16 +156,16 @@ class Reader:
             if key not in node.value:
                 problems.add(node.loc, f"{what} needs '{key}'", f"add '{key}: ...'")
 
-    def has(self, key: str) -> bool:
+    def has(self, key: builtins.str) -> builtins.bool:
         return self.ok and key in self.node.value
 
-    def get(self, key: str) -> Node | None:
+    def get(self, key: builtins.str) -> Node | None:
         return self.node.get(key) if self.ok else None
 
-    def bad(self, key: str, n: Node, what: str, fix: str) -> None:
+    def bad(self, key: builtins.str, n: Node, what: builtins.str, fix: builtins.str) -> None:
         self.problems.add(n.loc, f"'{key}' {what}", fix)
 
-    def str(self, key: str, default: str = "") -> str:
+    def str(self, key: builtins.str, default: builtins.str = "") -> builtins.str:
         n = self.get(key)
         if n is None:
             return default
@@ -174,7 +176,7 @@ class Reader:
         self.bad(key, n, "must be a non-empty string", f"write e.g. {key}: some-text")
         return default
 
-    def bool(self, key: str, default: bool = False) -> bool:
+    def bool(self, key: builtins.str, default: builtins.bool = False) -> builtins.bool:
         n = self.get(key)
         if n is None:
             return default
@@ -185,7 +187,8 @@ class Reader:
         self.bad(key, n, "must be true or false", f"write {key}: true")
         return default
 
-    def int(self, key: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
+    def int(self, key: builtins.str, default: builtins.int, minimum: builtins.int = 0,
+            maximum: builtins.int | None = None) -> builtins.int:
         n = self.get(key)
         if n is None:
             return default
@@ -198,22 +201,20 @@ class Reader:
             return default
         return v
 
-    def number(self, key: str, default: float | None) -> float | None:
+    def number(self, key: builtins.str, default: float | None) -> float | None:
         n = self.get(key)
         if n is None:
             return default
         v = n.value
         if isinstance(v, str):
-            try:
+            with contextlib.suppress(ValueError):
                 v = float(v)
-            except ValueError:
-                pass
         if isinstance(v, bool) or not isinstance(v, int | float):
             self.bad(key, n, "must be a number", f"write e.g. {key}: 1.5")
             return default
         return float(v)
 
-    def duration(self, key: str, default: float) -> float:
+    def duration(self, key: builtins.str, default: float) -> float:
         n = self.get(key)
         if n is None:
             return default
@@ -223,7 +224,7 @@ class Reader:
             return default
         return secs
 
-    def ratio(self, key: str, default: float) -> float:
+    def ratio(self, key: builtins.str, default: float) -> float:
         n = self.get(key)
         if n is None:
             return default
@@ -233,7 +234,7 @@ class Reader:
             return default
         return v
 
-    def str_list(self, key: str) -> tuple[str, ...]:
+    def str_list(self, key: builtins.str) -> tuple[builtins.str, ...]:
         n = self.get(key)
         if n is None:
             return ()
@@ -244,14 +245,14 @@ class Reader:
         self.bad(key, n, "must be a list of strings", f"write {key}: [a, b]")
         return ()
 
-    def str_map(self, key: str) -> dict[str, str]:
+    def str_map(self, key: builtins.str) -> dict[builtins.str, builtins.str]:
         n = self.get(key)
         if n is None:
             return {}
         if not n.is_map:
             self.bad(key, n, "must be a mapping of names to values", f"write {key}: {{name: value}}")
             return {}
-        out: dict[str, str] = {}
+        out: dict[builtins.str, builtins.str] = {}
         for k, v in n.items():
             if isinstance(v.value, bool) or v.value is None or isinstance(v.value, dict | list):
                 self.problems.add(v.loc, f"'{key}.{k}' must be a string or a number", f"write {k}: \"text\"")
@@ -259,7 +260,8 @@ class Reader:
                 out[k] = str(v.value)
         return out
 
-    def choice(self, key: str, choices: Iterable[str], default: str) -> str:
+    def choice(self, key: builtins.str, choices: Iterable[builtins.str],
+               default: builtins.str) -> builtins.str:
         value = self.str(key, default)
         choices = list(choices)
         n = self.get(key)

@@ -92,6 +92,17 @@ class Slo:
 
 
 @dataclass(frozen=True, slots=True)
+class DisruptionRules:
+    """When the evaluator opens and closes a disruption (see qos_agent/evaluator.py)."""
+
+    open_after: int = 2  # consecutive failed runs
+    close_after: int = 3  # consecutive good runs
+    window_s: float = 1800.0  # the rolling window of the slow and latency rules
+    min_failures: int = 3  # failures the window must hold before the slow rule may open
+    min_runs: int = 10  # runs the window must hold before the latency rule may open
+
+
+@dataclass(frozen=True, slots=True)
 class Journey:
     name: str
     steps: tuple[Step, ...]
@@ -106,6 +117,7 @@ class Journey:
     retries: int = 0
     timeout_s: float = 60.0  # the whole run sits under this
     headers: tuple[tuple[str, str], ...] = ()  # defaults.headers, sent by every HTTP step
+    disruption: DisruptionRules = field(default_factory=DisruptionRules)
 
     def runs_in(self, region: str) -> bool:
         return not self.regions or region in self.regions

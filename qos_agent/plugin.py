@@ -56,6 +56,7 @@ class Exporter(Protocol):
     """One sink. `write` gets points of the metrics schema; `close` flushes."""
 
     type: ClassVar[str]
+    spooled: ClassVar[bool]  # True for network sinks: they write through the durable spool
 
     @classmethod
     def from_config(cls, node: Node, problems: Problems, load: LoadContext) -> Any: ...

@@ -17,11 +17,13 @@ log = logging.getLogger(__name__)
 
 BUILTIN_PROBES = {
     "http": "probes.http:HttpProbe",
+    "browser": "probes.browser:BrowserProbe",
 }
 BUILTIN_EXPORTERS = {
     "sqlite": "exporters.sqlite:SqliteExporter",
     "jsonl": "exporters.jsonl:JsonlExporter",
     "junit": "exporters.junit:JunitExporter",
+    "influxdb": "exporters.influxdb:InfluxDBExporter",
 }
 
 

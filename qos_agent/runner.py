@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from qos_agent.plugin import RunContext
 from qos_agent.secrets import Redactor
 
 RETRY_PAUSE_S = 0.25
+HEAVY_KINDS = frozenset({"browser"})  # runs with such steps also take a slot of agent.browser_concurrency
 
 
 class ProbeSet:
@@ -35,6 +37,13 @@ class ProbeSet:
         if kind not in self._probes:
             self._probes[kind] = registry.probe_class(kind)()
         return self._probes[kind]
+
+    async def start(self, journeys: Iterable[Journey]) -> None:
+        """Let each probe in use check its setup (a browser present) before the first run."""
+        for kind in sorted({s.kind for j in journeys for s in j.steps}):
+            start = getattr(self.get(kind), "start", None)
+            if start is not None:
+                await start()
 
     async def close(self) -> None:
         for probe in self._probes.values():
@@ -64,12 +73,18 @@ class Runner:
         self.probes = probes or ProbeSet()
         self.state_dir = Path(config.agent.state_dir)
         self._unique_ms = _UniqueMs()
+        self.browser_slots = asyncio.Semaphore(config.agent.browser_concurrency)
 
     async def run(self, journey: Journey) -> list[JourneyResult]:
         """Every attempt of one scheduled run; the last one is final."""
         results: list[JourneyResult] = []
+        heavy = any(s.kind in HEAVY_KINDS for s in journey.steps)
         for attempt in range(1, journey.retries + 2):
-            result = await self.run_once(journey, attempt)
+            if heavy:
+                async with self.browser_slots:
+                    result = await self.run_once(journey, attempt)
+            else:
+                result = await self.run_once(journey, attempt)
             results.append(result)
             if result.outcome.ok:
                 break

@@ -1,6 +1,8 @@
 """Runs each journey every `interval`, spread so that agents (and journeys) never fire in lockstep.
 
 Each journey starts at a random offset within its interval and every tick gets a little jitter.
+The jitter only ever shortens a gap (ticks come between interval − jitter and interval apart), so
+two runs are never more than one interval apart and a hard fault is seen within two intervals.
 A journey never has two runs at once: a tick that would overlap is skipped and counted. A global
 semaphore caps runs in flight. Lag (how late a run started against its plan) is measured, because
 a sample taken while the agent itself lagged measures the agent, not the target.
@@ -20,7 +22,7 @@ from qos_agent.model import Journey, JourneyResult
 
 log = logging.getLogger(__name__)
 
-JITTER_SHARE = 0.05  # each tick moves by up to ±5 % of the interval...
+JITTER_SHARE = 0.05  # each tick comes up to 5 % of the interval early...
 JITTER_MAX_S = 2.0  # ...and never more than 2 s
 LAG_WINDOW = 1024
 
@@ -95,7 +97,7 @@ class Scheduler:
             else:
                 self._runs[name] = asyncio.create_task(self._run(journey, planned), name=f"run-{name}")
             jitter = min(JITTER_SHARE * journey.interval_s, JITTER_MAX_S)
-            planned += journey.interval_s + self.rng.uniform(-jitter, jitter)
+            planned += journey.interval_s - self.rng.uniform(0, jitter)
 
     async def _run(self, journey: Journey, planned: float) -> None:
         loop = asyncio.get_running_loop()

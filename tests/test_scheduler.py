@@ -37,13 +37,13 @@ async def test_runs_every_interval_with_spread_start() -> None:
     await s.stop(grace_s=1.0)
     firsts = sorted(v[0] for v in starts.values())
     assert len(firsts) == 20
-    assert firsts[0] < 0.2 and firsts[-1] < 0.25  # every journey starts within its first interval...
+    assert firsts[0] < 0.2 and firsts[-1] < 0.3  # every journey starts within its first interval...
     assert firsts[-1] - firsts[0] > 0.1  # ...at spread offsets, not in lockstep
     for times in starts.values():
         gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
-        assert all(0.17 < g < 0.25 for g in gaps), gaps  # interval ± jitter (5 %) ± timer slack
+        assert all(0.185 < g < 0.3 for g in gaps), gaps  # interval minus up to 5 % jitter, plus timer slack
     assert len(got) == sum(len(v) for v in starts.values())
-    assert s.stats.lag_p99_ms() < 50
+    assert s.stats.lag_p99_ms() < 100
 
 
 async def test_overlapping_tick_is_skipped_and_counted() -> None:

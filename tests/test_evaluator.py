@@ -1,0 +1,83 @@
+"""Detection quality of the evaluator, on a simulated clock (figures printed, see docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import random
+
+from bench.detection_sim import (
+    INTERVAL_S,
+    flapping_disruptions,
+    hard_fault_trial,
+    healthy_noise_disruptions,
+    run,
+    sim_journey,
+)
+from qos_agent.evaluator import Evaluator
+from qos_agent.model import JourneyKind
+
+
+def test_hard_fault_opens_within_two_intervals_in_every_trial() -> None:
+    rng = random.Random(42)
+    trials = [hard_fault_trial(rng) for _ in range(200)]
+    delays = [t.detected_after_s for t in trials]
+    assert all(d is not None for d in delays)
+    worst = max(d for d in delays if d is not None)
+    print(f"\nhard fault: 200/200 detected; worst {worst:.1f}s = {worst / INTERVAL_S:.2f} intervals")
+    assert worst <= 2 * INTERVAL_S  # two runs, never more than an interval apart
+    assert all(t.opens == 1 for t in trials)  # one disruption per fault, however long it lasts
+    assert all(t.uptime_ok for t in trials)  # uptime stayed green: a hidden disruption
+
+
+def test_no_false_disruptions_in_healthy_noise() -> None:
+    rng = random.Random(7)
+    total_opens = total_failures = 0
+    for _ in range(20):
+        opens, failures = healthy_noise_disruptions(rng)
+        total_opens += opens
+        total_failures += failures
+    print(f"\nhealthy: 20,000 runs, ±30% latency, {total_failures} isolated failures -> {total_opens} disruptions")
+    assert total_failures > 5  # the noise really contained failures
+    assert total_opens == 0
+
+
+def test_flapping_target_is_one_disruption() -> None:
+    opens, closes = flapping_disruptions(random.Random(3))
+    print(f"\nflapping every other run for 200 runs: {opens} disruption(s), closed {closes}")
+    assert (opens, closes) == (1, 1)
+
+
+def test_latency_rule_opens_and_good_runs_close() -> None:
+    journey = sim_journey()
+    ev = Evaluator([journey], "sim")
+    states = []
+    for i in range(30):
+        latency = 3000.0 if i < 15 else 500.0
+        states += [(i, p.tag("state"), p.field("reason")) for p in ev.observe([run(journey, i * 60_000, True, latency)])]
+    assert states[0][0] == 9 and states[0][1] == "open" and "p95" in str(states[0][2])
+    assert states[1][0] == 17 and states[1][1] == "close"
+
+
+def test_uptime_failure_during_disruption_makes_it_visible() -> None:
+    journey, uptime = sim_journey(), sim_journey("uptime", JourneyKind.UPTIME)
+    ev = Evaluator([journey, uptime], "sim")
+    ev.observe([run(uptime, 0, True, 10)])
+    points = []
+    for i in range(1, 4):
+        points += ev.observe([run(journey, i * 60_000, False, 10)])
+    ev.observe([run(uptime, 200_000, False, 10)])
+    for i in range(4, 8):
+        points += ev.observe([run(journey, i * 60_000, True, 10)])
+    opened, closed = points
+    assert opened.field("uptime_ok") is True
+    assert closed.field("uptime_ok") is False
+    assert closed.field("hidden_minutes") == 1.0  # from the open (2 min) to the uptime failure (3.3 min)
+
+
+def test_regions_are_separate() -> None:
+    journey = sim_journey()
+    ev = Evaluator([journey], "sim")
+    points = []
+    for i in range(4):
+        points += ev.observe([run(journey, i * 60_000, False, 10, region="ap-south"),
+                              run(journey, i * 60_000, True, 10, region="eu-west")])
+    assert [p.tag("region") for p in points] == ["ap-south"]
