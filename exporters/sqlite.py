@@ -9,6 +9,7 @@ never changes thread, and the event loop never blocks on disk.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 import time
@@ -179,7 +180,7 @@ class SqliteExporter:
     def _write_sync(self, points: list[Point]) -> None:
         conn = self._connection()
         rows = [row_of(p) for p in points]
-        conn.execute("BEGIN")
+        conn.execute("BEGIN IMMEDIATE")  # take the write lock up front: waits politely for other writers
         try:
             conn.executemany(INSERT, rows)
             conn.execute("COMMIT")
@@ -200,7 +201,10 @@ class SqliteExporter:
     def _close_sync(self) -> None:
         if self._conn is not None:
             try:
-                self._conn.execute("PRAGMA optimize")
+                # Optional upkeep: with other agents writing the same store it may find the file
+                # busy; skipping it loses nothing.
+                with contextlib.suppress(sqlite3.OperationalError):
+                    self._conn.execute("PRAGMA optimize")
             finally:
                 self._conn.close()
                 self._conn = None

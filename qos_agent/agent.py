@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from qos_agent.config import load_config
@@ -71,6 +72,7 @@ class Agent:
         self.reloads = 0
         self.results_seen = 0
         self._log_filter = RedactingFilter(self.redact)
+        self.listeners: list[Callable[[list[JourneyResult], list[Point]], None]] = []  # e.g. the live demo view
 
     def journeys(self, config: Config) -> list[Journey]:
         return select_journeys(config.journeys, config.agent)
@@ -84,15 +86,20 @@ class Agent:
                 log.warning("disruption %s: %s in %s: %s (uptime %s)", point.tag("state"), point.tag("journey"),
                             point.tag("region"), point.field("reason"), "green" if point.field("uptime_ok") else "red")
             self.pipeline.submit_points(disruptions)
+        for listener in self.listeners:
+            listener(results, disruptions)
 
-    async def run(self, duration_s: float | None = None) -> None:
+    async def run(self, duration_s: float | None = None, handle_signals: bool = True) -> None:
+        """Until SIGTERM/SIGINT (or duration_s); `handle_signals=False` when several agents share a process."""
         ensure_state_dir(self.config)
         for handler in logging.getLogger().handlers:
             handler.addFilter(self._log_filter)
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.stop_event.set)
-        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP) if handle_signals else ()
+        if handle_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.stop_event.set)
+            loop.add_signal_handler(signal.SIGHUP, self.reload)
         await self.runner.probes.start(self.scheduler.journeys.values())
         self.pipeline.start()
         self.scheduler.start()
@@ -112,7 +119,7 @@ class Agent:
             self.pipeline.submit_points([self.self_point()])
             await self.runner.close()
             await self.pipeline.close()
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            for sig in signals:
                 loop.remove_signal_handler(sig)
             for handler in logging.getLogger().handlers:
                 handler.removeFilter(self._log_filter)

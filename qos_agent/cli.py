@@ -146,6 +146,27 @@ def report(
     raise typer.Exit(show_report(path, since_s, out))
 
 
+@app.command()
+def demo(
+    state_dir: Annotated[Path, typer.Option(help="where the shared store goes")] = Path(".qos-agent-demo"),
+    interval: Annotated[str, typer.Option(help="each journey's interval")] = "3s",
+    fault_at: Annotated[str, typer.Option(help="when ap-south's checkout breaks")] = "20s",
+    heal_at: Annotated[str, typer.Option(help="when it heals")] = "45s",
+) -> None:
+    """Three regions, a fault in one region's checkout while /health stays green, and what uptime missed."""
+    from qos_agent.demo_live import Timeline, run_demo
+    from qos_agent.report import show_report
+
+    timeline = Timeline(interval_s=_seconds(interval, "--interval") or 3.0,
+                        fault_at_s=_seconds(fault_at, "--fault-at") or 20.0,
+                        heal_at_s=_seconds(heal_at, "--heal-at") or 45.0)
+    timeline.end_at_s = timeline.heal_at_s + 10 * timeline.interval_s
+    logging.getLogger().setLevel(logging.ERROR)  # the live view tells the story
+    db = asyncio.run(run_demo(state_dir.resolve(), timeline, out))
+    out.print()
+    raise typer.Exit(show_report(db, None, out))
+
+
 @app.command("demo-service")
 def demo_service(
     port: Annotated[int, typer.Option(help="port on 127.0.0.1 (0: any free one)")] = 8080,

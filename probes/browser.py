@@ -1,0 +1,181 @@
+"""The `browser` step: actions in real headless Chromium, measured as the customer sees the page.
+
+One browser per agent (`BrowserHost`: Debian's chromium, env `QOS_CHROMIUM` to point elsewhere),
+one context and page per journey run (`BrowserSession`), shared by the run's browser steps and
+exchanging cookies with the run's HTTP steps. A failed step leaves a screenshot and a trace under
+`state_dir/artifacts/<journey>/<run_id>/`. `run` never raises (cancellation aside): a crash, a hang
+or a broken page becomes a classified result, and the next run gets a fresh browser.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar
+
+from probes.browser_actions import ActionFailed, ActionRunner, holds_secret, typed_value
+from probes.browser_artifacts import free_path, prune
+from probes.browser_config import BrowserSpec, parse_browser
+from probes.browser_launch import BrowserHost
+from probes.browser_session import BrowserSession
+from probes.browser_vitals import StepCounters, collect
+from qos_agent.confignode import Node, Problems
+from qos_agent.errors import SetupError
+from qos_agent.model import ErrorClass, Outcome, Step, StepResult
+from qos_agent.plugin import LoadContext, RunContext
+
+RESOURCE = "browser"
+GRACE_S = 3.0  # past the step's timeout, Playwright has not answered: the browser hangs
+ARTIFACT_TIMEOUT_S = 10.0
+
+
+class BrowserProbe:
+    kind: ClassVar[str] = "browser"
+    step_keys: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, executable: str | None = None) -> None:
+        self.host = BrowserHost(executable)
+
+    @classmethod
+    def from_config(cls, step: Node, problems: Problems, load: LoadContext) -> BrowserSpec:
+        return parse_browser(step, problems)
+
+    @classmethod
+    def provides(cls, spec: Any) -> set[str]:
+        return spec.provides() if isinstance(spec, BrowserSpec) else set()
+
+    async def start(self) -> None:
+        """Before the first run: the browser must exist and launch (SetupError names the fix)."""
+        self.host.check()
+        try:
+            await self.host.browser()
+        except SetupError:
+            raise
+        except Exception as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise SetupError(f"chromium at {self.host.executable} did not start: {first}") from None
+
+    async def close(self) -> None:
+        await self.host.close()
+
+    def _maker(self, ctx: RunContext) -> Callable[[], Awaitable[tuple[BrowserSession, Callable[[], Awaitable[None]]]]]:
+        async def make() -> tuple[BrowserSession, Callable[[], Awaitable[None]]]:
+            session = await BrowserSession.open(self.host, ctx)
+            return session, session.close
+
+        return make
+
+    async def run(self, step: Step, ctx: RunContext) -> StepResult:
+        spec: BrowserSpec = step.spec
+        result = StepResult(step=step.name, probe=self.kind, outcome=Outcome.PASSED,
+                            start_ms=time.time_ns() // 1_000_000)
+        try:
+            session = await ctx.resource(RESOURCE, self._maker(ctx))
+        except SetupError as e:
+            return _fail(result, ctx, ErrorClass.BROWSER, str(e))
+        except Exception as e:  # a launch that failed or a browser that does not answer
+            await self.host.discard()
+            return _fail(result, ctx, ErrorClass.BROWSER, f"could not open a browser page: {_first_line(e)}")
+        if not session.alive:
+            return _fail(result, ctx, ErrorClass.BROWSER, "the browser closed or crashed earlier in this run")
+        runner = ActionRunner(session.page, ctx, session.guard.secret_selectors)
+        counters = StepCounters()
+        try:
+            async with asyncio.timeout(step.timeout_s + GRACE_S):
+                await session.bridge.to_browser()
+                session.watch.reset()
+                await self._actions(step, spec, session, runner, ctx, result)
+        except TimeoutError:
+            session.broken = True
+            result.outcome, result.error = Outcome.FAILED, ErrorClass.BROWSER
+            result.error_message = f"the browser did not answer within {step.timeout_s + GRACE_S:g}s; restarting it"
+            await self.host.discard(session.browser)
+        except ActionFailed as f:
+            result.outcome, result.error, result.error_message = Outcome.FAILED, f.error, f.message
+        except Exception as e:  # cookie sync on a dying browser, and the like
+            result.outcome, result.error = Outcome.FAILED, ErrorClass.BROWSER
+            result.error_message = _first_line(e)
+        if not session.alive:
+            session.broken = True
+            if result.outcome is Outcome.FAILED and "closed or crashed" not in result.error_message:
+                result.error_message += " (the browser closed or crashed)"
+        else:
+            counters = await self._measure(session, result)
+        self._finish(spec, result, runner, counters)
+        if result.outcome is Outcome.FAILED and session.alive:
+            await self._failure_artifacts(step, session, runner)
+        result.artifacts = runner.artifacts
+        result.extracted = runner.extracted
+        if result.artifacts:
+            await asyncio.to_thread(prune, ctx.state_dir / "artifacts", ctx.artifacts_dir)
+        result.error_message = ctx.redact(result.error_message)
+        result.url = ctx.redact(result.url)
+        return result
+
+    async def _actions(self, step: Step, spec: BrowserSpec, session: BrowserSession, runner: ActionRunner,
+                       ctx: RunContext, result: StepResult) -> None:
+        t0 = time.perf_counter_ns()
+        deadline = time.monotonic() + step.timeout_s
+        try:
+            for action in spec.actions:
+                typed = typed_value(action, ctx)
+                secret = holds_secret(typed, ctx)
+                await session.guard.before(ctx.render(action.selector) if secret else None)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ActionFailed(ErrorClass.TIMEOUT, f"action {action.index} ({action.label}): "
+                                       f"step timeout of {step.timeout_s:g}s reached")
+                limit = min(action.timeout_s, remaining) if action.timeout_s else remaining
+                await runner.run(action, limit * 1000)
+        finally:
+            result.duration_ms = round((time.perf_counter_ns() - t0) / 1e6, 3)
+
+    @staticmethod
+    async def _measure(session: BrowserSession, result: StepResult) -> StepCounters:
+        """Timings and counts, then the page's cookies back into the jar (also after a failure)."""
+        counters = session.watch.reset()
+        try:
+            async with asyncio.timeout(ARTIFACT_TIMEOUT_S):
+                await collect(session.page, counters, result.phases, result.metrics)
+                await session.bridge.to_jar()
+                result.url = session.page.url
+        except Exception:
+            pass  # best effort: the step's outcome stands
+        return counters
+
+    @staticmethod
+    def _finish(spec: BrowserSpec, result: StepResult, runner: ActionRunner, counters: StepCounters) -> None:
+        result.bytes = counters.bytes
+        result.status_code = counters.document_status or runner.nav_status
+        if result.outcome is Outcome.PASSED and spec.fail_on_http_errors and counters.failed:
+            more = f" (+{len(counters.failed) - 1} more)" if len(counters.failed) > 1 else ""
+            result.outcome, result.error = Outcome.FAILED, ErrorClass.STATUS
+            result.error_message = f"{len(counters.failed)} failed request(s): {counters.failed[0]}{more}"
+        elif result.outcome is Outcome.FAILED and counters.notes:
+            result.error_message += f"; page error: {counters.notes[0]}"
+
+    @staticmethod
+    async def _failure_artifacts(step: Step, session: BrowserSession, runner: ActionRunner) -> None:
+        """Screenshot (secret inputs masked) and the trace so far, when tracing was on."""
+        directory = runner.ctx.artifacts_dir
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(ARTIFACT_TIMEOUT_S):
+                await runner.screenshot(step.name, 5000)
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(ARTIFACT_TIMEOUT_S):
+                directory.mkdir(parents=True, exist_ok=True)
+                path = free_path(directory, "trace", ".zip")
+                if await session.guard.save(path):
+                    runner.artifacts["trace"] = str(path)
+
+
+def _fail(result: StepResult, ctx: RunContext, error: ErrorClass, message: str) -> StepResult:
+    result.outcome, result.error, result.error_message = Outcome.FAILED, error, ctx.redact(message)
+    return result
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:300] if text else type(e).__name__

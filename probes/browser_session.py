@@ -1,0 +1,77 @@
+"""A journey run's browser side: one context and one page, shared by the run's browser steps.
+
+Made on the first browser step (`ctx.resource`), closed after the run whatever happened; a context
+that does not close in time means a hung browser, which is then killed so the next run relaunches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+
+from playwright.async_api import Browser, BrowserContext, Page
+
+from probes.browser_cookies import CookieBridge
+from probes.browser_launch import CLOSE_TIMEOUT_S, BrowserHost
+from probes.browser_trace import TraceGuard
+from probes.browser_vitals import INIT_SCRIPT, PageWatch
+from qos_agent.plugin import RunContext
+
+OPEN_TIMEOUT_S = 15.0
+REGION_HEADER = "X-QoS-Region"
+AGENT_HEADER = "X-QoS-Agent"
+
+
+def tracing_enabled() -> bool:
+    """`QOS_BROWSER_TRACE=off` turns failure traces off (screenshots stay)."""
+    return os.environ.get("QOS_BROWSER_TRACE", "on").lower() not in ("off", "0", "false", "no")
+
+
+class BrowserSession:
+    def __init__(self, host: BrowserHost, browser: Browser, context: BrowserContext, page: Page,
+                 watch: PageWatch, guard: TraceGuard, bridge: CookieBridge) -> None:
+        self.host = host
+        self.browser = browser
+        self.context = context
+        self.page = page
+        self.watch = watch
+        self.guard = guard
+        self.bridge = bridge
+        self.broken = False  # crashed or hung: later steps of the run fail at once
+
+    @property
+    def alive(self) -> bool:
+        return not self.broken and self.browser.is_connected() and not self.watch.crashed
+
+    @classmethod
+    async def open(cls, host: BrowserHost, ctx: RunContext) -> BrowserSession:
+        browser = await host.browser()
+        async with asyncio.timeout(OPEN_TIMEOUT_S):
+            context = await browser.new_context(
+                extra_http_headers={REGION_HEADER: ctx.region, AGENT_HEADER: ctx.agent})
+            try:
+                await context.add_init_script(INIT_SCRIPT)
+                guard = TraceGuard(context, tracing_enabled())
+                await guard.start()
+                page = await context.new_page()
+                watch = PageWatch(page)
+                page.on("domcontentloaded", lambda _: guard.document_loaded())
+                await watch.attach_network()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await context.close()
+                raise
+        return cls(host, browser, context, page, watch, guard, CookieBridge(ctx.cookie_jar, context))
+
+    async def close(self) -> None:
+        """Discard the trace and close the context; a browser that does not answer is killed."""
+        if not self.browser.is_connected():
+            return
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                if not self.broken:
+                    await self.guard.stop()
+                await self.context.close()
+        except Exception:
+            await self.host.discard(self.browser)

@@ -1,0 +1,167 @@
+"""The `http:` and `expect:` keys of a step, parsed once into frozen specs with located problems.
+
+Templates (`{{ name }}`) are kept as written: the probe renders them per run, never here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from yarl import URL
+
+from probes.assertions import Check, parse_header_checks, parse_json_checks
+from qos_agent.confignode import Node, Problems, Reader, suggest
+from qos_agent.templating import has_template
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+HTTP_KEYS = ("method", "url", "headers", "params", "json", "body", "form", "verify_tls",
+             "max_redirects", "max_body", "follow_redirects")
+EXPECT_KEYS = ("status", "latency", "json", "body_contains", "headers")
+DEFAULT_MAX_BODY = 10 * 1024 * 1024
+
+_SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$", re.IGNORECASE)
+_SIZE_UNIT = {"b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2, "gb": 1000**3, "gib": 1024**3}
+
+
+@dataclass(frozen=True, slots=True)
+class ExpectSpec:
+    status: tuple[int, ...] = ()  # empty: any 2xx or 3xx
+    latency_s: float | None = None
+    json: tuple[Check, ...] = ()
+    body_contains: tuple[str, ...] = ()
+    headers: tuple[Check, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSpec:
+    url: str
+    method: str = "GET"
+    headers: tuple[tuple[str, str], ...] = ()
+    params: tuple[tuple[str, str], ...] = ()
+    json: Any = None
+    has_json: bool = False  # `json: null` is a body too
+    body: str | None = None
+    form: tuple[tuple[str, str], ...] | None = None
+    verify_tls: bool = True
+    max_redirects: int = 10
+    follow_redirects: bool = True
+    max_body: int = DEFAULT_MAX_BODY
+    expect: ExpectSpec = field(default_factory=ExpectSpec)
+
+
+def parse_size(value: Any) -> int | None:
+    """`10MiB`, `512KiB`, `1MB` or a whole number of bytes."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value > 0 else None
+    if not isinstance(value, str) or not (m := _SIZE.match(value)):
+        return None
+    size = int(m.group(1)) * _SIZE_UNIT[(m.group(2) or "b").lower()]
+    return size if size > 0 else None
+
+
+def _url(r: Reader, problems: Problems) -> str:
+    n = r.get("url")
+    url = r.str("url")
+    if n is None or not url:
+        return url
+    if url.startswith("{{") and has_template(url):
+        return url
+    if not url.startswith(("http://", "https://")):
+        problems.add(n.loc, f"'url' must start with http:// or https://, not {url[:40]!r}",
+                     'write url: "https://host/path" or url: "{{ base }}/path"')
+        return url
+    if not has_template(url):
+        try:
+            ok = bool(URL(url).host)
+        except ValueError:
+            ok = False
+        if not ok:
+            problems.add(n.loc, f"'url' is not a valid URL: {url!r}", "write url: https://host/path")
+    return url
+
+
+def _method(r: Reader, problems: Problems) -> str:
+    n = r.get("method")
+    method = r.str("method", "GET").upper()
+    if n is not None and method not in METHODS:
+        problems.add(n.loc, f"unknown HTTP method '{n.value}'", suggest(method, METHODS))
+        return "GET"
+    return method
+
+
+def _status(n: Node, problems: Problems) -> tuple[int, ...]:
+    items = n.value if n.is_list else [n]
+    out = []
+    for item in items:
+        v = item.value
+        if isinstance(v, str) and v.strip().isdigit():
+            v = int(v)
+        if isinstance(v, bool) or not isinstance(v, int) or not 100 <= v <= 599:
+            problems.add(item.loc, f"'expect.status' must be a status code 100..599, not {item.value!r}",
+                         "write status: 200 or status: [200, 204]")
+            continue
+        out.append(v)
+    return tuple(out)
+
+
+def parse_expect(node: Node | None, problems: Problems) -> ExpectSpec:
+    if node is None:
+        return ExpectSpec()
+    r = Reader(node, problems, EXPECT_KEYS, "expect")
+    if not r.ok:
+        return ExpectSpec()
+    status_node, json_node, headers_node = r.get("status"), r.get("json"), r.get("headers")
+    latency = r.duration("latency", 0.0) if r.has("latency") else None
+    return ExpectSpec(
+        status=_status(status_node, problems) if status_node is not None else (),
+        latency_s=latency or None,
+        json=parse_json_checks(json_node, problems) if json_node is not None else (),
+        body_contains=r.str_list("body_contains"),
+        headers=parse_header_checks(headers_node, problems) if headers_node is not None else (),
+    )
+
+
+def parse_http(step: Node, problems: Problems) -> HttpSpec:
+    """Parse `step.http` and `step.expect`; returns a usable spec even when problems were found."""
+    node = step.get("http")
+    expect = parse_expect(step.get("expect"), problems)
+    if node is None:
+        problems.add(step.loc, "step needs 'http'", "add http: {url: ...}")
+        return HttpSpec(url="", expect=expect)
+    r = Reader(node, problems, HTTP_KEYS, "http", required=("url",))
+    if not r.ok:
+        return HttpSpec(url="", expect=expect)
+    bodies = [k for k in ("json", "body", "form") if r.has(k)]
+    if len(bodies) > 1:
+        problems.add(node.key_loc(bodies[1]), f"'http' has both '{bodies[0]}' and '{bodies[1]}'",
+                     "send one body: json, body or form")
+    json_node = r.get("json")
+    form = r.str_map("form") if r.has("form") else None
+    size_node = r.get("max_body")
+    max_body = DEFAULT_MAX_BODY
+    if size_node is not None:
+        size = parse_size(size_node.value)
+        if size is None:
+            problems.add(size_node.loc, f"'max_body' is not a size: {size_node.value!r}",
+                         "write max_body: 10MiB, 512KiB or a number of bytes")
+        else:
+            max_body = size
+    return HttpSpec(
+        url=_url(r, problems),
+        method=_method(r, problems),
+        headers=tuple(r.str_map("headers").items()),
+        params=tuple(r.str_map("params").items()),
+        json=json_node.plain() if json_node is not None else None,
+        has_json=json_node is not None,
+        body=r.str("body") if r.has("body") else None,
+        form=tuple(form.items()) if form is not None else None,
+        verify_tls=r.bool("verify_tls", True),
+        max_redirects=r.int("max_redirects", 10, minimum=0, maximum=100),
+        follow_redirects=r.bool("follow_redirects", True),
+        max_body=max_body,
+        expect=expect,
+    )
