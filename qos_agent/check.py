@@ -138,7 +138,8 @@ def results_json(results: Sequence[JourneyResult]) -> str:
             "error_message": r.error_message or None,
             "steps": [{"name": s.step, "outcome": str(s.outcome), "duration_ms": round(s.duration_ms, 3),
                        "error": str(s.error) if s.error else None, "error_message": s.error_message or None,
-                       "status_code": s.status_code, "url": s.url or None, **({"artifacts": s.artifacts} if s.artifacts else {})}
+                       "status_code": s.status_code, "url": s.url or None,
+                       **({"artifacts": s.artifacts} if s.artifacts else {})}
                       for s in r.steps],
         })
     return json.dumps({"passed": exit_code(results) == EXIT_OK, "journeys": out}, indent=2)

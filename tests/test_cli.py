@@ -108,7 +108,7 @@ def test_run_until_sigterm_then_report(tmp_path: Path) -> None:
         proc = start("run", str(config), env={"SHOP_URL": demo.url}, cwd=tmp_path)
         time.sleep(4.0)
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
+        _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "stopping" in err and "Traceback" not in err
     db = tmp_path / ".qos-agent" / "qos-results.db"
