@@ -55,9 +55,10 @@ class Disruption:
     start_ms: int
     end_ms: int | None  # None: still open
     reason: str
-    uptime_ok: bool | None  # the plain uptime check was green when it opened: the gap shown
+    uptime_ok: bool | None  # the plain uptime check stayed green all along (the close's verdict when closed)
     success_ratio: float | None
     latency_p95_ms: float | None
+    hidden_minutes: float | None = None  # minutes open while uptime was green (known at close)
 
     def duration_s(self, now_ms: int) -> float:
         return ((self.end_ms if self.end_ms is not None else now_ms) - self.start_ms) / 1000
@@ -171,8 +172,11 @@ def load_disruptions(db_path: str | Path, since_s: float | None = None, *,
                                     latency_p95_ms=float(p95) if isinstance(p95, int | float) else None)
         elif state == "close" and key in open_:
             d = open_.pop(key)
+            uptime, hidden = fields.get("uptime_ok", d.uptime_ok), fields.get("hidden_minutes")
             done.append(Disruption(d.journey, d.region, d.agent, d.start_ms, int(str(time_ms)), d.reason,
-                                   d.uptime_ok, d.success_ratio, d.latency_p95_ms))
+                                   uptime if isinstance(uptime, bool) else None, d.success_ratio,
+                                   d.latency_p95_ms,
+                                   float(hidden) if isinstance(hidden, int | float) else None))
     found = sorted([*done, *open_.values()], key=lambda d: d.start_ms)
     return [d for d in found if cutoff is None or d.end_ms is None or d.end_ms >= cutoff]
 
@@ -211,13 +215,14 @@ def render_report(rows: list[ReportRow], console: Console) -> None:
 def render_disruptions(disruptions: list[Disruption], console: Console, *, now_ms: int | None = None) -> None:
     now = _now_ms() if now_ms is None else now_ms
     table = Table(title="Disruptions", title_justify="left")
-    for name in ("journey", "region", "started", "ended", "duration", "reason", "uptime check"):
+    for name in ("journey", "region", "started", "ended", "duration", "reason", "uptime check", "hidden min"):
         table.add_column(name)
     for d in disruptions:
         ended = "[red]open[/]" if d.end_ms is None else _when(d.end_ms)
         uptime = {True: "[yellow]green (missed it)[/]", False: "red", None: "?"}[d.uptime_ok]
+        hidden = "" if d.hidden_minutes is None else f"{d.hidden_minutes:.1f}"
         table.add_row(d.journey, d.region, _when(d.start_ms), ended, _span(d.duration_s(now)), d.reason,
-                      uptime)
+                      uptime, hidden)
     console.print(table)
 
 
