@@ -167,7 +167,7 @@ class BrowserProbe:
             async with asyncio.timeout(ARTIFACT_TIMEOUT_S):
                 directory.mkdir(parents=True, exist_ok=True)
                 path = free_path(directory, "trace", ".zip")
-                if await session.guard.save(path):
+                if await session.guard.save(path, runner.ctx.redact.secrets):
                     runner.artifacts["trace"] = str(path)
 
 

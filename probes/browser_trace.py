@@ -11,18 +11,56 @@ including cookies, request bodies, response bodies). URLs and cookies are record
 What it never holds: a value typed from a secret. When a `fill`, `select` or `press` is about to
 send a value containing a secret (`ctx.redact.secrets`), the current trace chunk is discarded and
 tracing stays off while the page may still hold the value: the action itself, its DOM (the input's
-value), its screencast frames and the request that submits it are never recorded. Tracing resumes
-with a new chunk at the first action after a new document has loaded. So a trace covers the run
-since its start or since the last such resumption; a step that fails while tracing is off gets a
-screenshot (secret inputs masked) and no trace.
+value) and its screencast frames are never recorded. Tracing resumes with a new chunk as soon as
+a new document has loaded (the input is gone). Playwright writes some network entries late (the
+request that submitted the secret can land in the resumed chunk), so a saved trace is also scrubbed:
+every file in the zip has each secret, and its URL-, form-, JSON- and HTML-encoded forms, replaced
+by `***` before the path is reported. A trace covers the run since its start or since the last
+resumption; a step that fails while tracing is off gets a screenshot (secret inputs masked) and no
+trace.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import html
+import json
+import os
+import zipfile
+from collections.abc import Iterable
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 from playwright.async_api import BrowserContext, Error
+
+MASK = b"***"
+
+
+def secret_forms(secrets: Iterable[str]) -> list[bytes]:
+    """Each secret as it may appear in a trace: raw, URL/form-encoded, JSON- and HTML-escaped."""
+    forms = {f for s in secrets if s for f in (s, quote(s, safe=""), quote_plus(s), json.dumps(s)[1:-1],
+                                               html.escape(s))}
+    return sorted((f.encode() for f in forms if f), key=len, reverse=True)
+
+
+def scrub(path: Path, secrets: Iterable[str]) -> int:
+    """Rewrite the zip with every secret form masked; returns how many files were changed."""
+    forms = secret_forms(secrets)
+    if not forms:
+        return 0
+    changed = 0
+    tmp = path.with_name(path.name + ".tmp")
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            clean = data
+            for form in forms:
+                clean = clean.replace(form, MASK)
+            changed += clean != data
+            dst.writestr(info, clean)
+    os.replace(tmp, path)
+    return changed
 
 
 class TraceGuard:
@@ -31,8 +69,8 @@ class TraceGuard:
         self.enabled = enabled
         self.recording = False
         self.secret_selectors: list[str] = []  # inputs of the current document holding a secret
-        self._tainted_at: int | None = None  # documents-loaded count when a secret was typed
-        self._documents = 0
+        self._tainted = False
+        self._resume: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         if self.enabled:
@@ -40,26 +78,38 @@ class TraceGuard:
             self.recording = True
 
     def document_loaded(self) -> None:
-        self._documents += 1
+        """A new document: typed secrets are gone with the old one, so tracing may resume."""
+        if self._tainted and self._resume is None:
+            self._resume = asyncio.get_running_loop().create_task(self._start_chunk())
+
+    async def _start_chunk(self) -> None:
+        self._tainted = False
+        self.secret_selectors.clear()
+        if self.enabled and not self.recording:
+            with contextlib.suppress(Error):
+                await self.context.tracing.start_chunk()
+                self.recording = True
+
+    async def _settle(self) -> None:
+        task, self._resume = self._resume, None
+        if task is not None:
+            with contextlib.suppress(Exception):
+                await task
 
     async def before(self, secret_selector: str | None) -> None:
         """Called before each action; `secret_selector` set when the action types a secret."""
-        if self._tainted_at is not None and self._documents > self._tainted_at:
-            self._tainted_at = None
-            self.secret_selectors.clear()
-            if self.enabled and not self.recording:
-                await self.context.tracing.start_chunk()
-                self.recording = True
+        await self._settle()
         if secret_selector is None:
             return
         self.secret_selectors.append(secret_selector)
-        self._tainted_at = self._documents
+        self._tainted = True
         if self.recording:
             self.recording = False
             await self.context.tracing.stop_chunk()  # discarded: it may already show the form
 
-    async def save(self, path: Path) -> bool:
-        """Write the chunk so far to `path` and go on recording; False when nothing was recording."""
+    async def save(self, path: Path, secrets: Iterable[str]) -> bool:
+        """Write the chunk so far to `path`, scrubbed, and go on recording; False when none."""
+        await self._settle()
         if not self.recording:
             return False
         self.recording = False
@@ -67,14 +117,18 @@ class TraceGuard:
             await self.context.tracing.stop_chunk(path=path)
         except Error:
             return False
-        if self._tainted_at is None:
+        if not self._tainted:
             with contextlib.suppress(Error):
                 await self.context.tracing.start_chunk()
                 self.recording = True
-        return path.exists()
+        if not path.exists():
+            return False
+        await asyncio.to_thread(scrub, path, list(secrets))
+        return True
 
     async def stop(self) -> None:
         """At the run's end: discard what is left, without saving."""
+        await self._settle()
         if self.enabled:
             with contextlib.suppress(Error):
                 if self.recording:

@@ -119,15 +119,17 @@ class PageWatch:
         self.now.failed.append(f"{e.get('errorText', 'failed')} {self._urls.pop(rid, '')}".strip())
 
     def _console(self, msg: ConsoleMessage) -> None:
-        if msg.type == "error":
-            self._note(msg.text)
+        if msg.type == "error" and not str(msg.location.get("url", "")).endswith(IGNORED_PATHS):
+            # Chromium echoes every failed load as a console error: counted, but the network
+            # counters already name it, so it is no note for messages.
+            self._note(msg.text, note=not msg.text.startswith("Failed to load resource"))
 
     def _page_error(self, error: Error) -> None:
         self._note(f"{error.name}: {error.message}" if error.name else error.message)
 
-    def _note(self, text: str) -> None:
+    def _note(self, text: str, note: bool = True) -> None:
         self.now.console_errors += 1
-        if len(self.now.notes) < MAX_NOTES:
+        if note and len(self.now.notes) < MAX_NOTES:
             self.now.notes.append(text.splitlines()[0][:160] if text else "")
 
     def _document(self, page: Page) -> None:

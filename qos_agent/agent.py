@@ -18,12 +18,15 @@ from pathlib import Path
 from qos_agent.config import load_config
 from qos_agent.errors import ConfigError, SetupError
 from qos_agent.evaluator import Evaluator
+from qos_agent.health import HealthServer, agent_state, serve_health
+from qos_agent.metrics import AgentMetrics
 from qos_agent.model import Config, Journey, JourneyResult, Point
 from qos_agent.pipeline import Pipeline
 from qos_agent.placement import select_journeys
 from qos_agent.runner import Runner
 from qos_agent.scheduler import Scheduler
 from qos_agent.secrets import RedactingFilter, Redactor
+from qos_agent.watch import file_sha256, watch_file
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +76,22 @@ class Agent:
         self.results_seen = 0
         self._log_filter = RedactingFilter(self.redact)
         self.listeners: list[Callable[[list[JourneyResult], list[Point]], None]] = []  # e.g. the live demo view
+        # The endpoint and live reload (qos_agent/health.py, metrics.py, watch.py).
+        self.config_hash = file_sha256(self.config_path)
+        self.reload_failures = 0
+        self.last_reload_success_s = time.time()
+        self.metrics = AgentMetrics(lambda: agent_state(self))
+        self.listen_override: str | None = None  # "" turns the endpoint off, e.g. several agents in one process
+        self.watch = False  # `run --watch`: reload when the file's content changes
+        self.health: HealthServer | None = None
+        self.health_url = ""  # the endpoint's bound address once running, e.g. http://127.0.0.1:9469
 
     def journeys(self, config: Config) -> list[Journey]:
         return select_journeys(config.journeys, config.agent)
 
     def on_results(self, results: list[JourneyResult]) -> None:
         self.results_seen += len(results)
+        self.metrics.observe(results)
         self.pipeline.submit(results)
         disruptions = self.evaluator.observe(results)
         if disruptions:
@@ -107,7 +120,10 @@ class Agent:
         log.info("agent %s in region %s: %d journeys scheduled", self.config.agent.name,
                  self.config.agent.region, selected)
         helpers = [asyncio.create_task(self._watch_loop_lag()), asyncio.create_task(self._self_metrics())]
+        if self.watch:
+            helpers.append(asyncio.create_task(watch_file(self.config_path, lambda: self.config_hash, self.reload)))
         try:
+            self.health = await serve_health(self)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop_event.wait(), duration_s)
         finally:
@@ -119,6 +135,8 @@ class Agent:
             self.pipeline.submit_points([self.self_point()])
             await self.runner.close()
             await self.pipeline.close()
+            if self.health is not None:
+                await self.health.stop()
             for sig in signals:
                 loop.remove_signal_handler(sig)
             for handler in logging.getLogger().handlers:
@@ -126,14 +144,18 @@ class Agent:
 
     def reload(self) -> None:
         """SIGHUP: re-validate; when valid swap the schedule, else keep the old one running."""
+        digest = file_sha256(self.config_path)
         try:
             config = load_config(self.config_path, region=self.region_override)
         except ConfigError as e:
             self.reload_error = str(e)
+            self.reload_failures += 1
             log.error("reload refused, keeping the running configuration:\n%s", e)
             return
         self.reload_error = ""
         self.reloads += 1
+        self.config_hash = digest
+        self.last_reload_success_s = time.time()
         self.config = config
         self.redact.secrets = Redactor(config.secrets).secrets
         self.runner.config = config
@@ -177,7 +199,9 @@ class Agent:
         return Point("agent", tags, fields, time.time_ns() // 1_000_000)
 
 
-async def run_agent(path: str, region: str | None = None, duration_s: float | None = None) -> None:
+async def run_agent(path: str, region: str | None = None, duration_s: float | None = None,
+                    watch: bool = False) -> None:
     config = load_config(path, region=region)
     agent = Agent(config, path, region)
+    agent.watch = watch
     await agent.run(duration_s)

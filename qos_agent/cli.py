@@ -115,12 +115,13 @@ def run(
     region: Annotated[str | None, typer.Option(help="override agent.region")] = None,
     duration: Annotated[str | None, typer.Option(help="stop after this long (e.g. 30s); default: "
                                                  "until SIGTERM")] = None,
+    watch: Annotated[bool, typer.Option(help="also reload when the file changes (checked every second)")] = False,
 ) -> None:
     """The agent: schedule, run, export, until SIGTERM (SIGHUP reloads the file)."""
     from qos_agent.agent import run_agent
 
     try:
-        asyncio.run(run_agent(str(file), region=region, duration_s=_seconds(duration, "--duration")))
+        asyncio.run(run_agent(str(file), region=region, duration_s=_seconds(duration, "--duration"), watch=watch))
     except ConfigError as e:
         raise _config_error(e) from None
     except SetupError as e:
@@ -165,6 +166,14 @@ def demo(
     db = asyncio.run(run_demo(state_dir.resolve(), timeline, out))
     out.print()
     raise typer.Exit(show_report(db, None, out))
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of journeys.yaml (for editors; docs/journeys.schema.json is this output)."""
+    from qos_agent.schema import schema_text
+
+    print(schema_text(), end="")
 
 
 @app.command("demo-service")

@@ -106,9 +106,12 @@ class _Parser:
             else:
                 self.problems.add(shard_node.loc, f"'shard' is {shard_node.value!r}, not INDEX/COUNT",
                                   "write e.g. shard: 2/3 (this agent is the 2nd of 3 in its region)")
-        listen = r.str("listen", "127.0.0.1:9469")
         listen_node = r.get("listen")
-        if listen_node is not None and not re.match(r"^[\w.:\[\]-]*:\d{1,5}$", listen):
+        if listen_node is not None and (listen_node.value is False or listen_node.value in ("", "off")):
+            listen = ""  # `listen: off` (YAML reads a bare off as false) or empty: no endpoint
+        else:
+            listen = r.str("listen", "127.0.0.1:9469")
+        if listen and listen_node is not None and not re.match(r"^[\w.:\[\]-]*:\d{1,5}$", listen):
             self.problems.add(listen_node.loc, f"'listen' is {listen!r}, not HOST:PORT",
                               "write e.g. listen: 127.0.0.1:9469")
         return AgentConfig(

@@ -255,3 +255,15 @@ class HealthServer:
     async def _metrics(self, request: web.Request) -> web.Response:
         # Rendered on the loop: the collector reads live agent state that only the loop may touch.
         return web.Response(body=self.agent.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+
+
+async def serve_health(agent: Agent) -> HealthServer | None:
+    """Start the endpoint `agent.listen` names (None when it is off); sets `agent.health_url`."""
+    listen = agent.config.agent.listen if agent.listen_override is None else agent.listen_override
+    where = parse_listen(listen)
+    if where is None:
+        return None
+    server = HealthServer(agent)
+    agent.health_url = await server.start(*where)
+    log.info("health and metrics on %s/healthz and %s/metrics", agent.health_url, agent.health_url)
+    return server

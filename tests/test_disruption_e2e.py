@@ -53,7 +53,7 @@ def test_two_regions_two_services_one_hidden_disruption(tmp_path: Path) -> None:
                                           "--duration", "7s", cwd=home))
         time.sleep(2.0)
         ap_service.add_faults(["path=/api/pay,status=503"])  # checkout breaks; /health stays 200
-        for home, proc in agents.values():
+        for _home, proc in agents.values():
             _, err = proc.communicate(timeout=60)
             assert proc.returncode == 0, err
     eu = disruptions(agents["eu-west"][0] / "state" / "qos-results.db")
