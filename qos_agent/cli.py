@@ -134,9 +134,11 @@ def report(
     db: Annotated[Path | None, typer.Option(help="the SQLite store (default: from journeys.yaml)")] = None,
     file: Annotated[Path, typer.Option("--file", "-f", help="journeys file that names the store")] = DEFAULT_FILE,
     since: Annotated[str | None, typer.Option(help="only the last e.g. 1h")] = None,
+    html: Annotated[Path | None, typer.Option("--html", help="write a self-contained HTML page (charts) to FILE",
+                                              metavar="FILE")] = None,
 ) -> None:
     """What the embedded store holds: per journey × region runs, success, p50/p95/p99, disruptions."""
-    from qos_agent.report import show_report
+    from qos_agent.report import ReportError, show_report
     from qos_agent.storepath import store_path
 
     since_s = _seconds(since, "--since")
@@ -144,6 +146,16 @@ def report(
         path = db or store_path(file)
     except ConfigError as e:
         raise _config_error(e) from None
+    if html is not None:
+        from qos_agent.htmlreport import write_html_report
+
+        try:
+            write_html_report(path, html, since_s)
+        except (ReportError, OSError) as e:
+            err.print(str(e), markup=False, highlight=False)
+            raise typer.Exit(1) from None
+        out.print(f"wrote {html}", markup=False, highlight=False)
+        raise typer.Exit(0)
     raise typer.Exit(show_report(path, since_s, out))
 
 
