@@ -11,12 +11,19 @@ from collections.abc import Iterable
 from qos_agent.model import FieldValue, JourneyResult, Point, StepResult
 
 RESERVED_TAGS = frozenset({"journey", "step", "region", "agent", "probe", "kind", "state"})
+# Field types never change from point to point (InfluxDB rejects a float where an int was):
+# durations, phases and vitals are always floats, these counts always ints.
+INT_METRICS = frozenset({"requests", "failed_requests", "console_errors"})
+
+
+def _metric(name: str, value: float) -> FieldValue:
+    return int(value) if name in INT_METRICS else round(float(value), 4)
 
 
 def journey_point(r: JourneyResult) -> Point:
     tags = (("journey", r.journey), ("region", r.region), ("agent", r.agent), ("kind", str(r.kind)), *r.tags)
     fields: list[tuple[str, FieldValue]] = [
-        ("duration_ms", round(r.duration_ms, 3)),
+        ("duration_ms", round(float(r.duration_ms), 3)),
         ("success", r.outcome.ok),
         ("outcome", str(r.outcome)),
         ("failed_step", r.failed_step),
@@ -35,7 +42,7 @@ def step_point(r: JourneyResult, s: StepResult) -> Point:
     tags = (("journey", r.journey), ("step", s.step), ("region", r.region), ("agent", r.agent),
             ("probe", s.probe), *r.tags)
     fields: list[tuple[str, FieldValue]] = [
-        ("duration_ms", round(s.duration_ms, 3)),
+        ("duration_ms", round(float(s.duration_ms), 3)),
         ("success", s.outcome.ok),
         ("outcome", str(s.outcome)),
         ("error", str(s.error) if s.error else ""),
@@ -48,8 +55,8 @@ def step_point(r: JourneyResult, s: StepResult) -> Point:
         fields.append(("status_code", s.status_code))
     if s.url:
         fields.append(("url", s.url))
-    fields.extend((k, round(v, 3)) for k, v in s.phases.items())
-    fields.extend((k, round(v, 4)) for k, v in s.metrics.items())
+    fields.extend((k, round(float(v), 3)) for k, v in s.phases.items())
+    fields.extend((k, _metric(k, v)) for k, v in s.metrics.items())
     fields.extend(s.artifacts.items())
     return Point("step", tuple(sorted(tags)), tuple(fields), s.start_ms or r.start_ms)
 

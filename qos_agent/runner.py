@@ -152,7 +152,8 @@ class Runner:
         if (result.outcome is Outcome.PASSED and step.degraded_latency_s is not None
                 and result.duration_ms > step.degraded_latency_s * 1000):
             result.outcome = Outcome.DEGRADED
-        result.error_message = self.redact(result.error_message)
+        # One line: logs, tables and line protocol (VictoriaMetrics splits on newlines) stay readable.
+        result.error_message = " ".join(self.redact(result.error_message).split())
         result.url = self.redact(result.url)
         return result
 
