@@ -29,6 +29,7 @@ from qos_agent.plugin import LoadContext, RunContext
 RESOURCE = "browser"
 GRACE_S = 3.0  # past the step's timeout, Playwright has not answered: the browser hangs
 ARTIFACT_TIMEOUT_S = 10.0
+LIVENESS_S = 3.0
 
 
 class BrowserProbe:
@@ -103,6 +104,8 @@ class BrowserProbe:
                 result.error_message += " (the browser closed or crashed)"
         else:
             counters = await self._measure(session, result)
+            if session.broken and result.outcome is Outcome.FAILED:
+                result.error_message += " (the browser stopped answering; restarting it)"
         self._finish(spec, result, runner, counters)
         if result.outcome is Outcome.FAILED and session.alive:
             await self._failure_artifacts(step, session, runner)
@@ -132,17 +135,26 @@ class BrowserProbe:
         finally:
             result.duration_ms = round((time.perf_counter_ns() - t0) / 1e6, 3)
 
-    @staticmethod
-    async def _measure(session: BrowserSession, result: StepResult) -> StepCounters:
-        """Timings and counts, then the page's cookies back into the jar (also after a failure)."""
+    async def _measure(self, session: BrowserSession, result: StepResult) -> StepCounters:
+        """Cookies back into the jar (also after a failure), then timings and counts.
+
+        The cookie round trip doubles as a liveness check: a browser that does not answer it
+        within LIVENESS_S hangs, and is killed so the next run gets a fresh one.
+        """
         counters = session.watch.reset()
         try:
+            async with asyncio.timeout(LIVENESS_S):
+                await session.bridge.to_jar()
+        except TimeoutError:
+            session.broken = True
+            await self.host.discard(session.browser)
+            return counters
+        except Exception:
+            return counters
+        with contextlib.suppress(Exception):
             async with asyncio.timeout(ARTIFACT_TIMEOUT_S):
                 await collect(session.page, counters, result.phases, result.metrics)
-                await session.bridge.to_jar()
                 result.url = session.page.url
-        except Exception:
-            pass  # best effort: the step's outcome stands
         return counters
 
     @staticmethod

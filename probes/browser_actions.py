@@ -123,7 +123,11 @@ class ActionRunner:
             await expect(loc).to_contain_text(want, timeout=ms)
         elif a.verb == "expect_url":
             url: Any = re.compile(render(a.regex)) if a.regex else render(a.value)
-            await expect(page).to_have_url(url, timeout=ms)
+            try:
+                await expect(page).to_have_url(url, timeout=ms)
+            except AssertionError:
+                how = f"match {url.pattern!r}" if a.regex else f"be {url!r}"
+                raise AssertionError(f"URL expected to {how} (Actual value: {page.url})") from None
         elif a.verb == "screenshot":
             await self.screenshot(a.value, ms, full_page=a.full_page, key=f"screenshot_{a.value}")
         elif a.verb == "extract":
