@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -17,7 +18,8 @@ from qos_agent.errors import ConfigError, SetupError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="qos-agent: replays customer journeys and reports what customers feel.")
-out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+# Piped output (CI logs) gets 120 columns unless COLUMNS says otherwise; a terminal gets its own width.
+out = Console(highlight=False, width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 120)
 err = Console(stderr=True, highlight=False)
 
 FileArg = Annotated[Path, typer.Argument(help="journeys file", show_default=True)]

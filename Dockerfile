@@ -1,0 +1,55 @@
+# qos-agent: the agent, Debian's Chromium and fonts, a non-root user, tini as PID 1.
+#
+#   docker build -t qos-agent .
+#   docker run -d --name qos-agent -e QOS_REGION=eu-west -e SHOP_URL=https://shop.example.com \
+#     -v "$PWD/journeys.yaml:/etc/qos-agent/journeys.yaml:ro" -v qos-state:/var/lib/qos-agent \
+#     -p 127.0.0.1:9469:9469 --shm-size=1g qos-agent
+#   docker kill -s HUP qos-agent      # reload journeys.yaml (an invalid file is refused, the old one runs on)
+#
+# The mounted journeys.yaml should take state_dir and listen from the environment, as
+# deploy/journeys.yaml (the default copied below) does:
+#   state_dir: ${QOS_STATE_DIR:-/var/lib/qos-agent}
+#   listen: ${QOS_LISTEN:-0.0.0.0:9469}
+# docs/deploy.md has the rest (compose, systemd, Kubernetes) and what was not tested here.
+
+FROM python:3.11-slim-bookworm AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+WORKDIR /src
+RUN python -m venv /opt/qos-agent
+COPY pyproject.toml README.md ./
+COPY qos_agent ./qos_agent
+COPY probes ./probes
+COPY exporters ./exporters
+RUN /opt/qos-agent/bin/pip install --no-cache-dir . \
+ && /opt/qos-agent/bin/qos-agent --version
+
+FROM python:3.11-slim-bookworm
+# Versions are not pinned: bookworm's security updates replace them, and the base image tag pins
+# the release. Playwright's own browser download is never used: QOS_CHROMIUM points at Debian's.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends \
+      chromium fonts-liberation fonts-dejavu-core fonts-noto-color-emoji tini ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+RUN groupadd --system --gid 10001 qos \
+ && useradd --system --uid 10001 --gid qos --home-dir /var/lib/qos-agent --shell /usr/sbin/nologin qos \
+ && mkdir -p /etc/qos-agent /var/lib/qos-agent \
+ && chown qos:qos /var/lib/qos-agent
+COPY --from=build /opt/qos-agent /opt/qos-agent
+COPY deploy/journeys.yaml /etc/qos-agent/journeys.yaml
+ENV PATH=/opt/qos-agent/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    QOS_CHROMIUM=/usr/bin/chromium \
+    QOS_STATE_DIR=/var/lib/qos-agent \
+    QOS_LISTEN=0.0.0.0:9469 \
+    QOS_HEALTH_URL=http://127.0.0.1:9469/healthz
+VOLUME /var/lib/qos-agent
+WORKDIR /var/lib/qos-agent
+# Numeric, so Kubernetes' runAsNonRoot can verify it.
+USER 10001:10001
+EXPOSE 9469
+# 200 from /healthz: ok or degraded (a refused reload); 503 (stuck, spool nearly full) or no answer: unhealthy.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["python", "-c", "import os, urllib.request as u; u.build_opener(u.ProxyHandler({})).open(os.environ.get('QOS_HEALTH_URL', 'http://127.0.0.1:9469/healthz'), timeout=4)"]
+ENTRYPOINT ["/usr/bin/tini", "--", "qos-agent"]
+CMD ["run", "/etc/qos-agent/journeys.yaml"]

@@ -1,0 +1,243 @@
+"""The agent endpoint, in process: /healthz and /metrics of a real agent running real journeys against
+the demo service; 503 when the scheduler is starved or a spool is nearly full; degraded after a
+refused reload; `listen: off`; a taken port is a clear setup error."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from qos_agent.agent import Agent
+from qos_agent.config import load_config
+from qos_agent.demo.faults import parse_fault_spec
+from qos_agent.errors import SetupError
+from tests.support import demo as demo_support
+from tests.support.faults import closed_port
+from tests.support.health import sample
+
+demo_service = demo_support.demo_service
+
+CONFIG = """\
+version: 1
+agent: {{state_dir: state, region: eu-west, name: a1, listen: "127.0.0.1:0", concurrency: {concurrency}}}
+variables: {{base: "{url}"}}
+{exporters}
+journeys:
+  - name: uptime
+    kind: uptime
+    interval: 200ms
+    timeout: 500ms
+    steps:
+      - name: health
+        timeout: 400ms
+        http: {{url: "{{{{ base }}}}/health"}}
+        expect: {{status: 200}}
+  - name: pay
+    interval: 200ms
+    timeout: 4s
+    steps:
+      - name: pay
+        timeout: 3s
+        http: {{method: POST, url: "{{{{ base }}}}/api/pay", json: {{cart_id: c1, card: "4242 4242 4242 4242"}}}}
+        expect: {{status: 200}}
+"""
+
+
+def write_config(tmp_path: Path, url: str, concurrency: int = 50, exporters: str = "") -> Path:
+    path = tmp_path / "journeys.yaml"
+    path.write_text(CONFIG.format(url=url, concurrency=concurrency, exporters=exporters))
+    return path
+
+
+@asynccontextmanager
+async def running(path: Path) -> AsyncIterator[tuple[Agent, aiohttp.ClientSession]]:
+    agent = Agent(load_config(path, env={}), str(path))
+    task = asyncio.create_task(agent.run(handle_signals=False))
+    try:
+        async with asyncio.timeout(10):
+            while not agent.health_url and not task.done():
+                await asyncio.sleep(0.02)
+        if task.done():
+            await task  # raises what stopped it
+        async with aiohttp.ClientSession(trust_env=False) as http:
+            yield agent, http
+    finally:
+        agent.stop_event.set()
+        await asyncio.wait_for(task, 30)
+
+
+async def healthz(agent: Agent, http: aiohttp.ClientSession) -> tuple[int, dict[str, Any]]:
+    async with http.get(agent.health_url + "/healthz") as r:
+        return r.status, await r.json()
+
+
+async def metrics(agent: Agent, http: aiohttp.ClientSession) -> str:
+    async with http.get(agent.health_url + "/metrics") as r:
+        assert r.status == 200
+        assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        return await r.text()
+
+
+async def until(check: Any, timeout: float = 8.0) -> Any:
+    """Await `check()` until it returns something truthy (bounded)."""
+    async with asyncio.timeout(timeout):
+        while not (value := await check()):
+            await asyncio.sleep(0.05)
+        return value
+
+
+async def test_healthz_and_metrics_of_a_running_agent(tmp_path: Path, demo_service: demo_support.DemoService) -> None:
+    demo_service.faults.add(parse_fault_spec("path=/api/pay,status=503"))
+    path = write_config(tmp_path, demo_service.url)
+    async with running(path) as (agent, http):
+        assert agent.health_url.startswith("http://127.0.0.1:") and not agent.health_url.endswith(":0")
+
+        async def both_ran() -> dict[str, Any] | None:
+            status, body = await healthz(agent, http)
+            return body if status == 200 and {"uptime", "pay"} <= set(body["last_run"]) else None
+
+        body = await until(both_ran)
+        assert body["status"] == "ok" and body["problems"] == []
+        assert body["config_hash"] == hashlib.sha256(path.read_bytes()).hexdigest()
+        assert body["config_path"] == str(path)
+        assert (body["reloads"], body["reload_error"], body["reload_failures"]) == (0, "", 0)
+        assert body["last_run"]["uptime"]["outcome"] == "passed"
+        assert body["last_run"]["pay"]["outcome"] == "failed"
+        assert body["last_run"]["uptime"]["time"].endswith("Z") and body["last_run"]["uptime"]["time_ms"] > 0
+        assert body["spool_depth"] == 0 and body["spools"] == []  # only the local SQLite store
+        assert isinstance(body["in_flight"], int) and body["scheduler_lag_p99_ms"] >= 0
+        assert body["agent"] == "a1" and body["region"] == "eu-west"
+        assert body["journeys_scheduled"] == ["pay", "uptime"]
+
+        text = await metrics(agent, http)
+    ok = sample(text, "qos_journey_runs_total", journey="uptime", region="eu-west", kind="uptime", outcome="passed")
+    failed = sample(text, "qos_journey_runs_total", journey="pay", region="eu-west", kind="journey", outcome="failed")
+    assert ok is not None and ok >= 1 and failed is not None and failed >= 1
+    count = sample(text, "qos_journey_duration_seconds_count", journey="uptime", region="eu-west")
+    under_30s = sample(text, "qos_journey_duration_seconds_bucket", journey="uptime", region="eu-west", le="30.0")
+    under_10ms = sample(text, "qos_journey_duration_seconds_bucket", journey="uptime", region="eu-west", le="0.01")
+    assert count is not None and count == under_30s and under_10ms is not None
+    errors = sample(text, "qos_step_errors_total", journey="pay", step="pay", region="eu-west", error="status")
+    assert errors is not None and errors >= 1
+    assert sample(text, "qos_step_errors_total", journey="uptime") is None
+    assert sample(text, "qos_agent_info", agent="a1", region="eu-west") == 1
+    assert sample(text, "qos_agent_journeys_scheduled") == 2
+    started = sample(text, "qos_agent_runs_started_total")
+    assert started is not None and started >= 2
+    assert sample(text, "qos_agent_exported_points_total") is not None
+    for name in ("qos_agent_in_flight", "qos_agent_scheduler_lag_p99_seconds", "qos_agent_event_loop_lag_seconds",
+                 "qos_agent_spool_depth_points", "qos_agent_export_errors_total", "qos_agent_dropped_points_total",
+                 "qos_agent_dead_letter_points_total"):
+        assert sample(text, name) is not None, name
+    rss = sample(text, "qos_agent_resident_memory_bytes")
+    assert rss is not None and rss > 10 * 2**20
+    assert sample(text, "qos_agent_config_reload_failures_total") == 0
+    assert sample(text, "qos_agent_config_last_reload_success") == 1
+
+
+async def test_a_starved_scheduler_answers_503_then_recovers(
+        tmp_path: Path, demo_service: demo_support.DemoService) -> None:
+    # One run slot; `pay` holds it 2.5 s while `uptime` (allowance: 3 × 200 ms, or 200 ms + its 500 ms
+    # timeout) cannot start: the agent measures nothing, and says so.
+    rule = demo_service.faults.add(parse_fault_spec("path=/api/pay,latency=2500ms"))
+    path = write_config(tmp_path, demo_service.url, concurrency=1)
+    async with running(path) as (agent, http):
+
+        async def stuck() -> dict[str, Any] | None:
+            status, body = await healthz(agent, http)
+            return body if status == 503 else None
+
+        body = await until(stuck)
+        assert body["status"] == "unhealthy"
+        assert any(p.startswith("scheduler stuck: no run started for") for p in body["problems"]), body
+        demo_service.faults.remove(rule)
+
+        async def healthy() -> bool:
+            status, body = await healthz(agent, http)
+            return status == 200 and body["status"] == "ok"
+
+        assert await until(healthy)
+
+
+async def test_a_nearly_full_spool_answers_503(tmp_path: Path, demo_service: demo_support.DemoService) -> None:
+    # InfluxDB that refuses connections: the spool (20 KiB here) fills up and stays full.
+    port = closed_port()
+    exporters = (f"exporters:\n  - {{type: influxdb, url: 'http://127.0.0.1:{port}', database: qos, "
+                 "max_spool_mb: 0.02, timeout: 1s}")
+    path = write_config(tmp_path, demo_service.url, exporters=exporters)
+    async with running(path) as (agent, http):
+
+        async def full() -> dict[str, Any] | None:
+            status, body = await healthz(agent, http)
+            return body if status == 503 else None
+
+        body = await until(full, timeout=15)
+        assert body["status"] == "unhealthy"
+        assert any(p.startswith("spool influxdb#0 is ") and "full" in p for p in body["problems"]), body
+        (spool,) = body["spools"]
+        assert spool["fill"] > 0.9 and spool["max_bytes"] == int(0.02 * 2**20) and body["spool_depth"] > 0
+        text = await metrics(agent, http)
+        fill = sample(text, "qos_agent_spool_fill_ratio")
+        assert fill is not None and fill > 0.9
+        depth = sample(text, "qos_agent_spool_depth_points")
+        assert depth is not None and depth > 0
+
+
+async def test_a_refused_reload_is_degraded_not_down(tmp_path: Path,
+                                                     demo_service: demo_support.DemoService) -> None:
+    path = write_config(tmp_path, demo_service.url)
+    good = path.read_text()
+    good_hash = hashlib.sha256(good.encode()).hexdigest()
+    async with running(path) as (agent, http):
+        path.write_text(good.replace("interval: 200ms\n    timeout: 500ms", "intervall: 200ms\n    timeout: 500ms"))
+        agent.reload()
+        status, body = await healthz(agent, http)
+        assert status == 200 and body["status"] == "degraded"
+        assert f"{path}:8:5: unknown key 'intervall' in a journey" in body["reload_error"]
+        assert body["config_hash"] == good_hash and body["reload_failures"] == 1 and body["reloads"] == 0
+        text = await metrics(agent, http)
+        assert sample(text, "qos_agent_config_reload_failures_total") == 1
+        assert sample(text, "qos_agent_config_last_reload_success") == 0
+        assert sorted(agent.scheduler.journeys) == ["pay", "uptime"]  # the old configuration runs on
+
+        path.write_text(good + "# a comment changes the hash\n")
+        agent.reload()
+        status, body = await healthz(agent, http)
+        assert (status, body["status"], body["reload_error"], body["reloads"]) == (200, "ok", "", 1)
+        assert body["config_hash"] == hashlib.sha256(path.read_bytes()).hexdigest() != good_hash
+        text = await metrics(agent, http)
+        assert sample(text, "qos_agent_config_last_reload_success") == 1
+        assert sample(text, "qos_agent_config_reloads_total") == 1
+
+
+@pytest.mark.parametrize("listen", ["off", '""', '"${QOS_TEST_LISTEN:-off}"'])
+async def test_listen_off_serves_nothing(tmp_path: Path, demo_service: demo_support.DemoService,
+                                         listen: str) -> None:
+    path = write_config(tmp_path, demo_service.url)
+    path.write_text(path.read_text().replace('listen: "127.0.0.1:0"', f"listen: {listen}"))
+    config = load_config(path, env={})
+    assert config.agent.listen == ""
+    agent = Agent(config, str(path))
+    await agent.run(duration_s=0.3, handle_signals=False)
+    assert agent.health is None and agent.health_url == ""
+
+
+async def test_a_taken_port_is_a_setup_error(tmp_path: Path, demo_service: demo_support.DemoService) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        path = write_config(tmp_path, demo_service.url)
+        path.write_text(path.read_text().replace('"127.0.0.1:0"', f'"127.0.0.1:{port}"'))
+        agent = Agent(load_config(path, env={}), str(path))
+        with pytest.raises(SetupError, match=rf"agent.listen 127.0.0.1:{port} cannot be served: .*listen: off"):
+            await agent.run(duration_s=5, handle_signals=False)
+
