@@ -105,7 +105,7 @@ def test_run_until_sigterm_then_report(tmp_path: Path) -> None:
     config = tmp_path / "journeys.yaml"
     config.write_text((ROOT / "journeys.yaml").read_text().replace("interval: 15s", "interval: 1s"))
     with DemoProcess() as demo:
-        proc = start("run", str(config), env={"SHOP_URL": demo.url}, cwd=tmp_path)
+        proc = start("run", str(config), env={"SHOP_URL": demo.url, "QOS_LISTEN": "127.0.0.1:0"}, cwd=tmp_path)
         time.sleep(4.0)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
