@@ -23,9 +23,14 @@ REGION_HEADER = "X-QoS-Region"
 AGENT_HEADER = "X-QoS-Agent"
 
 
-def tracing_enabled() -> bool:
-    """`QOS_BROWSER_TRACE=off` turns failure traces off (screenshots stay)."""
-    return os.environ.get("QOS_BROWSER_TRACE", "on").lower() not in ("off", "0", "false", "no")
+def tracing_enabled(attempt: int) -> bool:
+    """`QOS_BROWSER_TRACE`: `on` (default) records every run's trace, kept only when a step fails;
+    `retry` records only retried attempts (a first attempt costs no tracing); `off` never (failure
+    screenshots stay). Recording costs CPU: see bench/bench_browser.py."""
+    mode = os.environ.get("QOS_BROWSER_TRACE", "on").lower()
+    if mode == "retry":
+        return attempt > 1
+    return mode not in ("off", "0", "false", "no")
 
 
 class BrowserSession:
@@ -52,7 +57,7 @@ class BrowserSession:
                 extra_http_headers={REGION_HEADER: ctx.region, AGENT_HEADER: ctx.agent})
             try:
                 await context.add_init_script(INIT_SCRIPT)
-                guard = TraceGuard(context, tracing_enabled())
+                guard = TraceGuard(context, tracing_enabled(ctx.attempt))
                 await guard.start()
                 page = await context.new_page()
                 watch = PageWatch(page)

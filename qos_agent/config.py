@@ -245,9 +245,12 @@ class _Parser:
                 later.setdefault(var, step.name)
         known = set(scope)
         for item, step in parsed:
+            # A probe's own actions may use what an earlier action of the same step extracted
+            # (a browser `extract` then `fill`); `extract:` values exist only after the step.
+            here = known | self.probe_provided(step)
             for text, loc in item.strings():
                 for ref in names_in(text):
-                    if ref in known:
+                    if ref in here:
                         continue
                     if ref in later:
                         why, fix = f"is extracted only by step '{later[ref]}', which runs later", "reorder the steps"
@@ -259,11 +262,12 @@ class _Parser:
         return [s for _, s in parsed]
 
     def provided(self, step: Step) -> set[str]:
-        names = {e.name for e in step.extract}
+        return {e.name for e in step.extract} | self.probe_provided(step)
+
+    @staticmethod
+    def probe_provided(step: Step) -> set[str]:
         provides = getattr(registry.probe_class(step.kind), "provides", None)
-        if provides is not None:
-            names |= set(provides(step.spec))
-        return names
+        return set(provides(step.spec)) if provides is not None and step.spec is not None else set()
 
     def step(self, node: Node, timeout: float, load: LoadContext) -> Step | None:
         if not node.is_map:

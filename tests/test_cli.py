@@ -7,6 +7,7 @@ import signal
 import sqlite3
 import time
 import xml.etree.ElementTree as ET
+import zipfile
 from pathlib import Path
 
 from tests.support.cli import ROOT, qos, start
@@ -23,7 +24,7 @@ def test_version() -> None:
 def test_validate_sample_is_valid() -> None:
     r = qos("validate", SAMPLE)
     assert r.returncode == 0, r.stderr
-    assert "valid (5 journeys" in r.stdout
+    assert "valid (6 journeys" in r.stdout
 
 
 def test_validate_prints_three_located_lines_for_three_mistakes(tmp_path: Path) -> None:
@@ -62,11 +63,11 @@ def test_check_sample_passes_and_writes_junit(tmp_path: Path) -> None:
         r = qos("check", SAMPLE, "--junit", str(junit), env={"SHOP_URL": demo.url}, cwd=tmp_path)
         wall = time.monotonic() - t
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "5 passed, 0 failed" in r.stdout
+    assert "6 passed, 0 failed" in r.stdout
     suite = ET.parse(junit).getroot()
-    assert suite.get("tests") == "5" and suite.get("failures") == "0"
+    assert suite.get("tests") == "6" and suite.get("failures") == "0"
     assert sorted(tc.get("name") or "" for tc in suite.iter("testcase")) == [
-        "billing", "checkout", "onboarding", "support", "uptime"]
+        "billing", "browser_checkout", "checkout", "onboarding", "support", "uptime"]
     print(f"\ncheck of the sample journeys: {wall:.2f}s wall (process start included)")
 
 
@@ -76,10 +77,29 @@ def test_check_fails_naming_the_step_and_reason(tmp_path: Path) -> None:
         r = qos("check", SAMPLE, "--junit", str(junit), env={"SHOP_URL": demo.url}, cwd=tmp_path)
     assert r.returncode == 1
     assert "FAILED" in r.stdout and "pay: status:" in r.stdout and "503" in r.stdout
-    assert "4 passed, 1 failed" in r.stdout
+    assert "4 passed, 2 failed" in r.stdout  # checkout, and the browser checkout that pays through the same API
     failure = ET.parse(junit).getroot().find("testcase[@name='checkout']/failure")
     assert failure is not None and failure.get("type") == "status"
     assert "step 'pay'" in (failure.get("message") or "")
+
+
+def test_broken_js_bundle_fails_the_browser_checkout_with_artifacts_while_uptime_is_green(tmp_path: Path) -> None:
+    junit = tmp_path / "out.xml"
+    with DemoProcess("path=/static/app.js,break_bundle=true") as demo:
+        r = qos("check", SAMPLE, "-j", "browser_checkout", "-j", "uptime", "--junit", str(junit), "--format", "json",
+                env={"SHOP_URL": demo.url, "QOS_STATE_DIR": str(tmp_path / "state")}, cwd=tmp_path, timeout=120)
+    assert r.returncode == 1, r.stderr
+    by_name = {j["journey"]: j for j in json.loads(r.stdout)["journeys"]}
+    assert by_name["uptime"]["success"] is True
+    shop = by_name["browser_checkout"]
+    assert shop["failed_step"] == "pay" and shop["error"] == "browser"
+    assert "broken bundle" in shop["error_message"]
+    artifacts = shop["steps"][2]["artifacts"]
+    assert Path(artifacts["screenshot"]).stat().st_size > 0
+    assert zipfile.is_zipfile(artifacts["trace"])
+    assert Path(artifacts["trace"]).is_relative_to(tmp_path / "state" / "artifacts" / "browser_checkout")
+    failure = ET.parse(junit).getroot().find("testcase[@name='browser_checkout']/failure")
+    assert failure is not None and f"[[ATTACHMENT|{artifacts['trace']}]]" in (failure.text or "")
 
 
 def test_check_json_and_journey_selection(tmp_path: Path) -> None:
@@ -115,8 +135,8 @@ def test_run_until_sigterm_then_report(tmp_path: Path) -> None:
     with sqlite3.connect(db) as conn:
         runs = dict(conn.execute("SELECT journey, count(*) FROM points WHERE measurement='journey' GROUP BY journey"))
         agent_points = conn.execute("SELECT count(*) FROM points WHERE measurement='agent'").fetchone()[0]
-    assert set(runs) == {"onboarding", "billing", "support", "checkout", "uptime"}
-    assert all(n >= 2 for n in runs.values()), runs
+    assert set(runs) == {"onboarding", "billing", "support", "checkout", "browser_checkout", "uptime"}
+    assert all(n >= 1 for n in runs.values()) and runs["uptime"] >= 2, runs  # every 1 s; a browser run takes longer
     assert agent_points >= 1  # the final self-metrics point, flushed on the way out
     r = qos("report", "--file", str(config), cwd=tmp_path)
     assert r.returncode == 0, r.stderr

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import json
-import re
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 import aiohttp
 import pytest
-import yaml
-from jsonpath_ng.ext.parser import parse as jsonpath
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 from playwright.async_api import async_playwright
 
 from qos_agent.config import load_config
 from qos_agent.demo import REGION_HEADER, FaultBook, FaultRule, parse_fault_spec
-from qos_agent.templating import render_deep
+from qos_agent.runner import Runner
 from tests.support import demo as demo_support
 from tests.support.demo import ROOT, DemoProcess, DemoService
 
@@ -381,72 +376,37 @@ def test_cli_port_in_use() -> None:
     assert f"cannot listen on 127.0.0.1:{first.port}" in proc.stderr and "Traceback" not in proc.stderr
 
 
-# --- the sample journeys.yaml runs against the demo ------------------------------------------------
-# A deliberately tiny interpreter of the sample's HTTP steps (not the real runner): it proves the
-# sample and the demo agree, independent of the agent's own machinery.
-
-ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# --- the sample journeys.yaml runs against the demo, through the real runner --------------------
 
 
-def load_sample(env: dict[str, str]) -> dict[str, Any]:
-    text = (ROOT / "journeys.yaml").read_text(encoding="utf-8")
-    assert text.startswith("# yaml-language-server: $schema=./docs/journeys.schema.json\n")
-    data: dict[str, Any] = yaml.safe_load(ENV_REF.sub(lambda m: env.get(m[1], m[2] or ""), text))
-    return data
+async def run_sample(url: str, name: str, region: str) -> tuple[str, str]:
+    """(outcome, failed step) of one sample journey run by the agent's own Runner."""
+    config = load_config(ROOT / "journeys.yaml", env={"SHOP_URL": url}, region=region)
+    journey = config.journey(name)
+    assert journey is not None
+    runner = Runner(config)
+    try:
+        result = await runner.run_once(journey)
+    finally:
+        await runner.close()
+    return str(result.outcome), result.failed_step
 
 
-async def replay(sample: dict[str, Any], journey: dict[str, Any], region: str) -> str | None:
-    """Run one journey's steps in order; returns the name of the first failing step, or None."""
-    scope = {**sample["variables"], **journey.get("variables", {})}
-    jar = aiohttp.CookieJar(unsafe=True)
-    async with aiohttp.ClientSession(cookie_jar=jar, headers=sample["defaults"]["headers"]) as session:
-        for step in journey["steps"]:
-            req = render_deep(step["http"], scope)
-            assert isinstance(req, dict)
-            headers = {**req.get("headers", {}), REGION_HEADER: region}
-            async with session.request(
-                req.get("method", "GET"), req["url"], headers=headers, json=req.get("json")
-            ) as r:
-                body = await r.text()
-                expect = step.get("expect", {})
-                wanted = expect.get("status", 200)
-                if r.status not in (wanted if isinstance(wanted, list) else [wanted]):
-                    return str(step["name"])
-                doc = json.loads(body) if "json" in r.headers.get("Content-Type", "") else None
-                assert all(jsonpath(p).find(doc) for p in expect.get("json", {})), step["name"]
-                assert expect.get("body_contains", "") in body
-                for name, rule in expect.get("headers", {}).items():
-                    assert rule["contains"] in r.headers[name]
-                for var, source in step.get("extract", {}).items():
-                    scope[var] = str(jsonpath(source["json"]).find(doc)[0].value)
-    return None
-
-
-def test_sample_validates_with_the_real_loader() -> None:
-    config = load_config(ROOT / "journeys.yaml", env={})
-    kinds = {j.name: str(j.kind) for j in config.journeys}
-    assert list(kinds) == ["onboarding", "billing", "support", "checkout", "uptime"]
-    assert "uptime" in kinds["uptime"]
-
-
-async def test_sample_journeys_pass_against_the_demo(demo_service: DemoService) -> None:
-    sample = load_sample({"SHOP_URL": demo_service.url})
-    assert sample["version"] == 1 and sample["agent"]["interval"] == "15s"
-    names = [j["name"] for j in sample["journeys"]]
-    assert names == ["onboarding", "billing", "support", "checkout", "uptime"]
-    for journey in sample["journeys"]:
-        assert await replay(sample, journey, "local") is None, journey["name"]
+async def test_sample_http_journeys_pass_against_the_demo(demo_service: DemoService) -> None:
+    config = load_config(ROOT / "journeys.yaml", env={"SHOP_URL": demo_service.url})
+    http_only = [j.name for j in config.journeys if all(s.kind == "http" for s in j.steps)]
+    assert http_only == ["onboarding", "billing", "support", "checkout", "uptime"]
+    for name in http_only:
+        assert await run_sample(demo_service.url, name, "local") == ("passed", ""), name
 
 
 async def test_sample_checkout_breaks_in_one_region_while_uptime_stays_green(
     demo_service: DemoService,
 ) -> None:
-    sample = load_sample({"SHOP_URL": demo_service.url})
-    journeys = {j["name"]: j for j in sample["journeys"]}
     demo_service.faults.add_spec("path=/api/pay,region=ap-south,status=503")
-    assert await replay(sample, journeys["checkout"], "ap-south") == "pay"
-    assert await replay(sample, journeys["checkout"], "eu-west") is None
-    assert await replay(sample, journeys["uptime"], "ap-south") is None
+    assert await run_sample(demo_service.url, "checkout", "ap-south") == ("failed", "pay")
+    assert await run_sample(demo_service.url, "checkout", "eu-west") == ("passed", "")
+    assert await run_sample(demo_service.url, "uptime", "ap-south") == ("passed", "")
 
 
 # --- the browser pages in real headless Chromium ---------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 
 from qos_agent.model import Journey, JourneyKind, JourneyResult, Location, Outcome
@@ -40,7 +41,7 @@ async def test_runs_every_interval_with_spread_start() -> None:
     assert firsts[0] < 0.2 and firsts[-1] < 0.3  # every journey starts within its first interval...
     assert firsts[-1] - firsts[0] > 0.1  # ...at spread offsets, not in lockstep
     for times in starts.values():
-        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(times)]
         assert all(0.185 < g < 0.3 for g in gaps), gaps  # interval minus up to 5 % jitter, plus timer slack
     assert len(got) == sum(len(v) for v in starts.values())
     assert s.stats.lag_p99_ms() < 100

@@ -1,0 +1,186 @@
+"""Browser journeys: the agent's overhead against a bare Playwright script, runs per minute, memory.
+
+Target: the demo service (its own process, on the other core) and its checkout page. One run =
+a fresh context and page, `goto /checkout`, fill the card, click Pay, wait for "Paid", close.
+- bare: a plain Playwright script doing exactly that on the same Chromium (same flags).
+- agent: `BrowserProbe.run` on a one-step browser journey, as the runner calls it (RunContext,
+  run, close): cookie sync, vitals, network/console counters and a trace recorded per run (discarded
+  on success); also with `QOS_BROWSER_TRACE=off`.
+The two alternate run by run so background load hits both alike. The bench process, the Playwright
+driver and Chromium are pinned to core 0: runs/minute is per core. Then 2 browser journeys run
+concurrently and the resident memory of the agent + driver + Chromium is sampled.
+Run: `.venv/bin/python -m bench.bench_browser [RUNS]` (default 30 per variant).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+from playwright.async_api import Browser, expect
+
+from bench.common import Demo, Others, client_cpus, fmt, header, pin, table, target_cpus
+from probes.browser import BrowserProbe
+from probes.browser_config import parse_browser
+from qos_agent.confignode import Problems
+from qos_agent.model import Journey, Location, Outcome, Step
+from qos_agent.plugin import RunContext
+from qos_agent.secrets import Redactor
+from qos_agent.yamlload import load_nodes
+
+CARD = "4242 4242 4242 4242"
+STEP_YAML = """name: pay
+browser:
+  - goto: "{{ base }}/checkout"
+  - fill: {selector: "#card", value: "4242 4242 4242 4242"}
+  - click: "#pay"
+  - expect_text: {selector: ".status", text: Paid}
+"""
+LOC = Location("bench", 1, 1)
+
+
+def tree_rss_kb(root: int) -> int:
+    """VmRSS of a process and all its descendants (the driver and every Chromium process)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        todo.extend(children.get(pid, []))
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except (OSError, ValueError):
+            pass
+    return total
+
+
+def make_step() -> Step:
+    problems = Problems()
+    loaded = load_nodes(STEP_YAML, "bench", {}, problems)
+    assert loaded.root is not None
+    spec = parse_browser(loaded.root, problems)
+    assert not problems, problems.sorted()
+    return Step(name="pay", kind="browser", spec=spec, timeout_s=15.0, location=LOC)
+
+
+async def bare_run(browser: Browser, base: str) -> float:
+    t0 = time.perf_counter_ns()
+    context = await browser.new_context()
+    try:
+        page = await context.new_page()
+        await page.goto(base + "/checkout")
+        await page.locator("#card").fill(CARD)
+        await page.locator("#pay").click()
+        await expect(page.locator(".status")).to_contain_text("Paid")
+    finally:
+        await context.close()
+    return (time.perf_counter_ns() - t0) / 1e6
+
+
+def agent_runner(probe: BrowserProbe, step: Step, base: str, state_dir: Path) -> Callable[[], Awaitable[float]]:
+    journey = Journey(name="checkout", steps=(step,), interval_s=60.0, location=LOC)
+
+    async def run() -> float:
+        t0 = time.perf_counter_ns()
+        ctx = RunContext(journey=journey, region="bench", agent="bench", run_id=os.urandom(8).hex(),
+                         state_dir=state_dir, variables={"base": base}, cookie_jar=aiohttp.CookieJar(unsafe=True),
+                         redact=Redactor())
+        try:
+            result = await probe.run(step, ctx)
+        finally:
+            await ctx.close()
+        if result.outcome is not Outcome.PASSED:
+            raise RuntimeError(f"agent run failed: {result.error_message}")
+        return (time.perf_counter_ns() - t0) / 1e6
+
+    return run
+
+
+async def traced(run: Callable[[], Awaitable[float]], trace: str) -> float:
+    os.environ["QOS_BROWSER_TRACE"] = trace
+    return await run()
+
+
+async def main(runs: int) -> None:
+    header("Browser journeys: overhead, runs per minute, memory", "bench.bench_browser", sys.argv[1:])
+    pin(os.getpid(), client_cpus())  # inherited by the driver and Chromium, launched below
+    step = make_step()
+    with Demo(cpus=target_cpus()) as demo, tempfile.TemporaryDirectory() as tmp:
+        others = Others()
+        probe = BrowserProbe()
+        await probe.start()
+        try:
+            browser = await probe.host.browser()
+            agent = agent_runner(probe, step, demo.url, Path(tmp))
+            for _ in range(3):  # warm up both paths
+                await bare_run(browser, demo.url)
+                await traced(agent, "on")
+            samples: dict[str, list[float]] = {"bare": [], "agent": [], "agent_notrace": []}
+            t_start = time.monotonic()
+            for _ in range(runs):
+                samples["bare"].append(await bare_run(browser, demo.url))
+                samples["agent"].append(await traced(agent, "on"))
+                samples["agent_notrace"].append(await traced(agent, "off"))
+            os.environ["QOS_BROWSER_TRACE"] = "on"
+            wall = time.monotonic() - t_start
+
+            rss_before = tree_rss_kb(os.getpid())
+            peak = rss_before
+            done = asyncio.Event()
+
+            async def sample() -> None:
+                nonlocal peak
+                while not done.is_set():
+                    peak = max(peak, tree_rss_kb(os.getpid()))
+                    await asyncio.sleep(0.2)
+
+            async def loop() -> None:
+                for _ in range(runs):
+                    await agent()
+
+            sampler = asyncio.create_task(sample())
+            t_conc = time.monotonic()
+            await asyncio.gather(loop(), loop())
+            conc_wall = time.monotonic() - t_conc
+            done.set()
+            await sampler
+            rss_after = tree_rss_kb(os.getpid())
+        finally:
+            await probe.close()
+
+    bare_med = statistics.median(samples["bare"])
+    rows = []
+    for name, xs in samples.items():
+        med, mean = statistics.median(xs), statistics.fmean(xs)
+        over = "-" if name == "bare" else f"{(med - bare_med) / bare_med * 100:+.1f} %"
+        rows.append([name, str(len(xs)), fmt(med), fmt(mean), fmt(min(xs)), over, fmt(60_000 / mean, 0)])
+    print(table(["variant", "runs", "median ms", "mean ms", "min ms", "overhead (median)", "runs/min, 1 core"],
+                rows))
+    print(f"\n(the three variants alternated for {wall:.0f} s)")
+    print("\n" + table(["2 concurrent browser journeys", "value"], [
+        ["runs", str(2 * runs)],
+        ["runs/min (both together, 1 core)", fmt(2 * runs * 60 / conc_wall, 0)],
+        ["RSS agent+driver+chromium before", f"{rss_before / 1024:.0f} MB"],
+        ["RSS peak during", f"{peak / 1024:.0f} MB"],
+        ["RSS after", f"{rss_after / 1024:.0f} MB"],
+    ]))
+    print("\n" + others.note())
+
+
+if __name__ == "__main__":
+    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 30))
