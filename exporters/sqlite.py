@@ -77,8 +77,11 @@ class SqliteSpec:
     retention_s: float = DEFAULT_RETENTION_S
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # made once: dumps(**kw) makes one a call
+
+
 def _json(value: dict[str, Any]) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODER.encode(value)
 
 
 def _sql_value(value: Any) -> Any:

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 QUEUE_BATCHES = 10_000  # batches (one per journey run) waiting per sink before drops are counted
 MAX_BATCH_POINTS = 5_000
+LINGER_S = 0.1  # how long a sink waits for more points before writing a batch
 
 
 @dataclass(slots=True)
@@ -50,12 +51,22 @@ class _Sink:
             self.stats.dropped += len(points)
 
     async def loop(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             batch = list(await self.queue.get())
             taken = 1
-            while not self.queue.empty() and len(batch) < MAX_BATCH_POINTS:
-                batch.extend(self.queue.get_nowait())
-                taken += 1
+            # Linger a moment so a busy agent writes one batch per LINGER_S, not one per result:
+            # a transaction per result costs far more than the wait (see docs/benchmarks.md).
+            # (Polled, not wait_for(queue.get()): on Python 3.11 a timeout racing a get can lose the item.)
+            deadline = loop.time() + LINGER_S
+            while len(batch) < MAX_BATCH_POINTS:
+                if not self.queue.empty():
+                    batch.extend(self.queue.get_nowait())
+                    taken += 1
+                elif (remaining := deadline - loop.time()) > 0:
+                    await asyncio.sleep(min(remaining, 0.01))
+                else:
+                    break
             await self._write(batch)
             for _ in range(taken):
                 self.queue.task_done()

@@ -1,0 +1,81 @@
+"""`qos-agent check` of the sample journeys.yaml: wall time of the whole command, median of N.
+
+The sample file (copied into a temp dir, so its state_dir lands there) runs against the demo service
+in its own process (`SHOP_URL`): all of it, and its HTTP-only journeys (`--journey` each; a browser
+journey launches Chromium, which dominates). Peer in the same run: `qos-agent --version`, the floor
+every invocation pays (interpreter start and imports), so the rest is what checking costs.
+Run: `.venv/bin/python -m bench.bench_check [--times N]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import ROOT, Demo, Others, header, load_yaml, table
+
+TARGET_S = 2.0
+
+
+def agent_command() -> list[str]:
+    script = Path(sys.executable).parent / "qos-agent"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "qos_agent"]
+
+
+def timed(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int, str]:
+    t0 = time.perf_counter()
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
+    return time.perf_counter() - t0, done.returncode, done.stdout + done.stderr
+
+
+def main(times: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-check-") as tmp, Demo() as demo:
+        assert demo.proc is not None
+        others = Others([demo.proc.pid])
+        shutil.copy(ROOT / "journeys.yaml", Path(tmp) / "journeys.yaml")
+        env = {**os.environ, "SHOP_URL": demo.url}
+        env.pop("QOS_REGION", None)
+        config = load_yaml((ROOT / "journeys.yaml").read_text(), Path(tmp) / "parsed", env)
+        http_only = [j.name for j in config.journeys if all(s.kind != "browser" for s in j.steps)]
+        commands = {
+            "qos-agent check journeys.yaml": ["check", "journeys.yaml"],
+            f"… --journey × {len(http_only)} (HTTP-only)": ["check", "journeys.yaml",
+                                                           *(a for n in http_only for a in ("--journey", n))],
+            "qos-agent --version (start-up floor)": ["--version"],
+        }
+        walls: dict[str, list[float]] = {label: [] for label in commands}
+        output = ""
+        for _ in range(times):
+            for label, args in commands.items():
+                wall, code, out = timed([*agent_command(), *args], Path(tmp), env)
+                if code != 0:
+                    print(f"{label} exited {code}:\n{out}")
+                    raise SystemExit(1)
+                walls[label].append(wall)
+                if args[:2] == ["check", "journeys.yaml"] and len(args) == 2:
+                    output = out
+        note = others.note()
+    med = {label: statistics.median(w) for label, w in walls.items()}
+    full, http, floor = med.values()
+    print(f"last full check's output:\n{output}")
+    print(table(["command", "median wall s", "runs (s)"],
+                [[label, f"{med[label]:.2f}", " ".join(f"{x:.2f}" for x in w)] for label, w in walls.items()]))
+    print(f"\ncheck median {full:.2f} s, HTTP-only {http:.2f} s (target ≤ {TARGET_S:g} s: "
+          f"{'met' if full <= TARGET_S else 'NOT met'} for the whole sample, "
+          f"{'met' if http <= TARGET_S else 'NOT met'} for its HTTP journeys); start-up floor {floor:.2f} s")
+    print(note)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--times", type=int, default=5)
+    args = parser.parse_args()
+    header("check wall time (spine)", "bench.bench_check", sys.argv[1:])
+    main(args.times)

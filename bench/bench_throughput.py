@@ -1,0 +1,189 @@
+"""Throughput: HTTP steps/s on one client core, the whole agent path against a bare aiohttp loop.
+
+The client process is pinned to core 0 and the target (the demo service's `GET /fast`, which answers
+at once) to the other core. qos-agent: `Runner.run` of a one-step journey loaded from YAML
+(templated URL, status and body assertions), every result submitted to a `Pipeline` whose real
+SqliteExporter writes the points (its thread shares the pinned core); the wall time includes
+draining the queue. A second row runs the same path with no sink, to show what the export costs.
+Bare: a fresh connector and session per request, status checked, body read. All run `--workers`
+requests in flight, in alternating rounds; the medians are compared.
+Run: `.venv/bin/python -m bench.bench_throughput [--seconds S] [--rounds N] [--workers W] [--profile]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import os
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+from bench.common import (
+    Demo,
+    Others,
+    client_cpus,
+    header,
+    http_journeys_yaml,
+    load_yaml,
+    pin,
+    proc_cpu_s,
+    table,
+    target_cpus,
+)
+from qos_agent.model import Journey
+from qos_agent.pipeline import Pipeline
+from qos_agent.runner import Runner
+
+TARGET_RATIO = 0.70
+SQLITE = "  - type: sqlite\n    path: results.db"
+
+
+@dataclass
+class Round:
+    steps: int
+    wall_s: float
+    cpu_s: float
+    target_cpu_s: float
+
+    @property
+    def rate(self) -> float:
+        return self.steps / self.wall_s
+
+    @property
+    def cpu_us(self) -> float:
+        return self.cpu_s / self.steps * 1e6
+
+
+async def closed_loop(one: Callable[[], Awaitable[None]], workers: int, seconds: float,
+                      target_pid: int, drain: Callable[[], Awaitable[None]] | None = None) -> Round:
+    """`workers` loops each doing `one` back to back until `seconds` pass; counts completions."""
+    done = 0
+    stop_at = 0.0
+
+    async def worker() -> None:
+        nonlocal done
+        while time.perf_counter() < stop_at:
+            await one()
+            done += 1
+
+    cpu0, tcpu0, t0 = time.process_time(), proc_cpu_s(target_pid), time.perf_counter()
+    stop_at = t0 + seconds
+    async with asyncio.timeout(seconds + 30):
+        await asyncio.gather(*(worker() for _ in range(workers)))
+        if drain is not None:
+            await drain()
+    wall = time.perf_counter() - t0
+    return Round(done, wall, time.process_time() - cpu0, proc_cpu_s(target_pid) - tcpu0)
+
+
+class Agent:
+    """The agent's path: runner → results → points → bounded queue → SQLite."""
+
+    def __init__(self, runner: Runner, journey: Journey, pipeline: Pipeline) -> None:
+        self.runner, self.journey, self.pipeline = runner, journey, pipeline
+
+    async def one(self) -> None:
+        results = await self.runner.run(self.journey)
+        if not results[-1].outcome.ok:
+            raise RuntimeError(f"qos-agent run failed: {results[-1].error_message}")
+        self.pipeline.submit(results)
+
+    async def drain(self) -> None:
+        for sink in self.pipeline.sinks:
+            await sink.queue.join()
+
+
+def bare(url: str) -> Callable[[], Awaitable[None]]:
+    async def one() -> None:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(use_dns_cache=False)) as session, \
+                session.get(url) as resp:
+            await resp.read()
+            if resp.status != 200:
+                raise RuntimeError(f"bare aiohttp got {resp.status}")
+    return one
+
+
+async def main(seconds: float, rounds: int, workers: int, profile: bool) -> None:
+    pin(0, client_cpus())
+    with tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp, Demo(target_cpus()) as demo:
+        assert demo.proc is not None
+        others = Others([demo.proc.pid])
+        url = f"{demo.url}/fast"
+        config = load_yaml(http_journeys_yaml(url, 1, exporters=SQLITE,
+                                              expect='{status: 200, body_contains: "ok"}'), Path(tmp))
+        runner = Runner(config)
+        pipeline = Pipeline.from_config(config, runner.redact)
+        pipeline.start()
+        await runner.probes.start(config.journeys)
+        agent = Agent(runner, config.journeys[0], pipeline)
+        no_sink = Pipeline([])  # the same path up to points, no sink: shows what the SQLite write costs
+        no_export = Agent(runner, config.journeys[0], no_sink)
+        plain = bare(url)
+        try:
+            await closed_loop(agent.one, workers, 0.5, demo.proc.pid, agent.drain)  # warm up
+            await closed_loop(plain, workers, 0.5, demo.proc.pid)
+            results: dict[str, list[Round]] = {"qos-agent": [], "qos-agent, no exporter": [], "bare aiohttp": []}
+            for _ in range(rounds):
+                results["qos-agent"].append(await closed_loop(agent.one, workers, seconds, demo.proc.pid,
+                                                              agent.drain))
+                results["qos-agent, no exporter"].append(await closed_loop(no_export.one, workers, seconds,
+                                                                           demo.proc.pid))
+                results["bare aiohttp"].append(await closed_loop(plain, workers, seconds, demo.proc.pid))
+            if profile:
+                prof = cProfile.Profile(time.process_time)
+                prof.enable()
+                await closed_loop(agent.one, workers, seconds, demo.proc.pid, agent.drain)
+                prof.disable()
+            note = others.note()
+        finally:
+            await runner.close()
+            await pipeline.close()
+        exported = pipeline.stats.exported
+    report(results, workers, seconds, exported, note)
+    if profile:
+        buf = io.StringIO()
+        pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(30)
+        print("\ncProfile of one qos-agent round (top 30 by own CPU time):\n" + buf.getvalue())
+
+
+def report(results: dict[str, list[Round]], workers: int, seconds: float, exported: int, note: str) -> None:
+    rows, med = [], {}
+    for name, rs in results.items():
+        rate = statistics.median(r.rate for r in rs)
+        cpu = statistics.median(r.cpu_us for r in rs)
+        tgt = statistics.median(r.target_cpu_s / r.wall_s * 100 for r in rs)
+        med[name] = (rate, cpu)
+        rows.append([name, " ".join(f"{r.rate:,.0f}" for r in rs), f"{rate:,.0f}", f"{cpu:,.0f}", f"{tgt:.0f}%"])
+    agent, plain, no_export = med["qos-agent"], med["bare aiohttp"], med["qos-agent, no exporter"]
+    print(f"one client core, {workers} in flight, rounds of {seconds:g} s alternating; "
+          f"the agent's rounds include draining {exported:,} points into SQLite\n")
+    print(table(["prober", "steps/s per round", "median steps/s", "client CPU µs/step", "target CPU"], rows))
+    r = agent[0] / plain[0]
+    print(f"\nqos-agent / bare aiohttp: {r * 100:.0f} % of the steps/s (target ≥ {TARGET_RATIO * 100:.0f} %: "
+          f"{'met' if r >= TARGET_RATIO else 'NOT met'}); by client CPU per step: {plain[1] / agent[1] * 100:.0f} %")
+    print(f"without the SQLite exporter: {no_export[0] / plain[0] * 100:.0f} % of the steps/s; "
+          f"the export costs {agent[1] - no_export[1]:,.0f} µs of client CPU per step")
+    print(note)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--seconds", type=float, default=3.0, help="length of each round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per prober")
+    parser.add_argument("--workers", type=int, default=32, help="requests in flight")
+    parser.add_argument("--profile", action="store_true", help="also cProfile one qos-agent round")
+    args = parser.parse_args()
+    header("Throughput (spine)", "bench.bench_throughput", sys.argv[1:])
+    if (os.cpu_count() or 1) < 2:
+        print("one CPU only: client and target share it; the ratio still holds, the absolute figures do not")
+    asyncio.run(main(args.seconds, args.rounds, args.workers, args.profile))
