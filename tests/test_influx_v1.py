@@ -145,7 +145,7 @@ async def test_field_type_conflict_is_dead_lettered_while_other_points_flow(infl
     await exp.close()
     assert exp.stats.dead_letter == 1 and exp.stats.exported == 400
     assert len(dead) == 1 and 'duration_ms="slow"' in dead[0][0] and "conflict" in dead[0][1]
-    assert influxd.count("journey", "qos") == 400
+    assert await influxd.wait_count("journey", "qos", 400, limit_s=10) == 400
 
 
 async def test_missing_database_is_one_clear_line_and_points_wait(influxd: InfluxServer, tmp_path: Path,
