@@ -1,17 +1,17 @@
 """The run's Playwright trace, kept free of typed secrets.
 
-Tracing starts when the run's context is made (screenshots + DOM snapshots, no sources) and is
+Tracing starts when the run's context is made (DOM snapshots, no screencast, no sources) and is
 saved only when a step fails (`trace.zip`); a passing run's trace is discarded.
 
 What a saved trace may hold: every traced action with its parameters (selectors, URLs, typed text
 that is not a secret), DOM snapshots before/after each action (including input values),
-screencast frames, console messages, and the network log (URLs, request and response headers
+console messages, and the network log (URLs, request and response headers
 including cookies, request bodies, response bodies). URLs and cookies are recorded as they are.
 
 What it never holds: a value typed from a secret. When a `fill`, `select` or `press` is about to
 send a value containing a secret (`ctx.redact.secrets`), the current trace chunk is discarded and
 tracing stays off while the page may still hold the value: the action itself, its DOM (the input's
-value) and its screencast frames are never recorded. Tracing resumes with a new chunk as soon as
+value) is never recorded. Tracing resumes with a new chunk as soon as
 a new document has loaded (the input is gone). Playwright writes some network entries late (the
 request that submitted the secret can land in the resumed chunk), so a saved trace is also scrubbed:
 every file in the zip has each secret, and its URL-, form-, JSON- and HTML-encoded forms, replaced
@@ -74,7 +74,9 @@ class TraceGuard:
 
     async def start(self) -> None:
         if self.enabled:
-            await self.context.tracing.start(screenshots=True, snapshots=True, sources=False)
+            # No screencast: its frames cost ~+25 % per run (docs/benchmarks.md); DOM snapshots replay the
+            # page in the trace viewer, and a failed step saves its own screenshot.
+            await self.context.tracing.start(screenshots=False, snapshots=True, sources=False)
             self.recording = True
 
     def document_loaded(self) -> None:
