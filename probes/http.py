@@ -67,10 +67,10 @@ def _status_failure(spec: HttpSpec, status: int) -> StepFailed | None:
         # The server answering an error is a status failure; a success the step did not expect
         # (200 where 201 was due) is a broken contract: an assertion.
         error = ErrorClass.ASSERTION if 200 <= status < 400 else ErrorClass.STATUS
-        return StepFailed(error, f"status {status}, expected {want}")
+        return StepFailed(error, f"HTTP {status}, expected {want}")
     if 200 <= status < 400:
         return None
-    return StepFailed(ErrorClass.STATUS, f"status {status}, expected 2xx or 3xx")
+    return StepFailed(ErrorClass.STATUS, f"HTTP {status}, expected 2xx or 3xx")
 
 
 class HttpProbe:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import time
 from pathlib import Path
@@ -79,3 +80,13 @@ def test_demo_command_shows_the_hidden_disruption(tmp_path: Path) -> None:
     assert "Disruptions" in out and "green (missed it)" in out
     opened = [line for line in out.splitlines() if "DISRUPTION OPEN" in line]
     assert len(opened) == 1 and all("ap-south" in line for line in opened)
+    # The demo's store drawn for people without Grafana: the hidden disruption is on the page.
+    page = tmp_path / "report.html"
+    html = qos("report", "--db", str(tmp_path / "demo" / "qos-results.db"), "--html", str(page))
+    assert html.returncode == 0, html.stdout + html.stderr
+    text = page.read_text()
+    sections = {m.group(1): m.group(2) for m in re.finditer(
+        r'<section class="card" data-journey="checkout" data-region="([^"]+)">(.*?)</section>', text, re.S)}
+    assert set(sections) == {"eu-west", "us-east", "ap-south"}
+    assert "1 hidden from uptime" in sections["ap-south"]
+    assert "hidden from uptime" not in sections["eu-west"] + sections["us-east"]

@@ -146,8 +146,8 @@ async def test_503_is_status() -> None:
         default = await run(ctx, 'http: {url: "{{ base }}/status/503"}')
         explicit = await run(ctx, 'http: {url: "{{ base }}/status/503"}\nexpect: {status: 200}')
         allowed = await run(ctx, 'http: {url: "{{ base }}/status/503"}\nexpect: {status: [200, 503]}')
-    assert failed_with(default, ErrorClass.STATUS) == "status 503, expected 2xx or 3xx"
-    assert failed_with(explicit, ErrorClass.STATUS) == "status 503, expected 200"
+    assert failed_with(default, ErrorClass.STATUS) == "HTTP 503, expected 2xx or 3xx"
+    assert failed_with(explicit, ErrorClass.STATUS) == "HTTP 503, expected 200"
     assert default.status_code == 503
     assert allowed.outcome is Outcome.PASSED
 
@@ -155,7 +155,7 @@ async def test_503_is_status() -> None:
 async def test_unexpected_success_status_is_assertion() -> None:
     async with http_server() as srv, run_context({"base": srv.base}) as ctx:
         r = await run(ctx, 'http: {url: "{{ base }}/ok"}\nexpect: {status: [201, 204]}')
-    assert failed_with(r, ErrorClass.ASSERTION) == "status 200, expected one of 201, 204"
+    assert failed_with(r, ErrorClass.ASSERTION) == "HTTP 200, expected one of 201, 204"
 
 
 async def test_slow_answer_fails_latency() -> None:

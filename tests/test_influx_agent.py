@@ -94,3 +94,27 @@ async def test_kill_9_while_influxdb_is_down_then_restart_delivers_everything(
     print(f"\nkill -9: {made} runs in the local store, {waiting} spooled, {stored} in InfluxDB after restart")
     assert stored == waiting
     assert spooled(tmp_path / "state") == 0
+
+
+async def test_sample_journeys_into_real_influxd(tmp_path: Path, influxd: InfluxServer) -> None:
+    """The sample journeys.yaml, as shipped, plus an influxdb exporter: every run reaches InfluxDB."""
+    from tests.support.cli import ROOT
+
+    path = tmp_path / "journeys.yaml"
+    sample = (ROOT / "journeys.yaml").read_text().replace("interval: 15s", "interval: 2s")
+    path.write_text(sample + f"\nexporters:\n  - type: sqlite\n  - type: influxdb\n    url: {influxd.url}\n"
+                             "    database: qos\n")
+    with DemoProcess() as demo:
+        agent = start("run", str(path), "--duration", "8s", cwd=tmp_path,
+                      env={"SHOP_URL": demo.url, "QOS_LISTEN": "127.0.0.1:0"})
+        _, err = agent.communicate(timeout=90)
+    assert agent.returncode == 0, err
+    made = journey_runs(tmp_path / ".qos-agent" / "qos-results.db")
+    assert made >= 12
+    assert await influxd.wait_count("journey", "qos", made, limit_s=20) == made
+    rows = influxd.rows('SELECT "success", "steps" FROM "journey" GROUP BY "journey"', "qos")
+    assert {r["journey"] for r in rows} == {"onboarding", "billing", "support", "checkout", "browser_checkout",
+                                            "uptime"}
+    assert all(r["success"] is True for r in rows)
+    steps = influxd.rows('SELECT count("duration_ms") FROM "step" GROUP BY "step", "probe"', "qos")
+    assert {(r["step"], r["probe"]) for r in steps} >= {("pay", "browser"), ("pay", "http"), ("health", "http")}
