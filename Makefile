@@ -21,7 +21,7 @@ demo-run: setup
 	@bash scripts/demo-run.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff check qos_agent probes exporters tests bench
+	$(BIN)/ruff check qos_agent probes exporters tests bench scripts
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

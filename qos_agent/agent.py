@@ -25,7 +25,7 @@ from qos_agent.pipeline import Pipeline
 from qos_agent.placement import select_journeys
 from qos_agent.runner import Runner
 from qos_agent.scheduler import Scheduler
-from qos_agent.secrets import RedactingFilter, Redactor
+from qos_agent.secrets import Redactor, redacted_logs
 from qos_agent.watch import file_sha256, watch_file
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,6 @@ class Agent:
         self.reload_error = ""
         self.reloads = 0
         self.results_seen = 0
-        self._log_filter = RedactingFilter(self.redact)
         self.listeners: list[Callable[[list[JourneyResult], list[Point]], None]] = []  # e.g. the live demo view
         # The endpoint and live reload (qos_agent/health.py, metrics.py, watch.py).
         self.config_hash = file_sha256(self.config_path)
@@ -104,9 +103,11 @@ class Agent:
 
     async def run(self, duration_s: float | None = None, handle_signals: bool = True) -> None:
         """Until SIGTERM/SIGINT (or duration_s); `handle_signals=False` when several agents share a process."""
+        with redacted_logs(self.redact):
+            await self._run(duration_s, handle_signals)
+
+    async def _run(self, duration_s: float | None, handle_signals: bool) -> None:
         ensure_state_dir(self.config)
-        for handler in logging.getLogger().handlers:
-            handler.addFilter(self._log_filter)
         loop = asyncio.get_running_loop()
         signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP) if handle_signals else ()
         if handle_signals:
@@ -139,8 +140,6 @@ class Agent:
                 await self.health.stop()
             for sig in signals:
                 loop.remove_signal_handler(sig)
-            for handler in logging.getLogger().handlers:
-                handler.removeFilter(self._log_filter)
 
     def reload(self) -> None:
         """SIGHUP: re-validate; when valid swap the schedule, else keep the old one running."""

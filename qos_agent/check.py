@@ -19,7 +19,7 @@ from qos_agent.placement import select_journeys
 from qos_agent.plugin import ExporterEnv, LoadContext
 from qos_agent.points import points_of
 from qos_agent.runner import Runner
-from qos_agent.secrets import Redactor
+from qos_agent.secrets import Redactor, redacted_logs
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
@@ -53,16 +53,17 @@ async def run_check(config: Config, names: Sequence[str], export: bool = False) 
         async with semaphore:
             return await runner.run(journey)
 
-    try:
-        Path(config.agent.state_dir).mkdir(parents=True, exist_ok=True)
-        chosen = choose(config, names)
-        await runner.probes.start(j for j in config.journeys if j.name in chosen)
-        runs = await asyncio.gather(*(one(n) for n in chosen))
-    finally:
-        await runner.close()
-    results = [r for attempts in runs for r in attempts]
-    pipeline.submit(results)
-    await pipeline.close()
+    with redacted_logs(redact):
+        try:
+            Path(config.agent.state_dir).mkdir(parents=True, exist_ok=True)
+            chosen = choose(config, names)
+            await runner.probes.start(j for j in config.journeys if j.name in chosen)
+            runs = await asyncio.gather(*(one(n) for n in chosen))
+        finally:
+            await runner.close()
+        results = [r for attempts in runs for r in attempts]
+        pipeline.submit(results)
+        await pipeline.close()
     return results
 
 

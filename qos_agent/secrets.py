@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 MASK = "***"
 
@@ -34,3 +35,17 @@ class RedactingFilter(logging.Filter):
             record.msg = self.redactor(record.getMessage())
             record.args = None
         return True
+
+
+@contextlib.contextmanager
+def redacted_logs(redactor: Redactor) -> Iterator[None]:
+    """Mask secrets in every log line written by the root logger's handlers while inside."""
+    log_filter = RedactingFilter(redactor)
+    handlers = list(logging.getLogger().handlers)
+    for handler in handlers:
+        handler.addFilter(log_filter)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(log_filter)
