@@ -73,7 +73,6 @@ class Agent:
         self.loop_lag_ms = 0.0
         self.reload_error = ""
         self.reloads = 0
-        self.results_seen = 0
         self.listeners: list[Callable[[list[JourneyResult], list[Point]], None]] = []  # e.g. the live demo view
         # The endpoint and live reload (qos_agent/health.py, metrics.py, watch.py).
         self.config_hash = file_sha256(self.config_path)
@@ -89,7 +88,6 @@ class Agent:
         return select_journeys(config.journeys, config.agent)
 
     def on_results(self, results: list[JourneyResult]) -> None:
-        self.results_seen += len(results)
         self.metrics.observe(results)
         self.pipeline.submit(results)
         disruptions = self.evaluator.observe(results)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from qos_agent.report import Disruption, ReportRow, _cutoff, _query, load_disruptions, load_report, percentile
+from qos_agent.report import Disruption, ReportRow, cutoff_ms, load_disruptions, load_report, percentile, query_store
 
 NICE_BUCKETS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
 MAX_BUCKETS = 90
@@ -44,11 +44,11 @@ class Run:
 
 def load_runs(db_path: str | Path, since_s: float | None = None, *, now_ms: int | None = None) -> list[Run]:
     """Final runs (oldest first) since `since_s` seconds ago, or all; ReportError when unreadable."""
-    cutoff = _cutoff(since_s, int(time.time() * 1000) if now_ms is None else now_ms)
+    cutoff = cutoff_ms(since_s, int(time.time() * 1000) if now_ms is None else now_ms)
     sql = ("SELECT journey, region, kind, time_ms, success, duration_ms FROM points "
            "WHERE measurement = 'journey' AND final = 1" + (" AND time_ms >= ?" if cutoff is not None else "")
            + " ORDER BY time_ms")
-    rows = _query(Path(db_path), sql, (cutoff,) if cutoff is not None else ())
+    rows = query_store(Path(db_path), sql, (cutoff,) if cutoff is not None else ())
     return [Run(str(j), str(r), str(k or "journey"), int(str(t)), bool(ok),
                 float(d) if isinstance(d, int | float) else 0.0) for j, r, k, t, ok, d in rows]
 

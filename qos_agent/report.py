@@ -76,7 +76,7 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _cutoff(since_s: float | None, now_ms: int) -> int | None:
+def cutoff_ms(since_s: float | None, now_ms: int) -> int | None:
     return None if since_s is None else now_ms - int(since_s * 1000)
 
 
@@ -102,7 +102,7 @@ def _connect(db_path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _query(db_path: Path, sql: str, args: tuple[object, ...]) -> list[tuple[object, ...]]:
+def query_store(db_path: Path, sql: str, args: tuple[object, ...]) -> list[tuple[object, ...]]:
     conn = _connect(db_path)
     try:
         return conn.execute(sql, args).fetchall()
@@ -118,11 +118,11 @@ def load_report(db_path: str | Path, since_s: float | None = None, *,
 
     Raises ReportError (with a message for the user) when the store is missing or unreadable.
     """
-    cutoff = _cutoff(since_s, _now_ms() if now_ms is None else now_ms)
+    cutoff = cutoff_ms(since_s, _now_ms() if now_ms is None else now_ms)
     sql = ("SELECT journey, region, time_ms, success, duration_ms, flaky, failed_step, error, "
            "error_message FROM points WHERE measurement = 'journey' AND final = 1"
            + (" AND time_ms >= ?" if cutoff is not None else "") + " ORDER BY journey, region, time_ms")
-    rows = _query(Path(db_path), sql, (cutoff,) if cutoff is not None else ())
+    rows = query_store(Path(db_path), sql, (cutoff,) if cutoff is not None else ())
     groups: dict[tuple[str, str], list[tuple[object, ...]]] = {}
     for row in rows:
         groups.setdefault((str(row[0]), str(row[1])), []).append(row)
@@ -153,8 +153,8 @@ def load_disruptions(db_path: str | Path, since_s: float | None = None, *,
     Pairs are matched per journey × region × agent in time order; a second `open` while one is
     open continues it, a `close` with no open one is ignored.
     """
-    cutoff = _cutoff(since_s, _now_ms() if now_ms is None else now_ms)
-    rows = _query(Path(db_path), "SELECT time_ms, tags, fields FROM points "
+    cutoff = cutoff_ms(since_s, _now_ms() if now_ms is None else now_ms)
+    rows = query_store(Path(db_path), "SELECT time_ms, tags, fields FROM points "
                   "WHERE measurement = 'disruption' ORDER BY time_ms, id", ())
     open_: dict[tuple[str, str, str], Disruption] = {}
     done: list[Disruption] = []

@@ -75,12 +75,10 @@ class Scheduler:
         for name in list(self._loops):
             if name not in new or new[name] != self.journeys.get(name):
                 self._loops.pop(name).cancel()
-        old = self.journeys
         self.journeys = new
         for name, journey in new.items():
-            if name not in self._loops:
-                keep = old.get(name)
-                self._start_loop(journey, None if keep is None else self.rng.uniform(0, journey.interval_s))
+            if name not in self._loops:  # new or changed: a fresh random offset
+                self._start_loop(journey)
 
     async def _loop(self, name: str, delay_s: float) -> None:
         loop = asyncio.get_running_loop()
