@@ -40,7 +40,7 @@ from bench.common import (
     table,
 )
 from qos_agent.model import Journey, Outcome
-from qos_agent.runner import Runner
+from qos_agent.runloop.runner import Runner
 
 DELAY_MS = 200
 Probe = Callable[[], Awaitable[float]]

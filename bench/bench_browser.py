@@ -29,11 +29,11 @@ from playwright.async_api import Browser, expect
 from bench.common import Demo, Others, client_cpus, fmt, header, pin, table, target_cpus
 from probes.browser import BrowserProbe
 from probes.browser_config import parse_browser
-from qos_agent.confignode import Problems
+from qos_agent.language.nodes import Problems
+from qos_agent.language.secrets import Redactor
+from qos_agent.language.yamlload import load_nodes
 from qos_agent.model import Journey, Location, Outcome, Step
-from qos_agent.plugin import RunContext
-from qos_agent.secrets import Redactor
-from qos_agent.yamlload import load_nodes
+from qos_agent.plugins.protocols import RunContext
 
 CARD = "4242 4242 4242 4242"
 STEP_YAML = """name: pay

@@ -18,8 +18,8 @@ from pathlib import Path
 from exporters.influxdb import InfluxDBExporter
 from exporters.lineprotocol import encode_many
 from exporters.spool import Spool
-from qos_agent.plugin import ExporterEnv
-from qos_agent.points import result_points
+from qos_agent.delivery.points import result_points
+from qos_agent.plugins.protocols import ExporterEnv
 from tests.support.influx import InfluxServer, exporter_spec
 
 from .bench_spool import result

@@ -22,10 +22,10 @@ from pathlib import Path
 import aiohttp
 
 from bench.common import Demo, Others, fmt, header, http_journeys_yaml, load_yaml, pct, table
+from qos_agent.delivery.pipeline import Pipeline
 from qos_agent.model import JourneyResult
-from qos_agent.pipeline import Pipeline
-from qos_agent.runner import Runner
-from qos_agent.scheduler import Scheduler
+from qos_agent.runloop.runner import Runner
+from qos_agent.runloop.scheduler import Scheduler
 
 SQLITE = "  - type: sqlite\n    path: results.db"
 LOOP_PROBE_S = 0.010

@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 from exporters.influxdb import InfluxDBExporter
+from qos_agent.delivery.points import result_points
 from qos_agent.model import JourneyKind, JourneyResult, Outcome, StepResult
-from qos_agent.plugin import ExporterEnv
-from qos_agent.points import result_points
+from qos_agent.plugins.protocols import ExporterEnv
 from tests.support.influx import exporter_spec
 
 

@@ -40,9 +40,9 @@ from bench.common import (
     table,
     target_cpus,
 )
+from qos_agent.delivery.pipeline import Pipeline
 from qos_agent.model import Journey
-from qos_agent.pipeline import Pipeline
-from qos_agent.runner import Runner
+from qos_agent.runloop.runner import Runner
 
 TARGET_RATIO = 0.70
 SQLITE = "  - type: sqlite\n    path: results.db"

@@ -28,7 +28,7 @@ from typing import IO
 
 import aiohttp
 
-from qos_agent.config import load_config
+from qos_agent.config.loader import load_config
 from qos_agent.model import Config
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,7 +8,6 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from qos_agent.evaluator import Evaluator
 from qos_agent.model import (
     ErrorClass,
     Journey,
@@ -20,7 +19,8 @@ from qos_agent.model import (
     Slo,
     StepResult,
 )
-from qos_agent.scheduler import JITTER_MAX_S, JITTER_SHARE
+from qos_agent.quality.evaluator import Evaluator
+from qos_agent.runloop.scheduler import JITTER_MAX_S, JITTER_SHARE
 
 LOC = Location("sim.yaml", 1, 1)
 INTERVAL_S = 60.0

@@ -20,9 +20,9 @@ from urllib.parse import urlsplit
 from exporters.influx_send import Target, V1Sender, V2Sender
 from exporters.lineprotocol import encode_many
 from exporters.spool import Spool, SpoolStats
-from qos_agent.confignode import Node, Problems, Reader
+from qos_agent.language.nodes import Node, Problems, Reader
 from qos_agent.model import Point
-from qos_agent.plugin import ExporterEnv, LoadContext
+from qos_agent.plugins.protocols import ExporterEnv, LoadContext
 
 V1_KEYS = frozenset({"database", "retention_policy", "username", "password", "create_database"})
 V2_KEYS = frozenset({"org", "bucket", "token"})

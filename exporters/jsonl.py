@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, TextIO
 
-from qos_agent.confignode import Node, Problems, Reader
+from qos_agent.language.nodes import Node, Problems, Reader
 from qos_agent.model import Point
-from qos_agent.plugin import ExporterEnv, LoadContext
+from qos_agent.plugins.protocols import ExporterEnv, LoadContext
 
 DEFAULT_PATH = "qos-results.jsonl"
 STDOUT = "-"

@@ -21,9 +21,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
 
-from qos_agent.confignode import Node, Problems, Reader
+from qos_agent.language.nodes import Node, Problems, Reader
 from qos_agent.model import FieldValue, Point
-from qos_agent.plugin import ExporterEnv, LoadContext
+from qos_agent.plugins.protocols import ExporterEnv, LoadContext
 
 DEFAULT_PATH = "qos-junit.xml"
 SUITE = "qos-agent"

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from qos_agent.secrets import Redactor
+from qos_agent.language.secrets import Redactor
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -19,14 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from qos_agent.confignode import Node, Problems, Reader
+from qos_agent.language.nodes import Node, Problems, Reader
 from qos_agent.model import Point
-from qos_agent.plugin import ExporterEnv, LoadContext
+from qos_agent.plugins.protocols import ExporterEnv, LoadContext
 
 DEFAULT_PATH = "qos-results.db"
 DEFAULT_RETENTION_S = 30 * 86400.0
 PRUNE_EVERY_S = 3600.0
-SCHEMA_VERSION = 1  # PRAGMA user_version; qos_agent.report checks the same number
+SCHEMA_VERSION = 1  # PRAGMA user_version; qos_agent.reports.table checks the same number
 
 # Tags copied into typed columns for every measurement that has them.
 TAG_COLUMNS = ("journey", "region", "agent", "kind")

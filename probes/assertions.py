@@ -19,8 +19,8 @@ from typing import Any
 
 from jsonpath_ng.ext.parser import parse as jsonpath_parse
 
-from qos_agent.confignode import Node, Problems, Reader
-from qos_agent.templating import has_template
+from qos_agent.language.nodes import Node, Problems, Reader
+from qos_agent.language.templating import has_template
 
 OPS = ("exists", "equals", "contains", "matches", "lt", "gt")
 MISSING = object()  # the value at a path or header that is not there

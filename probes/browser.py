@@ -21,10 +21,10 @@ from probes.browser_config import BrowserSpec, parse_browser
 from probes.browser_launch import BrowserHost
 from probes.browser_session import BrowserSession
 from probes.browser_vitals import StepCounters, collect
-from qos_agent.confignode import Node, Problems
 from qos_agent.errors import SetupError
+from qos_agent.language.nodes import Node, Problems
 from qos_agent.model import ErrorClass, Outcome, Step, StepResult
-from qos_agent.plugin import LoadContext, RunContext
+from qos_agent.plugins.protocols import LoadContext, RunContext
 
 RESOURCE = "browser"
 GRACE_S = 3.0  # past the step's timeout, Playwright has not answered: the browser hangs

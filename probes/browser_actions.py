@@ -15,7 +15,7 @@ from playwright.async_api import Error, Page, TimeoutError, expect
 from probes.browser_artifacts import free_path
 from probes.browser_config import EXPECT_VERBS, Action
 from qos_agent.model import ErrorClass
-from qos_agent.plugin import RunContext
+from qos_agent.plugins.protocols import RunContext
 
 SECRET_VERBS = frozenset({"fill", "select", "press"})
 _NET_CLASSES = (

@@ -13,9 +13,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from qos_agent.confignode import Node, Problems, Reader, suggest
+from qos_agent.language.nodes import Node, Problems, Reader, suggest
+from qos_agent.language.templating import TEMPLATE, has_template
 from qos_agent.model import Location
-from qos_agent.templating import TEMPLATE, has_template
 
 VERBS = ("goto", "click", "fill", "select", "press", "wait_for", "expect_text", "expect_url",
          "screenshot", "extract")

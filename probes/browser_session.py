@@ -16,7 +16,7 @@ from probes.browser_cookies import CookieBridge
 from probes.browser_launch import CLOSE_TIMEOUT_S, BrowserHost
 from probes.browser_trace import TraceGuard
 from probes.browser_vitals import INIT_SCRIPT, PageWatch
-from qos_agent.plugin import RunContext
+from qos_agent.plugins.protocols import RunContext
 
 OPEN_TIMEOUT_S = 15.0
 REGION_HEADER = "X-QoS-Region"

@@ -24,9 +24,9 @@ from probes.http_config import HttpSpec, parse_http
 from probes.http_errors import BodyTooLarge, classify
 from probes.http_extract import ExtractError, extract_all
 from probes.http_trace import CURRENT, RequestTrace, ssl_context, trace_config
-from qos_agent.confignode import Node, Problems
+from qos_agent.language.nodes import Node, Problems
 from qos_agent.model import ErrorClass, Outcome, Step, StepResult
-from qos_agent.plugin import LoadContext, RunContext
+from qos_agent.plugins.protocols import LoadContext, RunContext
 
 CHUNK = 64 * 1024
 SESSION_KEY = "http"

@@ -12,8 +12,8 @@ from typing import Any
 from yarl import URL
 
 from probes.assertions import Check, parse_header_checks, parse_json_checks
-from qos_agent.confignode import Node, Problems, Reader, suggest
-from qos_agent.templating import has_template
+from qos_agent.language.nodes import Node, Problems, Reader, suggest
+from qos_agent.language.templating import has_template
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 HTTP_KEYS = ("method", "url", "headers", "params", "json", "body", "form", "verify_tls",

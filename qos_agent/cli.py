@@ -13,8 +13,8 @@ import typer
 from rich.console import Console
 
 from qos_agent import __version__
-from qos_agent.confignode import parse_duration
 from qos_agent.errors import ConfigError, SetupError
+from qos_agent.language.nodes import parse_duration
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="qos-agent: replays customer journeys and reports what customers feel.")
@@ -65,7 +65,7 @@ def main_options(
 @app.command()
 def validate(file: FileArg = DEFAULT_FILE) -> None:
     """Check journeys.yaml and print every problem, located. Exit 0 or 2."""
-    from qos_agent.config import load_config
+    from qos_agent.config.loader import load_config
 
     try:
         config = load_config(file)
@@ -87,8 +87,8 @@ def check(
     export: Annotated[bool, typer.Option(help="also send results to the configured exporters")] = False,
 ) -> None:
     """Run every selected journey once. Exit 0 all passed, 1 a journey failed, 2 bad config."""
-    from qos_agent import check as checking
-    from qos_agent.config import load_config
+    from qos_agent.config.loader import load_config
+    from qos_agent.runloop import check as checking
 
     if fmt not in ("table", "json"):
         err.print(f"--format {fmt!r}: use table or json", markup=False)
@@ -120,7 +120,7 @@ def run(
     watch: Annotated[bool, typer.Option(help="also reload when the file changes (checked every second)")] = False,
 ) -> None:
     """The agent: schedule, run, export, until SIGTERM (SIGHUP reloads the file)."""
-    from qos_agent.agent import run_agent
+    from qos_agent.runloop.agent import run_agent
 
     try:
         asyncio.run(run_agent(str(file), region=region, duration_s=_seconds(duration, "--duration"), watch=watch))
@@ -140,8 +140,8 @@ def report(
                                               metavar="FILE")] = None,
 ) -> None:
     """What the embedded store holds: per journey × region runs, success, p50/p95/p99, disruptions."""
-    from qos_agent.report import ReportError, show_report
-    from qos_agent.storepath import store_path
+    from qos_agent.reports.storepath import store_path
+    from qos_agent.reports.table import ReportError, show_report
 
     since_s = _seconds(since, "--since")
     try:
@@ -149,7 +149,7 @@ def report(
     except ConfigError as e:
         raise _config_error(e) from None
     if html is not None:
-        from qos_agent.htmlreport import write_html_report
+        from qos_agent.reports.html import write_html_report
 
         try:
             write_html_report(path, html, since_s)
@@ -169,8 +169,8 @@ def demo(
     heal_at: Annotated[str, typer.Option(help="when it heals")] = "45s",
 ) -> None:
     """Three regions, a fault in one region's checkout while /health stays green, and what uptime missed."""
-    from qos_agent.demo_live import Timeline, run_demo
-    from qos_agent.report import show_report
+    from qos_agent.demo.live import Timeline, run_demo
+    from qos_agent.reports.table import show_report
 
     timeline = Timeline(interval_s=_seconds(interval, "--interval") or 3.0,
                         fault_at_s=_seconds(fault_at, "--fault-at") or 20.0,
@@ -185,7 +185,7 @@ def demo(
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of journeys.yaml (for editors; docs/journeys.schema.json is this output)."""
-    from qos_agent.schema import schema_text
+    from qos_agent.config.schema import schema_text
 
     print(schema_text(), end="")
 

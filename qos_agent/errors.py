@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from qos_agent.confignode import Problem
+from qos_agent.language.nodes import Problem
 from qos_agent.model import ErrorClass
 
 

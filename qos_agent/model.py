@@ -41,6 +41,10 @@ class ErrorClass(StrEnum):
     INTERNAL = "internal"
 
 
+# Tag names the metrics schema sets itself: a journey's own tags may not use them.
+RESERVED_TAGS = frozenset({"journey", "step", "region", "agent", "probe", "kind", "state"})
+
+
 class JourneyKind(StrEnum):
     JOURNEY = "journey"
     UPTIME = "uptime"  # the plain health check the evaluator compares journeys with
@@ -59,7 +63,7 @@ class Location:
 
 
 # ---------------------------------------------------------------------------------------------
-# Configuration (parsed once by qos_agent.config, then frozen)
+# Configuration (parsed once by qos_agent.config.loader, then frozen)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -93,7 +97,7 @@ class Slo:
 
 @dataclass(frozen=True, slots=True)
 class DisruptionRules:
-    """When the evaluator opens and closes a disruption (see qos_agent/evaluator.py)."""
+    """When the evaluator opens and closes a disruption (see qos_agent/quality/evaluator.py)."""
 
     open_after: int = 2  # consecutive failed runs
     close_after: int = 3  # consecutive good runs

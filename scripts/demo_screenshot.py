@@ -12,8 +12,8 @@ from pathlib import Path
 from playwright.async_api import async_playwright
 from rich.console import Console
 
-from qos_agent.demo_live import Timeline, run_demo
-from qos_agent.report import show_report
+from qos_agent.demo.live import Timeline, run_demo
+from qos_agent.reports.table import show_report
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

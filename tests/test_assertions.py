@@ -15,9 +15,9 @@ from probes.assertions import (
     parse_header_checks,
     parse_json_checks,
 )
-from qos_agent.confignode import Problems
-from qos_agent.templating import render_deep
-from qos_agent.yamlload import load_nodes
+from qos_agent.language.nodes import Problems
+from qos_agent.language.templating import render_deep
+from qos_agent.language.yamlload import load_nodes
 
 DOC = {"id": 42, "ok": True, "none": None, "name": "bob", "tags": ["a", "b"], "obj": {"k": 1},
        "price": "9.50", "items": [{"id": 1}, {"id": 2}]}

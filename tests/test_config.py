@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from qos_agent.config import load_config
+from qos_agent.config.loader import load_config
 from qos_agent.errors import ConfigError
 from qos_agent.model import JourneyKind
 

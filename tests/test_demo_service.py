@@ -12,9 +12,9 @@ import pytest
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 from playwright.async_api import async_playwright
 
-from qos_agent.config import load_config
+from qos_agent.config.loader import load_config
 from qos_agent.demo import REGION_HEADER, FaultBook, FaultRule, parse_fault_spec
-from qos_agent.runner import Runner
+from qos_agent.runloop.runner import Runner
 from tests.support import demo as demo_support
 from tests.support.demo import ROOT, DemoProcess, DemoService
 

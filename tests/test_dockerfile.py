@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from qos_agent.config import load_config
+from qos_agent.config.loader import load_config
 from tests.support import influx as influx_support
 from tests.support.demo import DemoProcess
 from tests.support.health import get, wait_for

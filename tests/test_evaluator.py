@@ -12,8 +12,8 @@ from bench.detection_sim import (
     run,
     sim_journey,
 )
-from qos_agent.evaluator import Evaluator
 from qos_agent.model import JourneyKind
+from qos_agent.quality.evaluator import Evaluator
 
 
 def test_hard_fault_opens_within_two_intervals_in_every_trial() -> None:

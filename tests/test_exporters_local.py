@@ -16,10 +16,10 @@ import pytest
 from exporters.jsonl import JsonlExporter, JsonlSpec
 from exporters.junit import JunitExporter, JunitSpec, write_junit
 from exporters.sqlite import SCHEMA_VERSION, SqliteExporter, SqliteSpec, StoreError
-from qos_agent.confignode import Node, Problems
+from qos_agent.delivery.points import points_of, result_points
+from qos_agent.language.nodes import Node, Problems
 from qos_agent.model import ErrorClass, Location, Outcome, Point
-from qos_agent.plugin import ExporterEnv, LoadContext
-from qos_agent.points import points_of, result_points
+from qos_agent.plugins.protocols import ExporterEnv, LoadContext
 from tests.support.results import T0_MS, degraded, disruption, failed, journey, passed, skipped
 
 LOC = Location("journeys.yaml", 1, 1)

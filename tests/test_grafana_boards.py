@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 import yaml
 
-from qos_agent import agent as agent_mod
-from qos_agent.agent import Agent
-from qos_agent.config import load_config
+from qos_agent.config.loader import load_config
+from qos_agent.runloop import agent as agent_mod
+from qos_agent.runloop.agent import Agent
 from tests.support import demo as demo_support
 from tests.support import grafana as g
 from tests.support import influx as influx_support

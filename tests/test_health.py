@@ -15,10 +15,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from qos_agent.agent import Agent
-from qos_agent.config import load_config
+from qos_agent.config.loader import load_config
 from qos_agent.demo.faults import parse_fault_spec
 from qos_agent.errors import SetupError
+from qos_agent.runloop.agent import Agent
 from tests.support import demo as demo_support
 from tests.support.faults import closed_port
 from tests.support.health import sample

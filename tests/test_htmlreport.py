@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 
 from exporters.sqlite import SqliteExporter, SqliteSpec
-from qos_agent.evaluator import Evaluator
-from qos_agent.htmlreport import load_runs, write_html_report
+from qos_agent.delivery.points import result_points
 from qos_agent.model import ErrorClass, Journey, JourneyKind, JourneyResult, Location, Point, Slo
-from qos_agent.points import result_points
-from qos_agent.report import ReportError
+from qos_agent.quality.evaluator import Evaluator
+from qos_agent.reports.html import load_runs, write_html_report
+from qos_agent.reports.table import ReportError
 from tests.support import results as rb
 
 ROOT = Path(__file__).resolve().parents[1]

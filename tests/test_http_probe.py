@@ -10,7 +10,7 @@ import pytest
 from probes.http import HttpProbe
 from probes.http_config import HttpSpec
 from qos_agent.model import ErrorClass, Outcome, StepResult
-from qos_agent.plugin import RunContext
+from qos_agent.plugins.protocols import RunContext
 from tests.support.faults import (
     STREAM_CHUNK,
     SelfSigned,

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from exporters.influxdb import InfluxDBExporter, InfluxSpec
-from qos_agent.confignode import Node, Problems
+from qos_agent.language.nodes import Node, Problems
 from qos_agent.model import Location
-from qos_agent.plugin import ExporterEnv, LoadContext
+from qos_agent.plugins.protocols import ExporterEnv, LoadContext
 
 
 def parse(cfg: dict[str, Any]) -> tuple[InfluxSpec | None, list[str]]:

@@ -8,9 +8,9 @@ import sqlite3
 from collections import defaultdict
 from pathlib import Path
 
-from qos_agent.agent import Agent
-from qos_agent.config import load_config
-from qos_agent.placement import select_journeys, shard_of
+from qos_agent.config.loader import load_config
+from qos_agent.runloop.agent import Agent
+from qos_agent.runloop.placement import select_journeys, shard_of
 from tests.support.demo import DemoService
 
 CONFIG = """\

@@ -10,11 +10,11 @@ from rich.console import Console
 
 from exporters import sqlite as store
 from exporters.sqlite import SqliteExporter, SqliteSpec
-from qos_agent import report
+from qos_agent.delivery.points import points_of
 from qos_agent.model import ErrorClass, Point
-from qos_agent.plugin import ExporterEnv
-from qos_agent.points import points_of
-from qos_agent.report import (
+from qos_agent.plugins.protocols import ExporterEnv
+from qos_agent.reports import table as report
+from qos_agent.reports.table import (
     Disruption,
     ReportError,
     load_disruptions,

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from qos_agent.config import load_config
+from qos_agent.config.loader import load_config
+from qos_agent.delivery.points import result_points
 from qos_agent.demo import FaultRule
 from qos_agent.model import Config, ErrorClass, Outcome
-from qos_agent.points import result_points
-from qos_agent.runner import Runner
+from qos_agent.runloop.runner import Runner
 from tests.support import demo as demo_support
 from tests.support.demo import DemoService
 

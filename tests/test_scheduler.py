@@ -7,7 +7,7 @@ import itertools
 import random
 
 from qos_agent.model import Journey, JourneyKind, JourneyResult, Location, Outcome
-from qos_agent.scheduler import Scheduler
+from qos_agent.runloop.scheduler import Scheduler
 
 LOC = Location("t.yaml", 1, 1)
 

@@ -12,12 +12,12 @@ import jsonschema
 import pytest
 import yaml
 
-from qos_agent import registry
-from qos_agent.config import load_config
-from qos_agent.confignode import Problems
-from qos_agent.plugin import LoadContext
-from qos_agent.schema import build_schema, schema_text, untyped_keys
-from qos_agent.yamlload import load_nodes
+from qos_agent.config.loader import load_config
+from qos_agent.config.schema import build_schema, schema_text, untyped_keys
+from qos_agent.language.nodes import Problems
+from qos_agent.language.yamlload import load_nodes
+from qos_agent.plugins import registry
+from qos_agent.plugins.protocols import LoadContext
 from tests.support.cli import qos
 
 ROOT = Path(__file__).resolve().parents[1]

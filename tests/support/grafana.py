@@ -19,8 +19,8 @@ from typing import Any
 
 import yaml
 
+from qos_agent.delivery.points import result_points
 from qos_agent.model import ErrorClass, JourneyResult, Point
-from qos_agent.points import result_points
 from tests.support import results as rb
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -296,9 +296,9 @@ class FaultProxy:
 def exporter_spec(cfg: dict[str, Any]) -> Any:
     """An InfluxSpec parsed by the exporter's own from_config from a plain mapping (no problems)."""
     from exporters.influxdb import InfluxDBExporter
-    from qos_agent.confignode import Node, Problems
+    from qos_agent.language.nodes import Node, Problems
     from qos_agent.model import Location
-    from qos_agent.plugin import LoadContext
+    from qos_agent.plugins.protocols import LoadContext
 
     loc = Location("journeys.yaml", 1, 1)
     node = Node({k: Node(v, loc) for k, v in {"type": "influxdb", **cfg}.items()}, loc)
@@ -312,7 +312,7 @@ def make_exporter(state_dir: Path, cfg: dict[str, Any], backoff: float = 0.05, p
     """An InfluxDBExporter with fast backoff (tests); call inside a running loop. parallel=1 makes
     the number of requests per batch (and so which request meets which fault) deterministic."""
     from exporters.influxdb import InfluxDBExporter
-    from qos_agent.plugin import ExporterEnv
+    from qos_agent.plugins.protocols import ExporterEnv
 
     env = ExporterEnv(state_dir=state_dir, region="test", agent="t1")
     exp = InfluxDBExporter(exporter_spec({"flush_interval": "100ms", **cfg}), env,

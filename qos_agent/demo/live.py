@@ -19,10 +19,10 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from qos_agent.agent import Agent
-from qos_agent.config import load_config
+from qos_agent.config.loader import load_config
 from qos_agent.demo import FaultBook, FaultRule, start_demo
 from qos_agent.model import JourneyResult, Point
+from qos_agent.runloop.agent import Agent
 
 REGIONS = ("eu-west", "us-east", "ap-south")
 BROKEN_REGION = "ap-south"

@@ -15,18 +15,18 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from qos_agent.config import load_config
+from qos_agent.config.loader import load_config
+from qos_agent.delivery.pipeline import Pipeline
 from qos_agent.errors import ConfigError, SetupError
-from qos_agent.evaluator import Evaluator
-from qos_agent.health import HealthServer, agent_state, serve_health
-from qos_agent.metrics import AgentMetrics
+from qos_agent.language.secrets import Redactor, redacted_logs
 from qos_agent.model import Config, Journey, JourneyResult, Point
-from qos_agent.pipeline import Pipeline
-from qos_agent.placement import select_journeys
-from qos_agent.runner import Runner
-from qos_agent.scheduler import Scheduler
-from qos_agent.secrets import Redactor, redacted_logs
-from qos_agent.watch import file_sha256, watch_file
+from qos_agent.ops.health import HealthServer, agent_state, serve_health
+from qos_agent.ops.metrics import AgentMetrics
+from qos_agent.ops.watch import file_sha256, watch_file
+from qos_agent.quality.evaluator import Evaluator
+from qos_agent.runloop.placement import select_journeys
+from qos_agent.runloop.runner import Runner
+from qos_agent.runloop.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class Agent:
         self.reload_error = ""
         self.reloads = 0
         self.listeners: list[Callable[[list[JourneyResult], list[Point]], None]] = []  # e.g. the live demo view
-        # The endpoint and live reload (qos_agent/health.py, metrics.py, watch.py).
+        # The endpoint and live reload (qos_agent/ops/health.py, metrics.py, watch.py).
         self.config_hash = file_sha256(self.config_path)
         self.reload_failures = 0
         self.last_reload_success_s = time.time()

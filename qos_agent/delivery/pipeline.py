@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qos_agent import registry
+from qos_agent.delivery.points import points_of
+from qos_agent.language.secrets import Redactor
 from qos_agent.model import Config, JourneyResult, Point
-from qos_agent.plugin import ExporterEnv
-from qos_agent.points import points_of
-from qos_agent.secrets import Redactor
+from qos_agent.plugins import registry
+from qos_agent.plugins.protocols import ExporterEnv
 
 log = logging.getLogger(__name__)
 

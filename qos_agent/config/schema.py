@@ -19,10 +19,9 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from qos_agent import config as cfg
-from qos_agent import registry
-from qos_agent.model import JourneyKind
-from qos_agent.points import RESERVED_TAGS
+from qos_agent.config import loader as cfg
+from qos_agent.model import RESERVED_TAGS, JourneyKind
+from qos_agent.plugins import registry
 
 Schema = dict[str, Any]
 

@@ -18,10 +18,10 @@ from typing import Any
 
 import aiohttp
 
-from qos_agent import registry
+from qos_agent.language.secrets import Redactor
 from qos_agent.model import Config, ErrorClass, Journey, JourneyResult, Outcome, Step, StepResult
-from qos_agent.plugin import RunContext
-from qos_agent.secrets import Redactor
+from qos_agent.plugins import registry
+from qos_agent.plugins.protocols import RunContext
 
 RETRY_PAUSE_S = 0.25
 HEAVY_KINDS = frozenset({"browser"})  # runs with such steps also take a slot of agent.browser_concurrency

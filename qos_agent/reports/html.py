@@ -5,7 +5,7 @@ and failed (red), the p95 duration, and — on the same time axis, right under i
 plain uptime check. Disruptions are shaded across the chart; one the uptime check stayed green
 through is hatched and labelled "hidden from uptime", so the gap the product exists to show is
 seen at a glance. Charts are SVG drawn here: no script, no external asset, opens offline.
-The store is read through `qos_agent.report` (same loaders, same percentiles).
+The store is read through `qos_agent.reports.table` (same loaders, same percentiles).
 """
 
 from __future__ import annotations
@@ -17,7 +17,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from qos_agent.report import Disruption, ReportRow, cutoff_ms, load_disruptions, load_report, percentile, query_store
+from qos_agent.reports.table import (
+    Disruption,
+    ReportRow,
+    cutoff_ms,
+    load_disruptions,
+    load_report,
+    percentile,
+    query_store,
+)
 
 NICE_BUCKETS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
 MAX_BUCKETS = 90

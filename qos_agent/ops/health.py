@@ -23,11 +23,11 @@ from aiohttp import web
 
 from qos_agent import __version__
 from qos_agent.errors import SetupError
-from qos_agent.metrics import CONTENT_TYPE, AgentState
+from qos_agent.ops.metrics import CONTENT_TYPE, AgentState
 
 if TYPE_CHECKING:
-    from qos_agent.agent import Agent
-    from qos_agent.pipeline import Pipeline
+    from qos_agent.delivery.pipeline import Pipeline
+    from qos_agent.runloop.agent import Agent
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def agent_state(agent: Agent) -> AgentState:
     for stats in agent.pipeline.exporter_stats():
         dead += int(getattr(stats, "dead_letter", 0))
         dropped += int(getattr(stats, "dropped", 0))
-    from qos_agent.agent import rss_mb
+    from qos_agent.runloop.agent import rss_mb
 
     return AgentState(
         agent=agent.config.agent.name,

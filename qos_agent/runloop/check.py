@@ -10,16 +10,16 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from qos_agent import registry
-from qos_agent.confignode import Node, Problems
+from qos_agent.delivery.pipeline import Pipeline
+from qos_agent.delivery.points import points_of
 from qos_agent.errors import ConfigError
+from qos_agent.language.nodes import Node, Problems
+from qos_agent.language.secrets import Redactor, redacted_logs
 from qos_agent.model import Config, JourneyResult, Location, Outcome
-from qos_agent.pipeline import Pipeline
-from qos_agent.placement import select_journeys
-from qos_agent.plugin import ExporterEnv, LoadContext
-from qos_agent.points import points_of
-from qos_agent.runner import Runner
-from qos_agent.secrets import Redactor, redacted_logs
+from qos_agent.plugins import registry
+from qos_agent.plugins.protocols import ExporterEnv, LoadContext
+from qos_agent.runloop.placement import select_journeys
+from qos_agent.runloop.runner import Runner
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 

@@ -14,10 +14,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from qos_agent import registry
-from qos_agent.confignode import Node, Problems, Reader, suggest
 from qos_agent.errors import ConfigError
+from qos_agent.language.nodes import Node, Problems, Reader, suggest
+from qos_agent.language.templating import names_in
+from qos_agent.language.yamlload import load_nodes
 from qos_agent.model import (
+    RESERVED_TAGS,
     AgentConfig,
     Config,
     DisruptionRules,
@@ -29,10 +31,8 @@ from qos_agent.model import (
     Slo,
     Step,
 )
-from qos_agent.plugin import LoadContext
-from qos_agent.points import RESERVED_TAGS
-from qos_agent.templating import names_in
-from qos_agent.yamlload import load_nodes
+from qos_agent.plugins import registry
+from qos_agent.plugins.protocols import LoadContext
 
 TOP_KEYS = ("version", "agent", "defaults", "variables", "exporters", "journeys")
 AGENT_KEYS = ("region", "name", "interval", "concurrency", "browser_concurrency", "state_dir", "listen", "shard")

@@ -10,7 +10,6 @@ from collections.abc import Iterable
 
 from qos_agent.model import FieldValue, JourneyResult, Point, StepResult
 
-RESERVED_TAGS = frozenset({"journey", "step", "region", "agent", "probe", "kind", "state"})
 # Field types never change from point to point (InfluxDB rejects a float where an int was):
 # durations, phases and vitals are always floats, these counts always ints.
 INT_METRICS = frozenset({"requests", "failed_requests", "console_errors"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qos_agent.config import load_config
+from qos_agent.config.loader import load_config
 
 DEFAULT_DB = "qos-results.db"
 

@@ -15,10 +15,10 @@ from typing import Any, ClassVar, Protocol, TypeVar
 
 import aiohttp
 
-from qos_agent.confignode import Node, Problems
+from qos_agent.language.nodes import Node, Problems
+from qos_agent.language.secrets import Redactor
+from qos_agent.language.templating import render, render_deep
 from qos_agent.model import Journey, Point, Step, StepResult
-from qos_agent.secrets import Redactor
-from qos_agent.templating import render, render_deep
 
 T = TypeVar("T")
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from qos_agent.confignode import Node, Problems
+from qos_agent.language.nodes import Node, Problems
 from qos_agent.model import Location
 
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

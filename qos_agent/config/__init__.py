@@ -1,0 +1,1 @@
+"""journeys.yaml -> the frozen Config: every check, all problems at once; its JSON Schema."""

@@ -1,0 +1,1 @@
+"""Results -> points -> every sink, behind bounded queues and the durable store."""

@@ -1,0 +1,1 @@
+"""The journeys.yaml language's primitives: located nodes, ${VAR}, {{ }} templates, secret masking."""

@@ -1,0 +1,1 @@
+"""Operating the agent: /healthz, /metrics, live reload."""

@@ -1,0 +1,1 @@
+"""SLO evaluation: rolling windows, disruptions, hidden-from-uptime minutes."""

@@ -1,0 +1,1 @@
+"""What the embedded store holds, as a table, an HTML page."""
