@@ -52,6 +52,14 @@ def spooled(state: Path) -> int:
     return total
 
 
+def spooled_safe(state: Path) -> int:
+    """spooled(), or 0 while the agent has not made its spool yet."""
+    try:
+        return spooled(state)
+    except sqlite3.Error:
+        return 0
+
+
 async def test_outage_of_30s_loses_no_point(tmp_path: Path, influxd: InfluxServer) -> None:
     path = tmp_path / "journeys.yaml"
     with DemoProcess() as demo:
@@ -79,7 +87,9 @@ async def test_kill_9_while_influxdb_is_down_then_restart_delivers_everything(
     with DemoProcess() as demo:
         path.write_text(config(demo.url, influxd.url, regions="regions: [here]"))
         agent = start("run", str(path), "--region", "here", cwd=tmp_path)
-        time.sleep(6)
+        deadline = time.monotonic() + 60  # kill once enough is spooled (a loaded machine starts slowly)
+        while time.monotonic() < deadline and agent.poll() is None and spooled_safe(tmp_path / "state") <= 80:
+            time.sleep(0.5)
         agent.send_signal(signal.SIGKILL)
         agent.communicate(timeout=30)
     waiting = spooled(tmp_path / "state")
