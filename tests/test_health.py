@@ -295,7 +295,7 @@ async def test_sink_counters_are_true_during_a_real_influxd_outage(
         async def recovered() -> dict[str, Any] | None:
             status, body = await healthz(agent, http)
             s = body["sinks"][0]
-            return body if body["status"] == "ok" and s["delivered"] > during["delivered"] else None
+            return body if (status, body["status"]) == (200, "ok") and s["delivered"] > during["delivered"] else None
 
         body = await until(recovered, timeout=40)  # the sink may be in a backoff of up to 30 s
         assert body["problems"] == []
