@@ -21,12 +21,12 @@ from typing import Any, ClassVar
 
 from qos_agent.language.nodes import Node, Problems, Reader
 from qos_agent.model import Point
-from qos_agent.plugins.protocols import ExporterEnv, LoadContext
+from qos_agent.plugins.protocols import Exporter, ExporterEnv, LoadContext
 
 DEFAULT_PATH = "qos-results.db"
 DEFAULT_RETENTION_S = 30 * 86400.0
 PRUNE_EVERY_S = 3600.0
-SCHEMA_VERSION = 1  # PRAGMA user_version; qos_agent.reports.table checks the same number
+SCHEMA_VERSION = 1  # PRAGMA user_version; the one definition (qos_agent.reports reads it from here)
 
 # Tags copied into typed columns for every measurement that has them.
 TAG_COLUMNS = ("journey", "region", "agent", "kind")
@@ -122,11 +122,10 @@ def open_store(path: Path) -> sqlite3.Connection:
     return conn
 
 
-class SqliteExporter:
+class SqliteExporter(Exporter[SqliteSpec]):
     """Writes every batch in one transaction; prunes rows older than `retention` hourly."""
 
     type: ClassVar[str] = "sqlite"
-    spooled: ClassVar[bool] = False
 
     def __init__(self, spec: SqliteSpec) -> None:
         self.spec = spec
@@ -141,11 +140,6 @@ class SqliteExporter:
         path = Path(r.str("path", DEFAULT_PATH))
         retention = r.duration("retention", DEFAULT_RETENTION_S)
         return SqliteSpec(path=load.state_dir / path, retention_s=retention)
-
-    @classmethod
-    def default_spec(cls, load: LoadContext) -> SqliteSpec:
-        """The store used when journeys.yaml configures no exporter."""
-        return SqliteSpec(path=load.state_dir / DEFAULT_PATH)
 
     @classmethod
     def create(cls, spec: SqliteSpec, env: ExporterEnv) -> SqliteExporter:

@@ -35,7 +35,8 @@ from qos_agent.plugins import registry
 from qos_agent.plugins.protocols import LoadContext
 
 TOP_KEYS = ("version", "agent", "defaults", "variables", "exporters", "journeys")
-AGENT_KEYS = ("region", "name", "interval", "concurrency", "browser_concurrency", "state_dir", "listen", "shard")
+AGENT_KEYS = ("region", "name", "interval", "concurrency", "browser_concurrency", "state_dir", "listen", "shard",
+              "sink_stale_after")
 DEFAULT_KEYS = ("timeout", "retries", "headers", "journey_timeout", "disruption")
 DISRUPTION_KEYS = ("open_after", "close_after", "window", "min_failures", "min_runs")
 JOURNEY_KEYS = ("name", "description", "kind", "interval", "regions", "tags", "slo", "variables", "steps",
@@ -122,6 +123,7 @@ class _Parser:
             browser_concurrency=r.int("browser_concurrency", 2, minimum=1, maximum=64),
             state_dir=str(state_dir),
             listen=listen,
+            sink_stale_after_s=r.duration("sink_stale_after", 300.0),
             shard=shard,
         )
 
@@ -266,8 +268,7 @@ class _Parser:
 
     @staticmethod
     def probe_provided(step: Step) -> set[str]:
-        provides = getattr(registry.probe_class(step.kind), "provides", None)
-        return set(provides(step.spec)) if provides is not None and step.spec is not None else set()
+        return registry.probe_class(step.kind).provides(step.spec) if step.spec is not None else set()
 
     def step(self, node: Node, timeout: float, load: LoadContext) -> Step | None:
         if not node.is_map:
@@ -287,7 +288,11 @@ class _Parser:
                 self.problems.add(node.loc, "this step has no kind", "add one of: " + ", ".join(kinds))
             return None
         kind = present[0]
-        probe = registry.probe_class(kind)
+        try:
+            probe = registry.probe_class(kind)
+        except registry.PluginError as e:  # a broken third-party plug-in: located at its use
+            self.problems.add(node.key_loc(kind), e.what, e.fix)
+            return None
         r = Reader(node, self.problems, (*STEP_KEYS, kind, *probe.step_keys), f"step ({kind})", required=("name",))
         spec = probe.from_config(node, self.problems, load)
         name = self.name(r, "step")
@@ -365,7 +370,12 @@ class _Parser:
         return out
 
     def exporter_spec(self, kind: str, node: Node, load: LoadContext) -> Any:
-        return registry.exporter_class(kind).from_config(node, self.problems, load)
+        try:
+            cls = registry.exporter_class(kind)
+        except registry.PluginError as e:  # a broken third-party plug-in: located at its use
+            self.problems.add(node.key_loc("type"), e.what, e.fix)
+            return None
+        return cls.from_config(node, self.problems, load)
 
 
 def _choices(word: str, valid: list[str]) -> str:
