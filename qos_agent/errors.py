@@ -3,7 +3,10 @@
 QosError
 ├── ConfigError      journeys.yaml is wrong: every problem, located, at once (exit 2)
 ├── StepFailure      raised inside a probe and turned into a classified StepResult there
-└── SetupError       the machine lacks something the config needs (chromium, a writable state_dir)
+├── SetupError       the machine lacks something the config needs (chromium, a writable state_dir)
+└── DeliveryError    a send to a sink failed
+    ├── RetryableError   it may work later: keep the records, back off, retry
+    └── PermanentError   it never will (a 4xx): dead letter, with the reason
 """
 
 from __future__ import annotations
@@ -35,3 +38,25 @@ class StepFailure(QosError):
 
 class SetupError(QosError):
     """One clear line naming what is missing and the fix."""
+
+
+class DeliveryError(QosError):
+    """A send to a network sink failed."""
+
+
+class RetryableError(DeliveryError):
+    """The batch may succeed later: keep it and retry. `fix` names what a human must do, if anything."""
+
+    def __init__(self, message: str, retry_after: float | None = None, fix: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+        self.fix = fix
+
+
+class PermanentError(DeliveryError):
+    """The destination will never accept these records as they are (e.g. a 4xx)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message

@@ -123,6 +123,10 @@ JOURNEY: dict[str, Schema] = {
     "timeout": _ref("duration"),
     "headers": _ref("str_map"),
     "disruption": _ref("disruption"),
+    "alert": {"type": "object", "additionalProperties": False,
+              "properties": {"severity": {"type": "string", "pattern": cfg.NAME.pattern},
+                             "runbook": {"type": "string", "pattern": "^(https?://|\\$\\{)"}},
+              "description": "what alert sinks say about this journey's disruptions"},
 }
 
 STEP: dict[str, Schema] = {
