@@ -24,7 +24,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Protocol
 
 import aiohttp
@@ -59,6 +59,7 @@ class AlertmanagerSpec:
     labels: tuple[tuple[str, str], ...] = ()
     authorization: str = ""
     timeout_s: float = 10.0
+    more: tuple[tuple[str, str], ...] = ()  # (url, name) of the other instances of an HA pair (see `split`)
 
 
 def _parse_urls(r: Reader, problems: Problems) -> list[str]:
@@ -87,8 +88,7 @@ class AlertmanagerSink:
     durable: ClassVar[bool] = True
 
     @classmethod
-    def from_config(cls, node: Node, problems: Problems,
-                    load: LoadContext) -> AlertmanagerSpec | tuple[AlertmanagerSpec, ...] | None:
+    def from_config(cls, node: Node, problems: Problems, load: LoadContext) -> AlertmanagerSpec | None:
         r = Reader(node, problems, KEYS, "alertmanager exporter")
         if not r.ok:
             return None
@@ -111,15 +111,21 @@ class AlertmanagerSink:
         name = r.str("name")
         if len(problems) != before:
             return None
-        specs = []
+        instances = []
         for i, url in enumerate(urls):
             if name:
                 sink = name if len(urls) == 1 else f"{name}-{i + 1}"
             else:
                 sink = f"alertmanager-{hashlib.sha1(url.encode()).hexdigest()[:8]}"
-            specs.append(AlertmanagerSpec(url=url, name=sink, resend_s=resend, labels=tuple(sorted(labels.items())),
-                                          authorization=authorization, timeout_s=r.duration("timeout", 10.0)))
-        return specs[0] if len(specs) == 1 else tuple(specs)
+            instances.append((url, sink))
+        (url, sink), *more = instances
+        return AlertmanagerSpec(url=url, name=sink, resend_s=resend, labels=tuple(sorted(labels.items())),
+                                authorization=authorization, timeout_s=r.duration("timeout", 10.0), more=tuple(more))
+
+    @classmethod
+    def split(cls, spec: AlertmanagerSpec) -> list[AlertmanagerSpec]:
+        """One spec per instance of an HA pair: the loader makes one sink (one durable queue) of each."""
+        return [replace(spec, more=()), *(replace(spec, url=url, name=name, more=()) for url, name in spec.more)]
 
     @classmethod
     def json_schema(cls) -> dict[str, Any]:

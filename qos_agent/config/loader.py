@@ -385,9 +385,10 @@ class _Parser:
                 self.problems.add(type_node.loc, f"unknown exporter type '{kind}'", _choices(kind, types))
                 continue
             spec = self.exporter_spec(kind, item, load)
-            # A plug-in may make several sinks of one entry (an Alertmanager HA pair: one durable
-            # queue per instance, so one instance down never holds back the other).
-            for one in spec if isinstance(spec, tuple) else (spec,):
+            # A plug-in may make several sinks of one entry with `split(spec) -> [spec, ...]` (an
+            # Alertmanager HA pair: one durable queue per instance, so one down never holds back the other).
+            split = getattr(registry.exporter_class(kind), "split", None)
+            for one in split(spec) if split is not None and spec is not None else [spec]:
                 out.append(ExporterConfig(kind, one, item.loc))
         return out
 
