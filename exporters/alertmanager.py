@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import inspect
 import json
 import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 import aiohttp
 
@@ -34,7 +33,7 @@ from exporters.alerts import DisruptionEvent, check_url, iso, label_name, post_j
 from qos_agent.errors import PermanentError
 from qos_agent.language.nodes import Node, Problems, Reader
 from qos_agent.model import Point
-from qos_agent.plugins.protocols import ExporterEnv, LoadContext
+from qos_agent.plugins.protocols import DeliveryOptions, ExporterEnv, LoadContext, NetworkSink, Outbox
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +42,6 @@ MIN_RESEND_S = 10.0
 ENDS_AHEAD = 4  # a firing alert's endsAt is this many resends ahead of its send
 ALERTNAME = "JourneyDisruption"
 CORE_LABELS = frozenset({"alertname", "journey", "region", "agent", "severity", "hidden_from_uptime"})
-
-
-class Outbox(Protocol):
-    """Where the core keeps records durably for sending later (the resend timer puts there)."""
-
-    def put(self, records: Sequence[str]) -> Any: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +74,7 @@ def _parse_urls(r: Reader, problems: Problems) -> list[str]:
     return urls
 
 
-class AlertmanagerSink:
+class AlertmanagerSink(NetworkSink[AlertmanagerSpec]):
     """Disruptions -> Alertmanager alerts, through the core's durable delivery."""
 
     type: ClassVar[str] = "alertmanager"
@@ -155,6 +148,11 @@ class AlertmanagerSink:
 
     def sink_name(self) -> str:
         return self.spec.name
+
+    def delivery(self) -> DeliveryOptions:
+        """Alerts are few and urgent: no lingering, one request at a time (in order), short backoff."""
+        return DeliveryOptions(batch_size=64, flush_interval_s=0.0, max_spool_mb=16.0, parallel=1,
+                               backoff_base_s=0.25, backoff_cap_s=5.0)
 
     # -- records ------------------------------------------------------------------------------------------
     def _labels(self, ev: DisruptionEvent) -> dict[str, str]:
@@ -260,9 +258,7 @@ class AlertmanagerSink:
         records = [self._record("resolved", key, h, max(now, h.starts_at)) for key, h in gone.items()]
         records += [self._record("firing", key, h) for key, h in self.state.snapshot().items()]
         if records:
-            result = self.outbox.put(records)
-            if inspect.isawaitable(result):
-                await result
+            await self.outbox.put(records)
 
     async def close(self) -> None:
         if self._timer is not None:

@@ -22,7 +22,7 @@ from exporters.alerts import DisruptionEvent, check_url, iso, post_json
 from qos_agent.language.nodes import Node, Problems, Reader
 from qos_agent.language.secrets import Redactor
 from qos_agent.model import Point
-from qos_agent.plugins.protocols import ExporterEnv, LoadContext
+from qos_agent.plugins.protocols import DeliveryOptions, ExporterEnv, LoadContext, NetworkSink
 
 KEYS = ("type", "name", "url", "format", "headers", "routing_key", "timeout")
 FORMATS = ("json", "slack", "pagerduty")
@@ -83,7 +83,7 @@ def body_pagerduty(ev: DisruptionEvent, redact: Redactor, routing_key: str) -> d
     return body
 
 
-class WebhookSink:
+class WebhookSink(NetworkSink[WebhookSpec]):
     """Disruption events -> one HTTP POST each, in the configured format."""
 
     type: ClassVar[str] = "webhook"
@@ -132,6 +132,11 @@ class WebhookSink:
 
     def sink_name(self) -> str:
         return self.spec.name
+
+    def delivery(self) -> DeliveryOptions:
+        """One event per request, in order (a refused one is dead-lettered alone), no lingering."""
+        return DeliveryOptions(batch_size=1, flush_interval_s=0.0, max_spool_mb=16.0, parallel=1,
+                               backoff_base_s=0.25, backoff_cap_s=10.0)
 
     def encode(self, points: Sequence[Point]) -> list[str]:
         """Disruption points -> the bodies to post (everything else: nothing)."""

@@ -38,7 +38,7 @@ class Outbox:
     def __init__(self) -> None:
         self.records: list[str] = []
 
-    def put(self, records: Sequence[str]) -> None:
+    async def put(self, records: Sequence[str]) -> None:
         self.records.extend(records)
 
     def take(self) -> list[str]:
