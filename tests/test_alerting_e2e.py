@@ -20,7 +20,7 @@ import pytest
 import pytest_asyncio
 
 from tests.support.alertmanager import AlertmanagerServer, Receiver, require_alertmanager
-from tests.support.cli import start
+from tests.support.cli import qos, start
 from tests.support.demo import DemoProcess
 from tests.test_webhook_sink import check_pagerduty
 
@@ -202,3 +202,19 @@ async def test_pagerduty_webhook_trigger_then_resolve_after_a_500(tmp_path: Path
     finally:
         agent.stop()
         await receiver.close()
+
+
+def test_the_demo_ends_with_an_alert_in_a_real_alertmanager(tmp_path: Path) -> None:
+    require_alertmanager()
+    r = qos("demo", "--state-dir", str(tmp_path / "demo"), "--interval", "500ms", "--fault-at", "2s",
+            "--heal-at", "5s", "--alertmanager", "local", timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    fired = next(i for i, line in enumerate(lines) if "ALERT FIRING in Alertmanager" in line)
+    resolved = next(i for i, line in enumerate(lines) if "ALERT RESOLVED in Alertmanager" in line)
+    opened = next(i for i, line in enumerate(lines) if "DISRUPTION OPEN" in line)
+    assert opened < fired < resolved
+    text = " ".join(lines[fired:fired + 2])
+    for label in ('alertname="JourneyDisruption"', 'journey="checkout"', 'region="ap-south"', 'severity="page"',
+                  'hidden_from_uptime="true"'):
+        assert label in text, text

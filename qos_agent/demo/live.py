@@ -47,6 +47,7 @@ exporters:
 journeys:
   - name: checkout
     slo: {{success: 99%, latency: 2s}}
+    alert: {{severity: page}}
     steps:
       - name: login
         http: {{method: POST, url: "{{{{ base }}}}/api/login", json: {{user: demo, password: demo}}}}
