@@ -176,29 +176,33 @@ class AlertmanagerSink(NetworkSink[AlertmanagerSpec]):
         return json.dumps({"k": kind, "key": key, "alert": alert}, sort_keys=True)
 
     def encode(self, points: Sequence[Point]) -> list[str]:
-        """Disruption points -> alert records (everything else: nothing). Runs on a worker thread."""
+        """Disruption points -> alert records (everything else: nothing). Runs on a worker thread.
+
+        The state file is rewritten once per call (one fsync for a burst of disruptions), before the
+        records are returned to be stored: a crash after it leaves at worst an alert held that no
+        record announced, which the next start re-sends and then resolves.
+        """
         out = []
-        for point in points:
-            ev = DisruptionEvent.of(point)
-            if ev is None:
-                continue
-            with self.state.lock:
+        with self.state.lock:
+            changed = False
+            for point in points:
+                ev = DisruptionEvent.of(point)
+                if ev is None:
+                    continue
                 held = self.state.held.get(ev.key)
+                labels = held.labels if held else self._labels(ev)
+                starts = held.starts_at if held else iso(ev.opened_ms)
+                now = Held(labels=labels, annotations=self._annotations(ev), starts_at=starts)
                 if ev.state == "open":
                     # An alert a restarted agent found in its file and opens again keeps its labels and start.
-                    now = Held(labels=held.labels if held else self._labels(ev), annotations=self._annotations(ev),
-                               starts_at=held.starts_at if held else iso(ev.opened_ms))
                     self.state.held[ev.key] = now
-                    self.state.save()
                     out.append(self._record("firing", ev.key, now))
                 else:
-                    if held is not None:
-                        del self.state.held[ev.key]
-                        self.state.save()
-                    closed = Held(labels=held.labels if held else self._labels(ev), annotations=self._annotations(ev),
-                                  starts_at=held.starts_at if held else iso(ev.opened_ms))
-                    ends = iso(max(ev.time_ms, ev.opened_ms + 1))
-                    out.append(self._record("resolved", ev.key, closed, ends))
+                    self.state.held.pop(ev.key, None)
+                    out.append(self._record("resolved", ev.key, now, iso(max(ev.time_ms, ev.opened_ms + 1))))
+                changed = True
+            if changed:
+                self.state.save()
         return out
 
     # -- sending ------------------------------------------------------------------------------------------
