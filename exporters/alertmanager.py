@@ -121,19 +121,6 @@ class AlertmanagerSink(NetworkSink[AlertmanagerSpec]):
         return [replace(spec, more=()), *(replace(spec, url=url, name=name, more=()) for url, name in spec.more)]
 
     @classmethod
-    def json_schema(cls) -> dict[str, Any]:
-        url = {"type": "string", "pattern": "^(https?://|\\$\\{)"}
-        return {
-            "name": {"type": "string", "pattern": r"^[A-Za-z0-9_.-]{1,100}$"},
-            "url": url, "urls": {"type": "array", "minItems": 1, "items": url},
-            "resend": {"$ref": "#/$defs/duration"}, "timeout": {"$ref": "#/$defs/duration"},
-            "labels": {"$ref": "#/$defs/str_map"},
-            "auth": {"type": "object", "additionalProperties": False,
-                     "properties": {"bearer": {"type": "string"}, "username": {"type": "string"},
-                                    "password": {"type": "string"}}},
-        }
-
-    @classmethod
     def create(cls, spec: AlertmanagerSpec, env: ExporterEnv) -> AlertmanagerSink:
         return cls(spec, env)
 

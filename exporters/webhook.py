@@ -113,15 +113,6 @@ class WebhookSink(NetworkSink[WebhookSpec]):
         return spec if len(problems) == before else None
 
     @classmethod
-    def json_schema(cls) -> dict[str, Any]:
-        return {
-            "name": {"type": "string", "pattern": r"^[A-Za-z0-9_.-]{1,100}$"},
-            "url": {"type": "string", "pattern": "^(https?://|\\$\\{)"}, "format": {"enum": list(FORMATS)},
-            "headers": {"$ref": "#/$defs/str_map"}, "routing_key": {"type": "string", "minLength": 1},
-            "timeout": {"$ref": "#/$defs/duration"},
-        }
-
-    @classmethod
     def create(cls, spec: WebhookSpec, env: ExporterEnv) -> WebhookSink:
         return cls(spec, env)
 
