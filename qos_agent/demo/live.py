@@ -19,6 +19,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from exporters.sqlite import DEFAULT_PATH as DEFAULT_DB
 from qos_agent.config.loader import load_config
 from qos_agent.demo import FaultBook, FaultRule, start_demo
 from qos_agent.demo.alerting import AlertWatch, LocalAlertmanager
@@ -155,8 +156,8 @@ ALERT_SINK = """
 async def run_demo(state_dir: Path, timeline: Timeline, console: Console, alertmanager: str = "") -> Path:
     """Run the whole demo; return the path of the shared store. `alertmanager`: a URL, `local`, or off."""
     state_dir.mkdir(parents=True, exist_ok=True)
-    db = state_dir / "qos-results.db"
-    for stale in state_dir.glob("qos-results.db*"):
+    db = state_dir / DEFAULT_DB
+    for stale in state_dir.glob(f"{DEFAULT_DB}*"):
         stale.unlink()
     local = LocalAlertmanager(state_dir / "alertmanager") if alertmanager == "local" else None
     am_url = await local.start() if local is not None else alertmanager.rstrip("/")
