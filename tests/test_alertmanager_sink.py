@@ -237,3 +237,21 @@ async def test_refused_alerts_are_permanent_and_auth_problems_wait(tmp_path: Pat
     finally:
         await wrong.close()
 
+
+
+async def test_an_unreadable_state_file_starts_empty_and_is_rewritten_whole(tmp_path: Path,
+                                                                          caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "alerts" / "am-test.json"
+    path.parent.mkdir()
+    path.write_text('{"version": 1, "alerts": {"x": {"labels": ')  # torn by hand (the sink never writes in place)
+    sink = make_sink(tmp_path, "http://127.0.0.1:1")
+    outbox = Outbox()
+    try:
+        await sink.start(outbox)
+        await asyncio.sleep(0.2)
+        assert outbox.take() == [] and "unreadable" in caplog.text
+        sink.encode([disruption("open")])
+        assert list(json.loads(path.read_text())["alerts"]) == ["agent-ap/checkout/ap-south"]
+        assert [p.name for p in path.parent.iterdir()] == ["am-test.json"]  # no temp file left behind
+    finally:
+        await sink.close()
