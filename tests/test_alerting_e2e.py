@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,12 +24,14 @@ import pytest_asyncio
 from tests.support.alertmanager import AlertmanagerServer, Receiver, require_alertmanager
 from tests.support.cli import qos, start
 from tests.support.demo import DemoProcess
+from tests.support.influx import free_port
 from tests.test_webhook_sink import check_pagerduty
 
 INTERVAL_S, RESEND_S = 1.0, 10.0
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 AGENT = """\
 version: 1
-agent: {{state_dir: state, interval: 1s, name: agent-ap, listen: "127.0.0.1:0"}}
+agent: {{state_dir: state, interval: 1s, name: agent-ap, listen: "127.0.0.1:{port}"}}
 variables: {{base: "{url}"}}
 exporters:
 {exporters}
@@ -66,14 +70,25 @@ class AgentRun:
 
     def __init__(self, home: Path, url: str, exporters: str) -> None:
         self.home = home
+        self.port = free_port()
         home.mkdir(exist_ok=True)
-        (home / "journeys.yaml").write_text(AGENT.format(url=url, exporters=exporters))
+        (home / "journeys.yaml").write_text(AGENT.format(url=url, exporters=exporters, port=self.port))
         self.proc: subprocess.Popen[str] | None = None
 
     def start(self) -> AgentRun:
+        """Start, and return once it serves /healthz (a loaded machine may take seconds to get there)."""
         self.proc = start("run", str(self.home / "journeys.yaml"), "--region", "ap-south", "--duration", "120s",
                           cwd=self.home)
-        return self
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                _NO_PROXY.open(f"http://127.0.0.1:{self.port}/healthz", timeout=1).close()
+                return self
+            except urllib.error.HTTPError:  # any answer means it is running
+                return self
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"the agent did not come up: {self.stop()}")
 
     def stop(self, kill: bool = False) -> str:
         proc, self.proc = self.proc, None
