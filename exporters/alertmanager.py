@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 KEYS = ("type", "name", "url", "urls", "resend", "labels", "auth", "timeout")
 MIN_RESEND_S = 10.0
 ENDS_AHEAD = 4  # a firing alert's endsAt is this many resends ahead of its send
+# After a restart, held alerts wait this many resends for the evaluator to open them again (two failed
+# runs at intervals up to 1.5 resends) before they are resolved; less than ENDS_AHEAD, so none lapses.
+RESTART_GRACE = 3
 ALERTNAME = "JourneyDisruption"
 CORE_LABELS = frozenset({"alertname", "journey", "region", "agent", "severity", "hidden_from_uptime"})
 
@@ -224,10 +227,11 @@ class AlertmanagerSink(NetworkSink[AlertmanagerSpec]):
     async def start(self, outbox: Outbox) -> None:
         """Load what a previous run held open, then re-send every `resend` (and let go of orphans)."""
         self.outbox = outbox
-        held = await asyncio.to_thread(self.state.load, self.spec.resend_s)
+        grace = RESTART_GRACE * self.spec.resend_s
+        held = await asyncio.to_thread(self.state.load, grace)
         if held:
             log.info("alertmanager %s: %d alerts held open by the previous run; resolving those not opened again "
-                     "within %.0fs", self.spec.url, len(held), self.spec.resend_s)
+                     "within %.0fs", self.spec.url, len(held), grace)
         if self._timer is None:
             self._timer = asyncio.create_task(self._resend_loop(), name=f"resend-{self.spec.name}")
 

@@ -154,7 +154,9 @@ async def test_restart_resends_what_it_held_then_resolves_what_it_no_longer_hold
         resent = outbox.take()
         assert [json.loads(r)["k"] for r in resent] == ["firing"]  # re-sent while the restarted agent decides
         await second.send(resent)
-        await second.tick(now_s=time.time() + 11)  # one resend later it has not opened it again: let go
+        await second.tick(now_s=time.time() + 29)  # not yet: the evaluator may still open it again
+        assert [json.loads(r)["k"] for r in outbox.take()] == ["firing"]
+        await second.tick(now_s=time.time() + 31)  # three resends later it has not opened it again: let go
         records = outbox.take()
         assert [json.loads(r)["k"] for r in records] == ["resolved"]
         await second.send(records)
@@ -177,7 +179,7 @@ async def test_a_restarted_agent_that_opens_it_again_keeps_the_same_alert(tmp_pa
         await asyncio.sleep(0.2)
         assert [json.loads(r)["k"] for r in outbox.take()] == ["firing"]  # the timer's first re-send
         await second.send(second.encode([disruption("open")]))  # still broken after the restart
-        await second.tick(now_s=time.time() + 11)
+        await second.tick(now_s=time.time() + 31)
         assert [json.loads(r)["k"] for r in outbox.take()] == ["firing"]  # no resolve: adopted
         active = ours(await am.wait_for(lambda a: len(ours(a)) == 1, 5))
         assert len(active) == 1
