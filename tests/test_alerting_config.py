@@ -121,3 +121,28 @@ def test_check_never_alerts(tmp_path: Path) -> None:
     asyncio.run(go())
     # check evaluates no disruptions, so even --export has nothing to alert on
     assert posted == []
+
+
+def test_the_documented_alertmanager_route_is_valid_for_alertmanager(tmp_path: Path) -> None:
+    """docs/alerting.md's route for Slack, PagerDuty and e-mail, checked by Alertmanager's own amtool."""
+    import re
+    import shutil
+    import subprocess
+
+    from tests.support.alertmanager import require_alertmanager
+
+    require_alertmanager()
+    amtool = shutil.which("amtool")
+    assert amtool is not None, "amtool comes with prometheus-alertmanager"
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "alerting.md").read_text()
+    match = re.search(r"Alertmanager does the rest.*?```yaml\n(.*?)```", doc, re.S)
+    assert match is not None
+    for name in ("slack-webhook-url", "pagerduty-routing-key", "smtp-password"):
+        (tmp_path / name).write_text("x\n")
+    config = tmp_path / "alertmanager.yml"
+    config.write_text(match.group(1).replace("/etc/alertmanager/", f"{tmp_path}/"))
+    r = subprocess.run([amtool, "check-config", str(config)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and "SUCCESS" in r.stdout, r.stdout + r.stderr
+    # the route matches the labels the sink sets
+    for label in ("alertname", "severity", "hidden_from_uptime", "journey", "region"):
+        assert label in match.group(1)
