@@ -167,6 +167,9 @@ def demo(
     interval: Annotated[str, typer.Option(help="each journey's interval")] = "3s",
     fault_at: Annotated[str, typer.Option(help="when ap-south's checkout breaks")] = "20s",
     heal_at: Annotated[str, typer.Option(help="when it heals")] = "45s",
+    alertmanager: Annotated[str, typer.Option(
+        help="send the disruption to Alertmanager: a URL, or 'local' to start Debian's prometheus-alertmanager "
+             "here")] = "",
 ) -> None:
     """Three regions, a fault in one region's checkout while /health stays green, and what uptime missed."""
     from qos_agent.demo.live import Timeline, run_demo
@@ -177,7 +180,11 @@ def demo(
                         heal_at_s=_seconds(heal_at, "--heal-at") or 45.0)
     timeline.end_at_s = timeline.heal_at_s + 10 * timeline.interval_s
     logging.getLogger().setLevel(logging.ERROR)  # the live view tells the story
-    db = asyncio.run(run_demo(state_dir.resolve(), timeline, out))
+    try:
+        db = asyncio.run(run_demo(state_dir.resolve(), timeline, out, alertmanager))
+    except SetupError as e:
+        err.print(str(e), markup=False)
+        raise typer.Exit(3) from None
     out.print()
     raise typer.Exit(show_report(db, None, out))
 

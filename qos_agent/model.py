@@ -107,6 +107,14 @@ class DisruptionRules:
 
 
 @dataclass(frozen=True, slots=True)
+class AlertSpec:
+    """`alert: {severity, runbook}` of a journey: what an alert sink says about its disruptions."""
+
+    severity: str = ""  # empty: the sink's default (warning)
+    runbook: str = ""  # a URL a person opens from the page
+
+
+@dataclass(frozen=True, slots=True)
 class Journey:
     name: str
     steps: tuple[Step, ...]
@@ -122,6 +130,7 @@ class Journey:
     timeout_s: float = 60.0  # the whole run sits under this
     headers: tuple[tuple[str, str], ...] = ()  # defaults.headers, sent by every HTTP step
     disruption: DisruptionRules = field(default_factory=DisruptionRules)
+    alert: AlertSpec | None = None
 
     def runs_in(self, region: str) -> bool:
         return not self.regions or region in self.regions

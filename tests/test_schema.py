@@ -38,6 +38,8 @@ SEMANTIC = {
     "26-extract-bad-jsonpath.yaml": "JSONPath syntax needs a JSONPath parser",
     "27-extract-bad-regex.yaml": "regex syntax: the schema's `format: regex` is ECMA-262 and optional to enforce",
     "38-unknown-global-var-in-journey-var.yaml": "{{ name }} scoping again",
+    "alerting-03-resend-too-short.yaml": "a floor on a duration compares a number inside a string",
+    "alerting-06-pagerduty-without-routing-key.yaml": "a key required by another key's value (format: pagerduty)",
 }
 
 # Every key of the language at least once (the schema and the loader must both accept it).
@@ -83,6 +85,21 @@ exporters:
     max_spool_mb: 64
     verify_tls: false
   - {type: influxdb, url: "http://127.0.0.1:8087", api: v2, org: qos, bucket: qos, token: "${INFLUX_TOKEN:-t}"}
+  - type: alertmanager
+    name: am
+    urls: [http://127.0.0.1:9093, http://127.0.0.1:9094]
+    resend: 1m
+    labels: {team: payments}
+    auth: {bearer: "${AM_TOKEN:-t}"}
+    timeout: 10s
+  - {type: alertmanager, url: "http://127.0.0.1:9095", auth: {username: qos, password: "${AM_PASSWORD:-p}"}}
+  - type: webhook
+    name: hook
+    url: http://127.0.0.1:9000/hook
+    format: slack
+    headers: {X-Team: payments}
+    timeout: 5s
+  - {type: webhook, format: pagerduty, routing_key: "${PD_ROUTING_KEY:-k}"}
 journeys:
   - name: checkout
     description: Sign in and pay
@@ -96,6 +113,7 @@ journeys:
     timeout: 40s
     headers: {X-Test: "1"}
     disruption: {open_after: 3}
+    alert: {severity: page, runbook: "https://wiki.example/checkout"}
     steps:
       - name: login
         timeout: 5s
@@ -187,7 +205,7 @@ def test_a_file_with_every_key_passes_the_schema_and_the_loader(
     path = tmp_path / "journeys.yaml"
     path.write_text(EVERYTHING)
     config = load_config(path, env={})
-    assert len(config.journeys) == 2 and len(config.exporters) == 5
+    assert len(config.journeys) == 2 and len(config.exporters) == 10  # the HA pair is two sinks
 
 
 def test_deployment_examples_validate(validator: jsonschema.Draft202012Validator) -> None:

@@ -13,6 +13,7 @@ import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from qos_agent.errors import ConfigError
 from qos_agent.language.nodes import Node, Problems, Reader, suggest
@@ -21,6 +22,7 @@ from qos_agent.language.yamlload import load_nodes
 from qos_agent.model import (
     RESERVED_TAGS,
     AgentConfig,
+    AlertSpec,
     Config,
     DisruptionRules,
     ExporterConfig,
@@ -40,7 +42,8 @@ AGENT_KEYS = ("region", "name", "interval", "concurrency", "browser_concurrency"
 DEFAULT_KEYS = ("timeout", "retries", "headers", "journey_timeout", "disruption")
 DISRUPTION_KEYS = ("open_after", "close_after", "window", "min_failures", "min_runs")
 JOURNEY_KEYS = ("name", "description", "kind", "interval", "regions", "tags", "slo", "variables", "steps",
-                "retries", "timeout", "headers", "disruption")
+                "retries", "timeout", "headers", "disruption", "alert")
+ALERT_KEYS = ("severity", "runbook")
 STEP_KEYS = ("name", "timeout", "always_run", "degraded_latency", "extract")
 EXTRACT_SOURCES = ("json", "header", "regex", "cookie")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -189,7 +192,27 @@ class _Parser:
             timeout_s=journey_timeout,
             headers=tuple(headers.items()),
             disruption=self.disruption_rules(r.get("disruption"), self.disruption_rules(defaults.get("disruption"))),
+            alert=self.alert(r.get("alert")),
         )
+
+    def alert(self, node: Node | None) -> AlertSpec | None:
+        """`alert: {severity, runbook}`: what alert sinks say about this journey's disruptions."""
+        if node is None:
+            return None
+        r = Reader(node, self.problems, ALERT_KEYS, "alert")
+        if not r.ok:
+            return None
+        severity, runbook = r.str("severity"), r.str("runbook")
+        sev_node, book_node = r.get("severity"), r.get("runbook")
+        if sev_node is not None and severity and not NAME.match(severity):
+            self.problems.add(sev_node.loc, f"'severity' {severity!r} has characters a label value should not",
+                              "write e.g. severity: page (or critical, warning, info)")
+        if book_node is not None and runbook:
+            parts = urlsplit(runbook)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                self.problems.add(book_node.loc, f"'runbook' is not an http(s) URL: {runbook!r}",
+                                  "write e.g. runbook: https://wiki.example/checkout")
+        return AlertSpec(severity=severity, runbook=runbook)
 
     def disruption_rules(self, node: Node | None, base: DisruptionRules | None = None) -> DisruptionRules:
         base = base or DisruptionRules()
@@ -366,7 +389,12 @@ class _Parser:
             if kind not in types:
                 self.problems.add(type_node.loc, f"unknown exporter type '{kind}'", _choices(kind, types))
                 continue
-            out.append(ExporterConfig(kind, self.exporter_spec(kind, item, load), item.loc))
+            spec = self.exporter_spec(kind, item, load)
+            # A plug-in may make several sinks of one entry with `split(spec) -> [spec, ...]` (an
+            # Alertmanager HA pair: one durable queue per instance, so one down never holds back the other).
+            split = getattr(registry.exporter_class(kind), "split", None)
+            for one in split(spec) if split is not None and spec is not None else [spec]:
+                out.append(ExporterConfig(kind, one, item.loc))
         return out
 
     def exporter_spec(self, kind: str, node: Node, load: LoadContext) -> Any:

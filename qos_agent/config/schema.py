@@ -124,6 +124,10 @@ JOURNEY: dict[str, Schema] = {
     "timeout": _ref("duration"),
     "headers": _ref("str_map"),
     "disruption": _ref("disruption"),
+    "alert": {"type": "object", "additionalProperties": False,
+              "properties": {"severity": {"type": "string", "pattern": cfg.NAME.pattern},
+                             "runbook": {"type": "string", "pattern": "^(https?://|\\$\\{)"}},
+              "description": "what alert sinks say about this journey's disruptions"},
 }
 
 STEP: dict[str, Schema] = {
@@ -244,6 +248,21 @@ BUILTIN_EXPORTER_KEYS: dict[str, tuple[str, ...]] = {
     "junit": ("path", "max_cases"),
 }
 
+# The alert sinks' keys come from their modules (KEYS); their URLs must name a scheme.
+_ALERT_URL: Schema = {"type": "string", "pattern": r"^(https?://|\$\{)"}
+ALERT_TYPES: dict[str, Schema] = {
+    "url": _ALERT_URL, "urls": {"type": "array", "minItems": 1, "items": _ALERT_URL},
+    "resend": _ref("duration"), "labels": _ref("str_map"), "headers": _ref("str_map"),
+    "auth": {"type": "object", "additionalProperties": False, "minProperties": 1,
+             "properties": {"bearer": _ref("text"), "username": _ref("text"), "password": _ref("text")}},
+    "format": _enum(("json", "slack", "pagerduty")), "routing_key": _ref("text"),
+}
+
+
+def _alert_keys(kind: str) -> tuple[str, ...] | None:
+    m = _module(f"exporters.{kind}") if kind in ("alertmanager", "webhook") else None
+    return None if m is None else tuple(k for k in m.KEYS if k != "type")
+
 
 def _step_keys(kind: str) -> frozenset[str]:
     try:
@@ -267,6 +286,8 @@ def exporter_schema(kind: str) -> Schema:
         keys = sorted(frozenset().union(*influx) - {"type"})
     elif kind in BUILTIN_EXPORTER_KEYS:
         keys = BUILTIN_EXPORTER_KEYS[kind]
+    elif (alert := _alert_keys(kind)) is not None:
+        keys, types = alert, {**types, **ALERT_TYPES}
     if keys is None:
         return {"type": "object", "required": ["type"], "properties": {"type": {"const": kind}}}
     s = _object(("type", *keys), {**types, "type": {"const": kind}}, required=("type",))

@@ -22,6 +22,7 @@ from rich.text import Text
 from exporters.sqlite import DEFAULT_PATH as DEFAULT_DB
 from qos_agent.config.loader import load_config
 from qos_agent.demo import FaultBook, FaultRule, start_demo
+from qos_agent.demo.alerting import AlertWatch, LocalAlertmanager
 from qos_agent.model import JourneyResult, Point
 from qos_agent.runloop.agent import Agent
 
@@ -43,10 +44,11 @@ variables:
   base: {base}
 exporters:
   - type: sqlite
-    path: {state_dir}/qos-results.db
+    path: {state_dir}/qos-results.db{alert_sink}
 journeys:
   - name: checkout
     slo: {{success: 99%, latency: 2s}}
+    alert: {{severity: page}}
     steps:
       - name: login
         http: {{method: POST, url: "{{{{ base }}}}/api/login", json: {{user: demo, password: demo}}}}
@@ -147,12 +149,18 @@ class _View:
         return Group(table, Text("\n".join(self.events[-8:])))
 
 
-async def run_demo(state_dir: Path, timeline: Timeline, console: Console) -> Path:
-    """Run the whole demo; return the path of the shared store."""
+ALERT_SINK = """
+  - {{type: alertmanager, url: "{url}", resend: 10s, name: demo-alerts-{region}}}"""
+
+
+async def run_demo(state_dir: Path, timeline: Timeline, console: Console, alertmanager: str = "") -> Path:
+    """Run the whole demo; return the path of the shared store. `alertmanager`: a URL, `local`, or off."""
     state_dir.mkdir(parents=True, exist_ok=True)
     db = state_dir / DEFAULT_DB
     for stale in state_dir.glob(f"{DEFAULT_DB}*"):
         stale.unlink()
+    local = LocalAlertmanager(state_dir / "alertmanager") if alertmanager == "local" else None
+    am_url = await local.start() if local is not None else alertmanager.rstrip("/")
     faults = FaultBook()
     runner, base = await start_demo(faults=faults)
     view = _View()
@@ -160,8 +168,9 @@ async def run_demo(state_dir: Path, timeline: Timeline, console: Console) -> Pat
     agents = []
     for region in REGIONS:
         path = state_dir / f"journeys-{region}.yaml"
+        sink = ALERT_SINK.format(url=am_url, region=region) if am_url else ""
         path.write_text(DEMO_JOURNEYS.format(region=region, interval=f"{timeline.interval_s:g}s",
-                                             state_dir=state_dir, base=base))
+                                             state_dir=state_dir, base=base, alert_sink=sink))
         agent = Agent(load_config(path, env={}, region=region), str(path), region)
 
         def listen(results: list[JourneyResult], points: list[Point]) -> None:
@@ -177,8 +186,29 @@ async def run_demo(state_dir: Path, timeline: Timeline, console: Console) -> Pat
         if not live:
             console.print(line, markup=False)
 
+    async def watch_alerts(url: str) -> None:
+        """Tell the story's end: the alert firing in Alertmanager, then resolved there."""
+        watch, fired = AlertWatch(url), False
+        while view.elapsed() < timeline.end_at_s + 15:
+            active = [a for a in await watch.active() if a.get("region") == BROKEN_REGION]
+            if active and not fired:
+                fired = True
+                labels = ", ".join(f'{k}="{v}"' for k, v in sorted(active[0].items()))
+                say(f"ALERT FIRING in Alertmanager {url}: {{{labels}}}")
+            elif fired and not active:
+                say(f"ALERT RESOLVED in Alertmanager {url}")
+                return
+            await asyncio.sleep(0.25)
+        say(f"ALERT {'still firing' if fired else 'never seen'} in Alertmanager {url} when the demo ended")
+
+    watcher: asyncio.Task[None] | None = None
+
     async def script() -> None:
+        nonlocal watcher
         say(f"demo service on {base}; agents in {', '.join(REGIONS)} every {timeline.interval_s:g}s")
+        if am_url:
+            say(f"alerts go to Alertmanager {am_url}" + (" (started here)" if local is not None else ""))
+            watcher = asyncio.create_task(watch_alerts(am_url))
         await asyncio.sleep(timeline.fault_at_s)
         rule = faults.add(FaultRule(path="/api/pay", region=BROKEN_REGION, status=503))
         say(f"FAULT: /api/pay answers 503 for {BROKEN_REGION} only; /health stays 200 everywhere")
@@ -187,6 +217,8 @@ async def run_demo(state_dir: Path, timeline: Timeline, console: Console) -> Pat
         say("HEALED: the fault is removed")
         while view.elapsed() < timeline.end_at_s and (view.open or not view.closed):
             await asyncio.sleep(0.25)
+        if watcher is not None:
+            await watcher
         await asyncio.sleep(0.5)
         for agent in agents:
             agent.stop_event.set()
@@ -207,6 +239,8 @@ async def run_demo(state_dir: Path, timeline: Timeline, console: Console) -> Pat
         for agent in agents:
             agent.stop_event.set()
         await runner.cleanup()
+        if local is not None:
+            local.stop()
     return db
 
 

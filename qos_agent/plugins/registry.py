@@ -28,6 +28,8 @@ BUILTIN_EXPORTERS = {
     "jsonl": "exporters.jsonl:JsonlExporter",
     "junit": "exporters.junit:JunitExporter",
     "influxdb": "exporters.influxdb:InfluxDBExporter",
+    "alertmanager": "exporters.alertmanager:AlertmanagerSink",
+    "webhook": "exporters.webhook:WebhookSink",
 }
 
 

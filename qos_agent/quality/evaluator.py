@@ -38,6 +38,9 @@ class Disruption:
     uptime_ok: bool
     closed_ms: int | None = None
     hidden_ms: float = 0.0
+    failed_step: str = ""  # of the last failed run: what an alert names
+    error: str = ""
+    error_message: str = ""
 
 
 @dataclass(slots=True)
@@ -47,6 +50,7 @@ class _State:
     good_streak: int = 0
     open: Disruption | None = None
     last_ms: int = 0
+    last_failure: tuple[str, str, str] = ("", "", "")  # failed_step, error, error_message
 
 
 class Evaluator:
@@ -94,12 +98,15 @@ class Evaluator:
             state.runs.popleft()
         state.failed_streak = 0 if ok else state.failed_streak + 1
         state.good_streak = state.good_streak + 1 if r.outcome is Outcome.PASSED else 0
+        if not ok:
+            state.last_failure = (r.failed_step, str(r.error or ""), r.error_message)
 
         if state.open is None:
             reason = self._broken(journey, state)
             if reason:
                 uptime = self.uptime_ok(r.region) if journey.kind is JourneyKind.JOURNEY else False
-                state.open = Disruption(r.journey, r.region, reason, r.start_ms, uptime)
+                state.open = Disruption(r.journey, r.region, reason, r.start_ms, uptime, None, 0.0,
+                                        *state.last_failure)
                 return [self._point(state, "open", r.start_ms)]
         elif state.good_streak >= rules.close_after:
             state.open.closed_ms = r.start_ms
@@ -139,7 +146,10 @@ class Evaluator:
     def _point(self, state: _State, which: str, time_ms: int) -> Point:
         d = state.open
         assert d is not None
-        tags = (("agent", self.agent), ("journey", d.journey), ("region", d.region), ("state", which))
+        journey = self.journeys.get(d.journey)
+        own = journey.tags if journey is not None else ()
+        tags = tuple(sorted((("agent", self.agent), ("journey", d.journey), ("region", d.region),
+                             ("state", which), *own)))
         fields: list[tuple[str, float | int | bool | str]] = [
             ("reason", d.reason),
             ("success_ratio", round(self._success_ratio(state), 4)),
@@ -147,6 +157,13 @@ class Evaluator:
             ("uptime_ok", d.uptime_ok),
             ("opened_ms", d.opened_ms),
         ]
+        # What an alert needs to say (extra fields, never tags): the failing step and why, and the
+        # journey's `alert: {severity, runbook}`.
+        extra: tuple[tuple[str, str], ...] = (("failed_step", d.failed_step), ("error", d.error),
+                                              ("error_message", d.error_message))
+        if journey is not None and journey.alert is not None:
+            extra += (("severity", journey.alert.severity), ("runbook", journey.alert.runbook))
+        fields.extend((name, value) for name, value in extra if value)
         if which == "close":
             fields.append(("duration_s", round((time_ms - d.opened_ms) / 1000, 3)))
             fields.append(("hidden_minutes", round(d.hidden_ms / 60000, 3)))
