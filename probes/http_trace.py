@@ -183,9 +183,10 @@ async def _on_end(_s: Any, ctx: SimpleNamespace, _p: Any) -> None:
         t.response(redirect=False)
 
 
-def trace_config() -> aiohttp.TraceConfig:
-    """A TraceConfig feeding the `RequestTrace` passed as `trace_request_ctx`."""
-    tc = aiohttp.TraceConfig()
+def trace_config(factory: Any = SimpleNamespace) -> aiohttp.TraceConfig:
+    """A TraceConfig feeding the `RequestTrace` passed as `trace_request_ctx` (or set by `factory`:
+    the websocket step's upgrade takes no trace_request_ctx)."""
+    tc = aiohttp.TraceConfig(trace_config_ctx_factory=factory)
     tc.on_connection_create_start.append(_on_conn_start)
     tc.on_connection_create_end.append(_on_conn_end)
     tc.on_dns_resolvehost_start.append(_on_dns_start)

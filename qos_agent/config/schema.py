@@ -169,6 +169,12 @@ def _conditions(ops: Iterable[str]) -> Schema:
     return {"anyOf": [cond, {"type": ["string", "number", "boolean"]}]}
 
 
+def _net_types() -> dict[str, Schema]:
+    """proxy, client_cert, ... (probes/netopts.py), typed in probes/schemas.py."""
+    m = _module("probes.schemas")
+    return dict(m.NET) if m is not None else {}
+
+
 def _http_parts() -> dict[str, Schema] | None:
     m, a = _module("probes.http_config"), _module("probes.assertions")
     if m is None or a is None:
@@ -178,7 +184,7 @@ def _http_parts() -> dict[str, Schema] | None:
         "method": _nocase(m.METHODS), "url": {"type": "string", "minLength": 1}, "headers": _ref("str_map"),
         "params": _ref("str_map"), "json": {}, "body": {"type": "string"}, "form": _ref("str_map"),
         "verify_tls": _ref("bool"), "max_redirects": _int(0, 100), "max_body": _ref("size"),
-        "follow_redirects": _ref("bool"),
+        "follow_redirects": _ref("bool"), **_net_types(),
     }
     expect: dict[str, Schema] = {
         "status": {"anyOf": [status_code, {"type": "array", "minItems": 1, "items": status_code}]},
@@ -187,6 +193,7 @@ def _http_parts() -> dict[str, Schema] | None:
         "body_contains": _ref("str_list"),
         "headers": {"type": "object",
                     "additionalProperties": _conditions(("exists", "equals", "contains", "matches"))},
+        "cert_days_left": _or_env({"type": "number", "minimum": 0}),
     }
     return {"http": _object(m.HTTP_KEYS, types, required=("url",)), "expect": _object(m.EXPECT_KEYS, expect)}
 
