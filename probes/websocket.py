@@ -70,7 +70,7 @@ def parse_ws(step: Node, problems: Problems, load: LoadContext) -> WsSpec:
         return WsSpec(url="", expect=expect)
     url = r.str("url", "")
     un = r.get("url")
-    if url and un is not None and not has_template(url[:6]) and not url.startswith(
+    if url and un is not None and not url.startswith("{{") and not url.startswith(
             ("ws://", "wss://", "http://", "https://")):
         problems.add(un.loc, f"'url' must start with ws:// or wss://, not {url[:40]!r}", 'write url: "wss://host/ws"')
     contains, checks = "", ()
@@ -130,7 +130,7 @@ class WebSocketProbe:
     async def run(self, step: Step, ctx: RunContext) -> StepResult:
         spec: WsSpec = step.spec
         trace = RequestTrace()
-        stage = ["connect"]
+        stage = [""]  # set once upgraded; before that the trace knows the stage
 
         async def body(result: StepResult) -> None:
             try:
@@ -140,7 +140,7 @@ class WebSocketProbe:
                 result.phases.pop("transfer_ms", None)
                 result.phases.pop("ttfb_ms", None)
 
-        return await timed_run(step, ctx, self.kind, body, lambda: stage[0] if trace.stage == "send" else trace.stage)
+        return await timed_run(step, ctx, self.kind, body, lambda: stage[0] or trace.stage)
 
     async def _converse(self, spec: WsSpec, ctx: RunContext, trace: RequestTrace, stage: list[str],
                         result: StepResult) -> None:
