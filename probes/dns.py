@@ -173,7 +173,8 @@ class DnsProbe:
     def json_schema(cls) -> dict[str, Any]:
         nocase = "|".join(f"{t}|{t.lower()}" for t in TYPES)
         types = {"name": schemas.TEXT, "type": {"type": "string", "pattern": f"^({nocase})$"},
-                 "server": {**schemas.TEXT, "description": "HOST or HOST:PORT (default: /etc/resolv.conf)"},
+                 "server": {"type": "string", "pattern": schemas.HOST_OPT_PORT,
+                            "description": "HOST or HOST:PORT (default: /etc/resolv.conf)"},
                  "transport": {"enum": ["udp", "tcp"]}}
         answers = schemas.obj(ANSWER_KEYS, {"contains": schemas.STR_LIST, "matches": schemas.TEXT})
         expect = {"rcode": {"type": "string", "pattern": "^(" + "|".join(f"{r}|{r.lower()}" for r in RCODES) + ")$"},
@@ -194,7 +195,8 @@ class DnsProbe:
 
         async def body(result: StepResult) -> None:
             name = ctx.render(spec.name)
-            host, port = host_port(ctx.render(spec.server) or system_nameserver(), 53)
+            host, given = host_port(ctx.render(spec.server) or system_nameserver(), 53)
+            port = given or 53
             where = await _address(host)
             result.url = f"dns://{host}:{port}/{name}?type={spec.type}"
             try:

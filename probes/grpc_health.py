@@ -111,9 +111,11 @@ class GrpcProbe:
 
     @classmethod
     def json_schema(cls) -> dict[str, Any]:
-        types = {**schemas.COMMON, "target": {**schemas.TEXT, "description": "HOST:PORT"}, "service": {"type": "string"}}
+        types = {**schemas.COMMON, "target": {"type": "string", "pattern": schemas.HOST_PORT, "description": "HOST:PORT"},
+                 "service": {"type": "string"}}
         expect = {"status": {"enum": list(STATUSES)}, "latency": schemas.DURATION}
-        return {"grpc": schemas.obj(GRPC_KEYS, types, required=("target",)), "expect": schemas.obj(EXPECT_KEYS, expect)}
+        return {"grpc": schemas.obj(GRPC_KEYS, types, required=("target",)),
+                "expect": schemas.obj(EXPECT_KEYS, expect)}
 
     @classmethod
     def provides(cls, spec: Any) -> set[str]:

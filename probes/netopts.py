@@ -65,8 +65,8 @@ def _file(r: Reader, key: str, base: Path, problems: Problems, pem_ok: bool) -> 
         return value
     path = Path(value) if Path(value).is_absolute() else base / value
     if not path.is_file():
-        problems.add(n.loc, f"'{key}' file not found: {path}",
-                     "give a PEM file's path (relative to journeys.yaml)" + (" or PEM text via ${VAR}" if pem_ok else ""))
+        fix = "give a PEM file's path (relative to journeys.yaml)" + (" or PEM text via ${VAR}" if pem_ok else "")
+        problems.add(n.loc, f"'{key}' file not found: {path}", fix)
     return str(path)
 
 
@@ -176,7 +176,7 @@ class PinnedResolver(AbstractResolver):
 
 def connector_for(net: NetSpec) -> aiohttp.TCPConnector:
     """A fresh connector without a DNS cache (every run really resolves), with the step's family and pins."""
-    family = {4: socket.AF_INET, 6: socket.AF_INET6}.get(net.ip_version, 0)
+    family = {4: socket.AF_INET, 6: socket.AF_INET6}.get(net.ip_version, socket.AF_UNSPEC)
     resolver = PinnedResolver(dict(net.resolve)) if net.resolve else None
     return aiohttp.TCPConnector(use_dns_cache=False, ttl_dns_cache=0, family=family, resolver=resolver)
 

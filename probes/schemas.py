@@ -28,8 +28,11 @@ NET: dict[str, Schema] = {
     "client_key": {**TEXT, "description": "PEM file or PEM text from ${VAR}"},
     "ca_file": {**TEXT, "description": "PEM file of CAs trusted besides the system store"},
     "ip_version": {"anyOf": [{"enum": [4, 6, "4", "6"]}, ENV]},
-    "resolve": {**STR_MAP, "description": "host -> IP address, like curl --resolve"},
+    "resolve": {"type": "object", "description": "host -> IP address, like curl --resolve",
+                "additionalProperties": {"type": "string", "pattern": r"^[0-9.]+$|^[0-9a-fA-F:]+$|\{\{|\$\{"}},
 }
+HOST_PORT = r"^[^:\[\]\s]+:\d{1,5}$|^\[[0-9a-fA-F:.]+\]:\d{1,5}$|\{\{|\$\{"
+HOST_OPT_PORT = r"^[^:\[\]\s]+(:\d{1,5})?$|^\[[0-9a-fA-F:.]+\](:\d{1,5})?$|^[0-9a-fA-F:]+$|\{\{|\$\{"
 
 
 def obj(keys: Iterable[str], types: dict[str, Schema], required: Iterable[str] = ()) -> Schema:

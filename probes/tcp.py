@@ -64,7 +64,7 @@ def parse_tcp(step: Node, problems: Problems, load: LoadContext) -> TcpSpec:
         return TcpSpec(host="", expect=expect)
     host, port_in_host = host_port(r.str("host", ""), None)
     port = parse_port(r, problems, port_in_host)
-    if not port and r.has("host"):
+    if not port and r.has("host") and not r.has("port"):
         problems.add(node.loc, "tcp needs a port", "add port: 6379 (or write host: name:6379)")
     if r.has("expect_bytes") and r.has("expect_regex"):
         problems.add(node.key_loc("expect_regex"), "'tcp' has both 'expect_bytes' and 'expect_regex'",

@@ -12,6 +12,7 @@ handshake that made it; facts are cached per `SSLObject`, so reuse costs no pars
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 import time
 import weakref
@@ -113,10 +114,8 @@ def facts_of(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> TlsFacts | Non
         facts = facts_from_chain(chain_der(ssl_object), ssl_object.version() or "", cipher[0] if cipher else "")
     except ValueError:
         return None
-    try:
+    with contextlib.suppress(TypeError):  # not weak-referenceable: no cache
         _CACHE[ssl_object] = facts
-    except TypeError:  # not weak-referenceable: no cache
-        pass
     return facts
 
 
@@ -169,9 +168,8 @@ def hostname_matches(name: str, sans: tuple[str, ...]) -> bool:
         pattern = san.rstrip(".").lower()
         if pattern == host:
             return True
-        if pattern.startswith("*.") and "." in host:
-            if host.split(".", 1)[1] == pattern[2:] and not host.startswith("."):
-                return True
+        if pattern.startswith("*.") and "." in host and host.split(".", 1)[1] == pattern[2:]:
+            return True
     return False
 
 

@@ -34,7 +34,6 @@ from probes.tls import TlsExpect, parse_tls_expect
 from probes.tls_facts import check_days_left, facts_of
 from qos_agent.errors import StepFailure
 from qos_agent.language.nodes import Node, Problems, Reader
-from qos_agent.language.templating import has_template
 from qos_agent.model import ErrorClass, Step, StepResult
 from qos_agent.plugins.protocols import LoadContext, RunContext
 
@@ -73,7 +72,8 @@ def parse_ws(step: Node, problems: Problems, load: LoadContext) -> WsSpec:
     if url and un is not None and not url.startswith("{{") and not url.startswith(
             ("ws://", "wss://", "http://", "https://")):
         problems.add(un.loc, f"'url' must start with ws:// or wss://, not {url[:40]!r}", 'write url: "wss://host/ws"')
-    contains, checks = "", ()
+    contains = ""
+    checks: tuple[Check, ...] = ()
     mn = r.get("expect_message")
     if mn is not None:
         m = Reader(mn, problems, MESSAGE_KEYS, "expect_message")
@@ -113,8 +113,10 @@ class WebSocketProbe:
 
     @classmethod
     def json_schema(cls) -> dict[str, Any]:
-        message = schemas.obj(MESSAGE_KEYS, {"contains": schemas.TEXT, "json": {"type": "object"}})
-        types = {**schemas.NET, "url": schemas.TEXT, "headers": schemas.STR_MAP, "send": schemas.STR_LIST,
+        message = {**schemas.obj(MESSAGE_KEYS, {"contains": schemas.TEXT, "json": {"type": "object"}}),
+                   "minProperties": 1}
+        url = {"type": "string", "pattern": r"^(wss?://|https?://|\{\{|\$\{)"}
+        types = {**schemas.NET, "url": url, "headers": schemas.STR_MAP, "send": schemas.STR_LIST,
                  "expect_message": message, "verify_tls": schemas.BOOL,
                  "max_messages": {"type": "integer", "minimum": 1, "maximum": 100_000}}
         return {"websocket": schemas.obj(WS_KEYS, types, required=("url",)),

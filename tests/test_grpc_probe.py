@@ -74,7 +74,7 @@ async def test_serving_then_not_serving() -> None:
         unknown = await check(ctx, 'grpc: {target: "127.0.0.1:{{ port }}", service: shop.Nope}')
     assert ok.outcome is Outcome.PASSED, ok.error_message
     assert ok.text == {"grpc_status": "SERVING"} and ok.phases["connect_ms"] > 0 and ok.phases["ttfb_ms"] > 0
-    assert "health of shop.Orders: NOT_SERVING, expected SERVING" == failed(down, ErrorClass.STATUS)
+    assert failed(down, ErrorClass.STATUS) == "health of shop.Orders: NOT_SERVING, expected SERVING"
     assert expected_down.outcome is Outcome.PASSED
     assert "unknown" in failed(unknown, ErrorClass.STATUS)
 

@@ -92,7 +92,7 @@ async def test_contains_and_a_message_that_never_matches() -> None:
         ok = await ws(ctx, 'websocket: {url: "{{ base }}/echo", expect_message: {contains: hello}}')
         never = await ws(ctx, 'websocket: {url: "{{ base }}/echo", expect_message: {contains: bye}}', timeout_s=0.5)
     assert ok.outcome is Outcome.PASSED, ok.error_message
-    assert "timed out after 0.5s (waiting for the expected message)" == failed(never, ErrorClass.TIMEOUT)
+    assert failed(never, ErrorClass.TIMEOUT) == "timed out after 0.5s (waiting for the expected message)"
 
 
 async def test_a_close_with_an_error_code_is_a_status_failure() -> None:
