@@ -111,8 +111,8 @@ class GrpcProbe:
 
     @classmethod
     def json_schema(cls) -> dict[str, Any]:
-        types = {**schemas.COMMON, "target": {"type": "string", "pattern": schemas.HOST_PORT, "description": "HOST:PORT"},
-                 "service": {"type": "string"}}
+        target = {"type": "string", "pattern": schemas.HOST_PORT, "description": "HOST:PORT"}
+        types = {**schemas.COMMON, "target": target, "service": {"type": "string"}}
         expect = {"status": {"enum": list(STATUSES)}, "latency": schemas.DURATION}
         return {"grpc": schemas.obj(GRPC_KEYS, types, required=("target",)),
                 "expect": schemas.obj(EXPECT_KEYS, expect)}
