@@ -229,7 +229,7 @@ def test_a_file_with_every_key_passes_the_schema_and_the_loader(
 
 
 def test_deployment_examples_validate(validator: jsonschema.Draft202012Validator) -> None:
-    for path in (ROOT / "deploy" / "journeys.yaml",):
+    for path in (ROOT / "deploy" / "journeys.yaml", ROOT / "docs" / "examples" / "mixed-journey.yaml"):
         assert errors(validator, yaml.safe_load(path.read_text())) == [], path
 
 
