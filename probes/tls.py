@@ -99,31 +99,35 @@ def chain_context(ca_file: str, client_cert: str = "", client_key: str = "") -> 
 
 @lru_cache(maxsize=32)
 def open_context(client_cert: str = "", client_key: str = "") -> ssl.SSLContext:
-    ctx = ssl.create_default_context()
+    """Accepts any certificate (no CA store loaded: nothing to verify against)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     load_client(ctx, client_cert, client_key)
     return ctx
 
 
-async def handshake(host: str, port: int, server_name: str, net: NetSpec, phases: stream.Phases
-                    ) -> tuple[TlsFacts, bool, str]:
-    """(facts, chain valid, why not): one verified handshake, and an open one if that was refused."""
+async def handshake(host: str, port: int, server_name: str, net: NetSpec, phases: stream.Phases, verify: bool
+                    ) -> tuple[TlsFacts, bool | None, str]:
+    """(facts, chain valid, why not). With `verify`: a verified handshake, and an open one to read
+    the certificate if that was refused. Without: only the open one (chain validity unknown: None)."""
     where = f"{host}:{port}"
     try:
-        verifying = chain_context(net.ca_file, net.client_cert, net.client_key)
+        verifying = chain_context(net.ca_file, net.client_cert, net.client_key) if verify else None
         opened = open_context(net.client_cert, net.client_key)
     except (OSError, ssl.SSLError) as exc:
         raise StepFailure(ErrorClass.TLS, f"cannot load client_cert/ca_file: {exc}") from None
     _r, writer = await stream.open_stream(host, port, phases, net.ip_version)
+    chain_ok: bool | None = None
+    why = ""
     try:
-        await stream.start_tls(writer, verifying, server_name, phases, where)
-        chain_ok, why = True, ""
+        await stream.start_tls(writer, verifying or opened, server_name, phases, where)
+        chain_ok = True if verify else None
     except StepFailure as exc:
-        if "not trusted" not in exc.message:
+        await stream.close(writer)
+        if not verify or "not trusted" not in exc.message:
             raise
         chain_ok, why = False, exc.message.rsplit(": ", 1)[-1]
-        await stream.close(writer)
         _r, writer = await stream.open_stream(host, port, phases, net.ip_version)
         await stream.start_tls(writer, opened, server_name, phases, where)
     try:
@@ -173,12 +177,17 @@ class TlsProbe:
             result.url = f"tls://{host}:{port}"
             try:
                 net = render_net(spec.net, ctx.render)
-                facts, chain_ok, why = await handshake(host, port, server_name, net, phases)
+                # verify: false verifies the chain only when an expectation asks about it (one handshake)
+                check_chain = spec.verify or spec.expect.chain_valid is not None
+                facts, chain, why = await handshake(host, port, server_name, net, phases, check_chain)
             finally:
                 result.phases = phases.as_dict()
             facts.apply(result)
             host_ok = hostname_matches(server_name, facts.sans)
-            result.metrics.update(chain_valid=float(chain_ok), hostname_valid=float(host_ok))
+            chain_ok = bool(chain)
+            if chain is not None:
+                result.metrics["chain_valid"] = float(chain_ok)
+            result.metrics["hostname_valid"] = float(host_ok)
             if spec.verify and not chain_ok:
                 raise StepFailure(ErrorClass.TLS, f"TLS certificate of {host}:{port} not trusted: {why}")
             if spec.verify and not host_ok:
