@@ -29,8 +29,19 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.common import Blackbox, Demo, Others, client_cpus, header, load_yaml, pct, pin, proc_cpu_s, table, \
-    target_cpus
+from bench.common import (
+    Blackbox,
+    Demo,
+    Others,
+    client_cpus,
+    header,
+    load_yaml,
+    pct,
+    pin,
+    proc_cpu_s,
+    table,
+    target_cpus,
+)
 from qos_agent.runloop.runner import Runner
 from tests.support.dnsmasq import ZONE, dnsmasq_binary, free_port
 
