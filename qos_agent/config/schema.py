@@ -214,8 +214,11 @@ def _browser_parts() -> dict[str, Schema] | None:
         actions.append({"type": "object", "additionalProperties": False, "required": [verb],
                         "properties": {verb: arg}})
     action_list = {"type": "array", "minItems": 1, "items": {"oneOf": actions}}
-    long_form = _object(("actions", "fail_on_http_errors"), {"actions": action_list,
-                                                             "fail_on_http_errors": _ref("bool")},
+    net = _module("probes.browser_net")
+    net_keys = tuple(getattr(net, "BROWSER_NET_KEYS", ()))
+    net_types = {k: v for k, v in {**_net_types(), "verify_tls": _ref("bool")}.items() if k in net_keys}
+    long_form = _object(("actions", "fail_on_http_errors", *net_keys),
+                        {"actions": action_list, "fail_on_http_errors": _ref("bool"), **net_types},
                         required=("actions",))
     return {"browser": {"anyOf": [action_list, long_form]}}
 

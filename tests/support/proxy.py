@@ -18,6 +18,7 @@ from yarl import URL
 class Proxy:
     port: int = 0
     seen: list[str] = field(default_factory=list)
+    hosts: dict[str, str] = field(default_factory=dict)  # names only the proxy can resolve
 
     @property
     def url(self) -> str:
@@ -34,11 +35,13 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 
 @asynccontextmanager
-async def forward_proxy() -> AsyncIterator[Proxy]:
-    proxy = Proxy()
+async def forward_proxy(hosts: dict[str, str] | None = None) -> AsyncIterator[Proxy]:
+    proxy = Proxy(hosts=dict(hosts or {}))
     tasks: set[asyncio.Task[None]] = set()
+    writers: list[asyncio.StreamWriter] = []
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
         try:
             head = await reader.readuntil(b"\r\n\r\n")
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
@@ -49,12 +52,14 @@ async def forward_proxy() -> AsyncIterator[Proxy]:
         method, target, _ = first.split(" ", 2)
         if method == "CONNECT":
             host, _, port = target.rpartition(":")
-            up_r, up_w = await asyncio.open_connection(host, int(port))
+            up_r, up_w = await asyncio.open_connection(proxy.hosts.get(host, host), int(port))
+            writers.append(up_w)
             writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
             await writer.drain()
         else:
             url = URL(target)
-            up_r, up_w = await asyncio.open_connection(url.host, url.port)
+            up_r, up_w = await asyncio.open_connection(proxy.hosts.get(url.host or "", url.host), url.port)
+            writers.append(up_w)
             up_w.write(head)
             await up_w.drain()
         await asyncio.gather(_pipe(reader, up_w), _pipe(up_r, writer))
@@ -73,3 +78,7 @@ async def forward_proxy() -> AsyncIterator[Proxy]:
         for task in list(tasks):
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for w in writers:
+            w.close()
+            with contextlib.suppress(Exception):
+                await w.wait_closed()
