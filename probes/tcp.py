@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from probes import schemas, stream
+from probes.http_trace import ssl_context
 from probes.netopts import NetSpec, context_for, parse_net, render_net
 from probes.step_common import host_port, more, parse_port, render_port, timed_run
 from probes.tls import TlsExpect, parse_tls_expect
@@ -94,6 +95,9 @@ def _shown(data: bytes, limit: int = 80) -> str:
 class TcpProbe:
     kind: ClassVar[str] = "tcp"
     step_keys: ClassVar[frozenset[str]] = frozenset({"expect"})
+
+    def __init__(self) -> None:
+        ssl_context(True)  # the CA store, loaded once per agent, not in a run's duration
 
     @classmethod
     def from_config(cls, step: Node, problems: Problems, load: LoadContext) -> TcpSpec:

@@ -143,6 +143,11 @@ class TlsProbe:
     kind: ClassVar[str] = "tls"
     step_keys: ClassVar[frozenset[str]] = frozenset({"expect"})
 
+    def __init__(self) -> None:
+        # Load the CA store now, once per agent, so no run's duration pays for it.
+        chain_context("")
+        open_context()
+
     @classmethod
     def from_config(cls, step: Node, problems: Problems, load: LoadContext) -> TlsSpec:
         expect = parse_tls_expect(step.get("expect"), problems)
