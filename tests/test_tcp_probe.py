@@ -136,3 +136,12 @@ def test_config_mistakes_are_located(text: str, message: str) -> None:
     _, problems = parse_step(TcpProbe, text)
     assert any(message in str(p) and str(p).startswith("journeys.yaml:1:") for p in problems.items), \
         [str(p) for p in problems.items]
+
+
+async def test_a_secret_in_what_the_server_sent_is_masked() -> None:
+    async with line_server(banner=b"-ERR bad token Sup3rS3cret\r\n") as port, \
+            run_context({"token": "Sup3rS3cret"}, secrets=["Sup3rS3cret"]) as ctx:
+        r = await tcp(ctx, f'tcp: {{host: 127.0.0.1, port: {port}, send: "AUTH {{{{ token }}}}\\r\\n", '
+                           'expect_bytes: "+OK", read_timeout: 300ms}')
+    msg = failed(r, ErrorClass.TIMEOUT)
+    assert "bad token" in msg and "Sup3rS3cret" not in msg
