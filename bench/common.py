@@ -126,9 +126,11 @@ modules:
 class Blackbox:
     """Prometheus' blackbox_exporter on 127.0.0.1 with module `http_2xx`; `probe(url)` → seconds."""
 
-    def __init__(self, cpus: set[int] | None = None, start_timeout_s: float = 10.0) -> None:
+    def __init__(self, cpus: set[int] | None = None, start_timeout_s: float = 10.0,
+                 config: str = BLACKBOX_CONFIG) -> None:
         self.cpus = cpus
         self.start_timeout_s = start_timeout_s
+        self.config = config
         self.base = ""
         self.proc: subprocess.Popen[bytes] | None = None
         self._dir: tempfile.TemporaryDirectory[str] | None = None
@@ -140,7 +142,7 @@ class Blackbox:
     def __enter__(self) -> Blackbox:
         self._dir = tempfile.TemporaryDirectory(prefix="bench-blackbox-")
         cfg = Path(self._dir.name) / "blackbox.yml"
-        cfg.write_text(BLACKBOX_CONFIG)
+        cfg.write_text(self.config)
         port = free_port()
         self.base = f"http://127.0.0.1:{port}"
         self.proc = subprocess.Popen(
@@ -161,9 +163,9 @@ class Blackbox:
         first = (out.stdout or out.stderr).splitlines()
         return first[0].split("version", 1)[-1].split("(")[0].strip() if first else "?"
 
-    async def probe(self, session: aiohttp.ClientSession, target: str) -> float:
+    async def probe(self, session: aiohttp.ClientSession, target: str, module: str = "http_2xx") -> float:
         """One /probe; probe_duration_seconds in ms (raises when the probe did not succeed)."""
-        async with session.get(self.base + "/probe", params={"module": "http_2xx", "target": target}) as r:
+        async with session.get(self.base + "/probe", params={"module": module, "target": target}) as r:
             text = await r.text()
         values = {}
         for line in text.splitlines():

@@ -26,6 +26,7 @@ BENCHES: list[tuple[str, list[str]]] = [
     ("bench.bench_spool", []),
     ("bench.bench_browser", []),
     ("bench.bench_alerting", []),
+    ("bench.bench_probes", []),
 ]
 LIMIT_S = 300  # per bench; each is meant to take under ~2 minutes
 

@@ -19,8 +19,10 @@ from probes.browser_actions import ActionFailed, ActionRunner, holds_secret, typ
 from probes.browser_artifacts import free_path, prune
 from probes.browser_config import BrowserSpec, parse_browser
 from probes.browser_launch import BrowserHost
+from probes.browser_net import context_options
 from probes.browser_session import BrowserSession
 from probes.browser_vitals import StepCounters, collect
+from probes.netopts import render_net
 from qos_agent.errors import SetupError
 from qos_agent.language.nodes import Node, Problems
 from qos_agent.model import ErrorClass, Outcome, Step, StepResult
@@ -41,7 +43,7 @@ class BrowserProbe(Probe[BrowserSpec]):
 
     @classmethod
     def from_config(cls, step: Node, problems: Problems, load: LoadContext) -> BrowserSpec:
-        return parse_browser(step, problems)
+        return parse_browser(step, problems, load.config_dir)
 
     @classmethod
     def provides(cls, spec: BrowserSpec) -> set[str]:
@@ -61,9 +63,12 @@ class BrowserProbe(Probe[BrowserSpec]):
     async def close(self) -> None:
         await self.host.close()
 
-    def _maker(self, ctx: RunContext) -> Callable[[], Awaitable[tuple[BrowserSession, Callable[[], Awaitable[None]]]]]:
+    def _maker(self, ctx: RunContext, spec: BrowserSpec
+               ) -> Callable[[], Awaitable[tuple[BrowserSession, Callable[[], Awaitable[None]]]]]:
         async def make() -> tuple[BrowserSession, Callable[[], Awaitable[None]]]:
-            session = await BrowserSession.open(self.host, ctx)
+            urls = [ctx.render(a.value) for a in spec.actions if a.verb == "goto"]
+            options = context_options(render_net(spec.net, ctx.render), urls, spec.verify_tls)
+            session = await BrowserSession.open(self.host, ctx, options)
             return session, session.close
 
         return make
@@ -73,7 +78,7 @@ class BrowserProbe(Probe[BrowserSpec]):
         result = StepResult(step=step.name, probe=self.kind, outcome=Outcome.PASSED,
                             start_ms=time.time_ns() // 1_000_000)
         try:
-            session = await ctx.resource(RESOURCE, self._maker(ctx))
+            session = await ctx.resource(RESOURCE, self._maker(ctx, spec))
         except SetupError as e:
             return _fail(result, ctx, ErrorClass.BROWSER, str(e))
         except Exception as e:  # a launch that failed or a browser that does not answer

@@ -11,8 +11,11 @@ missing selector, a bad state), reported with all the others at load.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
+from probes.browser_net import BROWSER_NET_KEYS
+from probes.netopts import NetSpec, parse_net
 from qos_agent.language.nodes import Node, Problems, Reader, suggest
 from qos_agent.language.templating import TEMPLATE, has_template
 from qos_agent.model import Location
@@ -78,20 +81,27 @@ class Action:
 class BrowserSpec:
     actions: tuple[Action, ...]
     fail_on_http_errors: bool = False
+    net: NetSpec = field(default_factory=NetSpec)  # proxy, client certificates (browser_net.py)
+    verify_tls: bool = True
 
     def provides(self) -> set[str]:
         return {a.value for a in self.actions if a.verb == "extract"}
 
 
-def parse_browser(step: Node, problems: Problems) -> BrowserSpec:
+def parse_browser(step: Node, problems: Problems, base: Path | None = None) -> BrowserSpec:
     node = step.get("browser")
     if node is None:
         return BrowserSpec(())
     fail_on_http_errors = False
+    net = NetSpec()
+    verify_tls = True
     items = node
     if node.is_map:
-        r = Reader(node, problems, ("actions", "fail_on_http_errors"), "browser", required=("actions",))
+        r = Reader(node, problems, ("actions", "fail_on_http_errors", *BROWSER_NET_KEYS), "browser",
+                   required=("actions",))
         fail_on_http_errors = r.bool("fail_on_http_errors", False)
+        net = parse_net(r, problems, base or Path.cwd())
+        verify_tls = r.bool("verify_tls", True)
         items = r.get("actions") or Node([], node.loc)
     if not items.is_list or not items.value:
         problems.add(items.loc, "'browser' needs a non-empty list of actions",
@@ -102,7 +112,7 @@ def parse_browser(step: Node, problems: Problems) -> BrowserSpec:
         action = _action(i, item, problems)
         if action is not None:
             actions.append(action)
-    return BrowserSpec(tuple(actions), fail_on_http_errors)
+    return BrowserSpec(tuple(actions), fail_on_http_errors, net, verify_tls)
 
 
 def _action(index: int, item: Node, problems: Problems) -> Action | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from typing import Any
 
 from playwright.async_api import Browser, BrowserContext, Page
 
@@ -50,11 +51,12 @@ class BrowserSession:
         return not self.broken and self.browser.is_connected() and not self.watch.crashed
 
     @classmethod
-    async def open(cls, host: BrowserHost, ctx: RunContext) -> BrowserSession:
+    async def open(cls, host: BrowserHost, ctx: RunContext, options: dict[str, Any] | None = None) -> BrowserSession:
+        """`options`: extra context options (proxy, client certificates: probes/browser_net.py)."""
         browser = await host.browser()
         async with asyncio.timeout(OPEN_TIMEOUT_S):
             context = await browser.new_context(
-                extra_http_headers={REGION_HEADER: ctx.region, AGENT_HEADER: ctx.agent})
+                extra_http_headers={REGION_HEADER: ctx.region, AGENT_HEADER: ctx.agent}, **(options or {}))
             try:
                 await context.add_init_script(INIT_SCRIPT)
                 guard = TraceGuard(context, tracing_enabled(ctx.attempt))

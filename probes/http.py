@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
@@ -24,6 +25,8 @@ from probes.http_config import HttpSpec, parse_http
 from probes.http_errors import BodyTooLarge, classify
 from probes.http_extract import ExtractError, extract_all
 from probes.http_trace import CURRENT, RequestTrace, ssl_context, trace_config
+from probes.netopts import NetSpec, connector_for, context_for, render_net, session_key
+from probes.tls_facts import check_days_left, facts_of_response
 from qos_agent.language.nodes import Node, Problems
 from qos_agent.model import ErrorClass, Outcome, Step, StepResult
 from qos_agent.plugins.protocols import LoadContext, Probe, RunContext
@@ -40,18 +43,19 @@ class StepFailed(Exception):
         self.error = error
 
 
-def session_maker(ctx: RunContext) -> Callable[[], Awaitable[tuple[aiohttp.ClientSession,
-                                                                   Callable[[], Awaitable[None]]]]]:
-    """Makes the run's session: fresh connections, no DNS cache, the run's cookie jar, our trace."""
+def session_maker(ctx: RunContext, net: NetSpec | None = None) -> Callable[[], Awaitable[tuple[
+        aiohttp.ClientSession, Callable[[], Awaitable[None]]]]]:
+    """Makes the run's session: fresh connections, no DNS cache, the run's cookie jar, our trace;
+    HTTP(S)_PROXY/NO_PROXY honoured (trust_env); `ip_version`/`resolve` shape the connector."""
 
     async def make() -> tuple[aiohttp.ClientSession, Callable[[], Awaitable[None]]]:
-        connector = aiohttp.TCPConnector(use_dns_cache=False, ttl_dns_cache=0)
         session = aiohttp.ClientSession(
-            connector=connector,
+            connector=connector_for(net or NetSpec()),
             cookie_jar=ctx.cookie_jar,
             trace_configs=[trace_config()],
             auto_decompress=True,
             timeout=aiohttp.ClientTimeout(total=None),
+            trust_env=True,
         )
         return session, session.close
 
@@ -84,7 +88,7 @@ class HttpProbe(Probe[HttpSpec]):
 
     @classmethod
     def from_config(cls, step: Node, problems: Problems, load: LoadContext) -> HttpSpec:
-        return parse_http(step, problems)
+        return parse_http(step, problems, load.config_dir)
 
     async def close(self) -> None:
         """Nothing agent-wide to release: sessions belong to runs and close with them."""
@@ -130,16 +134,24 @@ class HttpProbe(Probe[HttpSpec]):
             body["data"] = {k: ctx.render(v) for k, v in spec.form}
         follow = spec.follow_redirects and spec.max_redirects > 0
 
-        session = await ctx.resource(SESSION_KEY, session_maker(ctx))
+        net = render_net(spec.net, ctx.render)
+        session = await ctx.resource(session_key(net), session_maker(ctx, net))
+        try:
+            tls = context_for(spec.verify_tls, net)
+        except (OSError, ssl.SSLError) as exc:
+            raise StepFailed(ErrorClass.TLS, f"cannot load client_cert/ca_file: {exc}") from None
         token = CURRENT.set(trace)
         try:
             async with asyncio.timeout(step.timeout_s), session.request(
                 spec.method, url, headers=headers, allow_redirects=follow,
                 # aiohttp fails on the max_redirects-th redirect; we allow that many and fail after.
-                max_redirects=spec.max_redirects + 1, ssl=ssl_context(spec.verify_tls),
+                max_redirects=spec.max_redirects + 1, ssl=tls, proxy=net.proxy or None,
                 timeout=aiohttp.ClientTimeout(total=step.timeout_s), trace_request_ctx=trace, **body,
             ) as resp:
                 result.status_code = resp.status
+                facts = facts_of_response(resp)
+                if facts is not None:
+                    facts.apply(result)
                 chunks = []
                 async for chunk in resp.content.iter_chunked(CHUNK):
                     result.bytes += len(chunk)
@@ -153,6 +165,8 @@ class HttpProbe(Probe[HttpSpec]):
         finally:
             CURRENT.reset(token)
         elapsed_s = (time.perf_counter_ns() - t0) / 1e9
+        if (expiring := check_days_left(facts, spec.expect.cert_days_left)) is not None:
+            raise StepFailed(ErrorClass.TLS, expiring)
         self._check(spec, ctx, result.status_code, text, resp_headers, elapsed_s)
         if step.extract:
             try:

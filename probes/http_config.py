@@ -7,18 +7,20 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from yarl import URL
 
 from probes.assertions import Check, parse_header_checks, parse_json_checks
+from probes.netopts import NET_KEYS, NetSpec, parse_net
 from qos_agent.language.nodes import Node, Problems, Reader, suggest
 from qos_agent.language.templating import has_template
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 HTTP_KEYS = ("method", "url", "headers", "params", "json", "body", "form", "verify_tls",
-             "max_redirects", "max_body", "follow_redirects")
-EXPECT_KEYS = ("status", "latency", "json", "body_contains", "headers")
+             "max_redirects", "max_body", "follow_redirects", *NET_KEYS)
+EXPECT_KEYS = ("status", "latency", "json", "body_contains", "headers", "cert_days_left")
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
 
 _SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$", re.IGNORECASE)
@@ -32,6 +34,7 @@ class ExpectSpec:
     json: tuple[Check, ...] = ()
     body_contains: tuple[str, ...] = ()
     headers: tuple[Check, ...] = ()
+    cert_days_left: float | None = None  # https: fail (tls) when the served chain expires sooner
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +52,7 @@ class HttpSpec:
     follow_redirects: bool = True
     max_body: int = DEFAULT_MAX_BODY
     expect: ExpectSpec = field(default_factory=ExpectSpec)
+    net: NetSpec = field(default_factory=NetSpec)
 
 
 def parse_size(value: Any) -> int | None:
@@ -122,10 +126,21 @@ def parse_expect(node: Node | None, problems: Problems) -> ExpectSpec:
         json=parse_json_checks(json_node, problems) if json_node is not None else (),
         body_contains=r.str_list("body_contains"),
         headers=parse_header_checks(headers_node, problems) if headers_node is not None else (),
+        cert_days_left=cert_days_left(r),
     )
 
 
-def parse_http(step: Node, problems: Problems) -> HttpSpec:
+def cert_days_left(r: Reader) -> float | None:
+    """`cert_days_left: 14`: a number of days >= 0 (the tls, tcp and websocket steps read it too)."""
+    days = r.number("cert_days_left", None)
+    n = r.get("cert_days_left")
+    if days is not None and days < 0 and n is not None:
+        r.bad("cert_days_left", n, "must be a number of days >= 0", "write cert_days_left: 14")
+        return None
+    return days
+
+
+def parse_http(step: Node, problems: Problems, base: Path | None = None) -> HttpSpec:
     """Parse `step.http` and `step.expect`; returns a usable spec even when problems were found."""
     node = step.get("http")
     expect = parse_expect(step.get("expect"), problems)
@@ -164,4 +179,5 @@ def parse_http(step: Node, problems: Problems) -> HttpSpec:
         follow_redirects=r.bool("follow_redirects", True),
         max_body=max_body,
         expect=expect,
+        net=parse_net(r, problems, base or Path.cwd()),
     )

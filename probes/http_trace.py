@@ -165,9 +165,10 @@ def _callback(event: Callable[[RequestTrace], None]) -> Callable[[Any, SimpleNam
     return on
 
 
-def trace_config() -> aiohttp.TraceConfig:
-    """A TraceConfig feeding the `RequestTrace` passed as `trace_request_ctx`."""
-    tc = aiohttp.TraceConfig()
+def trace_config(factory: Any = SimpleNamespace) -> aiohttp.TraceConfig:
+    """A TraceConfig feeding the `RequestTrace` passed as `trace_request_ctx` (or set by `factory`:
+    the websocket step's upgrade takes no trace_request_ctx)."""
+    tc = aiohttp.TraceConfig(trace_config_ctx_factory=factory)
     for signal, event in _EVENTS:
         getattr(tc, signal).append(_callback(event))
     return tc

@@ -2,6 +2,7 @@
 
 QosError
 ├── ConfigError      journeys.yaml is wrong: every problem, located, at once (exit 2)
+├── StepFailure      raised inside a probe and turned into a classified StepResult there
 ├── SetupError       the machine lacks something the config needs (chromium, a writable state_dir)
 └── DeliveryError    a network sink's send failed; the core's delivery loop decides what follows
     ├── RetryableError   keep the records and try again later (maybe after Retry-After)
@@ -13,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from qos_agent.language.nodes import Problem
+from qos_agent.model import ErrorClass
 
 
 class QosError(Exception):
@@ -23,6 +25,15 @@ class ConfigError(QosError):
     def __init__(self, problems: Sequence[Problem]) -> None:
         self.problems = list(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class StepFailure(QosError):
+    """A classified failure of one step (dns, connect, tls, ...), caught by the probe that raised it."""
+
+    def __init__(self, error: ErrorClass, message: str) -> None:
+        self.error = error
+        self.message = message
+        super().__init__(f"{error}: {message}")
 
 
 class SetupError(QosError):

@@ -190,6 +190,7 @@ class StepResult:
     phases: dict[str, float] = field(default_factory=dict)  # dns_ms, connect_ms, tls_ms, ...
     metrics: dict[str, float] = field(default_factory=dict)  # probe-specific numbers (fcp_ms, cls...)
     artifacts: dict[str, str] = field(default_factory=dict)  # screenshot / trace paths (fields)
+    text: dict[str, str] = field(default_factory=dict)  # probe-specific strings (tls_version, rcode...)
     extracted: dict[str, str] = field(default_factory=dict)  # values for later steps; never exported
     start_ms: int = 0
     url: str = ""

@@ -400,6 +400,10 @@ async def test_sample_http_journeys_pass_against_the_demo(demo_service: DemoServ
         assert await run_sample(demo_service.url, name, "local") == ("passed", ""), name
 
 
+async def test_sample_certificate_journey_checks_the_demo_https_side(demo_service: DemoService) -> None:
+    assert await run_sample(demo_service.url, "certificate", "local") == ("passed", "")
+
+
 async def test_sample_checkout_breaks_in_one_region_while_uptime_stays_green(
     demo_service: DemoService,
 ) -> None:

@@ -162,6 +162,10 @@ async def test_every_board_query_returns_data(influxd: InfluxServer, demo_servic
     failing = answer("qos-journeys / panel 3 ")
     assert max(r["failing_regions"] for r in failing if r["journey"] == "checkout") >= 1
     assert all(r["failing_regions"] <= r["regions"] for r in failing)
+    certs = answer("qos-journey-drilldown / panel 9 ")
+    assert {(r["journey"], r["region"]) for r in certs} >= {("storefront_tls", "eu-west"), ("storefront_tls", "us-east")}
+    assert all(89 < r["days_left"] <= 90 and r["subject"] == "qos-agent demo" for r in certs
+               if r["journey"] == "storefront_tls"), certs
     failed_runs = answer("qos-journey-drilldown / panel 8 ")
     assert any(r["screenshot"] and r["trace"] for r in failed_runs)
     assert any(r["status_code"] == 503 and r["region"] == "eu-west" for r in failed_runs)

@@ -124,7 +124,7 @@ async def test_sample_journeys_into_real_influxd(tmp_path: Path, influxd: Influx
     assert await influxd.wait_count("journey", "qos", made, limit_s=20) == made
     rows = influxd.rows('SELECT "success", "steps" FROM "journey" GROUP BY "journey"', "qos")
     assert {r["journey"] for r in rows} == {"onboarding", "billing", "support", "checkout", "browser_checkout",
-                                            "uptime"}
+                                            "certificate", "uptime"}
     assert all(r["success"] is True for r in rows)
     steps = influxd.rows('SELECT count("duration_ms") FROM "step" GROUP BY "step", "probe"', "qos")
     assert {(r["step"], r["probe"]) for r in steps} >= {("pay", "browser"), ("pay", "http"), ("health", "http")}

@@ -40,6 +40,8 @@ SEMANTIC = {
     "38-unknown-global-var-in-journey-var.yaml": "{{ name }} scoping again",
     "alerting-03-resend-too-short.yaml": "a floor on a duration compares a number inside a string",
     "alerting-06-pagerduty-without-routing-key.yaml": "a key required by another key's value (format: pagerduty)",
+    "62-tcp-bad-regex.yaml": "regex syntax again",
+    "75-http-client-cert-missing.yaml": "whether a file exists depends on the machine",
 }
 
 # Every key of the language at least once (the schema and the loader must both accept it).
@@ -163,6 +165,42 @@ journeys:
         browser:
           actions: [{goto: "{{ base }}/orders/{{ order_id }}"}]
           fail_on_http_errors: true
+      - name: edge
+        http:
+          url: "https://shop.example/"
+          proxy: http://127.0.0.1:3128
+          client_cert: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"
+          client_key: "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----"
+          ca_file: ${CA_FILE:-/etc/ssl/certs/ca-certificates.crt}
+          ip_version: 4
+          resolve: {shop.example: 127.0.0.1}
+        expect: {cert_days_left: 14}
+      - name: cert
+        tls: {host: shop.example, port: 443, server_name: shop.example, verify: true, ip_version: 6}
+        expect: {cert_days_left: 14, tls_version_min: "1.2", hostname_valid: true, chain_valid: true, latency: 1s}
+      - name: redis
+        tcp: {host: 127.0.0.1, port: 6379, tls: false, server_name: x, verify_tls: true, send: "PING\r\n",
+              expect_bytes: "+PONG", read_timeout: 2s, max_bytes: 1024}
+        expect: {latency: 1s}
+      - name: smtp
+        tcp: {host: "mail.example:465", tls: true, expect_regex: "^220 "}
+        expect: {cert_days_left: 7}
+      - name: resolve
+        dns: {name: shop.example, type: MX, server: "127.0.0.1:5353", transport: tcp}
+        expect: {rcode: NOERROR, answers: {contains: [mail.shop.example.], matches: "^10 "}, min_answers: 1,
+                 latency: 200ms}
+      - name: live
+        websocket:
+          url: "wss://shop.example/ws"
+          headers: {Authorization: "Bearer {{ token }}"}
+          send: ['{"subscribe": "orders"}']
+          expect_message: {json: {"$.type": {equals: ack}}, contains: ack}
+          verify_tls: true
+          max_messages: 10
+        expect: {cert_days_left: 14, latency: 2s}
+      - name: api-health
+        grpc: {target: "api.example:443", service: shop.Orders, tls: true, server_name: api.example}
+        expect: {status: SERVING, latency: 1s}
   - name: uptime
     kind: uptime
     steps:
@@ -209,7 +247,7 @@ def test_a_file_with_every_key_passes_the_schema_and_the_loader(
 
 
 def test_deployment_examples_validate(validator: jsonschema.Draft202012Validator) -> None:
-    for path in (ROOT / "deploy" / "journeys.yaml",):
+    for path in (ROOT / "deploy" / "journeys.yaml", ROOT / "docs" / "examples" / "mixed-journey.yaml"):
         assert errors(validator, yaml.safe_load(path.read_text())) == [], path
 
 

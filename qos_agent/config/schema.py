@@ -174,6 +174,12 @@ def _conditions(ops: Iterable[str]) -> Schema:
     return {"anyOf": [cond, {"type": ["string", "number", "boolean"]}]}
 
 
+def _net_types() -> dict[str, Schema]:
+    """proxy, client_cert, ... (probes/netopts.py), typed in probes/schemas.py."""
+    m = _module("probes.schemas")
+    return dict(m.NET) if m is not None else {}
+
+
 def _http_parts() -> dict[str, Schema] | None:
     m, a = _module("probes.http_config"), _module("probes.assertions")
     if m is None or a is None:
@@ -183,7 +189,7 @@ def _http_parts() -> dict[str, Schema] | None:
         "method": _nocase(m.METHODS), "url": {"type": "string", "minLength": 1}, "headers": _ref("str_map"),
         "params": _ref("str_map"), "json": {}, "body": {"type": "string"}, "form": _ref("str_map"),
         "verify_tls": _ref("bool"), "max_redirects": _int(0, 100), "max_body": _ref("size"),
-        "follow_redirects": _ref("bool"),
+        "follow_redirects": _ref("bool"), **_net_types(),
     }
     expect: dict[str, Schema] = {
         "status": {"anyOf": [status_code, {"type": "array", "minItems": 1, "items": status_code}]},
@@ -192,6 +198,7 @@ def _http_parts() -> dict[str, Schema] | None:
         "body_contains": _ref("str_list"),
         "headers": {"type": "object",
                     "additionalProperties": _conditions(("exists", "equals", "contains", "matches"))},
+        "cert_days_left": _or_env({"type": "number", "minimum": 0}),
     }
     return {"http": _object(m.HTTP_KEYS, types, required=("url",)), "expect": _object(m.EXPECT_KEYS, expect)}
 
@@ -212,8 +219,11 @@ def _browser_parts() -> dict[str, Schema] | None:
         actions.append({"type": "object", "additionalProperties": False, "required": [verb],
                         "properties": {verb: arg}})
     action_list = {"type": "array", "minItems": 1, "items": {"oneOf": actions}}
-    long_form = _object(("actions", "fail_on_http_errors"), {"actions": action_list,
-                                                             "fail_on_http_errors": _ref("bool")},
+    net = _module("probes.browser_net")
+    net_keys = tuple(getattr(net, "BROWSER_NET_KEYS", ()))
+    net_types = {k: v for k, v in {**_net_types(), "verify_tls": _ref("bool")}.items() if k in net_keys}
+    long_form = _object(("actions", "fail_on_http_errors", *net_keys),
+                        {"actions": action_list, "fail_on_http_errors": _ref("bool"), **net_types},
                         required=("actions",))
     return {"browser": {"anyOf": [action_list, long_form]}}
 
@@ -271,9 +281,16 @@ def _step_keys(kind: str) -> frozenset[str]:
         return frozenset()
 
 
+def _plugin_parts(kind: str) -> dict[str, Schema] | None:
+    try:
+        return registry.probe_class(kind).json_schema()
+    except Exception:  # a plug-in that fails to import still gets its key accepted
+        return None
+
+
 def probe_parts(kind: str) -> dict[str, Schema]:
     """`{step key: schema}` for one step kind: its own key, plus the step keys it reads (e.g. expect)."""
-    parts = (BUILTIN_PROBES[kind]() if kind in BUILTIN_PROBES else None) or {kind: {}}
+    parts = (BUILTIN_PROBES[kind]() if kind in BUILTIN_PROBES else None) or _plugin_parts(kind) or {kind: {}}
     for key in _step_keys(kind):
         parts.setdefault(key, {})
     return parts

@@ -57,6 +57,7 @@ def step_point(r: JourneyResult, s: StepResult) -> Point:
     fields.extend((k, round(float(v), 3)) for k, v in s.phases.items())
     fields.extend((k, _metric(k, v)) for k, v in s.metrics.items())
     fields.extend(s.artifacts.items())
+    fields.extend(s.text.items())
     return Point("step", tuple(sorted(tags)), tuple(fields), s.start_ms or r.start_ms)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from qos_agent.demo import api, pages
+from qos_agent.demo import api, pages, tls
 from qos_agent.demo.faults import REGION_HEADER, FaultBook, FaultRule, parse_fault_spec, rule_from_mapping
 
 DEFAULT_HOST = "127.0.0.1"
@@ -91,6 +91,7 @@ def make_app(faults: FaultBook | None = None) -> web.Application:
     app[api.FAULTS] = faults if faults is not None else FaultBook()
     api.add_routes(app)
     pages.add_routes(app)
+    tls.add_routes(app)
     app.router.add_get("/admin/faults", list_faults)
     app.router.add_post("/admin/faults", add_faults)
     app.router.add_delete("/admin/faults", clear_faults)
@@ -99,9 +100,11 @@ def make_app(faults: FaultBook | None = None) -> web.Application:
 
 
 async def start_demo(
-    host: str = DEFAULT_HOST, port: int = 0, faults: FaultBook | None = None
+    host: str = DEFAULT_HOST, port: int = 0, faults: FaultBook | None = None, https: bool = True
 ) -> tuple[web.AppRunner, str]:
     """Start listening; returns the runner (call `cleanup()` to stop) and the base URL.
+
+    With `https`, the same app is served over TLS on a second, free port (see demo/tls.py).
 
     Port 0 picks a free port; the URL names the real one. Raises OSError if it cannot listen.
     """
@@ -110,6 +113,8 @@ async def start_demo(
     try:
         site = web.TCPSite(runner, host, port)
         await site.start()
+        if https:
+            await tls.start_https(runner, host)
     except BaseException:
         await runner.cleanup()
         raise
@@ -136,6 +141,8 @@ async def _serve(host: str, port: int, book: FaultBook) -> None:
     runner, url = await start_demo(host, port, book)
     try:
         print(f"demo service on {url}", flush=True)
+        if (https := runner.app[tls.TLS_INFO].get("url")) is not None:
+            print(f"demo https on {https} (self-signed, {tls.DAYS} days)", flush=True)
         for rule_id, rule in book.rules():
             print(f"fault {rule_id}: {json.dumps(rule.to_json())}", file=sys.stderr, flush=True)
         await stop.wait()

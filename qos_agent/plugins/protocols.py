@@ -52,6 +52,11 @@ class Probe(Protocol[SpecT]):
         """Variable names this step sets beyond `extract:` (e.g. a browser extract action)."""
         return set()
 
+    @classmethod
+    def json_schema(cls) -> dict[str, Any] | None:
+        """This kind's parts of the JSON Schema (`{step key: schema}`); None: the key is left open."""
+        return None
+
     async def start(self) -> None:
         """Check the probe's setup (a browser present) before the first run; default: nothing."""
         return None  # a body, so mypy does not take the default for an abstract stub

@@ -22,6 +22,11 @@ log = logging.getLogger(__name__)
 BUILTIN_PROBES = {
     "http": "probes.http:HttpProbe",
     "browser": "probes.browser:BrowserProbe",
+    "tls": "probes.tls:TlsProbe",
+    "tcp": "probes.tcp:TcpProbe",
+    "dns": "probes.dns:DnsProbe",
+    "websocket": "probes.websocket:WebSocketProbe",
+    "grpc": "probes.grpc_health:GrpcProbe",
 }
 BUILTIN_EXPORTERS = {
     "sqlite": "exporters.sqlite:SqliteExporter",

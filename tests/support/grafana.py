@@ -181,6 +181,14 @@ journeys:
           headers: {{Authorization: "Bearer {{{{ token }}}}"}}
           json: {{cart_id: demo-cart, card: "4242 4242 4242 4242"}}
         expect: {{status: 200}}
+  - name: storefront_tls
+    steps:
+      - name: where
+        http: {{url: "{{{{ base }}}}/api/tls"}}
+        extract: {{tls_host: {{json: "$.host"}}, tls_port: {{json: "$.port"}}}}
+      - name: cert
+        tls: {{host: "{{{{ tls_host }}}}", port: "{{{{ tls_port }}}}", verify: false}}
+        expect: {{cert_days_left: 14}}
   - name: uptime
     kind: uptime
     steps:
