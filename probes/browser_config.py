@@ -78,12 +78,32 @@ class Action:
 class BrowserSpec:
     actions: tuple[Action, ...]
     fail_on_http_errors: bool = False
+    mask: tuple[str, ...] = ()  # step key `mask: [selector, ...]`: hidden in this step's screenshots
 
     def provides(self) -> set[str]:
         return {a.value for a in self.actions if a.verb == "extract"}
 
 
+def parse_mask(step: Node, problems: Problems) -> tuple[str, ...]:
+    """`mask: ["#balance", ".api-key"]`: selectors Playwright paints over in screenshots."""
+    node = step.get("mask")
+    if node is None:
+        return ()
+    items = node.value if node.is_list else None
+    if not items or not all(isinstance(i.value, str) and i.value.strip() for i in items):
+        problems.add(node.loc, "'mask' must be a non-empty list of selectors",
+                     'write mask: ["#balance", ".api-key"]')
+        return ()
+    return tuple(str(i.value) for i in items)
+
+
 def parse_browser(step: Node, problems: Problems) -> BrowserSpec:
+    spec = _parse_actions(step, problems)
+    mask = parse_mask(step, problems)
+    return BrowserSpec(spec.actions, spec.fail_on_http_errors, mask) if mask else spec
+
+
+def _parse_actions(step: Node, problems: Problems) -> BrowserSpec:
     node = step.get("browser")
     if node is None:
         return BrowserSpec(())

@@ -25,6 +25,7 @@ from probes.http_errors import BodyTooLarge, classify
 from probes.http_extract import ExtractError, extract_all
 from probes.http_trace import CURRENT, RequestTrace, ssl_context, trace_config
 from qos_agent.language.nodes import Node, Problems
+from qos_agent.language.secrets import header_secrets
 from qos_agent.model import ErrorClass, Outcome, Step, StepResult
 from qos_agent.plugins.protocols import LoadContext, RunContext
 
@@ -125,6 +126,9 @@ class HttpProbe:
             headers[name] = ctx.render(value)
         headers["X-QoS-Region"] = ctx.region
         headers["X-QoS-Agent"] = ctx.agent
+        for name, value in headers.items():  # Authorization, Cookie...: masked always
+            ctx.redact.add(*header_secrets(name, value))
+        ctx.redact.add(*(m.value for m in ctx.cookie_jar.filter_cookies(url).values()))
         body: dict[str, Any] = {}
         if spec.has_json:
             body["json"] = ctx.render_deep(spec.json)
@@ -152,6 +156,8 @@ class HttpProbe:
                     chunks.append(chunk)
                 trace.body_read()
                 resp_headers = {k.lower(): ", ".join(resp.headers.getall(k)) for k in resp.headers}
+                for value in resp.headers.getall("Set-Cookie", []):
+                    ctx.redact.add(*header_secrets("set-cookie", value))
                 final_url = resp.url
                 text = b"".join(chunks).decode(resp.charset or "utf-8", errors="replace")
         finally:

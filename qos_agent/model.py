@@ -75,6 +75,7 @@ class Extraction:
     source: str  # json | header | regex | cookie
     expr: str
     location: Location
+    secret: bool = False  # `secret: true`: the value is masked wherever the agent writes
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +153,8 @@ class Config:
     agent: AgentConfig
     journeys: tuple[Journey, ...]
     exporters: tuple[ExporterConfig, ...]
-    secrets: frozenset[str] = frozenset()  # values read from ${VAR}: never shown anywhere
+    secrets: frozenset[str] = frozenset()  # secret ${VAR} values (language/secrets.py): never shown
+    warnings: tuple[str, ...] = ()  # located, for validate: the file runs, but something is unsafe
 
     def journey(self, name: str) -> Journey | None:
         return next((j for j in self.journeys if j.name == name), None)

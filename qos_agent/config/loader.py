@@ -11,6 +11,7 @@ import os
 import re
 import socket
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from qos_agent.model import (
 from qos_agent.plugins import registry
 from qos_agent.plugins.protocols import LoadContext
 
-TOP_KEYS = ("version", "agent", "defaults", "variables", "exporters", "journeys")
+TOP_KEYS = ("version", "agent", "defaults", "variables", "exporters", "journeys", "secrets")
 AGENT_KEYS = ("region", "name", "interval", "concurrency", "browser_concurrency", "state_dir", "listen", "shard")
 DEFAULT_KEYS = ("timeout", "retries", "headers", "journey_timeout", "disruption")
 DISRUPTION_KEYS = ("open_after", "close_after", "window", "min_failures", "min_runs")
@@ -42,6 +43,8 @@ JOURNEY_KEYS = ("name", "description", "kind", "interval", "regions", "tags", "s
                 "retries", "timeout", "headers", "disruption")
 STEP_KEYS = ("name", "timeout", "always_run", "degraded_latency", "extract")
 EXTRACT_SOURCES = ("json", "header", "regex", "cookie")
+EXTRACT_KEYS = (*EXTRACT_SOURCES, "secret")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 DEFAULT_SQLITE = "sqlite"
 
@@ -65,7 +68,7 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None, region: 
         config = _Parser(path, problems, region).parse(loaded.root, frozenset(loaded.secrets))
     if problems or config is None:
         raise ConfigError(problems.sorted())
-    return config
+    return replace(config, warnings=tuple(str(w) for w in problems.warnings))
 
 
 class _Parser:
@@ -86,10 +89,24 @@ class _Parser:
         defaults = Reader(top.get("defaults") or Node({}, root.loc), self.problems, DEFAULT_KEYS, "defaults")
         variables = top.str_map("variables")
         self.check_variable_refs(top.get("variables"), set())
+        self.secret_names(top.get("secrets"))
         journeys = self.journeys(top.get("journeys"), agent, defaults, variables, load)
         exporters = self.exporters(top.get("exporters"), load)
         return Config(path=str(self.path), agent=agent, journeys=tuple(journeys), exporters=tuple(exporters),
                       secrets=secrets)
+
+    def secret_names(self, node: Node | None) -> None:
+        """`secrets: [SHOP_PASSWORD, ...]`: environment variable names (yamlload reads them first)."""
+        if node is None:
+            return
+        if not node.is_list:
+            self.problems.add(node.loc, "'secrets' must be a list of environment variable names",
+                              "write secrets: [SHOP_PASSWORD, API_KEY]")
+            return
+        for item in node.value:
+            if not isinstance(item.value, str) or not ENV_NAME.match(item.value):
+                self.problems.add(item.loc, f"{item.value!r} is not an environment variable name",
+                                  "list the names used as ${NAME}, e.g. SHOP_PASSWORD")
 
     # -- agent ------------------------------------------------------------------------------
     def agent(self, node: Node | None) -> AgentConfig:
@@ -311,7 +328,7 @@ class _Parser:
             return ()
         out = []
         for name, source in node.items():
-            r = Reader(source, self.problems, EXTRACT_SOURCES, f"extract '{name}'")
+            r = Reader(source, self.problems, EXTRACT_KEYS, f"extract '{name}'")
             if not r.ok:
                 continue
             given = [k for k in EXTRACT_SOURCES if r.has(k)]
@@ -321,7 +338,8 @@ class _Parser:
                 continue
             expr = r.str(given[0], "")
             self.check_expression(given[0], expr, r.get(given[0]))
-            out.append(Extraction(name=name, source=given[0], expr=expr, location=source.loc))
+            out.append(Extraction(name=name, source=given[0], expr=expr, location=source.loc,
+                                  secret=r.bool("secret", False)))
         return tuple(out)
 
     def check_expression(self, source: str, expr: str, node: Node | None) -> None:

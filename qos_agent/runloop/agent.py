@@ -154,7 +154,7 @@ class Agent:
         self.config_hash = digest
         self.last_reload_success_s = time.time()
         self.config = config
-        self.redact.secrets = Redactor(config.secrets).secrets
+        self.redact.set(config.secrets)
         self.runner.config = config
         self.evaluator.update_journeys(config.journeys)
         self.scheduler.replace(self.journeys(config))
