@@ -52,6 +52,11 @@ class BrowserProbe:
     def provides(cls, spec: Any) -> set[str]:
         return spec.provides() if isinstance(spec, BrowserSpec) else set()
 
+    @classmethod
+    def urls(cls, spec: Any) -> list[str]:
+        """The URLs its `goto`s open (templates): the journey's origins, for uptime per service."""
+        return [a.value for a in spec.actions if a.verb == "goto"] if isinstance(spec, BrowserSpec) else []
+
     async def start(self) -> None:
         """Before the first run: the browser must exist and launch (SetupError names the fix)."""
         self.host.check()
@@ -152,8 +157,8 @@ class BrowserProbe:
                 html = await session.page.content()
                 body = await session.page.evaluate("() => document.body ? document.body.innerText : ''")
             runner.extracted.update(extract_all(
-                step.extract, text=html, json_doc=lambda: _json_or_missing(str(body)), headers=counters.document_headers,
-                jar=runner.ctx.cookie_jar, url=URL(session.page.url)))
+                step.extract, text=html, json_doc=lambda: _json_or_missing(str(body)),
+                headers=counters.document_headers, jar=runner.ctx.cookie_jar, url=URL(session.page.url)))
         except ExtractError as e:
             result.outcome, result.error, result.error_message = Outcome.FAILED, ErrorClass.EXTRACT, str(e)
         except Exception as e:  # the page went away while reading it

@@ -16,9 +16,9 @@ value) is never recorded. Tracing resumes with a new chunk as soon as
 a new document has loaded (the input is gone). Playwright writes some network entries late (the
 request that submitted the secret can land in the resumed chunk), so a saved trace is also scrubbed:
 every file in the zip has each secret, in every spelling `secret_forms` knows (URL, form, latin-1,
-JSON, repr, HTML), replaced by `***` before the path is reported. A trace covers the run since its start or since the last
-resumption; a step that fails while tracing is off gets a screenshot (secret inputs masked) and no
-trace.
+JSON, repr, HTML), replaced by `***` before the path is reported. A trace covers the run since its
+start or since the last resumption; a step that fails while tracing is off gets a screenshot
+(secret inputs masked) and no trace.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ from playwright.async_api import BrowserContext, Error
 
 from qos_agent.language.secret_forms import compile_secrets
 from qos_agent.language.secrets import MASK
-
 
 
 def scrub(path: Path, secrets: Iterable[str]) -> int:

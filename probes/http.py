@@ -91,6 +91,11 @@ class HttpProbe:
     def provides(cls, spec: Any) -> set[str]:
         return set()
 
+    @classmethod
+    def urls(cls, spec: Any) -> list[str]:
+        """The URL it calls (a template): the journey's origin, for uptime per service."""
+        return [spec.url] if isinstance(spec, HttpSpec) and spec.url else []
+
     async def close(self) -> None:
         """Nothing agent-wide to release: sessions belong to runs and close with them."""
 

@@ -123,6 +123,8 @@ class Journey:
     timeout_s: float = 60.0  # the whole run sits under this
     headers: tuple[tuple[str, str], ...] = ()  # defaults.headers, sent by every HTTP step
     disruption: DisruptionRules = field(default_factory=DisruptionRules)
+    origins: tuple[str, ...] = ()  # scheme://host:port its steps call (static URLs only)
+    uptime: str = ""  # `uptime: NAME`: the uptime journey its disruptions are compared with
 
     def runs_in(self, region: str) -> bool:
         return not self.regions or region in self.regions

@@ -38,6 +38,8 @@ SEMANTIC = {
     "26-extract-bad-jsonpath.yaml": "JSONPath syntax needs a JSONPath parser",
     "27-extract-bad-regex.yaml": "regex syntax: the schema's `format: regex` is ECMA-262 and optional to enforce",
     "38-unknown-global-var-in-journey-var.yaml": "{{ name }} scoping again",
+    "70-uptime-unknown.yaml": "`uptime: NAME` refers to another list item by name",
+    "71-uptime-on-uptime.yaml": "depends on the same journey's `kind`: a cross-key rule",
 }
 
 # Every key of the language at least once (the schema and the loader must both accept it).

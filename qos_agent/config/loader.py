@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from qos_agent.config.uptime import check_uptime_refs, origins_of
 from qos_agent.errors import ConfigError
 from qos_agent.language.nodes import Node, Problems, Reader, suggest
 from qos_agent.language.templating import names_in
@@ -40,7 +41,7 @@ AGENT_KEYS = ("region", "name", "interval", "concurrency", "browser_concurrency"
 DEFAULT_KEYS = ("timeout", "retries", "headers", "journey_timeout", "disruption")
 DISRUPTION_KEYS = ("open_after", "close_after", "window", "min_failures", "min_runs")
 JOURNEY_KEYS = ("name", "description", "kind", "interval", "regions", "tags", "slo", "variables", "steps",
-                "retries", "timeout", "headers", "disruption")
+                "retries", "timeout", "headers", "disruption", "uptime")
 STEP_KEYS = ("name", "timeout", "always_run", "degraded_latency", "extract")
 EXTRACT_SOURCES = ("json", "header", "regex", "cookie")
 EXTRACT_KEYS = (*EXTRACT_SOURCES, "secret")
@@ -76,6 +77,7 @@ class _Parser:
         self.path = path
         self.problems = problems
         self.region_override = region
+        self.uptime_refs: list[tuple[str, Node]] = []  # (journey, its `uptime:` node)
 
     def parse(self, root: Node, secrets: frozenset[str]) -> Config | None:
         top = Reader(root, self.problems, TOP_KEYS, "the file", required=("version", "journeys"))
@@ -162,6 +164,7 @@ class _Parser:
                 continue
             seen[journey.name] = journey.location
             out.append(journey)
+        check_uptime_refs(self.uptime_refs, out, self.problems)
         return out
 
     def journey(self, node: Node, agent: AgentConfig, defaults: Reader, global_vars: dict[str, str],
@@ -188,6 +191,8 @@ class _Parser:
         scope = set(global_vars) | set(own_vars)
         steps = self.steps(r.get("steps"), name, step_timeout, scope, load)
         default_jt = sum(s.timeout_s for s in steps) + 5.0
+        if (uptime_node := r.get("uptime")) is not None:
+            self.uptime_refs.append((name, uptime_node))
         journey_timeout = r.duration("timeout", defaults.duration("journey_timeout", default_jt))
         return Journey(
             name=name,
@@ -204,6 +209,8 @@ class _Parser:
             timeout_s=journey_timeout,
             headers=tuple(headers.items()),
             disruption=self.disruption_rules(r.get("disruption"), self.disruption_rules(defaults.get("disruption"))),
+            origins=origins_of(steps, {**global_vars, **own_vars}),
+            uptime=r.str("uptime", ""),
         )
 
     def disruption_rules(self, node: Node | None, base: DisruptionRules | None = None) -> DisruptionRules:

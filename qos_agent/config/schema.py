@@ -123,6 +123,8 @@ JOURNEY: dict[str, Schema] = {
     "timeout": _ref("duration"),
     "headers": _ref("str_map"),
     "disruption": _ref("disruption"),
+    "uptime": {"type": "string", "minLength": 1,
+               "description": "the kind: uptime journey this journey is compared with (default: same origin)"},
 }
 
 STEP: dict[str, Schema] = {
@@ -131,8 +133,10 @@ STEP: dict[str, Schema] = {
     "always_run": _ref("bool"),
     "degraded_latency": _ref("duration"),
     "extract": {"type": "object", "additionalProperties": {
-        "type": "object", "minProperties": 1, "maxProperties": 1, "additionalProperties": False,
-        "properties": {source: {"type": "string"} for source in cfg.EXTRACT_SOURCES}}},
+        "type": "object", "additionalProperties": False,
+        "oneOf": [{"required": [source]} for source in cfg.EXTRACT_SOURCES],
+        "properties": {**{source: {"type": "string"} for source in cfg.EXTRACT_SOURCES},
+                       "secret": _ref("bool")}}},
 }
 
 TOP: dict[str, Schema] = {
@@ -142,6 +146,8 @@ TOP: dict[str, Schema] = {
     "variables": _ref("str_map"),
     "exporters": {"type": "array", "items": _ref("exporter")},
     "journeys": {"type": "array", "minItems": 1, "items": _ref("journey")},
+    "secrets": {"type": "array", "items": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+                "description": "environment variables whose values are secrets (masked everywhere)"},
 }
 
 
@@ -210,7 +216,9 @@ def _browser_parts() -> dict[str, Schema] | None:
     long_form = _object(("actions", "fail_on_http_errors"), {"actions": action_list,
                                                              "fail_on_http_errors": _ref("bool")},
                         required=("actions",))
-    return {"browser": {"anyOf": [action_list, long_form]}}
+    return {"browser": {"anyOf": [action_list, long_form]},
+            "mask": {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1},
+                     "description": "selectors painted over in the step's screenshots"}}
 
 
 BUILTIN_PROBES: dict[str, Callable[[], dict[str, Schema] | None]] = {"http": _http_parts,

@@ -94,7 +94,8 @@ class Agent:
         if disruptions:
             for point in disruptions:
                 log.warning("disruption %s: %s in %s: %s (uptime %s)", point.tag("state"), point.tag("journey"),
-                            point.tag("region"), point.field("reason"), "green" if point.field("uptime_ok") else "red")
+                            point.tag("region"), point.field("reason"),
+                            {True: "green", False: "red", None: "not checked"}[point.field("uptime_ok")])  # type: ignore[index]
             self.pipeline.submit_points(disruptions)
         for listener in self.listeners:
             listener(results, disruptions)
