@@ -23,6 +23,7 @@ from qos_agent.quality.evaluator import Evaluator
 from qos_agent.reports.html import load_runs, write_html_report
 from qos_agent.reports.table import ReportError
 from tests.support import results as rb
+from tests.support.components import needs
 
 ROOT = Path(__file__).resolve().parents[1]
 # The README's picture is refreshed only on request (QOS_UPDATE_SCREENSHOTS=1), so a test run
@@ -92,7 +93,7 @@ async def test_page_shows_the_hidden_disruption(tmp_path: Path) -> None:
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed")
+@needs(CHROMIUM.exists(), "Debian chromium")
 async def test_page_renders_in_chromium_without_errors(tmp_path: Path) -> None:
     from playwright.async_api import async_playwright
 
