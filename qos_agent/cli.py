@@ -34,6 +34,12 @@ def _config_error(e: ConfigError) -> typer.Exit:
     return typer.Exit(2)
 
 
+def _warnings(warnings: tuple[str, ...]) -> None:
+    """Located warnings (a secret too short to mask): the file runs, but the user should know."""
+    for warning in warnings:
+        err.print(f"warning: {warning}", markup=False, soft_wrap=True)
+
+
 def _seconds(text: str | None, option: str) -> float | None:
     if text is None:
         return None
@@ -71,6 +77,7 @@ def validate(file: FileArg = DEFAULT_FILE) -> None:
         config = load_config(file)
     except ConfigError as e:
         raise _config_error(e) from None
+    _warnings(config.warnings)
     steps = sum(len(j.steps) for j in config.journeys)
     out.print(f"{file}: valid ({len(config.journeys)} journeys, {steps} steps, "
               f"{len(config.exporters)} exporters)", markup=False)
@@ -95,6 +102,7 @@ def check(
         raise typer.Exit(2)
     try:
         config = load_config(file, region=region)
+        _warnings(config.warnings)
         checking.choose(config, journey or [])
         results = asyncio.run(checking.run_check(config, journey or [], export=export))
         if junit is not None:

@@ -200,6 +200,8 @@ class Agent:
 async def run_agent(path: str, region: str | None = None, duration_s: float | None = None,
                     watch: bool = False) -> None:
     config = load_config(path, region=region)
+    for warning in config.warnings:
+        log.warning("%s", warning)
     agent = Agent(config, path, region)
     agent.watch = watch
     await agent.run(duration_s)
