@@ -376,6 +376,10 @@ class _Parser:
         if not node.is_list:
             self.problems.add(node.loc, "'exporters' must be a list", "write '- type: sqlite' items")
             return []
+        if not node.value:
+            self.problems.add(node.loc, "'exporters' is empty: results would go nowhere",
+                              "list a sink (- type: sqlite), or remove the key for the embedded SQLite store")
+            return []
         out = []
         for item in node.value:
             type_node = item.get("type") if item.is_map else None

@@ -144,7 +144,7 @@ TOP: dict[str, Schema] = {
     "agent": _ref("agent"),
     "defaults": _ref("defaults"),
     "variables": _ref("str_map"),
-    "exporters": {"type": "array", "items": _ref("exporter")},
+    "exporters": {"type": "array", "minItems": 1, "items": _ref("exporter")},
     "journeys": {"type": "array", "minItems": 1, "items": _ref("journey")},
     "secrets": {"type": "array", "items": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
                 "description": "environment variables whose values are secrets (masked everywhere)"},
