@@ -33,8 +33,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 LOC = Location("journeys.yaml", 1, 1)
 NOW_MS = int(time.time()) // 60 * 60_000  # recent: the store prunes what is older than its retention
 START_MS = NOW_MS - 2 * 3600_000
-CHECKOUT = Journey("checkout", (), 60.0, LOC, slo=Slo(success=0.995, latency_s=2.0))
-UPTIME = Journey("uptime", (), 60.0, LOC, kind=JourneyKind.UPTIME)
+ORIGIN = ("https://shop.example:443",)  # the uptime check watches the checkout's service
+CHECKOUT = Journey("checkout", (), 60.0, LOC, slo=Slo(success=0.995, latency_s=2.0), origins=ORIGIN)
+UPTIME = Journey("uptime", (), 60.0, LOC, kind=JourneyKind.UPTIME, origins=ORIGIN)
 
 
 def _runs(rng: random.Random) -> list[JourneyResult]:
