@@ -58,13 +58,16 @@ class Redactor:
     def __init__(self, secrets: Iterable[str] = (), parent: Redactor | None = None) -> None:
         self.parent = parent
         self._own: list[str] = []
+        self._anchors: list[str] = []
         self._pattern: re.Pattern[str] | None = None
+        self._compiled = True
         self.set(secrets)
 
     def set(self, secrets: Iterable[str]) -> None:
         """Replace the secrets (a reload); too-short values are left out (validate warned)."""
         self._own = sorted({s for s in secrets if s and maskable(s)}, key=len, reverse=True)
-        self._pattern = compile_secrets(self._own)
+        self._anchors = [_anchor(s) for s in self._own]
+        self._pattern, self._compiled = None, not self._own  # compiled on first need (a run's may never)
 
     def add(self, *values: str) -> None:
         """A secret learnt at run time (an extracted token, an Authorization header's value)."""
@@ -85,13 +88,24 @@ class Redactor:
     def __call__(self, text: str) -> str:
         if not text:
             return text
-        if self._pattern is not None:
-            text = self._pattern.sub(MASK, text)
+        # Letters and digits are spelled the same in every encoding: a text without a secret's
+        # longest run of them cannot hold the secret, and most texts are let through unsearched.
+        if self._own and any(not a or a in text for a in self._anchors):
+            if not self._compiled:
+                self._pattern, self._compiled = compile_secrets(self._own), True
+            if self._pattern is not None:
+                text = self._pattern.sub(MASK, text)
         if self.parent is not None:
             return self.parent(text)
         if "@" in text:
             text = _USERINFO.sub(MASK + "@", text)
         return text
+
+
+def _anchor(secret: str) -> str:
+    """The secret's longest run of ASCII letters and digits ('' when it has none of 2 or more)."""
+    runs = re.findall(r"[A-Za-z0-9]{2,}", secret)
+    return max(runs, key=len) if runs else ""
 
 
 class RedactingFilter(logging.Filter):
