@@ -20,6 +20,7 @@ JOURNEYS = """\
 version: 1
 agent: {{state_dir: state}}
 variables: {{base: "{base}"}}
+defaults: {{timeout: 30s}}  # a busy machine may take seconds to launch Chromium
 journeys:
   - name: extract
     steps:
