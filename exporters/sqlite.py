@@ -4,6 +4,11 @@ Every measurement is kept generically (tags and fields as JSON), and `journey` p
 typed columns, so the report's per journey × region queries run on an index instead of parsing
 JSON. SQLite work happens on one dedicated worker thread: writes are serialized, the connection
 never changes thread, and the event loop never blocks on disk.
+
+Space: the file uses `auto_vacuum = INCREMENTAL`, and after the hourly prune the freed pages are
+given back (`PRAGMA incremental_vacuum`, then a WAL checkpoint that truncates the log), so the file
+shrinks to what the retention keeps instead of growing forever. A store made before this (auto_vacuum
+NONE) is converted once, with a VACUUM, when the agent opens it.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
+import os
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -25,7 +32,9 @@ from qos_agent.plugins.protocols import Exporter, ExporterEnv, LoadContext
 
 DEFAULT_PATH = "qos-results.db"
 DEFAULT_RETENTION_S = 30 * 86400.0
-PRUNE_EVERY_S = 3600.0
+PRUNE_EVERY_S = float(os.environ.get("QOS_SQLITE_PRUNE_S", "3600"))  # benches shorten it
+AUTO_VACUUM_INCREMENTAL = 2  # PRAGMA auto_vacuum: 0 none, 1 full, 2 incremental
+log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1  # PRAGMA user_version; the one definition (qos_agent.reports reads it from here)
 
 # Tags copied into typed columns for every measurement that has them.
@@ -109,6 +118,8 @@ def open_store(path: Path) -> sqlite3.Connection:
         if version > SCHEMA_VERSION:
             raise StoreError(f"{path} has store schema {version}, newer than this qos-agent knows "
                              f"({SCHEMA_VERSION}); upgrade qos-agent or use another path")
+        if conn.execute("PRAGMA auto_vacuum").fetchone()[0] != AUTO_VACUUM_INCREMENTAL:
+            _make_incremental(conn, path, fresh=version == 0)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         if version < SCHEMA_VERSION:
@@ -120,6 +131,32 @@ def open_store(path: Path) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def _make_incremental(conn: sqlite3.Connection, path: Path, fresh: bool) -> None:
+    """auto_vacuum=INCREMENTAL: free for a new file; an older store needs one VACUUM (rollback mode)."""
+    conn.execute(f"PRAGMA auto_vacuum = {AUTO_VACUUM_INCREMENTAL}")
+    if fresh and not conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+        return  # takes effect when the first table is created
+    t0 = time.monotonic()
+    size = path.stat().st_size if path.exists() else 0
+    try:
+        conn.execute("PRAGMA journal_mode=DELETE")  # VACUUM converts auto_vacuum outside WAL mode only
+        conn.execute("VACUUM")
+    except sqlite3.OperationalError as e:  # busy with another writer, or no space: try next time
+        log.warning("sqlite store %s: could not convert to incremental vacuum (%s); it will not shrink "
+                    "after pruning until it can", path, e)
+        return
+    log.info("sqlite store %s converted to incremental vacuum in %.1fs (%.1f MB -> %.1f MB)", path,
+             time.monotonic() - t0, size / 1e6, path.stat().st_size / 1e6)
+
+
+def reclaim(conn: sqlite3.Connection) -> None:
+    """Give freed pages back to the file system, and truncate the WAL (after a prune)."""
+    with contextlib.suppress(sqlite3.OperationalError):  # another writer: the next prune retries
+        # executescript steps the pragma to the end; execute() would free a single page.
+        conn.executescript("PRAGMA incremental_vacuum;")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
 
 class SqliteExporter(Exporter[SqliteSpec]):
@@ -193,7 +230,10 @@ class SqliteExporter(Exporter[SqliteSpec]):
         conn = self._connection()
         self._last_prune = now_s
         cutoff_ms = int((now_s - self.spec.retention_s) * 1000)
-        return conn.execute("DELETE FROM points WHERE time_ms < ?", (cutoff_ms,)).rowcount
+        deleted = conn.execute("DELETE FROM points WHERE time_ms < ?", (cutoff_ms,)).rowcount
+        if deleted:
+            reclaim(conn)
+        return int(deleted)
 
     def _close_sync(self) -> None:
         if self._conn is not None:

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import Awaitable, Callable
-from typing import ClassVar
+from typing import Any, ClassVar
 
+from yarl import URL
+
+from probes.assertions import MISSING
 from probes.browser_actions import ActionFailed, ActionRunner, holds_secret, typed_value
 from probes.browser_artifacts import free_path, prune
 from probes.browser_config import BrowserSpec, parse_browser
@@ -22,6 +26,7 @@ from probes.browser_launch import BrowserHost
 from probes.browser_net import context_options
 from probes.browser_session import BrowserSession
 from probes.browser_vitals import StepCounters, collect
+from probes.http_extract import ExtractError, extract_all
 from probes.netopts import render_net
 from qos_agent.errors import SetupError
 from qos_agent.language.nodes import Node, Problems
@@ -36,7 +41,7 @@ LIVENESS_S = 3.0
 
 class BrowserProbe(Probe[BrowserSpec]):
     kind: ClassVar[str] = "browser"
-    step_keys: ClassVar[frozenset[str]] = frozenset()
+    step_keys: ClassVar[frozenset[str]] = frozenset({"mask"})
 
     def __init__(self, executable: str | None = None) -> None:
         self.host = BrowserHost(executable)
@@ -48,6 +53,11 @@ class BrowserProbe(Probe[BrowserSpec]):
     @classmethod
     def provides(cls, spec: BrowserSpec) -> set[str]:
         return spec.provides()
+
+    @classmethod
+    def urls(cls, spec: BrowserSpec) -> list[str]:
+        """The URLs its `goto`s open (templates): the journey's origins, for uptime per service."""
+        return [a.value for a in spec.actions if a.verb == "goto"]
 
     async def start(self) -> None:
         """Before the first run: the browser must exist and launch (SetupError names the fix)."""
@@ -86,7 +96,7 @@ class BrowserProbe(Probe[BrowserSpec]):
             return _fail(result, ctx, ErrorClass.BROWSER, f"could not open a browser page: {_first_line(e)}")
         if not session.alive:
             return _fail(result, ctx, ErrorClass.BROWSER, "the browser closed or crashed earlier in this run")
-        runner = ActionRunner(session.page, ctx, session.guard.secret_selectors)
+        runner = ActionRunner(session.page, ctx, session.guard.secret_selectors, spec.mask)
         counters = StepCounters()
         try:
             async with asyncio.timeout(step.timeout_s + GRACE_S):
@@ -111,6 +121,8 @@ class BrowserProbe(Probe[BrowserSpec]):
             counters = await self._measure(session, result)
             if session.broken and result.outcome is Outcome.FAILED:
                 result.error_message += " (the browser stopped answering; restarting it)"
+        if step.extract and result.outcome is not Outcome.FAILED and session.alive:
+            await self._extract(step, session, runner, counters, result)
         self._finish(spec, result, runner, counters)
         if result.outcome is Outcome.FAILED and session.alive:
             await self._failure_artifacts(step, session, runner)
@@ -139,6 +151,24 @@ class BrowserProbe(Probe[BrowserSpec]):
                 await runner.run(action, limit * 1000)
         finally:
             result.duration_ms = round((time.perf_counter_ns() - t0) / 1e6, 3)
+
+    @staticmethod
+    async def _extract(step: Step, session: BrowserSession, runner: ActionRunner, counters: StepCounters,
+                       result: StepResult) -> None:
+        """The step's `extract:` from the page it ended on: regex over its HTML, json over its text
+        (a JSON document), header of its last document response, cookie from the run's jar."""
+        try:
+            async with asyncio.timeout(ARTIFACT_TIMEOUT_S):
+                html = await session.page.content()
+                body = await session.page.evaluate("() => document.body ? document.body.innerText : ''")
+            runner.extracted.update(extract_all(
+                step.extract, text=html, json_doc=lambda: _json_or_missing(str(body)),
+                headers=counters.document_headers, jar=runner.ctx.cookie_jar, url=URL(session.page.url)))
+        except ExtractError as e:
+            result.outcome, result.error, result.error_message = Outcome.FAILED, ErrorClass.EXTRACT, str(e)
+        except Exception as e:  # the page went away while reading it
+            result.outcome, result.error = Outcome.FAILED, ErrorClass.BROWSER
+            result.error_message = f"extract: could not read the page: {_first_line(e)}"
 
     async def _measure(self, session: BrowserSession, result: StepResult) -> StepCounters:
         """Cookies back into the jar (also after a failure), then timings and counts.
@@ -184,6 +214,8 @@ class BrowserProbe(Probe[BrowserSpec]):
             async with asyncio.timeout(ARTIFACT_TIMEOUT_S):
                 directory.mkdir(parents=True, exist_ok=True)
                 path = free_path(directory, "trace", ".zip")
+                # Cookie values (the page's own too) are masked always, like Authorization headers.
+                runner.ctx.redact.add(*(m.value for m in runner.ctx.cookie_jar))
                 if await session.guard.save(path, runner.ctx.redact.secrets):
                     runner.artifacts["trace"] = str(path)
 
@@ -191,6 +223,13 @@ class BrowserProbe(Probe[BrowserSpec]):
 def _fail(result: StepResult, ctx: RunContext, error: ErrorClass, message: str) -> StepResult:
     result.outcome, result.error, result.error_message = Outcome.FAILED, error, ctx.redact(message)
     return result
+
+
+def _json_or_missing(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return MISSING
 
 
 def _first_line(e: BaseException) -> str:

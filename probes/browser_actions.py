@@ -78,10 +78,11 @@ def classify(action: Action, exc: BaseException) -> ErrorClass:
 class ActionRunner:
     """Performs actions on one page; `artifacts` and `extracted` collect what they leave."""
 
-    def __init__(self, page: Page, ctx: RunContext, masks: list[str]) -> None:
+    def __init__(self, page: Page, ctx: RunContext, masks: list[str], step_masks: tuple[str, ...] = ()) -> None:
         self.page = page
         self.ctx = ctx
         self.masks = masks  # selectors of inputs holding a typed secret: masked in screenshots
+        self.step_masks = step_masks  # the step's `mask:` selectors (a page that renders a secret)
         self.artifacts: dict[str, str] = {}
         self.extracted: dict[str, str] = {}
         self.nav_status: int | None = None
@@ -141,5 +142,5 @@ class ActionRunner:
         directory.mkdir(parents=True, exist_ok=True)
         path: Path = free_path(directory, name, ".png")
         await self.page.screenshot(path=path, full_page=full_page, timeout=ms,
-                                   mask=[self.page.locator(s) for s in self.masks])
+                                   mask=[self.page.locator(s) for s in (*self.masks, *self.step_masks)])
         self.artifacts[key] = str(path)

@@ -10,6 +10,7 @@ missing selector, a bad state), reported with all the others at load.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,12 +84,32 @@ class BrowserSpec:
     fail_on_http_errors: bool = False
     net: NetSpec = field(default_factory=NetSpec)  # proxy, client certificates (browser_net.py)
     verify_tls: bool = True
+    mask: tuple[str, ...] = ()  # step key `mask: [selector, ...]`: hidden in this step's screenshots
 
     def provides(self) -> set[str]:
         return {a.value for a in self.actions if a.verb == "extract"}
 
 
+def parse_mask(step: Node, problems: Problems) -> tuple[str, ...]:
+    """`mask: ["#balance", ".api-key"]`: selectors Playwright paints over in screenshots."""
+    node = step.get("mask")
+    if node is None:
+        return ()
+    items = node.value if node.is_list else None
+    if not items or not all(isinstance(i.value, str) and i.value.strip() for i in items):
+        problems.add(node.loc, "'mask' must be a non-empty list of selectors",
+                     'write mask: ["#balance", ".api-key"]')
+        return ()
+    return tuple(str(i.value) for i in items)
+
+
 def parse_browser(step: Node, problems: Problems, base: Path | None = None) -> BrowserSpec:
+    spec = _parse_actions(step, problems, base)
+    mask = parse_mask(step, problems)
+    return dataclasses.replace(spec, mask=mask) if mask else spec
+
+
+def _parse_actions(step: Node, problems: Problems, base: Path | None) -> BrowserSpec:
     node = step.get("browser")
     if node is None:
         return BrowserSpec(())

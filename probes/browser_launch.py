@@ -32,7 +32,8 @@ def chromium_path() -> str:
 
 
 def missing_message(path: str) -> str:
-    return f"chromium not found at {path} (apt-get install chromium, or set executable_path)"
+    return (f"chromium not found at {path} (apt-get install chromium, or point the environment variable "
+            f"QOS_CHROMIUM at a Chromium executable)")
 
 
 def browser_pids(marker: str) -> list[int]:

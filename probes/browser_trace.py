@@ -6,7 +6,8 @@ saved only when a step fails (`trace.zip`); a passing run's trace is discarded.
 What a saved trace may hold: every traced action with its parameters (selectors, URLs, typed text
 that is not a secret), DOM snapshots before/after each action (including input values),
 console messages, and the network log (URLs, request and response headers
-including cookies, request bodies, response bodies). URLs and cookies are recorded as they are.
+including cookies, request bodies, response bodies). URLs are recorded as they are; cookie values,
+Authorization headers and every secret are masked by the scrub below.
 
 What it never holds: a value typed from a secret. When a `fill`, `select` or `press` is about to
 send a value containing a secret (`ctx.redact.secrets`), the current trace chunk is discarded and
@@ -14,49 +15,42 @@ tracing stays off while the page may still hold the value: the action itself, it
 value) is never recorded. Tracing resumes with a new chunk as soon as
 a new document has loaded (the input is gone). Playwright writes some network entries late (the
 request that submitted the secret can land in the resumed chunk), so a saved trace is also scrubbed:
-every file in the zip has each secret, and its URL-, form-, JSON- and HTML-encoded forms, replaced
-by `***` before the path is reported. A trace covers the run since its start or since the last
-resumption; a step that fails while tracing is off gets a screenshot (secret inputs masked) and no
-trace.
+every file in the zip has each secret, in every spelling `secret_forms` knows (URL, form, latin-1,
+JSON, repr, HTML), replaced by `***` before the path is reported. A trace covers the run since its
+start or since the last resumption; a step that fails while tracing is off gets a screenshot
+(secret inputs masked) and no trace.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
-import json
 import os
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
-from urllib.parse import quote, quote_plus
 
 from playwright.async_api import BrowserContext, Error
 
-MASK = b"***"
-
-
-def secret_forms(secrets: Iterable[str]) -> list[bytes]:
-    """Each secret as it may appear in a trace: raw, URL/form-encoded, JSON- and HTML-escaped."""
-    forms = {f for s in secrets if s for f in (s, quote(s, safe=""), quote_plus(s), json.dumps(s)[1:-1],
-                                               html.escape(s))}
-    return sorted((f.encode() for f in forms if f), key=len, reverse=True)
+from qos_agent.language.secret_forms import compile_secrets
+from qos_agent.language.secrets import MASK
 
 
 def scrub(path: Path, secrets: Iterable[str]) -> int:
-    """Rewrite the zip with every secret form masked; returns how many files were changed."""
-    forms = secret_forms(secrets)
-    if not forms:
+    """Rewrite the zip with every secret masked in every spelling; returns how many files changed.
+
+    Files are read as latin-1 (bytes 1:1), where a UTF-8 `é` reads `Ã©`: `secret_forms` knows
+    that spelling too, so raw UTF-8, raw latin-1 and every escaped form are masked in one pass.
+    """
+    pattern = compile_secrets(secrets)
+    if pattern is None:
         return 0
     changed = 0
     tmp = path.with_name(path.name + ".tmp")
     with zipfile.ZipFile(path) as src, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as dst:
         for info in src.infolist():
             data = src.read(info)
-            clean = data
-            for form in forms:
-                clean = clean.replace(form, MASK)
+            clean = pattern.sub(MASK, data.decode("latin-1")).encode("latin-1")
             changed += clean != data
             dst.writestr(info, clean)
     os.replace(tmp, path)

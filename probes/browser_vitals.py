@@ -1,6 +1,7 @@
 """What a browser step measures: navigation timing, web vitals, network and console counts.
 
-Vitals come from buffered PerformanceObservers that an init script installs in every document
+Phases (dns/connect/tls/ttfb/transfer) come from the Navigation Timing entry with the HTTP probe's
+meaning (`nav_phases`). Vitals come from buffered PerformanceObservers that an init script installs in every document
 (FCP from `paint`, LCP's latest candidate, CLS as the sum of shifts without recent input); the
 step's end reads them together with the navigation entry, in one `evaluate`. Network counts come
 from a CDP session (`Network.*` events carry the bytes on the wire, `encodedDataLength`), console
@@ -35,7 +36,10 @@ COLLECT = """() => {
   const n = performance.getEntriesByType('navigation')[0];
   return {
     fcp: v ? v.fcp : null, lcp: v ? v.lcp : null, cls: v ? v.cls : null,
-    nav: n ? {ttfb: n.responseStart, dcl: n.domContentLoadedEventEnd, load: n.loadEventEnd} : null,
+    nav: n ? {dcl: n.domContentLoadedEventEnd, load: n.loadEventEnd,
+              dns0: n.domainLookupStart, dns1: n.domainLookupEnd, con0: n.connectStart, con1: n.connectEnd,
+              tls0: n.secureConnectionStart, req: n.requestStart, res0: n.responseStart,
+              res1: n.responseEnd} : null,
   };
 }"""
 
@@ -54,6 +58,7 @@ class StepCounters:
     notes: list[str] = field(default_factory=list)  # the first console / page errors, for messages
     documents: int = 0  # documents loaded (DOMContentLoaded of the main frame)
     document_status: int | None = None
+    document_headers: dict[str, str] = field(default_factory=dict)  # the last document's, lower-case
 
 
 class PageWatch:
@@ -100,6 +105,7 @@ class PageWatch:
         status = int(resp.get("status", 0))
         if e.get("type") == "Document":
             self.now.document_status = status
+            self.now.document_headers = {str(k).lower(): str(v) for k, v in (resp.get("headers") or {}).items()}
         if status >= 400:
             self.now.failed.append(f"{status} {resp.get('url', '')}")
 
@@ -151,8 +157,8 @@ async def collect(page: Page, counters: StepCounters, phases: dict[str, float], 
     except Error:
         return  # the page is gone (crash, closed): counts only
     nav = v.get("nav") or {}
-    for name, value, target in (("ttfb_ms", nav.get("ttfb"), phases),
-                                ("dom_content_loaded_ms", nav.get("dcl"), metrics),
+    phases.update(nav_phases(nav))
+    for name, value, target in (("dom_content_loaded_ms", nav.get("dcl"), metrics),
                                 ("load_ms", nav.get("load"), metrics),
                                 ("fcp_ms", v.get("fcp"), metrics),
                                 ("lcp_ms", v.get("lcp"), metrics)):
@@ -160,3 +166,30 @@ async def collect(page: Page, counters: StepCounters, phases: dict[str, float], 
             target[name] = round(float(value), 3)
     if isinstance(v.get("cls"), int | float):
         metrics["cls"] = round(float(v["cls"]), 4)
+
+
+def nav_phases(nav: dict[str, Any]) -> dict[str, float]:
+    """The document request's phases with the HTTP probe's meaning (Navigation Timing level 2).
+
+    dns = domainLookupEnd - domainLookupStart; connect = TCP only (connectStart until
+    secureConnectionStart, or connectEnd without TLS); tls = secureConnectionStart..connectEnd;
+    ttfb = requestStart..responseStart (request sent -> first byte, redirects, DNS, connect and TLS
+    not included); transfer = responseStart..responseEnd. A reused connection gives 0 for dns,
+    connect and tls, as for HTTP steps; a missing entry (no document loaded) gives nothing.
+    """
+
+    def t(key: str) -> float:
+        value = nav.get(key)
+        return float(value) if isinstance(value, int | float) else 0.0
+
+    if t("res0") <= 0 or t("req") <= 0:
+        return {}
+    tls0 = t("tls0")
+    tcp_end = tls0 if tls0 > 0 else t("con1")
+    return {
+        "dns_ms": round(max(0.0, t("dns1") - t("dns0")), 3),
+        "connect_ms": round(max(0.0, tcp_end - t("con0")), 3),
+        "tls_ms": round(max(0.0, t("con1") - tls0), 3) if tls0 > 0 else 0.0,
+        "ttfb_ms": round(max(0.0, t("res0") - t("req")), 3),
+        "transfer_ms": round(max(0.0, t("res1") - t("res0")), 3),
+    }

@@ -28,6 +28,7 @@ from probes.http_trace import CURRENT, RequestTrace, ssl_context, trace_config
 from probes.netopts import NetSpec, connector_for, context_for, render_net, session_key
 from probes.tls_facts import check_days_left, facts_of_response
 from qos_agent.language.nodes import Node, Problems
+from qos_agent.language.secrets import header_secrets
 from qos_agent.model import ErrorClass, Outcome, Step, StepResult
 from qos_agent.plugins.protocols import LoadContext, Probe, RunContext
 
@@ -90,6 +91,11 @@ class HttpProbe(Probe[HttpSpec]):
     def from_config(cls, step: Node, problems: Problems, load: LoadContext) -> HttpSpec:
         return parse_http(step, problems, load.config_dir)
 
+    @classmethod
+    def urls(cls, spec: HttpSpec) -> list[str]:
+        """The URL it calls (a template): the journey's origin, for uptime per service."""
+        return [spec.url] if spec.url else []
+
     async def close(self) -> None:
         """Nothing agent-wide to release: sessions belong to runs and close with them."""
 
@@ -125,6 +131,9 @@ class HttpProbe(Probe[HttpSpec]):
             headers[name] = ctx.render(value)
         headers["X-QoS-Region"] = ctx.region
         headers["X-QoS-Agent"] = ctx.agent
+        for name, value in headers.items():  # Authorization, Cookie...: masked always
+            ctx.redact.add(*header_secrets(name, value))
+        ctx.redact.add(*(m.value for m in ctx.cookie_jar.filter_cookies(url).values()))
         body: dict[str, Any] = {}
         if spec.has_json:
             body["json"] = ctx.render_deep(spec.json)
@@ -160,6 +169,8 @@ class HttpProbe(Probe[HttpSpec]):
                     chunks.append(chunk)
                 trace.body_read()
                 resp_headers = {k.lower(): ", ".join(resp.headers.getall(k)) for k in resp.headers}
+                for value in resp.headers.getall("Set-Cookie", []):
+                    ctx.redact.add(*header_secrets("set-cookie", value))
                 final_url = resp.url
                 text = b"".join(chunks).decode(resp.charset or "utf-8", errors="replace")
         finally:

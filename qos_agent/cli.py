@@ -1,4 +1,8 @@
-"""The `qos-agent` command: parse, then call one function. Exit 0 ok, 1 a journey failed, 2 bad config."""
+"""The `qos-agent` command: parse, then call one function.
+
+Exit 0 ok, 1 a journey failed, 2 bad config, 3 the environment cannot run it (no Chromium, state_dir
+not writable, a step kind's optional extra not installed).
+"""
 
 from __future__ import annotations
 
@@ -16,14 +20,33 @@ from qos_agent import __version__
 from qos_agent.errors import ConfigError, SetupError
 from qos_agent.language.nodes import parse_duration
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="qos-agent: replays customer journeys and reports what customers feel.")
 # Piped output (CI logs) gets 120 columns unless COLUMNS says otherwise; a terminal gets its own width.
 out = Console(highlight=False, width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 120)
 err = Console(stderr=True, highlight=False)
 
-FileArg = Annotated[Path, typer.Argument(help="journeys file", show_default=True)]
+# Help in click's conventions (TEXT, PATH, INTEGER; flags without a type): plain click formatting
+# (rich_markup_mode=None) and a metavar on every option. Typer labels an argument's type `<path>`
+# beside its metavar; the metavar says it already.
+setattr(typer.core.TyperArgument, "display_type_rich", lambda self, ctx: None)  # noqa: B010
+
+FileArg = Annotated[Path, typer.Argument(help="journeys file", show_default=True, metavar="FILE")]
 DEFAULT_FILE = Path("journeys.yaml")
+
+
+EXIT_ENVIRONMENT = 3
+
+
+def _setup_error(e: Exception) -> typer.Exit:
+    """The machine cannot run it: one line saying what is missing and how to fix it; exit 3."""
+    if isinstance(e, ImportError):
+        missing = e.name or str(e)
+        err.print(f"a step kind or exporter needs the Python module {missing!r}, which is not installed "
+                  f"(pip install the qos-agent extra or plug-in that provides it)", markup=False)
+    else:
+        err.print(str(e), markup=False)
+    return typer.Exit(EXIT_ENVIRONMENT)
 
 
 def _config_error(e: ConfigError) -> typer.Exit:
@@ -32,6 +55,12 @@ def _config_error(e: ConfigError) -> typer.Exit:
     n = len(e.problems)
     err.print(f"{n} problem{'s' if n != 1 else ''} found", markup=False)
     return typer.Exit(2)
+
+
+def _warnings(warnings: tuple[str, ...]) -> None:
+    """Located warnings (a secret too short to mask): the file runs, but the user should know."""
+    for warning in warnings:
+        err.print(f"warning: {warning}", markup=False, soft_wrap=True)
 
 
 def _seconds(text: str | None, option: str) -> float | None:
@@ -71,6 +100,7 @@ def validate(file: FileArg = DEFAULT_FILE) -> None:
         config = load_config(file)
     except ConfigError as e:
         raise _config_error(e) from None
+    _warnings(config.warnings)
     steps = sum(len(j.steps) for j in config.journeys)
     out.print(f"{file}: valid ({len(config.journeys)} journeys, {steps} steps, "
               f"{len(config.exporters)} exporters)", markup=False)
@@ -79,14 +109,14 @@ def validate(file: FileArg = DEFAULT_FILE) -> None:
 @app.command()
 def check(
     file: FileArg = DEFAULT_FILE,
-    journey: Annotated[list[str] | None, typer.Option("--journey", "-j", help="run only this journey "
+    journey: Annotated[list[str] | None, typer.Option("--journey", "-j", metavar="TEXT", help="run only this journey "
                                                       "(repeatable)")] = None,
-    junit: Annotated[Path | None, typer.Option(help="write JUnit XML here")] = None,
-    region: Annotated[str | None, typer.Option(help="act as an agent of this region")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+    junit: Annotated[Path | None, typer.Option(metavar="PATH", help="write JUnit XML here")] = None,
+    region: Annotated[str | None, typer.Option(metavar="TEXT", help="act as an agent of this region")] = None,
+    fmt: Annotated[str, typer.Option("--format", metavar="[table|json]", help="table or json")] = "table",
     export: Annotated[bool, typer.Option(help="also send results to the configured exporters")] = False,
 ) -> None:
-    """Run every selected journey once. Exit 0 all passed, 1 a journey failed, 2 bad config."""
+    """Run every selected journey once. Exit 0 all passed, 1 a journey failed, 2 bad config, 3 cannot run here."""
     from qos_agent.config.loader import load_config
     from qos_agent.runloop import check as checking
 
@@ -95,15 +125,15 @@ def check(
         raise typer.Exit(2)
     try:
         config = load_config(file, region=region)
+        _warnings(config.warnings)
         checking.choose(config, journey or [])
         results = asyncio.run(checking.run_check(config, journey or [], export=export))
         if junit is not None:
             checking.write_junit(config, results, junit)
     except ConfigError as e:
         raise _config_error(e) from None
-    except SetupError as e:
-        err.print(str(e), markup=False)
-        raise typer.Exit(2) from None
+    except (SetupError, ImportError) as e:
+        raise _setup_error(e) from None
     if fmt == "json":
         print(checking.results_json(results))
     else:
@@ -114,8 +144,8 @@ def check(
 @app.command()
 def run(
     file: FileArg = DEFAULT_FILE,
-    region: Annotated[str | None, typer.Option(help="override agent.region")] = None,
-    duration: Annotated[str | None, typer.Option(help="stop after this long (e.g. 30s); default: "
+    region: Annotated[str | None, typer.Option(metavar="TEXT", help="override agent.region")] = None,
+    duration: Annotated[str | None, typer.Option(metavar="DURATION", help="stop after this long (e.g. 30s); default: "
                                                  "until SIGTERM")] = None,
     watch: Annotated[bool, typer.Option(help="also reload when the file changes (checked every second)")] = False,
 ) -> None:
@@ -126,18 +156,19 @@ def run(
         asyncio.run(run_agent(str(file), region=region, duration_s=_seconds(duration, "--duration"), watch=watch))
     except ConfigError as e:
         raise _config_error(e) from None
-    except SetupError as e:
-        err.print(str(e), markup=False)
-        raise typer.Exit(2) from None
+    except (SetupError, ImportError) as e:
+        raise _setup_error(e) from None
 
 
 @app.command()
 def report(
-    db: Annotated[Path | None, typer.Option(help="the SQLite store (default: from journeys.yaml)")] = None,
-    file: Annotated[Path, typer.Option("--file", "-f", help="journeys file that names the store")] = DEFAULT_FILE,
-    since: Annotated[str | None, typer.Option(help="only the last e.g. 1h")] = None,
-    html: Annotated[Path | None, typer.Option("--html", help="write a self-contained HTML page (charts) to FILE",
-                                              metavar="FILE")] = None,
+    db: Annotated[Path | None, typer.Option(metavar="PATH",
+                                            help="the SQLite store (default: from journeys.yaml)")] = None,
+    file: Annotated[Path, typer.Option("--file", "-f", metavar="PATH",
+                                       help="journeys file that names the store")] = DEFAULT_FILE,
+    since: Annotated[str | None, typer.Option(metavar="DURATION", help="only the last e.g. 1h")] = None,
+    html: Annotated[Path | None, typer.Option("--html", help="write a self-contained HTML page (charts) to PATH",
+                                              metavar="PATH")] = None,
 ) -> None:
     """What the embedded store holds: per journey × region runs, success, p50/p95/p99, disruptions."""
     from qos_agent.reports.storepath import store_path
@@ -163,13 +194,14 @@ def report(
 
 @app.command()
 def demo(
-    state_dir: Annotated[Path, typer.Option(help="where the shared store goes")] = Path(".qos-agent-demo"),
-    interval: Annotated[str, typer.Option(help="each journey's interval")] = "3s",
-    fault_at: Annotated[str, typer.Option(help="when ap-south's checkout breaks")] = "20s",
-    heal_at: Annotated[str, typer.Option(help="when it heals")] = "45s",
+    state_dir: Annotated[Path, typer.Option(metavar="PATH",
+                                            help="where the shared store goes")] = Path(".qos-agent-demo"),
+    interval: Annotated[str, typer.Option(metavar="DURATION", help="each journey's interval")] = "3s",
+    fault_at: Annotated[str, typer.Option(metavar="DURATION", help="when ap-south's checkout breaks")] = "20s",
+    heal_at: Annotated[str, typer.Option(metavar="DURATION", help="when it heals")] = "45s",
     alertmanager: Annotated[str, typer.Option(
-        help="send the disruption to Alertmanager: a URL, or 'local' to start Debian's prometheus-alertmanager "
-             "here")] = "",
+        metavar="URL", help="send the disruption to Alertmanager: a URL, or 'local' to start Debian's "
+                            "prometheus-alertmanager here")] = "",
 ) -> None:
     """Three regions, a fault in one region's checkout while /health stays green, and what uptime missed."""
     from qos_agent.demo.live import Timeline, run_demo
@@ -199,9 +231,10 @@ def schema() -> None:
 
 @app.command("demo-service")
 def demo_service(
-    port: Annotated[int, typer.Option(help="port on 127.0.0.1 (0: any free one)")] = 8080,
-    host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
-    fault: Annotated[list[str] | None, typer.Option(help="e.g. path=/api/pay,region=ap-south,status=503")] = None,
+    port: Annotated[int, typer.Option(metavar="INTEGER", help="port on 127.0.0.1 (0: any free one)")] = 8080,
+    host: Annotated[str, typer.Option(metavar="TEXT", help="address to bind")] = "127.0.0.1",
+    fault: Annotated[list[str] | None, typer.Option(
+        metavar="TEXT", help="e.g. path=/api/pay,region=ap-south,status=503 (repeatable)")] = None,
 ) -> None:
     """The bundled demo SaaS the sample journeys run against."""
     from qos_agent.demo.service import serve

@@ -75,6 +75,7 @@ class Extraction:
     source: str  # json | header | regex | cookie
     expr: str
     location: Location
+    secret: bool = False  # `secret: true`: the value is masked wherever the agent writes
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +132,8 @@ class Journey:
     headers: tuple[tuple[str, str], ...] = ()  # defaults.headers, sent by every HTTP step
     disruption: DisruptionRules = field(default_factory=DisruptionRules)
     alert: AlertSpec | None = None
+    origins: tuple[str, ...] = ()  # scheme://host:port its steps call (static URLs only)
+    uptime: str = ""  # `uptime: NAME`: the uptime journey its disruptions are compared with
 
     def runs_in(self, region: str) -> bool:
         return not self.regions or region in self.regions
@@ -162,7 +165,8 @@ class Config:
     agent: AgentConfig
     journeys: tuple[Journey, ...]
     exporters: tuple[ExporterConfig, ...]
-    secrets: frozenset[str] = frozenset()  # values read from ${VAR}: never shown anywhere
+    secrets: frozenset[str] = frozenset()  # secret ${VAR} values (language/secrets.py): never shown
+    warnings: tuple[str, ...] = ()  # located, for validate: the file runs, but something is unsafe
 
     def journey(self, name: str) -> Journey | None:
         return next((j for j in self.journeys if j.name == name), None)

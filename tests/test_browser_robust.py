@@ -34,7 +34,8 @@ async def test_missing_chromium_is_one_clear_setup_error(tmp_path: Path) -> None
     with pytest.raises(SetupError) as err:
         await probe.start()
     assert str(err.value) == (f"chromium not found at {tmp_path / 'chromium'} "
-                              "(apt-get install chromium, or set executable_path)")
+                              "(apt-get install chromium, or point the environment variable QOS_CHROMIUM "
+                              "at a Chromium executable)")
     await probe.close()
 
 

@@ -126,9 +126,18 @@ def test_run_until_sigterm_then_report(tmp_path: Path) -> None:
     config.write_text((ROOT / "journeys.yaml").read_text().replace("interval: 15s", "interval: 1s"))
     with DemoProcess() as demo:
         proc = start("run", str(config), env={"SHOP_URL": demo.url, "QOS_LISTEN": "127.0.0.1:0"}, cwd=tmp_path)
+        assert proc.stderr is not None
+        head = []
+        deadline = time.monotonic() + 60  # a busy machine takes seconds to import; wait for the agent
+        while time.monotonic() < deadline and not any("journeys scheduled" in line for line in head):
+            line = proc.stderr.readline()
+            if not line:
+                break
+            head.append(line)
         time.sleep(4.0)
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
+        _, rest = proc.communicate(timeout=30)
+        err = "".join(head) + rest
     assert proc.returncode == 0, err
     assert "stopping" in err and "Traceback" not in err
     db = tmp_path / ".qos-agent" / "qos-results.db"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 from bench.detection_sim import (
     INTERVAL_S,
@@ -12,8 +13,8 @@ from bench.detection_sim import (
     run,
     sim_journey,
 )
-from qos_agent.model import JourneyKind
-from qos_agent.quality.evaluator import Evaluator
+from qos_agent.model import DisruptionRules, Journey, JourneyKind, Point
+from qos_agent.quality.evaluator import MAX_WINDOW_RUNS, Evaluator
 
 
 def test_hard_fault_opens_within_two_intervals_in_every_trial() -> None:
@@ -30,14 +31,20 @@ def test_hard_fault_opens_within_two_intervals_in_every_trial() -> None:
 
 def test_no_false_disruptions_in_healthy_noise() -> None:
     rng = random.Random(7)
-    total_opens = total_failures = 0
-    for _ in range(20):
-        opens, failures = healthy_noise_disruptions(rng)
-        total_opens += opens
-        total_failures += failures
-    print(f"\nhealthy: 20,000 runs, ±30% latency, {total_failures} isolated failures -> {total_opens} disruptions")
-    assert total_failures > 5  # the noise really contained failures
-    assert total_opens == 0
+    noise = [healthy_noise_disruptions(rng) for _ in range(20)]
+    opens, failures, streaks = (sum(n.opens for n in noise), sum(n.failures for n in noise),
+                                sum(n.streaks for n in noise))
+    print(f"\nhealthy: 20,000 runs, ±30% latency, {failures} random failures ({streaks} back to back) "
+          f"-> {opens} disruptions")
+    assert failures > 5  # the noise really contained failures
+    assert opens == streaks  # only two failures in a row open one; isolated ones never do
+
+
+def test_noise_harness_sees_disruptions_when_rules_are_too_eager() -> None:
+    """The same noise through a one-failure rule opens disruptions: the test above can fail."""
+    noise = [healthy_noise_disruptions(random.Random(7), rules=DisruptionRules(open_after=1)) for _ in range(3)]
+    assert sum(n.opens for n in noise) > 0
+    assert all(n.opens == n.streaks for n in noise)  # each isolated failure opened (and closed) one
 
 
 def test_flapping_target_is_one_disruption() -> None:
@@ -81,3 +88,56 @@ def test_regions_are_separate() -> None:
         points += ev.observe([run(journey, i * 60_000, False, 10, region="ap-south"),
                               run(journey, i * 60_000, True, 10, region="eu-west")])
     assert [p.tag("region") for p in points] == ["ap-south"]
+
+
+# Uptime per service: a journey is compared with the uptime journeys of its own origin(s), or the one
+# it names with `uptime: NAME`; with none, uptime_ok is absent and no hidden minutes are counted.
+SHOP, API = ("https://shop.example:443",), ("https://api.example:443",)
+
+
+def _disrupt(ev: Evaluator, journey: Journey, uptime_runs: dict[Journey, bool]) -> list[Point]:
+    """Uptime journeys run once, then the journey fails until it opens, then heals until it closes."""
+    for u, ok in uptime_runs.items():
+        ev.observe([run(u, 0, ok, 10)])
+    points: list[Point] = []
+    for i in range(1, 4):
+        points += ev.observe([run(journey, i * 60_000, False, 10)])
+    for i in range(4, 8):
+        points += ev.observe([run(journey, i * 60_000, True, 10)])
+    return points
+
+
+def test_uptime_of_another_service_does_not_count() -> None:
+    journey = sim_journey(origins=SHOP)
+    api_health = sim_journey("api-health", JourneyKind.UPTIME, origins=API)
+    opened, closed = _disrupt(Evaluator([journey, api_health], "sim"), journey, {api_health: True})
+    assert opened.field("uptime_ok") is None and closed.field("uptime_ok") is None  # nothing checks the shop
+    assert closed.field("hidden_minutes") is None
+
+
+def test_only_the_same_origins_uptime_is_asked() -> None:
+    journey = sim_journey(origins=SHOP)
+    shop_health = sim_journey("shop-health", JourneyKind.UPTIME, origins=SHOP)
+    api_health = sim_journey("api-health", JourneyKind.UPTIME, origins=API)
+    ev = Evaluator([journey, shop_health, api_health], "sim")
+    opened, closed = _disrupt(ev, journey, {shop_health: True, api_health: False})
+    assert opened.field("uptime_ok") is True and closed.field("uptime_ok") is True  # the API's outage is another story
+    assert closed.field("hidden_minutes") == 4.0
+
+
+def test_a_named_uptime_journey_wins_over_origins() -> None:
+    journey = replace(sim_journey(origins=SHOP), uptime="api-health")
+    shop_health = sim_journey("shop-health", JourneyKind.UPTIME, origins=SHOP)
+    api_health = sim_journey("api-health", JourneyKind.UPTIME, origins=API)
+    ev = Evaluator([journey, shop_health, api_health], "sim")
+    opened, _ = _disrupt(ev, journey, {shop_health: True, api_health: False})
+    assert opened.field("uptime_ok") is False
+
+
+def test_evaluator_memory_is_bounded() -> None:
+    journey = sim_journey(rules=DisruptionRules(window_s=10 * 86400))
+    ev = Evaluator([journey], "sim")
+    for i in range(MAX_WINDOW_RUNS + 500):
+        ev.observe([run(journey, i * 1000, True, 10)])
+    (state,) = ev.states.values()
+    assert len(state.runs) == MAX_WINDOW_RUNS

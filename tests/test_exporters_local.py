@@ -15,7 +15,7 @@ import pytest
 
 from exporters.jsonl import JsonlExporter, JsonlSpec
 from exporters.junit import JunitExporter, JunitSpec
-from exporters.sqlite import SCHEMA_VERSION, SqliteExporter, SqliteSpec, StoreError
+from exporters.sqlite import SCHEMA, SCHEMA_VERSION, SqliteExporter, SqliteSpec, StoreError
 from qos_agent.delivery.points import points_of, result_points
 from qos_agent.language.nodes import Node, Problems
 from qos_agent.model import AgentConfig, Config, ErrorClass, JourneyResult, Location, Outcome, Point
@@ -175,6 +175,56 @@ async def test_sqlite_retention_prunes_old_rows_at_most_hourly(tmp_path: Path) -
             {"run_id": "new"}]
     finally:
         await exporter.close()
+
+
+def _file_mb(path: Path) -> float:
+    wal = path.with_name(path.name + "-wal")
+    return (path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)) / 1e6
+
+
+async def _fill(exporter: SqliteExporter, start_ms: int, runs: int) -> None:
+    for chunk in range(0, runs, 500):
+        points = [p for i in range(chunk, min(runs, chunk + 500))
+                  for p in result_points(journey(start_ms=start_ms + i, run_id=f"r{i}",
+                                                 error_message="x" * 300))]
+        await exporter.write(points)
+
+
+async def test_sqlite_file_shrinks_after_a_prune(tmp_path: Path) -> None:
+    """Pruned rows give their space back (auto_vacuum=INCREMENTAL), the WAL is truncated too."""
+    now_ms = int(time.time() * 1000)
+    spec = SqliteSpec(path=tmp_path / "r.db", retention_s=3600)
+    exporter = SqliteExporter.create(spec, env(tmp_path))
+    try:
+        await _fill(exporter, now_ms - 7200_000, 3000)  # old: pruned below
+        await _fill(exporter, now_ms, 300)
+        full = _file_mb(spec.path)
+        assert await exporter.prune() == 5000  # the first write already pruned the first batch
+        after = _file_mb(spec.path)
+    finally:
+        await exporter.close()
+    assert rows(spec.path, "SELECT count(*) AS n FROM points WHERE measurement = 'journey'") == [{"n": 300}]
+    assert after < full / 4, (full, after)  # about a tenth is kept
+
+
+async def test_an_older_store_is_converted_to_incremental_vacuum(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    with sqlite3.connect(db) as conn:  # as stores were made before: auto_vacuum NONE, WAL
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.executescript(SCHEMA)
+        conn.executemany("INSERT INTO points (measurement, time_ms, tags, fields) VALUES (?, ?, '{}', '{}')",
+                         [("journey", i) for i in range(1000)])
+    conn.close()
+    exporter = SqliteExporter.create(SqliteSpec(path=db), env(tmp_path))
+    try:
+        await exporter.write(result_points(journey(start_ms=int(time.time() * 1000))))
+    finally:
+        await exporter.close()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("SELECT count(*) FROM points").fetchone()[0] == 2  # old rows pruned, new kept
+    conn.close()
 
 
 async def test_sqlite_refuses_a_newer_schema(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from qos_agent.quality.evaluator import Evaluator
 from qos_agent.reports.html import load_runs, write_html_report
 from qos_agent.reports.table import ReportError
 from tests.support import results as rb
+from tests.support.components import needs
 
 ROOT = Path(__file__).resolve().parents[1]
 # The README's picture is refreshed only on request (QOS_UPDATE_SCREENSHOTS=1), so a test run
@@ -32,8 +33,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 LOC = Location("journeys.yaml", 1, 1)
 NOW_MS = int(time.time()) // 60 * 60_000  # recent: the store prunes what is older than its retention
 START_MS = NOW_MS - 2 * 3600_000
-CHECKOUT = Journey("checkout", (), 60.0, LOC, slo=Slo(success=0.995, latency_s=2.0))
-UPTIME = Journey("uptime", (), 60.0, LOC, kind=JourneyKind.UPTIME)
+ORIGIN = ("https://shop.example:443",)  # the uptime check watches the checkout's service
+CHECKOUT = Journey("checkout", (), 60.0, LOC, slo=Slo(success=0.995, latency_s=2.0), origins=ORIGIN)
+UPTIME = Journey("uptime", (), 60.0, LOC, kind=JourneyKind.UPTIME, origins=ORIGIN)
 
 
 def _runs(rng: random.Random) -> list[JourneyResult]:
@@ -92,7 +94,7 @@ async def test_page_shows_the_hidden_disruption(tmp_path: Path) -> None:
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed")
+@needs(CHROMIUM.exists(), "Debian chromium")
 async def test_page_renders_in_chromium_without_errors(tmp_path: Path) -> None:
     from playwright.async_api import async_playwright
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from qos_agent.config.loader import load_config
 from qos_agent.delivery.points import result_points
@@ -62,6 +63,24 @@ journeys:
       - name: wait
         http: {{url: "{{{{ base }}}}/delay?ms=120"}}
         degraded_latency: 100ms
+  - name: anonymous
+    description: without a login, invoices are refused; a cookie left by another run would open them
+    steps:
+      - name: invoices
+        http: {{url: "{{{{ base }}}}/api/invoices"}}
+        expect: {{status: 401}}
+  - name: cleanup
+    timeout: 600ms
+    steps:
+      - name: wait
+        http: {{url: "{{{{ base }}}}/delay?ms=1500"}}
+        timeout: 2s
+      - name: never
+        http: {{url: "{{{{ base }}}}/health"}}
+      - name: logout
+        always_run: true
+        timeout: 2s
+        http: {{url: "{{{{ base }}}}/delay?ms=700"}}
 """
 
 
@@ -103,8 +122,16 @@ async def test_each_run_has_its_own_cookie_jar(tmp_path: Path, demo_service: Dem
     finally:
         await runner.close()
     assert first.outcome is second.outcome is Outcome.PASSED
-    assert first.run_id != second.run_id
-    assert second.start_ms > first.start_ms
+    sid1, sid2 = first.steps[0].extracted["sid"], second.steps[0].extracted["sid"]
+    assert sid1 and sid2 and sid1 != sid2  # each run's login set its own session cookie in its own jar
+    # A run after a logged-in one starts with an empty jar: the session cookie is not sent.
+    runner = Runner(cfg)
+    try:
+        await runner.run_once(journey(cfg, "session"))
+        anonymous = await runner.run_once(journey(cfg, "anonymous"))
+    finally:
+        await runner.close()
+    assert anonymous.outcome is Outcome.PASSED, anonymous.steps[0].error_message  # 401: no cookie came along
     assert second.steps[0].phases["connect_ms"] > 0  # a fresh connection for every run
 
 
@@ -125,23 +152,49 @@ async def test_failure_skips_the_rest_but_always_run_runs_and_retries_are_record
     assert len({a.start_ms for a in attempts}) == 3
 
 
-async def test_flaky_run_passes_on_retry_and_says_so(tmp_path: Path, demo_service: DemoService) -> None:
-    cfg = config(tmp_path, demo_service.url)
-    rule = demo_service.faults.add(FaultRule(path="/api/pay", status=503))
+async def test_flaky_run_passes_on_retry_and_says_so(tmp_path: Path) -> None:
+    """Runner.run itself retries: a server that fails only the first /api/pay answers 200 on attempt 2."""
+    calls: list[str] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        calls.append(request.path)
+        if request.path == "/api/pay" and calls.count("/api/pay") == 1:
+            return web.Response(status=503, text="busy")
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    app_runner = web.AppRunner(app)
+    await app_runner.setup()
+    site = web.TCPSite(app_runner, "127.0.0.1", 0)
+    await site.start()
+    port = app_runner.addresses[0][1]
+    cfg = config(tmp_path, f"http://127.0.0.1:{port}")
     runner = Runner(cfg)
-
-    async def heal_after_first_attempt() -> None:
-        demo_service.faults.remove(rule)
-
     try:
-        first = await runner.run_once(journey(cfg, "pay"), attempt=1)
-        await heal_after_first_attempt()
-        second = await runner.run_once(journey(cfg, "pay"), attempt=2)
+        attempts = await runner.run(journey(cfg, "pay"))
     finally:
         await runner.close()
-    assert first.outcome is Outcome.FAILED and not first.flaky
-    assert second.outcome is Outcome.PASSED and second.flaky
+        await app_runner.cleanup()
+    first, second = attempts  # retries: 2, but the second attempt passed: no third
+    assert first.outcome is Outcome.FAILED and not first.flaky and first.final is False
+    assert second.outcome is Outcome.PASSED and second.flaky and second.final is True and second.attempt == 2
+    assert calls.count("/api/pay") == 2
     assert result_points(second)[0].field("flaky") is True
+
+
+async def test_journey_timeout_still_runs_always_run_steps(tmp_path: Path, demo_service: DemoService) -> None:
+    """A logout runs after the journey timeout, bounded by its own step timeout (2 s here)."""
+    cfg = config(tmp_path, demo_service.url)
+    runner = Runner(cfg)
+    try:
+        (result,) = await runner.run(journey(cfg, "cleanup"))
+    finally:
+        await runner.close()
+    outcomes = {s.step: s.outcome for s in result.steps}
+    assert outcomes == {"wait": Outcome.FAILED, "never": Outcome.SKIPPED, "logout": Outcome.PASSED}
+    assert "journey timeout" in result.steps[0].error_message
+    assert result.steps[2].duration_ms >= 700  # it ran in full, past the journey's 600 ms
 
 
 async def test_journey_timeout_fails_the_running_step_and_skips_the_rest(

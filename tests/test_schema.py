@@ -42,6 +42,8 @@ SEMANTIC = {
     "alerting-06-pagerduty-without-routing-key.yaml": "a key required by another key's value (format: pagerduty)",
     "62-tcp-bad-regex.yaml": "regex syntax again",
     "75-http-client-cert-missing.yaml": "whether a file exists depends on the machine",
+    "70-uptime-unknown.yaml": "`uptime: NAME` refers to another list item by name",
+    "71-uptime-on-uptime.yaml": "depends on the same journey's `kind`: a cross-key rule",
 }
 
 # Every key of the language at least once (the schema and the loader must both accept it).

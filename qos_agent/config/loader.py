@@ -11,10 +11,12 @@ import os
 import re
 import socket
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from qos_agent.config.uptime import check_uptime_refs, origins_of
 from qos_agent.errors import ConfigError
 from qos_agent.language.nodes import Node, Problems, Reader, suggest
 from qos_agent.language.templating import names_in
@@ -36,16 +38,18 @@ from qos_agent.model import (
 from qos_agent.plugins import registry
 from qos_agent.plugins.protocols import LoadContext
 
-TOP_KEYS = ("version", "agent", "defaults", "variables", "exporters", "journeys")
+TOP_KEYS = ("version", "agent", "defaults", "variables", "exporters", "journeys", "secrets")
 AGENT_KEYS = ("region", "name", "interval", "concurrency", "browser_concurrency", "state_dir", "listen", "shard",
               "sink_stale_after")
 DEFAULT_KEYS = ("timeout", "retries", "headers", "journey_timeout", "disruption")
 DISRUPTION_KEYS = ("open_after", "close_after", "window", "min_failures", "min_runs")
 JOURNEY_KEYS = ("name", "description", "kind", "interval", "regions", "tags", "slo", "variables", "steps",
-                "retries", "timeout", "headers", "disruption", "alert")
+                "retries", "timeout", "headers", "disruption", "alert", "uptime")
 ALERT_KEYS = ("severity", "runbook")
 STEP_KEYS = ("name", "timeout", "always_run", "degraded_latency", "extract")
 EXTRACT_SOURCES = ("json", "header", "regex", "cookie")
+EXTRACT_KEYS = (*EXTRACT_SOURCES, "secret")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 DEFAULT_SQLITE = "sqlite"
 
@@ -69,7 +73,7 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None, region: 
         config = _Parser(path, problems, region).parse(loaded.root, frozenset(loaded.secrets))
     if problems or config is None:
         raise ConfigError(problems.sorted())
-    return config
+    return replace(config, warnings=tuple(str(w) for w in problems.warnings))
 
 
 class _Parser:
@@ -77,6 +81,7 @@ class _Parser:
         self.path = path
         self.problems = problems
         self.region_override = region
+        self.uptime_refs: list[tuple[str, Node]] = []  # (journey, its `uptime:` node)
 
     def parse(self, root: Node, secrets: frozenset[str]) -> Config | None:
         top = Reader(root, self.problems, TOP_KEYS, "the file", required=("version", "journeys"))
@@ -90,10 +95,24 @@ class _Parser:
         defaults = Reader(top.get("defaults") or Node({}, root.loc), self.problems, DEFAULT_KEYS, "defaults")
         variables = top.str_map("variables")
         self.check_variable_refs(top.get("variables"), set())
+        self.secret_names(top.get("secrets"))
         journeys = self.journeys(top.get("journeys"), agent, defaults, variables, load)
         exporters = self.exporters(top.get("exporters"), load)
         return Config(path=str(self.path), agent=agent, journeys=tuple(journeys), exporters=tuple(exporters),
                       secrets=secrets)
+
+    def secret_names(self, node: Node | None) -> None:
+        """`secrets: [SHOP_PASSWORD, ...]`: environment variable names (yamlload reads them first)."""
+        if node is None:
+            return
+        if not node.is_list:
+            self.problems.add(node.loc, "'secrets' must be a list of environment variable names",
+                              "write secrets: [SHOP_PASSWORD, API_KEY]")
+            return
+        for item in node.value:
+            if not isinstance(item.value, str) or not ENV_NAME.match(item.value):
+                self.problems.add(item.loc, f"{item.value!r} is not an environment variable name",
+                                  "list the names used as ${NAME}, e.g. SHOP_PASSWORD")
 
     # -- agent ------------------------------------------------------------------------------
     def agent(self, node: Node | None) -> AgentConfig:
@@ -150,6 +169,7 @@ class _Parser:
                 continue
             seen[journey.name] = journey.location
             out.append(journey)
+        check_uptime_refs(self.uptime_refs, out, self.problems)
         return out
 
     def journey(self, node: Node, agent: AgentConfig, defaults: Reader, global_vars: dict[str, str],
@@ -176,6 +196,8 @@ class _Parser:
         scope = set(global_vars) | set(own_vars)
         steps = self.steps(r.get("steps"), name, step_timeout, scope, load)
         default_jt = sum(s.timeout_s for s in steps) + 5.0
+        if (uptime_node := r.get("uptime")) is not None:
+            self.uptime_refs.append((name, uptime_node))
         journey_timeout = r.duration("timeout", defaults.duration("journey_timeout", default_jt))
         return Journey(
             name=name,
@@ -193,6 +215,8 @@ class _Parser:
             headers=tuple(headers.items()),
             disruption=self.disruption_rules(r.get("disruption"), self.disruption_rules(defaults.get("disruption"))),
             alert=self.alert(r.get("alert")),
+            origins=origins_of(steps, {**global_vars, **own_vars}),
+            uptime=r.str("uptime", ""),
         )
 
     def alert(self, node: Node | None) -> AlertSpec | None:
@@ -339,7 +363,7 @@ class _Parser:
             return ()
         out = []
         for name, source in node.items():
-            r = Reader(source, self.problems, EXTRACT_SOURCES, f"extract '{name}'")
+            r = Reader(source, self.problems, EXTRACT_KEYS, f"extract '{name}'")
             if not r.ok:
                 continue
             given = [k for k in EXTRACT_SOURCES if r.has(k)]
@@ -349,7 +373,8 @@ class _Parser:
                 continue
             expr = r.str(given[0], "")
             self.check_expression(given[0], expr, r.get(given[0]))
-            out.append(Extraction(name=name, source=given[0], expr=expr, location=source.loc))
+            out.append(Extraction(name=name, source=given[0], expr=expr, location=source.loc,
+                                  secret=r.bool("secret", False)))
         return tuple(out)
 
     def check_expression(self, source: str, expr: str, node: Node | None) -> None:
@@ -378,6 +403,10 @@ class _Parser:
             return [ExporterConfig(DEFAULT_SQLITE, self.exporter_spec(DEFAULT_SQLITE, default, load), default.loc)]
         if not node.is_list:
             self.problems.add(node.loc, "'exporters' must be a list", "write '- type: sqlite' items")
+            return []
+        if not node.value:
+            self.problems.add(node.loc, "'exporters' is empty: results would go nowhere",
+                              "list a sink (- type: sqlite), or remove the key for the embedded SQLite store")
             return []
         out = []
         for item in node.value:

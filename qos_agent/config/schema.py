@@ -128,6 +128,8 @@ JOURNEY: dict[str, Schema] = {
               "properties": {"severity": {"type": "string", "pattern": cfg.NAME.pattern},
                              "runbook": {"type": "string", "pattern": "^(https?://|\\$\\{)"}},
               "description": "what alert sinks say about this journey's disruptions"},
+    "uptime": {"type": "string", "minLength": 1,
+               "description": "the kind: uptime journey this journey is compared with (default: same origin)"},
 }
 
 STEP: dict[str, Schema] = {
@@ -136,8 +138,10 @@ STEP: dict[str, Schema] = {
     "always_run": _ref("bool"),
     "degraded_latency": _ref("duration"),
     "extract": {"type": "object", "additionalProperties": {
-        "type": "object", "minProperties": 1, "maxProperties": 1, "additionalProperties": False,
-        "properties": {source: {"type": "string"} for source in cfg.EXTRACT_SOURCES}}},
+        "type": "object", "additionalProperties": False,
+        "oneOf": [{"required": [source]} for source in cfg.EXTRACT_SOURCES],
+        "properties": {**{source: {"type": "string"} for source in cfg.EXTRACT_SOURCES},
+                       "secret": _ref("bool")}}},
 }
 
 TOP: dict[str, Schema] = {
@@ -145,8 +149,10 @@ TOP: dict[str, Schema] = {
     "agent": _ref("agent"),
     "defaults": _ref("defaults"),
     "variables": _ref("str_map"),
-    "exporters": {"type": "array", "items": _ref("exporter")},
+    "exporters": {"type": "array", "minItems": 1, "items": _ref("exporter")},
     "journeys": {"type": "array", "minItems": 1, "items": _ref("journey")},
+    "secrets": {"type": "array", "items": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+                "description": "environment variables whose values are secrets (masked everywhere)"},
 }
 
 
@@ -225,7 +231,9 @@ def _browser_parts() -> dict[str, Schema] | None:
     long_form = _object(("actions", "fail_on_http_errors", *net_keys),
                         {"actions": action_list, "fail_on_http_errors": _ref("bool"), **net_types},
                         required=("actions",))
-    return {"browser": {"anyOf": [action_list, long_form]}}
+    return {"browser": {"anyOf": [action_list, long_form]},
+            "mask": {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1},
+                     "description": "selectors painted over in the step's screenshots"}}
 
 
 BUILTIN_PROBES: dict[str, Callable[[], dict[str, Schema] | None]] = {"http": _http_parts,

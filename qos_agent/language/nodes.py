@@ -81,9 +81,13 @@ class Problems:
 
     def __init__(self) -> None:
         self.items: list[Problem] = []
+        self.warnings: list[Problem] = []  # not errors: the file runs, but validate says so
 
     def add(self, loc: Location, what: str, fix: str = "") -> None:
         self.items.append(Problem(loc, what, fix))
+
+    def warn(self, loc: Location, what: str, fix: str = "") -> None:
+        self.warnings.append(Problem(loc, what, fix))
 
     def __bool__(self) -> bool:
         return bool(self.items)

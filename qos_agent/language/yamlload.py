@@ -1,9 +1,9 @@
 """journeys.yaml text -> a tree of located Nodes, with `${VAR}` read from the environment.
 
 PyYAML composes the document (keeping marks); we build our own Node tree from it so every later
-reader can name `file:line:col`. Environment values are substituted here, once, and remembered as
-secrets (values a user wrote into the file as a `:-default` are not secrets: they are already
-in the file).
+reader can name `file:line:col`. Environment values are substituted here, once; a value is
+remembered as a secret when its variable is listed under top-level `secrets:` or its name looks
+secret (`secrets.looks_secret`). A `:-default` is never a secret: it is already in the file.
 """
 
 from __future__ import annotations
@@ -16,11 +16,10 @@ from typing import Any
 import yaml
 
 from qos_agent.language.nodes import Node, Problems
+from qos_agent.language.secrets import MIN_SECRET_LEN, looks_secret, maskable
 from qos_agent.model import Location
 
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-MIN_SECRET_LEN = 4  # shorter values would mask every digit and short word in every message
-NOT_SECRET_SECTIONS = ("agent",)  # identity and placement: region and name are tags, not secrets
 
 
 @dataclass(slots=True)
@@ -34,10 +33,11 @@ def _loc(file: str, mark: Any) -> Location:
 
 
 class _Builder:
-    def __init__(self, file: str, env: Mapping[str, str], problems: Problems) -> None:
+    def __init__(self, file: str, env: Mapping[str, str], problems: Problems, declared: set[str]) -> None:
         self.file = file
         self.env = env
         self.problems = problems
+        self.declared = declared  # names listed under top-level `secrets:`
         self.secrets: set[str] = set()
         self.constructor = yaml.SafeLoader("")
 
@@ -80,8 +80,13 @@ class _Builder:
             name, default = m.group(1), m.group(2)
             if name in self.env:
                 value = self.env[name]
-                if section not in NOT_SECRET_SECTIONS and len(value) >= MIN_SECRET_LEN:
-                    self.secrets.add(value)
+                if value and (name in self.declared or looks_secret(name)):
+                    if maskable(value):
+                        self.secrets.add(value)
+                    else:
+                        self.problems.warn(loc, f"secret ${{{name}}} is shorter than {MIN_SECRET_LEN} characters "
+                                           "and cannot be masked without masking ordinary text",
+                                           "use a longer secret; this one may appear in outputs")
                 return value
             if default is not None:
                 return default
@@ -108,6 +113,16 @@ def load_nodes(text: str, file: str, env: Mapping[str, str], problems: Problems)
     if document is None:
         problems.add(Location(file, 1, 1), "the file is empty", "start with 'version: 1' and a 'journeys:' list")
         return Loaded(None)
-    builder = _Builder(file, env, problems)
+    builder = _Builder(file, env, problems, declared_secrets(document))
     root = builder.build(document)
     return Loaded(root, builder.secrets)
+
+
+def declared_secrets(document: yaml.Node) -> set[str]:
+    """The names under top-level `secrets:`, read before substitution (the loader validates them)."""
+    if not isinstance(document, yaml.MappingNode):
+        return set()
+    for key, value in document.value:
+        if isinstance(key, yaml.ScalarNode) and key.value == "secrets" and isinstance(value, yaml.SequenceNode):
+            return {item.value for item in value.value if isinstance(item, yaml.ScalarNode)}
+    return set()

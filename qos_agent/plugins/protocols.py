@@ -53,6 +53,11 @@ class Probe(Protocol[SpecT]):
         return set()
 
     @classmethod
+    def urls(cls, spec: SpecT) -> list[str]:
+        """The URLs (templates) a step of this kind calls: its service, for uptime per service."""
+        return []
+
+    @classmethod
     def json_schema(cls) -> dict[str, Any] | None:
         """This kind's parts of the JSON Schema (`{step key: schema}`); None: the key is left open."""
         return None

@@ -8,9 +8,13 @@ Per journey × region the evaluator keeps the recent runs and applies three rule
 A disruption closes after `close_after` consecutive good runs (default 3), so a flapping target is
 one long disruption, not dozens; the window restarts at the close.
 
-`uptime_ok` says whether the region's `kind: uptime` journeys were passing all through the
-disruption: a disruption with uptime_ok=true is one that uptime monitoring never saw. Time is taken
-from the results themselves, so tests can replay hours in milliseconds.
+`uptime_ok` says whether the uptime journeys of the same service (those checking one of the
+journey's origins, or the one it names with `uptime: NAME`; config/uptime.py) were passing in the
+region all through the disruption: a disruption with uptime_ok=true is one that uptime monitoring
+never saw. With no such uptime journey, uptime_ok is absent and no hidden minutes are counted.
+Memory is bounded: a window holds at most MAX_WINDOW_RUNS runs and only the last MAX_HISTORY closed
+disruptions are kept. Time is taken from the results themselves, so tests can replay hours in
+milliseconds.
 """
 
 from __future__ import annotations
@@ -19,7 +23,11 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from qos_agent.config.uptime import uptime_refs
 from qos_agent.model import DisruptionRules, Journey, JourneyKind, JourneyResult, Outcome, Point
+
+MAX_WINDOW_RUNS = 10_000  # per journey x region: a 30-minute window at one run a second is 1,800
+MAX_HISTORY = 1_000  # closed disruptions kept for open_disruptions()/reports in memory
 
 
 @dataclass(slots=True)
@@ -35,7 +43,7 @@ class Disruption:
     region: str
     reason: str
     opened_ms: int
-    uptime_ok: bool
+    uptime_ok: bool | None  # None: no uptime journey checks this service
     closed_ms: int | None = None
     hidden_ms: float = 0.0
     failed_step: str = ""  # of the last failed run: what an alert names
@@ -45,7 +53,7 @@ class Disruption:
 
 @dataclass(slots=True)
 class _State:
-    runs: deque[_Run] = field(default_factory=deque)
+    runs: deque[_Run] = field(default_factory=lambda: deque(maxlen=MAX_WINDOW_RUNS))
     failed_streak: int = 0
     good_streak: int = 0
     open: Disruption | None = None
@@ -55,19 +63,25 @@ class _State:
 
 class Evaluator:
     def __init__(self, journeys: Iterable[Journey], agent: str) -> None:
-        self.journeys = {j.name: j for j in journeys}
         self.agent = agent
         self.states: dict[tuple[str, str], _State] = {}
         self.uptime: dict[tuple[str, str], bool] = {}  # (region, uptime journey) -> last run ok
-        self.history: list[Disruption] = []
+        self.history: deque[Disruption] = deque(maxlen=MAX_HISTORY)
+        self.update_journeys(journeys)
 
     def update_journeys(self, journeys: Iterable[Journey]) -> None:
         self.journeys = {j.name: j for j in journeys}
+        self.refs = {name: uptime_refs(j, self.journeys) for name, j in self.journeys.items()}
 
-    def uptime_ok(self, region: str) -> bool:
-        """All of the region's uptime journeys pass now (False when there are none to ask)."""
-        states = [ok for (r, _), ok in self.uptime.items() if r == region]
-        return bool(states) and all(states)
+    def uptime_ok(self, region: str, journey: str) -> bool | None:
+        """The journey's uptime journeys all pass now in the region; None when it has none.
+
+        One that has not run yet in the region counts as not passing: green must be seen.
+        """
+        refs = self.refs.get(journey, ())
+        if not refs:
+            return None
+        return all(self.uptime.get((region, name), False) for name in refs)
 
     def observe(self, results: Iterable[JourneyResult]) -> list[Point]:
         """Feed results (final attempts count); return the disruption points to export."""
@@ -78,8 +92,9 @@ class Evaluator:
             if r.kind is JourneyKind.UPTIME:
                 self.uptime[(r.region, r.journey)] = r.outcome.ok
                 if not r.outcome.ok:
-                    for (_, region), state in self.states.items():
-                        if region == r.region and state.open is not None:
+                    for (journey, region), state in self.states.items():
+                        if (region == r.region and state.open is not None
+                                and r.journey in self.refs.get(journey, ())):
                             state.open.uptime_ok = False
             points.extend(self._observe_one(r))
         return points
@@ -89,7 +104,7 @@ class Evaluator:
         rules = journey.disruption
         state = self.states.setdefault((r.journey, r.region), _State())
         ok = r.outcome.ok
-        if state.open is not None and state.open.uptime_ok and self.uptime_ok(r.region):
+        if state.open is not None and state.open.uptime_ok and self.uptime_ok(r.region, r.journey):
             state.open.hidden_ms += max(0, r.start_ms - state.last_ms)
         state.last_ms = r.start_ms
         state.runs.append(_Run(r.start_ms, ok, r.duration_ms))
@@ -104,7 +119,7 @@ class Evaluator:
         if state.open is None:
             reason = self._broken(journey, state)
             if reason:
-                uptime = self.uptime_ok(r.region) if journey.kind is JourneyKind.JOURNEY else False
+                uptime = self.uptime_ok(r.region, r.journey) if journey.kind is JourneyKind.JOURNEY else False
                 state.open = Disruption(r.journey, r.region, reason, r.start_ms, uptime, None, 0.0,
                                         *state.last_failure)
                 return [self._point(state, "open", r.start_ms)]
@@ -154,7 +169,6 @@ class Evaluator:
             ("reason", d.reason),
             ("success_ratio", round(self._success_ratio(state), 4)),
             ("latency_p95_ms", round(self._p95(state), 3)),
-            ("uptime_ok", d.uptime_ok),
             ("opened_ms", d.opened_ms),
         ]
         # What an alert needs to say (extra fields, never tags): the failing step and why, and the
@@ -164,9 +178,12 @@ class Evaluator:
         if journey is not None and journey.alert is not None:
             extra += (("severity", journey.alert.severity), ("runbook", journey.alert.runbook))
         fields.extend((name, value) for name, value in extra if value)
+        if d.uptime_ok is not None:
+            fields.append(("uptime_ok", d.uptime_ok))
         if which == "close":
             fields.append(("duration_s", round((time_ms - d.opened_ms) / 1000, 3)))
-            fields.append(("hidden_minutes", round(d.hidden_ms / 60000, 3)))
+            if d.uptime_ok is not None:
+                fields.append(("hidden_minutes", round(d.hidden_ms / 60000, 3)))
         return Point("disruption", tags, tuple(fields), time_ms)
 
     def open_disruptions(self) -> list[Disruption]:

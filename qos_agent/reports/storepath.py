@@ -1,19 +1,70 @@
-"""Where the embedded SQLite store lives, as journeys.yaml says (or the default beside it)."""
+"""Where the embedded SQLite store lives, as journeys.yaml says (or the default beside it).
+
+`qos-agent report` runs where the agent's secrets are not set (a laptop, a CI job), so this reads
+only what names the store: `agent.state_dir` and a sqlite exporter's `path`. The rest of the file
+is not validated and its `${VAR}`s are not needed; a variable used by those two values is.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from exporters.sqlite import DEFAULT_PATH as DEFAULT_DB
-from qos_agent.config.loader import load_config
+from qos_agent.errors import ConfigError
+from qos_agent.language.nodes import Problem
+from qos_agent.language.yamlload import ENV_REF
+from qos_agent.model import Location
+
+DEFAULT_STATE_DIR = ".qos-agent"
 
 
 def store_path(journeys_file: Path) -> Path:
     """The sqlite exporter's path in the file's config; `.qos-agent/qos-results.db` without a file."""
     if not journeys_file.exists():
-        return Path(".qos-agent") / DEFAULT_DB
-    config = load_config(journeys_file)
-    for exporter in config.exporters:
-        if exporter.type == "sqlite":
-            return Path(str(exporter.spec.path))
-    return Path(config.agent.state_dir) / DEFAULT_DB
+        return Path(DEFAULT_STATE_DIR) / DEFAULT_DB
+    file = str(journeys_file)
+    try:
+        root = yaml.compose(journeys_file.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as e:
+        raise ConfigError([Problem(Location(file, 1, 1), f"cannot read the file: {e}".splitlines()[0],
+                                   "give the store with --db")]) from None
+    agent = _get(root, "agent")
+    state_dir = Path(_text(_get(agent, "state_dir"), file) or DEFAULT_STATE_DIR)
+    if not state_dir.is_absolute():
+        state_dir = journeys_file.parent.resolve() / state_dir
+    exporters = _get(root, "exporters")
+    items = exporters.value if isinstance(exporters, yaml.SequenceNode) else []
+    for item in items:
+        if _text(_get(item, "type"), file) == "sqlite":
+            return state_dir / (_text(_get(item, "path"), file) or DEFAULT_DB)
+    return state_dir / DEFAULT_DB
+
+
+def _get(node: Any, key: str) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            if isinstance(k, yaml.ScalarNode) and k.value == key:
+                return v
+    return None
+
+
+def _text(node: Any, file: str) -> str:
+    """A scalar's text with `${VAR}` from the environment (a missing one is a located error)."""
+    if not isinstance(node, yaml.ScalarNode):
+        return ""
+    loc = Location(file, node.start_mark.line + 1, node.start_mark.column + 1)
+
+    def sub(m: Any) -> str:
+        name, default = m.group(1), m.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return str(default)
+        raise ConfigError([Problem(loc, f"environment variable {name} is not set (it names the store)",
+                                   f"export {name}=... or give the store with --db")])
+
+    return ENV_REF.sub(sub, str(node.value))

@@ -98,7 +98,8 @@ class Agent:
         if disruptions:
             for point in disruptions:
                 log.warning("disruption %s: %s in %s: %s (uptime %s)", point.tag("state"), point.tag("journey"),
-                            point.tag("region"), point.field("reason"), "green" if point.field("uptime_ok") else "red")
+                            point.tag("region"), point.field("reason"),
+                            {True: "green", False: "red", None: "not checked"}[point.field("uptime_ok")])  # type: ignore[index]
             self.pipeline.submit_points(disruptions)
         for listener in self.listeners:
             listener(results, disruptions)
@@ -160,7 +161,7 @@ class Agent:
         self.config_hash = digest
         self.last_reload_success_s = time.time()
         self.config = config
-        self.redact.secrets = Redactor(config.secrets).secrets
+        self.redact.set(config.secrets)
         self.runner.config = config
         self.evaluator.update_journeys(config.journeys)
         self.scheduler.replace(self.journeys(config))
@@ -202,6 +203,8 @@ class Agent:
 async def run_agent(path: str, region: str | None = None, duration_s: float | None = None,
                     watch: bool = False) -> None:
     config = load_config(path, region=region)
+    for warning in config.warnings:
+        log.warning("%s", warning)
     agent = Agent(config, path, region)
     agent.watch = watch
     await agent.run(duration_s)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from rich.table import Table
 
 from qos_agent.delivery.pipeline import Pipeline
 from qos_agent.delivery.points import points_of
-from qos_agent.errors import ConfigError
+from qos_agent.errors import ConfigError, SetupError
 from qos_agent.language.nodes import Node, Problems
 from qos_agent.language.secrets import Redactor, redacted_logs
 from qos_agent.model import Config, JourneyResult, Location, Outcome
@@ -21,7 +22,7 @@ from qos_agent.plugins.protocols import ExporterEnv, LoadContext
 from qos_agent.runloop.placement import select_journeys
 from qos_agent.runloop.runner import Runner
 
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_ENVIRONMENT = 0, 1, 2, 3
 
 
 def choose(config: Config, names: Sequence[str]) -> list[str]:
@@ -41,6 +42,7 @@ def choose(config: Config, names: Sequence[str]) -> list[str]:
 
 async def run_check(config: Config, names: Sequence[str], export: bool = False) -> list[JourneyResult]:
     """Run the chosen journeys once each (retries included), bounded by the agent's concurrency."""
+    writable_state_dir(Path(config.agent.state_dir))
     redact = Redactor(config.secrets)
     runner = Runner(config, redact)
     pipeline = Pipeline.from_config(config, redact) if export else Pipeline([])
@@ -55,7 +57,6 @@ async def run_check(config: Config, names: Sequence[str], export: bool = False) 
 
     with redacted_logs(redact):
         try:
-            Path(config.agent.state_dir).mkdir(parents=True, exist_ok=True)
             chosen = choose(config, names)
             await runner.probes.start(j for j in config.journeys if j.name in chosen)
             runs = await asyncio.gather(*(one(n) for n in chosen))
@@ -65,6 +66,18 @@ async def run_check(config: Config, names: Sequence[str], export: bool = False) 
         pipeline.submit(results)
         await pipeline.close()
     return results
+
+
+def writable_state_dir(path: Path) -> None:
+    """state_dir exists and takes a file, or SetupError naming it (exit 3), never a traceback."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise SetupError(f"state_dir {path} is not writable: {e.strerror or e} (fix its permissions, or set "
+                         "agent.state_dir to a writable directory)") from None
 
 
 def exit_code(results: Sequence[JourneyResult]) -> int:

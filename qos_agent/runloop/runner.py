@@ -112,7 +112,7 @@ class Runner:
         run_id = uuid.uuid4().hex[:16]
         ctx = RunContext(
             journey=journey, region=agent.region, agent=agent.name, run_id=run_id, state_dir=self.state_dir,
-            variables=dict(journey.variables), cookie_jar=aiohttp.CookieJar(unsafe=True), redact=self.redact,
+            variables=dict(journey.variables), cookie_jar=aiohttp.CookieJar(unsafe=True), redact=self.redact.child(),
             attempt=attempt,
         )
         ctx.variables = {k: ctx.render(v) for k, v in ctx.variables.items()}
@@ -135,25 +135,30 @@ class Runner:
         deadline = asyncio.get_running_loop().time() + journey.timeout_s
         for step in journey.steps:
             remaining = deadline - asyncio.get_running_loop().time()
-            if (failed and not step.always_run) or remaining <= 0:
+            if (failed or remaining <= 0) and not step.always_run:
                 out.append(StepResult(step=step.name, probe=step.kind, outcome=Outcome.SKIPPED,
                                       start_ms=time.time_ns() // 1_000_000))
                 continue
-            result = await self._run_step(step, ctx, remaining, journey.timeout_s)
+            if step.always_run and remaining < step.timeout_s:
+                # A cleanup (logout) runs even after the journey timeout, bounded by its own timeout.
+                result = await self._run_step(step, ctx, step.timeout_s,
+                                              f"step timeout of {step.timeout_s:g}s reached")
+            else:
+                result = await self._run_step(step, ctx, remaining,
+                                              f"journey timeout of {journey.timeout_s:g}s reached during this step")
             out.append(result)
             ctx.variables.update(result.extracted)
             if not result.outcome.ok:
                 failed = True
 
-    async def _run_step(self, step: Step, ctx: RunContext, remaining_s: float, journey_timeout_s: float) -> StepResult:
+    async def _run_step(self, step: Step, ctx: RunContext, remaining_s: float, timeout_message: str) -> StepResult:
         start_ms = self._unique_ms((ctx.journey.name, step.name), time.time_ns() // 1_000_000)
         t0 = time.perf_counter_ns()
         try:
             async with asyncio.timeout(remaining_s):
                 result: StepResult = await self.probes.get(step.kind).run(step, ctx)
         except TimeoutError:
-            result = StepResult.failure(step.name, step.kind, ErrorClass.TIMEOUT,
-                                        f"journey timeout of {journey_timeout_s:g}s reached during this step")
+            result = StepResult.failure(step.name, step.kind, ErrorClass.TIMEOUT, timeout_message)
         except Exception as e:  # a probe must never take the agent down
             result = StepResult.failure(step.name, step.kind, ErrorClass.INTERNAL, f"{type(e).__name__}: {e}")
         if not result.duration_ms:
@@ -163,9 +168,11 @@ class Runner:
         if (result.outcome is Outcome.PASSED and step.degraded_latency_s is not None
                 and result.duration_ms > step.degraded_latency_s * 1000):
             result.outcome = Outcome.DEGRADED
+        # `secret: true` extractions: masked from now on, in this step's own result too.
+        ctx.redact.add(*(result.extracted[e.name] for e in step.extract if e.secret and e.name in result.extracted))
         # One line: logs, tables and line protocol (VictoriaMetrics splits on newlines) stay readable.
-        result.error_message = " ".join(self.redact(result.error_message).split())
-        result.url = self.redact(result.url)
+        result.error_message = " ".join(ctx.redact(result.error_message).split())
+        result.url = ctx.redact(result.url)
         return result
 
     @staticmethod

@@ -25,11 +25,13 @@ from typing import Any
 import pytest
 from aiohttp import ClientSession, ClientTimeout, web
 
+from tests.support.components import needs
+
 INFLUXD = shutil.which("influxd")
 VICTORIA = shutil.which("victoria-metrics")
 
-needs_influxd = pytest.mark.skipif(INFLUXD is None, reason="influxd (Debian influxdb) is not installed")
-needs_victoria = pytest.mark.skipif(VICTORIA is None, reason="victoria-metrics is not installed")
+needs_influxd = needs(INFLUXD is not None, "influxd (Debian influxdb)")
+needs_victoria = needs(VICTORIA is not None, "victoria-metrics")
 
 
 def free_port() -> int:
