@@ -147,12 +147,15 @@ class HttpProbe:
                 result.status_code = resp.status
                 # One growing buffer, decoded once then dropped: peak memory about twice the body, not
                 # the 3x of a chunk list joined then decoded; large buffers go back to the OS when freed.
+                # A step that checks nothing in the body only counts it.
+                keep = bool(spec.expect.body_contains or spec.expect.json or step.extract)
                 body_bytes = bytearray()
                 async for chunk in resp.content.iter_chunked(CHUNK):
                     result.bytes += len(chunk)
                     if result.bytes > spec.max_body:
                         raise BodyTooLarge(spec.max_body)
-                    body_bytes += chunk
+                    if keep:
+                        body_bytes += chunk
                 trace.body_read()
                 resp_headers = {k.lower(): ", ".join(resp.headers.getall(k)) for k in resp.headers}
                 final_url = resp.url

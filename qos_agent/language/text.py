@@ -7,6 +7,8 @@ break a log line, a terminal or a metrics point.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 MESSAGE_LIMIT = 300  # characters in one problem or error message
@@ -50,3 +52,28 @@ def shown(value: Any, limit: int = VALUE_LIMIT) -> str:
     if isinstance(value, int | float):
         return one_line(value, limit)
     return "'" + one_line(value, limit) + "'"
+
+
+class Throttle:
+    """One log line per key per `every_s`, saying how many were held back: a warning that repeats
+    every tick (a run still in flight, an exporter down) cannot flood the log."""
+
+    MAX_KEYS = 10_000  # forgets everything past this many keys (bounded memory)
+
+    def __init__(self, every_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.every_s = every_s
+        self.clock = clock
+        self.state: dict[str, tuple[float, int]] = {}  # key -> (last line's time, held back since)
+
+    def allow(self, key: str) -> str | None:
+        """None: hold this one back. Else a suffix for the line: '' or ' (+N more in the last 60s)'."""
+        now = self.clock()
+        last = self.state.get(key)
+        if last is not None and now - last[0] < self.every_s:
+            self.state[key] = (last[0], last[1] + 1)
+            return None
+        if len(self.state) >= self.MAX_KEYS:
+            self.state.clear()
+        self.state[key] = (now, 0)
+        held = last[1] if last is not None else 0
+        return f" (+{held} more in the last {now - last[0]:.0f}s)" if last is not None and held else ""
