@@ -15,7 +15,7 @@ from rich.console import Console
 from qos_agent import __version__
 from qos_agent.errors import ConfigError, SetupError
 from qos_agent.language.nodes import parse_duration
-from qos_agent.language.text import shown
+from qos_agent.language.text import one_line, shown
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="qos-agent: replays customer journeys and reports what customers feel.")
@@ -74,7 +74,7 @@ def validate(file: FileArg = DEFAULT_FILE) -> None:
     except ConfigError as e:
         raise _config_error(e) from None
     steps = sum(len(j.steps) for j in config.journeys)
-    out.print(f"{shown(str(file))[1:-1]}: valid ({len(config.journeys)} journeys, {steps} steps, "
+    out.print(f"{one_line(file, 1000)}: valid ({len(config.journeys)} journeys, {steps} steps, "
               f"{len(config.exporters)} exporters)", markup=False)
 
 
