@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 
 from qos_agent.language.secrets import Redactor
+from qos_agent.language.text import one_line
 from qos_agent.model import Config, ErrorClass, Journey, JourneyResult, Outcome, Step, StepResult
 from qos_agent.plugins import registry
 from qos_agent.plugins.protocols import RunContext
@@ -153,7 +154,7 @@ class Runner:
                 and result.duration_ms > step.degraded_latency_s * 1000):
             result.outcome = Outcome.DEGRADED
         # One line: logs, tables and line protocol (VictoriaMetrics splits on newlines) stay readable.
-        result.error_message = " ".join(self.redact(result.error_message).split())
+        result.error_message = one_line(" ".join(self.redact(result.error_message).split()))  # and bounded
         result.url = self.redact(result.url)
         return result
 
