@@ -27,7 +27,7 @@ NOT_SECRET_SECTIONS = ("agent",)  # identity and placement: region and name are 
 
 MAX_BYTES = 5 * 2**20  # a journeys file is kilobytes; 5 MB is generous and parses in about a second
 MAX_DEPTH = 64  # nesting levels (the language itself needs about 8)
-MAX_VALUES = 200_000  # values in the tree, each use of an alias counted with everything under it
+MAX_VALUES = 100_000  # values in the tree, each use of an alias counted with everything under it
 MAX_NUMBER_CHARS = 100  # longer digit strings are not numbers a journeys file means
 
 _T = "tag:yaml.org,2002:"
@@ -47,6 +47,9 @@ _Resolver.yaml_implicit_resolvers = {
 }
 _RESOLVER: Any = _Resolver()
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
+_CONSTRUCT: dict[str, Any] = {INT: _CONSTRUCTOR.construct_yaml_int, FLOAT: _CONSTRUCTOR.construct_yaml_float,
+                              BOOL: _CONSTRUCTOR.construct_yaml_bool, NULL: _CONSTRUCTOR.construct_yaml_null}
+_PLAIN_INT = re.compile(r"-?[1-9][0-9]{0,17}|0")
 
 
 @dataclass(slots=True)
@@ -151,13 +154,13 @@ class _Composer:
         node, size, height = self.anchors[name]
         if len(self.stack) + height > MAX_DEPTH:
             raise self.stop(loc, f"this alias nests values deeper than {MAX_DEPTH} levels", "flatten the structure")
-        self.count(size, loc, "aliases expand")
+        self.count(size, loc, "aliases expand to more than")
         self.attach(node, size, height, None, loc, counted=True)
 
-    def count(self, n: int, loc: Location, how: str = "the file holds") -> None:
+    def count(self, n: int, loc: Location, how: str = "the file holds more than") -> None:
         self.values += n
         if self.values > MAX_VALUES:
-            raise self.stop(loc, f"{how} to more than {MAX_VALUES} values", "use fewer aliases and a smaller file")
+            raise self.stop(loc, f"{how} {MAX_VALUES} values", "use fewer aliases and a smaller file")
 
     def attach(self, node: Node, size: int, height: int, anchor: str | None, loc: Location,
                counted: bool = False) -> None:
@@ -228,7 +231,9 @@ class _Composer:
         try:
             if tag in (INT, FLOAT) and len(text) > MAX_NUMBER_CHARS:
                 raise ValueError("too long")
-            value = _CONSTRUCTOR.construct_object(yaml.ScalarNode(tag, text), deep=True)
+            if tag == INT and _PLAIN_INT.fullmatch(text):
+                return Node(int(text), loc)  # the common case, without PyYAML's general machinery
+            value = _CONSTRUCT[tag](yaml.ScalarNode(tag, text))
         except Exception:  # PyYAML raises ValueError, KeyError, ConstructorError...: all one answer
             kind = {INT: "a whole number", FLOAT: "a number", BOOL: "true or false", NULL: "null"}.get(tag, "a value")
             self.problems.add(loc, f"{shown(text)} is not {kind}", "fix the value, or quote it to make it a string")
