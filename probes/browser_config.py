@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 
 from qos_agent.language.nodes import Node, Problems, Reader, suggest
+from qos_agent.language.text import shown
 from qos_agent.language.templating import TEMPLATE, has_template
 from qos_agent.model import Location
 
@@ -185,7 +186,7 @@ def _regex(r: Reader, arg: Node) -> str:
 def _name(r: Reader, key: str, pattern: re.Pattern[str], what: str) -> str:
     value = r.str(key, "")
     n = r.get(key)
-    if n is not None and value and (TEMPLATE.search(value) or not pattern.match(value)):
-        r.bad(key, n, f"is {value!r}, not {what}", "no '{{ }}' here: names are fixed in the file")
+    if n is not None and value and (TEMPLATE.search(value) or not pattern.fullmatch(value)):  # `$` allows a "\n"
+        r.bad(key, n, f"is {shown(value)}, not {what}", "no '{{ }}' here: names are fixed in the file")
         return ""
     return value
