@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass
 
 from qos_agent.language.nodes import Node, Problems, Reader, suggest
-from qos_agent.language.text import shown
 from qos_agent.language.templating import TEMPLATE, has_template
+from qos_agent.language.text import shown
 from qos_agent.model import Location
 
 VERBS = ("goto", "click", "fill", "select", "press", "wait_for", "expect_text", "expect_url",
