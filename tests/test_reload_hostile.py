@@ -95,6 +95,8 @@ def test_sighup_with_malformed_files_and_the_alias_bomb(tmp_path: Path) -> None:
             assert slowest < 2.0, f"/healthz took {slowest:.2f}s during the bomb's reload"
             wait_for(lambda: _last_run_ms(agent, "uptime") > before, what="runs go on after the bomb")
             peak_growth_mb = (_rss_kb(agent, "VmHWM") - rss_before) / 1024
+            print(f"\nalias bomb on SIGHUP: slowest /healthz {slowest * 1000:.0f} ms, peak RSS growth "
+                  f"{peak_growth_mb:.1f} MB")
             assert peak_growth_mb < 50, f"RSS grew by {peak_growth_mb:.0f} MB"
 
             path.write_text(BOMB)
