@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-deps demo-run test lint typecheck imports pytest bench clean
+.PHONY: setup system-deps demo-run test lint typecheck imports pytest fuzz bench clean
 
 setup: system-deps $(STAMP)
 
@@ -33,6 +33,10 @@ pytest: setup
 	$(BIN)/pytest -q
 
 test: setup lint typecheck imports pytest
+
+# The config-language fuzz test at length: thousands of mutated files through `validate` (make test runs 300).
+fuzz: setup
+	QOS_FUZZ_EXAMPLES=$${QOS_FUZZ_EXAMPLES:-5000} $(BIN)/pytest -q tests/test_fuzz.py
 
 bench: setup
 	$(PY) -m bench.run_all

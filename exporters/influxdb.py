@@ -93,7 +93,7 @@ class InfluxDBExporter(NetworkSink[InfluxSpec]):
         if not name:
             where = f"{api}|{url}|{target.database}|{target.retention_policy}|{target.org}|{target.bucket}"
             name = f"influxdb-{api}-{hashlib.sha1(where.encode()).hexdigest()[:8]}"
-        max_mb = r.number("max_spool_mb", 512.0)
+        max_mb = r.number("max_spool_mb", 512.0, maximum=1e6)
         mb_node = r.get("max_spool_mb")
         if max_mb is None or max_mb <= 0:
             if mb_node is not None:

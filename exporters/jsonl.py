@@ -61,7 +61,7 @@ class JsonlExporter(Exporter[JsonlSpec]):
     def from_config(cls, node: Node, problems: Problems, load: LoadContext) -> JsonlSpec:
         r = Reader(node, problems, {"type", "path", "max_mb", "keep"}, "jsonl exporter")
         path = r.str("path", DEFAULT_PATH)
-        max_mb = r.number("max_mb", 100.0)
+        max_mb = r.number("max_mb", 100.0, maximum=1e6)
         if max_mb is None or max_mb <= 0:
             n = r.get("max_mb")
             if n is not None:

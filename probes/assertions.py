@@ -24,6 +24,12 @@ from qos_agent.language.templating import has_template
 
 OPS = ("exists", "equals", "contains", "matches", "lt", "gt")
 MISSING = object()  # the value at a path or header that is not there
+TOO_DEEP = object()  # a body whose JSON nests deeper than MAX_JSON_DEPTH: never parsed
+MAX_JSON_DEPTH = 100  # JSONPath evaluation recurses per level; real APIs nest a dozen levels
+TOO_DEEP_MESSAGE = f"the body's JSON nests deeper than {MAX_JSON_DEPTH} levels"
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_PARENS = bytes.maketrans(b"[{]}", b"(())")
+_NOT_BRACKET = bytes(set(range(256)) - set(b"[]{}"))
 
 Render = Callable[[object], object]
 
@@ -233,6 +239,39 @@ def evaluate(cond: Condition, actual: Any, label: str, render: Render) -> str | 
     return None if ok else f"{head}: got {show(actual)}"
 
 
+def json_depth_over(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether the JSON text nests deeper than `limit` (brackets in strings do not count).
+
+    No recursion and no Python loop per character: strings are cut out by `re`, everything but
+    brackets by `bytes.translate`, then each round of `replace(b"()", b"")` peels one level; `limit`
+    rounds leave a pair only when the text nests deeper.
+    """
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    # Without escaped quotes, the text outside strings is every other piece between quotes (C speed).
+    bare = "".join(text.split('"')[0::2]) if '\\"' not in text else _JSON_STRING.sub("", text)
+    outside = bare.encode("utf-8", "replace")
+    skeleton = outside.translate(_PARENS, _NOT_BRACKET)
+    for _ in range(limit):
+        peeled = skeleton.replace(b"()", b"")
+        if len(peeled) == len(skeleton):
+            return False
+        skeleton = peeled
+    return b"()" in skeleton
+
+
+def parse_json_body(text: str) -> Any:
+    """The body as JSON; MISSING when it is not JSON, TOO_DEEP past MAX_JSON_DEPTH levels."""
+    if json_depth_over(text):
+        return TOO_DEEP
+    try:
+        return json.loads(text)
+    except RecursionError:
+        return TOO_DEEP
+    except ValueError:
+        return MISSING
+
+
 def json_value(check: Check, doc: Any) -> Any:
     """The value at a JSONPath: one match as is, several as a list, none as MISSING."""
     matches = [m.value for m in check.path.find(doc)]
@@ -242,9 +281,14 @@ def json_value(check: Check, doc: Any) -> Any:
 
 
 def check_json(checks: tuple[Check, ...], doc: Any, render: Render) -> list[str]:
+    if doc is TOO_DEEP:
+        return [f"expect.json: {TOO_DEEP_MESSAGE}"]
     failures = []
     for check in checks:
-        actual = json_value(check, doc)
+        try:
+            actual = json_value(check, doc)
+        except RecursionError:
+            return [f"expect.json: {TOO_DEEP_MESSAGE}"]
         for cond in check.conditions:
             if (msg := evaluate(cond, actual, check.label, render)) is not None:
                 failures.append(msg)

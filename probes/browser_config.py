@@ -19,6 +19,7 @@ from probes.browser_net import BROWSER_NET_KEYS
 from probes.netopts import NetSpec, parse_net
 from qos_agent.language.nodes import Node, Problems, Reader, suggest
 from qos_agent.language.templating import TEMPLATE, has_template
+from qos_agent.language.text import shown
 from qos_agent.model import Location
 
 VERBS = ("goto", "click", "fill", "select", "press", "wait_for", "expect_text", "expect_url",
@@ -216,7 +217,7 @@ def _regex(r: Reader, arg: Node) -> str:
 def _name(r: Reader, key: str, pattern: re.Pattern[str], what: str) -> str:
     value = r.str(key, "")
     n = r.get(key)
-    if n is not None and value and (TEMPLATE.search(value) or not pattern.match(value)):
-        r.bad(key, n, f"is {value!r}, not {what}", "no '{{ }}' here: names are fixed in the file")
+    if n is not None and value and (TEMPLATE.search(value) or not pattern.fullmatch(value)):  # `$` allows a "\n"
+        r.bad(key, n, f"is {shown(value)}, not {what}", "no '{{ }}' here: names are fixed in the file")
         return ""
     return value

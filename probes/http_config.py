@@ -15,13 +15,16 @@ from yarl import URL
 from probes.assertions import Check, parse_header_checks, parse_json_checks
 from probes.netopts import NET_KEYS, NetSpec, parse_net
 from qos_agent.language.nodes import Node, Problems, Reader, suggest
+from qos_agent.language.safety import check_headers
 from qos_agent.language.templating import has_template
+from qos_agent.language.text import shown
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 HTTP_KEYS = ("method", "url", "headers", "params", "json", "body", "form", "verify_tls",
              "max_redirects", "max_body", "follow_redirects", *NET_KEYS)
 EXPECT_KEYS = ("status", "latency", "json", "body_contains", "headers", "cert_days_left")
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
+MAX_MAX_BODY = 1024**3  # the body is held in memory: 1GiB is the most `max_body` may allow
 
 _SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$", re.IGNORECASE)
 _SIZE_UNIT = {"b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2, "gb": 1000**3, "gib": 1024**3}
@@ -75,7 +78,7 @@ def _url(r: Reader, problems: Problems) -> str:
     if url.startswith("{{") and has_template(url):
         return url
     if not url.startswith(("http://", "https://")):
-        problems.add(n.loc, f"'url' must start with http:// or https://, not {url[:40]!r}",
+        problems.add(n.loc, f"'url' must start with http:// or https://, not {shown(url)}",
                      'write url: "https://host/path" or url: "{{ base }}/path"')
         return url
     if not has_template(url):
@@ -84,8 +87,13 @@ def _url(r: Reader, problems: Problems) -> str:
         except ValueError:
             ok = False
         if not ok:
-            problems.add(n.loc, f"'url' is not a valid URL: {url!r}", "write url: https://host/path")
+            problems.add(n.loc, f"'url' is not a valid URL: {shown(url)}", "write url: https://host/path")
     return url
+
+
+def _headers(r: Reader, problems: Problems) -> tuple[tuple[str, str], ...]:
+    check_headers(r.get("headers"), problems)  # CR/LF in a value would inject a header
+    return tuple(r.str_map("headers").items())
 
 
 def _method(r: Reader, problems: Problems) -> str:
@@ -102,10 +110,10 @@ def _status(n: Node, problems: Problems) -> tuple[int, ...]:
     out = []
     for item in items:
         v = item.value
-        if isinstance(v, str) and v.strip().isdigit():
+        if isinstance(v, str) and v.strip().isascii() and v.strip().isdigit() and len(v) < 10:
             v = int(v)
         if isinstance(v, bool) or not isinstance(v, int) or not 100 <= v <= 599:
-            problems.add(item.loc, f"'expect.status' must be a status code 100..599, not {item.value!r}",
+            problems.add(item.loc, f"'expect.status' must be a status code 100..599, not {shown(item.value)}",
                          "write status: 200 or status: [200, 204]")
             continue
         out.append(v)
@@ -160,15 +168,15 @@ def parse_http(step: Node, problems: Problems, base: Path | None = None) -> Http
     max_body = DEFAULT_MAX_BODY
     if size_node is not None:
         size = parse_size(size_node.value)
-        if size is None:
-            problems.add(size_node.loc, f"'max_body' is not a size: {size_node.value!r}",
+        if size is None or size > MAX_MAX_BODY:
+            problems.add(size_node.loc, f"'max_body' is not a size up to 1GiB: {shown(size_node.value)}",
                          "write max_body: 10MiB, 512KiB or a number of bytes")
         else:
             max_body = size
     return HttpSpec(
         url=_url(r, problems),
         method=_method(r, problems),
-        headers=tuple(r.str_map("headers").items()),
+        headers=_headers(r, problems),
         params=tuple(r.str_map("params").items()),
         json=json_node.plain() if json_node is not None else None,
         has_json=json_node is not None,

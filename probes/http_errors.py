@@ -8,12 +8,16 @@ stage reached, never the full URL (its query may hold a token); the probe redact
 from __future__ import annotations
 
 import os
+import re
 import socket
 import ssl
 
 import aiohttp
 
+from qos_agent.language.text import one_line
 from qos_agent.model import ErrorClass
+
+_INNER_MESSAGE = re.compile(r"message='([^']{1,300})'")
 
 
 class BodyTooLarge(Exception):
@@ -32,6 +36,19 @@ def _reason(exc: BaseException) -> str:
         if os_error.strerror:
             return os_error.strerror.lower()
     return str(exc) or type(exc).__name__
+
+
+def _parser_reason(message: object) -> str:
+    """aiohttp's parser message without the raw bytes it quotes (`b'...'`, a caret line): one short line."""
+    lines = [x.strip() for x in str(message).splitlines()[:10]]
+    words = [x.rstrip(":") for x in lines if x and not x.startswith(("b'", 'b"', "^"))]
+    return one_line(": ".join(words) or "malformed", 160)
+
+
+def _payload_reason(exc: BaseException) -> str:
+    """The inner reason of a ClientPayloadError (its str() nests Python reprs)."""
+    m = _INNER_MESSAGE.search(str(exc)[:2000])
+    return one_line(m.group(1).rstrip(".") if m else "the connection ended before the body did", 160)
 
 
 def _host(exc: BaseException) -> str:
@@ -63,11 +80,11 @@ def classify(exc: BaseException, stage: str, timeout_s: float) -> tuple[ErrorCla
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return ErrorClass.CONNECT, f"server closed the connection ({stage})"
     if isinstance(exc, aiohttp.ClientPayloadError):
-        return ErrorClass.CONNECT, f"response body cut off: {exc}"
+        return ErrorClass.CONNECT, f"response body cut off: {_payload_reason(exc)}"
     if isinstance(exc, aiohttp.ClientResponseError):  # a malformed response
-        return ErrorClass.CONNECT, f"invalid HTTP response: {exc.message}"
+        return ErrorClass.CONNECT, f"invalid HTTP response: {_parser_reason(exc.message)}"
     if isinstance(exc, aiohttp.ClientOSError | ConnectionError):
         return ErrorClass.CONNECT, f"connection failed ({stage}): {_reason(exc)}"
     if isinstance(exc, aiohttp.InvalidURL):
         return ErrorClass.INTERNAL, f"invalid URL after rendering: {exc}"
-    return ErrorClass.INTERNAL, f"{type(exc).__name__}: {exc}"
+    return ErrorClass.INTERNAL, one_line(f"{type(exc).__name__}: {exc}", 200)

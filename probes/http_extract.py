@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from probes.assertions import MISSING, as_text, compile_jsonpath
+from probes.assertions import MISSING, TOO_DEEP, TOO_DEEP_MESSAGE, as_text, compile_jsonpath
 from qos_agent.model import Extraction
 
 
@@ -57,6 +57,8 @@ def extract_one(
         doc = json_doc()
         if doc is MISSING:
             raise ExtractError(f"{label}: body is not JSON")
+        if doc is TOO_DEEP:
+            raise ExtractError(f"{label}: {TOO_DEEP_MESSAGE}")
         found = [m.value for m in path.find(doc)]
         if not found or found[0] is None:
             raise ExtractError(f"{label}: no value at that path")

@@ -19,12 +19,14 @@ from rich.console import Console
 from qos_agent import __version__
 from qos_agent.errors import ConfigError, SetupError
 from qos_agent.language.nodes import parse_duration
+from qos_agent.language.text import one_line, shown
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="qos-agent: replays customer journeys and reports what customers feel.")
 # Piped output (CI logs) gets 120 columns unless COLUMNS says otherwise; a terminal gets its own width.
-out = Console(highlight=False, width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 120)
-err = Console(stderr=True, highlight=False)
+# emoji=False: a problem on line 100 is `FILE:100:5`, never an emoji (rich reads `:100:` as one).
+out = Console(highlight=False, emoji=False, width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 120)
+err = Console(stderr=True, highlight=False, emoji=False, markup=False)
 
 # Help in click's conventions (TEXT, PATH, INTEGER; flags without a type): plain click formatting
 # (rich_markup_mode=None) and a metavar on every option. Typer labels an argument's type `<path>`
@@ -51,7 +53,7 @@ def _setup_error(e: Exception) -> typer.Exit:
 
 def _config_error(e: ConfigError) -> typer.Exit:
     for problem in e.problems:
-        err.print(str(problem), markup=False, soft_wrap=True)
+        err.print(str(problem), markup=False, emoji=False, highlight=False, soft_wrap=True)
     n = len(e.problems)
     err.print(f"{n} problem{'s' if n != 1 else ''} found", markup=False)
     return typer.Exit(2)
@@ -68,7 +70,7 @@ def _seconds(text: str | None, option: str) -> float | None:
         return None
     secs = parse_duration(text)
     if secs is None:
-        err.print(f"{option} {text!r} is not a duration (use 250ms, 10s, 5m, 1h)", markup=False)
+        err.print(f"{option} {shown(text)} is not a duration (use 250ms, 10s, 5m, 1h)", markup=False)
         raise typer.Exit(2)
     return secs
 
@@ -102,7 +104,7 @@ def validate(file: FileArg = DEFAULT_FILE) -> None:
         raise _config_error(e) from None
     _warnings(config.warnings)
     steps = sum(len(j.steps) for j in config.journeys)
-    out.print(f"{file}: valid ({len(config.journeys)} journeys, {steps} steps, "
+    out.print(f"{one_line(file, 1000)}: valid ({len(config.journeys)} journeys, {steps} steps, "
               f"{len(config.exporters)} exporters)", markup=False)
 
 
@@ -121,7 +123,7 @@ def check(
     from qos_agent.runloop import check as checking
 
     if fmt not in ("table", "json"):
-        err.print(f"--format {fmt!r}: use table or json", markup=False)
+        err.print(f"--format {shown(fmt)}: use table or json", markup=False)
         raise typer.Exit(2)
     try:
         config = load_config(file, region=region)

@@ -18,9 +18,11 @@ from urllib.parse import urlsplit
 
 from qos_agent.config.uptime import check_uptime_refs, origins_of
 from qos_agent.errors import ConfigError
+from qos_agent.language import safety
 from qos_agent.language.nodes import Node, Problems, Reader, suggest
 from qos_agent.language.templating import names_in
-from qos_agent.language.yamlload import load_nodes
+from qos_agent.language.text import shown
+from qos_agent.language.yamlload import MAX_BYTES, decode, load_nodes
 from qos_agent.model import (
     RESERVED_TAGS,
     AgentConfig,
@@ -50,23 +52,38 @@ STEP_KEYS = ("name", "timeout", "always_run", "degraded_latency", "extract")
 EXTRACT_SOURCES = ("json", "header", "regex", "cookie")
 EXTRACT_KEYS = (*EXTRACT_SOURCES, "secret")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")  # the schema's pattern; the loader uses safety.NAME
+MIN_INTERVAL_S = 0.1  # a journey runs at most 10 times a second (docs/journeys.md, "Limits", says why not 1s)
 DEFAULT_SQLITE = "sqlite"
+MAX_READ = MAX_BYTES + 1  # read one byte more than allowed, so too large is seen without reading it all
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None, region: str | None = None) -> Config:
     """Read, validate and freeze journeys.yaml; raise ConfigError with every located problem."""
     path = Path(path)
-    file = str(path)
     problems = Problems()
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            data = f.read(MAX_READ)
     except FileNotFoundError:
-        problems.add(Location(file, 1, 1), "file not found", "give the path of your journeys.yaml")
+        problems.add(Location(str(path), 1, 1), "file not found", "give the path of your journeys.yaml")
         raise ConfigError(problems.sorted()) from None
-    except (OSError, UnicodeDecodeError) as e:
-        problems.add(Location(file, 1, 1), f"cannot read the file: {e}", "check its permissions and encoding")
+    except OSError as e:
+        problems.add(Location(str(path), 1, 1), f"cannot read the file: {e.strerror or type(e).__name__}",
+                     "check its permissions")
         raise ConfigError(problems.sorted()) from None
+    return load_config_bytes(data, path, env, region)
+
+
+def load_config_bytes(data: bytes, path: str | Path, env: Mapping[str, str] | None = None,
+                      region: str | None = None) -> Config:
+    """As load_config, from the file's bytes already read (a reload vets exactly the bytes it then loads)."""
+    path = Path(path)
+    file = str(path)
+    problems = Problems()
+    text = decode(data, file, problems)
+    if text is None:
+        raise ConfigError(problems.sorted())
     loaded = load_nodes(text, file, os.environ if env is None else env, problems)
     config = None
     if loaded.root is not None:
@@ -88,11 +105,14 @@ class _Parser:
         if not top.ok:
             return None
         version = top.get("version")
-        if version is not None and version.value != 1:
-            self.problems.add(version.loc, f"unsupported version {version.value!r}", "write 'version: 1'")
+        if version is not None and (version.value != 1 or isinstance(version.value, bool)):
+            self.problems.add(version.loc, f"unsupported version {shown(version.value)}", "write 'version: 1'")
         agent = self.agent(top.get("agent"))
         load = LoadContext(config_dir=self.path.parent.resolve(), state_dir=Path(agent.state_dir))
         defaults = Reader(top.get("defaults") or Node({}, root.loc), self.problems, DEFAULT_KEYS, "defaults")
+        safety.check_headers(defaults.get("headers"), self.problems)
+        for section in ("defaults", "variables", "journeys"):
+            safety.check_templates(top.get(section), self.problems)
         variables = top.str_map("variables")
         self.check_variable_refs(top.get("variables"), set())
         self.secret_names(top.get("secrets"))
@@ -123,24 +143,31 @@ class _Parser:
         shard = None
         shard_node = r.get("shard")
         if shard_node is not None:
-            m = re.match(r"^\s*(\d+)\s*/\s*(\d+)\s*$", str(shard_node.value))
+            m = re.fullmatch(r"\s*(\d{1,6})\s*/\s*(\d{1,6})\s*", shard_node.value) \
+                if isinstance(shard_node.value, str) else None
             if m and 1 <= int(m.group(1)) <= int(m.group(2)):
                 shard = (int(m.group(1)), int(m.group(2)))
             else:
-                self.problems.add(shard_node.loc, f"'shard' is {shard_node.value!r}, not INDEX/COUNT",
+                self.problems.add(shard_node.loc, f"'shard' is {shown(shard_node.value)}, not INDEX/COUNT",
                                   "write e.g. shard: 2/3 (this agent is the 2nd of 3 in its region)")
         listen_node = r.get("listen")
         if listen_node is not None and (listen_node.value is False or listen_node.value in ("", "off")):
             listen = ""  # `listen: off` (YAML reads a bare off as false) or empty: no endpoint
         else:
             listen = r.str("listen", "127.0.0.1:9469")
-        if listen and listen_node is not None and not re.match(r"^[\w.:\[\]-]*:\d{1,5}$", listen):
-            self.problems.add(listen_node.loc, f"'listen' is {listen!r}, not HOST:PORT",
+        if listen and listen_node is not None and not re.fullmatch(r"[\w.:\[\]-]*:\d{1,5}", listen):
+            self.problems.add(listen_node.loc, f"'listen' is {shown(listen)}, not HOST:PORT",
                               "write e.g. listen: 127.0.0.1:9469")
+        for key in ("region", "name"):
+            value_node = r.get(key)
+            why = safety.tag_value_problem(str(value_node.value)) if value_node is not None else ""
+            if value_node is not None and why:
+                self.problems.add(value_node.loc, f"agent {key} {shown(value_node.value)} {why}",
+                                  safety.TAG_VALUE_RULE)
         return AgentConfig(
             region=self.region_override or r.str("region", "local"),
             name=r.str("name", socket.gethostname() or "agent"),
-            interval_s=r.duration("interval", 60.0),
+            interval_s=r.duration("interval", 60.0, minimum=MIN_INTERVAL_S),
             concurrency=r.int("concurrency", 50, minimum=1, maximum=10_000),
             browser_concurrency=r.int("browser_concurrency", 2, minimum=1, maximum=64),
             state_dir=str(state_dir),
@@ -181,6 +208,8 @@ class _Parser:
         own_vars = r.str_map("variables")
         self.check_variable_refs(r.get("variables"), set(global_vars))
         tags = r.str_map("tags")
+        safety.check_tags(r.get("tags"), self.problems)
+        safety.check_headers(r.get("headers"), self.problems)
         for tag in tags:
             if tag in RESERVED_TAGS:
                 self.problems.add(r.get("tags").key_loc(tag) if r.get("tags") else node.loc,  # type: ignore[union-attr]
@@ -202,7 +231,7 @@ class _Parser:
         return Journey(
             name=name,
             steps=tuple(steps),
-            interval_s=r.duration("interval", agent.interval_s),
+            interval_s=r.duration("interval", agent.interval_s, minimum=MIN_INTERVAL_S),
             location=node.loc,
             description=r.str("description", ""),
             kind=JourneyKind(r.choice("kind", [k.value for k in JourneyKind], JourneyKind.JOURNEY.value)),
@@ -254,9 +283,9 @@ class _Parser:
     def name(self, r: Reader, what: str) -> str:
         value = r.str("name", "")
         node = r.get("name")
-        if node is not None and value and not NAME.match(value):
-            self.problems.add(node.loc, f"{what} name {value!r} has characters that cannot be a tag value here",
-                              "use letters, digits, '.', '_' and '-'")
+        if node is not None and value and not safety.name_ok(value):
+            self.problems.add(node.loc, f"{what} name {shown(value)} has characters that cannot be a tag value here",
+                              f"use {safety.NAME_RULE}")
         return value
 
     def check_variable_refs(self, node: Node | None, scope: set[str]) -> None:
@@ -386,13 +415,13 @@ class _Parser:
             try:
                 jsonpath(expr)
             except Exception as e:  # jsonpath-ng raises several types for a bad path
-                self.problems.add(node.loc, f"invalid JSONPath {expr!r}: {e}",
+                self.problems.add(node.loc, f"invalid JSONPath {shown(expr)}: {e}",
                                   'write e.g. "$.token" or "$.items[0].id"')
         elif source == "regex":
             try:
                 re.compile(expr)
             except re.error as e:
-                self.problems.add(node.loc, f"invalid regular expression {expr!r}: {e}", "fix the pattern")
+                self.problems.add(node.loc, f"invalid regular expression {shown(expr)}: {e}", "fix the pattern")
 
     # -- exporters --------------------------------------------------------------------------
     def exporters(self, node: Node | None, load: LoadContext) -> list[ExporterConfig]:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import builtins
 import contextlib
 import difflib
+import math
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from qos_agent.language.text import one_line, shown
 from qos_agent.model import Location
 
 Scalar = str | int | float | bool | None
@@ -84,7 +86,8 @@ class Problems:
         self.warnings: list[Problem] = []  # not errors: the file runs, but validate says so
 
     def add(self, loc: Location, what: str, fix: str = "") -> None:
-        self.items.append(Problem(loc, what, fix))
+        """One printable line each, bounded: a hostile value in the file cannot flood or break the output."""
+        self.items.append(Problem(loc, one_line(what), one_line(fix, 200)))
 
     def warn(self, loc: Location, what: str, fix: str = "") -> None:
         self.warnings.append(Problem(loc, what, fix))
@@ -108,7 +111,7 @@ class Problems:
 def suggest(word: str, choices: Iterable[str]) -> str:
     """`did you mean 'x'?` when a close choice exists, else the list of valid names."""
     choices = sorted(choices)
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    close = difflib.get_close_matches(word[:100], choices, n=1, cutoff=0.6)
     if close:
         return f"did you mean '{close[0]}'?"
     return "valid: " + ", ".join(choices)
@@ -118,15 +121,19 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
+MIN_DURATION_S = 0.001  # 1ms: below it a duration is a typo, and a timer that small would spin
+MAX_DURATION_S = 400 * 86400.0  # 400 days (a year of retention): above it a duration is a typo
+
+
 def parse_duration(text: str) -> float | None:
     """'250ms' / '10s' / '5m' / '1h' -> seconds; None when it is not a duration."""
-    m = _DURATION.match(text)
+    m = _DURATION.match(text) if len(text) < 40 else None
     return float(m.group(1)) * _UNIT[m.group(2)] if m else None
 
 
 def parse_ratio(value: Scalar) -> float | None:
     """'99.5%' -> 0.995; a bare number 0..1 is taken as is."""
-    if isinstance(value, bool) or value is None:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
         return None
     if isinstance(value, int | float):
         v = float(value)
@@ -134,9 +141,16 @@ def parse_ratio(value: Scalar) -> float | None:
         text = value.strip()
         try:
             v = float(text[:-1]) / 100 if text.endswith("%") else float(text)
-        except ValueError:
+        except (ValueError, OverflowError):
             return None
     return v if 0.0 <= v <= 1.0 else None
+
+
+def _human(secs: float) -> str:
+    for unit, size in (("h", 3600.0), ("m", 60.0), ("s", 1.0)):
+        if secs >= size and (secs / size).is_integer():
+            return f"{secs / size:g}{unit}"
+    return f"{secs * 1000:g}ms"
 
 
 class Reader:
@@ -197,7 +211,7 @@ class Reader:
         if n is None:
             return default
         v = n.value
-        if isinstance(v, str) and v.strip().lstrip("-").isdigit():
+        if isinstance(v, str) and re.fullmatch(r"\s*-?[0-9]{1,18}\s*", v):
             v = int(v)
         if isinstance(v, bool) or not isinstance(v, int) or v < minimum or (maximum is not None and v > maximum):
             rng = f"{minimum}..{maximum}" if maximum is not None else f">= {minimum}"
@@ -205,26 +219,43 @@ class Reader:
             return default
         return v
 
-    def number(self, key: builtins.str, default: float | None) -> float | None:
+    def number(self, key: builtins.str, default: float | None, minimum: float | None = None,
+               maximum: float | None = None) -> float | None:
+        """A finite number (`.nan` and `.inf` are refused), within [minimum, maximum] when given."""
         n = self.get(key)
         if n is None:
             return default
         v = n.value
-        if isinstance(v, str):
+        if isinstance(v, str) and len(v) < 40:
             with contextlib.suppress(ValueError):
                 v = float(v)
         if isinstance(v, bool) or not isinstance(v, int | float):
             self.bad(key, n, "must be a number", f"write e.g. {key}: 1.5")
             return default
-        return float(v)
+        try:
+            f = float(v)
+        except OverflowError:
+            f = math.inf
+        if not math.isfinite(f) or (minimum is not None and f < minimum) or (maximum is not None and f > maximum):
+            rng = f"{minimum:g}..{maximum:g}" if minimum is not None and maximum is not None else (
+                f">= {minimum:g}" if minimum is not None else f"<= {maximum:g}" if maximum is not None else "finite")
+            self.bad(key, n, f"must be a number {rng}, not {shown(n.value)}", f"write e.g. {key}: 1.5")
+            return default
+        return f
 
-    def duration(self, key: builtins.str, default: float) -> float:
+    def duration(self, key: builtins.str, default: float, minimum: float = MIN_DURATION_S,
+                 maximum: float = MAX_DURATION_S) -> float:
+        """A duration in seconds between `minimum` and `maximum` (defaults: 1ms and a week)."""
         n = self.get(key)
         if n is None:
             return default
         secs = parse_duration(n.value) if isinstance(n.value, str) else None
-        if secs is None or secs <= 0:
-            self.bad(key, n, f"is not a duration: {n.value!r}", "use a number and a unit: 250ms, 10s, 5m, 1h")
+        if secs is None:
+            self.bad(key, n, f"is not a duration: {shown(n.value)}", "use a number and a unit: 250ms, 10s, 5m, 1h")
+            return default
+        if not minimum <= secs <= maximum:
+            self.bad(key, n, f"is {shown(n.value)}, outside {_human(minimum)}..{_human(maximum)}",
+                     f"write a duration between {_human(minimum)} and {_human(maximum)}")
             return default
         return secs
 
@@ -234,7 +265,7 @@ class Reader:
             return default
         v = parse_ratio(n.value)
         if v is None:
-            self.bad(key, n, f"is not a ratio: {n.value!r}", "write a percentage such as 99.5%")
+            self.bad(key, n, f"is not a ratio: {shown(n.value)}", "write a percentage such as 99.5%")
             return default
         return v
 

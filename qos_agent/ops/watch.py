@@ -25,10 +25,14 @@ Stamp = tuple[int, int, int]
 
 def file_sha256(path: str | Path) -> str:
     """sha256 of the file's bytes ('' when it cannot be read)."""
+    digest = hashlib.sha256()
     try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        with Path(path).open("rb") as f:  # in blocks: a huge file costs time, not memory
+            while block := f.read(1 << 20):
+                digest.update(block)
     except OSError:
         return ""
+    return digest.hexdigest()
 
 
 def _stamp(path: Path) -> Stamp | None:
@@ -65,4 +69,7 @@ async def watch_file(path: str | Path, known_hash: Callable[[], str], on_change:
             continue
         seen = digest
         log.info("%s changed: reloading", path)
-        on_change()
+        try:
+            on_change()
+        except Exception as e:  # a failed reload must not end the watch: a later fix is still seen
+            log.error("reload after a change of %s failed: %s", path, type(e).__name__)

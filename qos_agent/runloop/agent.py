@@ -23,6 +23,7 @@ from qos_agent.language.secrets import Redactor, redacted_logs
 from qos_agent.model import Config, Journey, JourneyResult, Point
 from qos_agent.ops.health import HealthServer, serve_health
 from qos_agent.ops.metrics import AgentMetrics
+from qos_agent.ops.reload import Reloader, log_refusal
 from qos_agent.ops.stats import AgentStats, LastRun
 from qos_agent.ops.watch import file_sha256, watch_file
 from qos_agent.quality.evaluator import Evaluator
@@ -87,6 +88,8 @@ class Agent:
         self.watch = False  # `run --watch`: reload when the file's content changes
         self.health: HealthServer | None = None
         self.health_url = ""  # the endpoint's bound address once running, e.g. http://127.0.0.1:9469
+        # SIGHUP and --watch: vetted in a limited subprocess, off the loop (qos_agent/ops/reload.py).
+        self.reloader = Reloader(self.config_path, region, self.apply_config, self.refuse_reload)
 
     def journeys(self, config: Config) -> list[Journey]:
         return select_journeys(config.journeys, config.agent)
@@ -116,7 +119,7 @@ class Agent:
         if handle_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stop_event.set)
-            loop.add_signal_handler(signal.SIGHUP, self.reload)
+            loop.add_signal_handler(signal.SIGHUP, self.reloader.request)
         await self.runner.probes.start(self.scheduler.journeys.values())
         self.pipeline.start()
         self.scheduler.start()
@@ -125,7 +128,8 @@ class Agent:
                  self.config.agent.region, selected)
         helpers = [asyncio.create_task(self._watch_loop_lag()), asyncio.create_task(self._self_metrics())]
         if self.watch:
-            helpers.append(asyncio.create_task(watch_file(self.config_path, lambda: self.config_hash, self.reload)))
+            helpers.append(asyncio.create_task(watch_file(self.config_path, lambda: self.config_hash,
+                                                           self.reloader.request)))
         try:
             listen = self.config.agent.listen if self.listen_override is None else self.listen_override
             self.health = await serve_health(listen, self.stats, self.metrics)
@@ -135,6 +139,8 @@ class Agent:
         finally:
             log.info("stopping: waiting up to %.0fs for %d runs in flight", GRACE_S, self.scheduler.in_flight)
             await self.scheduler.stop(GRACE_S)
+            if self.reloader.task is not None:
+                helpers.append(self.reloader.task)
             for task in helpers:
                 task.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
@@ -147,15 +153,23 @@ class Agent:
                 loop.remove_signal_handler(sig)
 
     def reload(self) -> None:
-        """SIGHUP: re-validate; when valid swap the schedule, else keep the old one running."""
+        """Re-validate in-process, now (tests); SIGHUP and --watch use `self.reloader`, off the loop."""
         digest = file_sha256(self.config_path)
         try:
             config = load_config(self.config_path, region=self.region_override)
         except ConfigError as e:
-            self.reload_error = str(e)
-            self.reload_failures += 1
-            log.error("reload refused, keeping the running configuration:\n%s", e)
+            self.refuse_reload(str(e))
             return
+        self.apply_config(config, digest)
+
+    def refuse_reload(self, reason: str) -> None:
+        """A bad file: counted, located in the log, /healthz and /metrics; the old configuration runs on."""
+        self.reload_error = reason
+        self.reload_failures += 1
+        log_refusal(self.config_path, reason)
+
+    def apply_config(self, config: Config, digest: str) -> None:
+        """Swap in a validated configuration: the schedule changes, runs in flight finish as they were."""
         self.reload_error = ""
         self.reloads += 1
         self.config_hash = digest

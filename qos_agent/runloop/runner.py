@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 
 from qos_agent.language.secrets import Redactor
+from qos_agent.language.text import one_line
 from qos_agent.model import Config, ErrorClass, Journey, JourneyResult, Outcome, Step, StepResult
 from qos_agent.plugins import registry
 from qos_agent.plugins.protocols import Probe, RunContext
@@ -171,7 +172,7 @@ class Runner:
         # `secret: true` extractions: masked from now on, in this step's own result too.
         ctx.redact.add(*(result.extracted[e.name] for e in step.extract if e.secret and e.name in result.extracted))
         # One line: logs, tables and line protocol (VictoriaMetrics splits on newlines) stay readable.
-        result.error_message = " ".join(ctx.redact(result.error_message).split())
+        result.error_message = one_line(" ".join(ctx.redact(result.error_message).split()))  # and bounded
         result.url = ctx.redact(result.url)
         return result
 

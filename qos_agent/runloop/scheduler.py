@@ -18,9 +18,11 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
+from qos_agent.language.text import Throttle
 from qos_agent.model import Journey, JourneyResult
 
 log = logging.getLogger(__name__)
+_overlap_log = Throttle(60.0)
 
 JITTER_SHARE = 0.05  # each tick comes up to 5 % of the interval early...
 JITTER_MAX_S = 2.0  # ...and never more than 2 s
@@ -89,7 +91,8 @@ class Scheduler:
                 return
             if name in self._runs:
                 self.stats.skipped_overlaps += 1
-                log.warning("journey %s: previous run still in flight, tick skipped", name)
+                if (more := _overlap_log.allow(name)) is not None:  # one line per journey per minute
+                    log.warning("journey %s: previous run still in flight, tick skipped%s", name, more)
             else:
                 self._runs[name] = asyncio.create_task(self._run(journey, planned), name=f"run-{name}")
             jitter = min(JITTER_SHARE * journey.interval_s, JITTER_MAX_S)
