@@ -26,7 +26,7 @@ from qos_agent.quality.evaluator import Evaluator
 from tests.support.alertmanager import AlertmanagerServer, Receiver
 
 LOC = Location("journeys.yaml", 1, 1)
-JOURNEY = Journey(name="checkout", steps=(), interval_s=1.0, location=LOC, tags=(("stage", "purchase"),),
+JOURNEY = Journey(name="checkout", steps=(), interval_s=1.0, location=LOC, tags=(("stage", "purchase"),), uptime="uptime",
                   alert=AlertSpec(severity="page", runbook="https://wiki.example/checkout"))
 UPTIME = Journey(name="uptime", steps=(), interval_s=1.0, location=LOC, kind=JourneyKind.UPTIME)
 SECRET = "s3cr3t-token-value"

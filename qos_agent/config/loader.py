@@ -443,9 +443,13 @@ class _Parser:
             if type_node is None:
                 self.problems.add(item.loc, "an exporter needs a 'type'", "valid types: " + ", ".join(types))
                 continue
-            kind = str(type_node.value)
+            if not isinstance(type_node.value, str):
+                self.problems.add(type_node.loc, f"an exporter's 'type' must be a name, not {shown(type_node.value)}",
+                                  "valid types: " + ", ".join(types))
+                continue
+            kind = type_node.value
             if kind not in types:
-                self.problems.add(type_node.loc, f"unknown exporter type '{kind}'", _choices(kind, types))
+                self.problems.add(type_node.loc, f"unknown exporter type {shown(kind)}", _choices(kind, types))
                 continue
             spec = self.exporter_spec(kind, item, load)
             # A plug-in may make several sinks of one entry with `split(spec) -> [spec, ...]` (an
