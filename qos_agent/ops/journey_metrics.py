@@ -1,0 +1,80 @@
+"""The journey series on `/metrics`: every result the Prometheus way (issue 15's contract).
+
+A prometheus_client Collector over a `JourneySeries` (exporters/prom_series.py), fed with the same
+points the sinks get (results -> points, plus the evaluator's disruption points), so a scrape and the
+`prometheus_remote_write` sink show the same samples. Besides the results it exposes each journey's
+objective, `qos_journey_slo_success_ratio`, which the error-budget rules of deploy/prometheus/rules.yml
+divide by. A reload that removes a journey removes its series (`configure`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from exporters.prom_series import FAMILIES, Histogram, JourneySeries, Labels
+from qos_agent.delivery.points import points_of
+from qos_agent.model import Journey, JourneyResult, Point
+
+SLO_SUCCESS = "qos_journey_slo_success_ratio"
+SLO_LATENCY = "qos_journey_slo_latency_seconds"
+
+
+class JourneyMetrics(Collector):
+    """Register once in the agent's registry; `observe` every batch, `configure` at start and reload."""
+
+    def __init__(self) -> None:
+        self.series = JourneySeries()
+        self.journeys: tuple[Journey, ...] = ()
+        self.region = ""
+        self.agent = ""
+
+    def configure(self, journeys: Iterable[Journey], region: str, agent: str) -> None:
+        self.journeys = tuple(journeys)
+        self.region, self.agent = region, agent
+        self.series.retain({j.name for j in self.journeys})
+
+    def observe(self, results: Sequence[JourneyResult], disruptions: Sequence[Point] = ()) -> None:
+        self.series.observe_all(points_of(results))
+        self.series.observe_all(disruptions)
+
+    def collect(self) -> Iterator[Metric]:
+        for family in FAMILIES:
+            series = self.series.values[family]
+            names = sorted({k for labels in series for k, _ in labels})
+            metric: CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily
+            if family.type == "counter":
+                metric = CounterMetricFamily(family.name, family.doc, labels=names)
+            elif family.type == "gauge":
+                metric = GaugeMetricFamily(family.name, family.doc, labels=names)
+            else:
+                metric = HistogramMetricFamily(family.name, family.doc, labels=names)
+            for labels, value in sorted(series.items()):
+                values = _values(labels, names)
+                if isinstance(value, Histogram):
+                    assert isinstance(metric, HistogramMetricFamily)
+                    metric.add_metric(values, value.cumulative(), value.total)
+                else:
+                    metric.add_metric(values, value)
+            yield metric
+        yield from self._slo()
+
+    def _slo(self) -> Iterator[Metric]:
+        labels = ["journey", "region", "agent"]
+        success = GaugeMetricFamily(SLO_SUCCESS, "The journey's success objective (slo.success), 0..1", labels=labels)
+        latency = GaugeMetricFamily(SLO_LATENCY, "The journey's latency objective (slo.latency), when set",
+                                    labels=labels)
+        for j in self.journeys:
+            success.add_metric([j.name, self.region, self.agent], j.slo.success)
+            if j.slo.latency_s is not None:
+                latency.add_metric([j.name, self.region, self.agent], j.slo.latency_s)
+        yield success
+        yield latency
+
+
+def _values(labels: Labels, names: list[str]) -> list[str]:
+    """Label values in `names` order ('' for a label this series lacks: the text format drops it)."""
+    have = dict(labels)
+    return [have.get(n, "") for n in names]
