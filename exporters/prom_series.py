@@ -91,8 +91,14 @@ class Histogram:
         counts = self.counts or [0] * (len(self.buckets) + 1)
         for le, n in zip((*self.buckets, math.inf), counts, strict=True):
             running += n
-            out.append((floatToGoString(le), running))
+            out.append((_go_float(le), running))
         return out
+
+
+def _go_float(value: float) -> str:
+    """A bucket bound as the text format writes it (1.0, 0.005, +Inf): one spelling on both paths."""
+    text: str = floatToGoString(value)  # type: ignore[no-untyped-call]
+    return text
 
 
 Value = float | Histogram

@@ -25,7 +25,7 @@ def _file() -> descriptor_pb2.FileDescriptorProto:
     def message(name: str, *fields: tuple[str, int, int, int, str]) -> None:
         m = fdp.message_type.add(name=name)
         for fname, number, ftype, label, type_name in fields:
-            f = m.field.add(name=fname, number=number, type=ftype, label=label)  # type: ignore[arg-type]
+            f = m.field.add(name=fname, number=number, type=ftype, label=label)
             if type_name:
                 f.type_name = type_name
 
@@ -51,8 +51,8 @@ def encode_series(series: Sequence[Series]) -> bytes:
     req = WriteRequest()
     for labels, samples in series:
         ts = req.timeseries.add()
-        for name, value in labels:
-            ts.labels.add(name=name, value=value)
+        for name, text in labels:
+            ts.labels.add(name=name, value=text)
         for value, time_ms in samples:
             ts.samples.add(value=value, timestamp=time_ms)
     return bytes(req.SerializeToString())

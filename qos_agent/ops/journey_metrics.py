@@ -53,10 +53,11 @@ class JourneyMetrics(Collector):
                 metric = HistogramMetricFamily(family.name, family.doc, labels=names)
             for labels, value in sorted(series.items()):
                 values = _values(labels, names)
-                if isinstance(value, Histogram):
-                    assert isinstance(metric, HistogramMetricFamily)
-                    metric.add_metric(values, value.cumulative(), value.total)
+                if isinstance(metric, HistogramMetricFamily):
+                    assert isinstance(value, Histogram)
+                    metric.add_metric(values, list(value.cumulative()), value.total)
                 else:
+                    assert not isinstance(value, Histogram)
                     metric.add_metric(values, value)
             yield metric
         yield from self._slo()
