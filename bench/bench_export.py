@@ -14,13 +14,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-from exporters.influxdb import InfluxDBExporter
 from exporters.lineprotocol import encode_many
-from exporters.spool import Spool
 from qos_agent.delivery.points import result_points
-from qos_agent.plugins.protocols import ExporterEnv
-from tests.support.influx import InfluxServer, exporter_spec
+from qos_agent.delivery.store import Store, spool_path
+from tests.support.influx import InfluxServer, exporter_spec, make_exporter
 
 from .bench_spool import result
 
@@ -45,7 +44,7 @@ class Meter:
               f"influxd CPU {icpu / wall * 100:5.1f}%")
 
 
-async def wait_drained(exp: InfluxDBExporter, limit_s: float = 300.0) -> None:
+async def wait_drained(exp: Any, limit_s: float = 300.0) -> None:
     deadline = time.monotonic() + limit_s
     while exp.stats.depth and time.monotonic() < deadline:
         await asyncio.sleep(0.005)
@@ -70,15 +69,15 @@ async def run(server: InfluxServer, tmp: Path, n: int, pid: int) -> None:
     print(f"export to real influxd 1.6 (v1, gzip, batch_size 5000), results of {per} points, "
           f"{os.cpu_count()} CPUs")
 
-    spec = exporter_spec({"url": server.url, "database": "bench", "flush_interval": "200ms"})
-    spool = Spool(tmp / "state" / "spool" / f"{spec.name}.db")  # fill it as an outage would have
+    cfg = {"url": server.url, "database": "bench", "flush_interval": "200ms"}
+    store = Store(spool_path(tmp / "state", exporter_spec(cfg).name))  # fill it as an outage would have
     for i in range(0, len(results), 250):
-        await spool.put(encode_many([p for r in results[i:i + 250] for p in r]))
-    total = spool.stats.depth
-    await spool.close(0.1)
+        await store.put(encode_many([p for r in results[i:i + 250] for p in r]))
+    total = store.depth
+    await store.close()
 
     meter = Meter(pid)
-    exp = InfluxDBExporter(spec, ExporterEnv(state_dir=tmp / "state", region="r", agent="a"))
+    exp = make_exporter(tmp / "state", cfg, backoff=0.5)  # wrapped by the core, as the pipeline does
     await wait_drained(exp)
     meter.report("replay of spooled points", total)
     assert exp.stats.depth == 0 and exp.stats.exported == total, exp.stats

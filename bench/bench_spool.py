@@ -1,4 +1,4 @@
-"""Spool overhead per result: how long `InfluxDBExporter.write` (encode + durable commit) takes.
+"""Spool overhead per result: how long a network sink's write (encode + durable commit) takes.
 
 A result is one journey point plus three step points (the shape of a 3-step journey run). Three
 figures: one result at a time (every write its own transaction: the worst case), 50 results written
@@ -15,11 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from exporters.influxdb import InfluxDBExporter
 from qos_agent.delivery.points import result_points
 from qos_agent.model import JourneyKind, JourneyResult, Outcome, StepResult
-from qos_agent.plugins.protocols import ExporterEnv
-from tests.support.influx import exporter_spec
+from tests.support.influx import make_exporter
 
 
 def result(i: int) -> JourneyResult:
@@ -39,8 +37,9 @@ def pct(xs: list[float], q: float) -> float:
 
 async def main(n: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        spec = exporter_spec({"url": "http://127.0.0.1:9", "database": "bench"})  # nothing listens: all spooled
-        exp = InfluxDBExporter(spec, ExporterEnv(state_dir=Path(tmp), region="r", agent="a"), backoff_base=60)
+        # Nothing listens: all spooled. The InfluxDB sink as the core wraps it (store + delivery loop).
+        exp = make_exporter(Path(tmp), {"url": "http://127.0.0.1:9", "database": "bench", "flush_interval": "1s"},
+                            backoff=60)
         batches = [result_points(result(i)) for i in range(n)]
         per_point = len(batches[0])
         for b in batches[:50]:  # warm up (file creation, caches)
@@ -76,7 +75,7 @@ async def main(n: int) -> None:
             hops.append((time.perf_counter() - s) * 1e6)
         print(f"  (a bare thread hop on this machine, run_in_executor(int): p50 {statistics.median(hops):.1f} µs)")
         print(f"  spooled points: {exp.stats.depth}")
-        exp.close_timeout_s = 0.1  # type: ignore[misc]
+        exp.durable.with_options(close_timeout_s=0.1)
         await exp.close()
 
 

@@ -3,7 +3,7 @@
 v1 (InfluxDB 1.x) is a plain aiohttp POST to `/write`; v2 (InfluxDB 2.x, 3.x, Cloud, 1.8+) uses
 influxdb-client's `InfluxDBClientAsync` write API directly — not the batching `write_api()`, which
 swallows errors, so a failed batch would be lost instead of staying in the spool. Each sender raises
-the spool's `RetryableError` / `PermanentError`, so the spool decides what to retry or dead-letter;
+the core's `RetryableError` / `PermanentError`, so its delivery loop decides what to retry or dead-letter;
 auth and missing-database answers are retryable with a `fix`: the points wait until a human acts.
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 
 import aiohttp
 
-from exporters.spool import PermanentError, RetryableError
+from qos_agent.errors import PermanentError, RetryableError
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def retry_after_seconds(value: str | None) -> float | None:
 
 
 def classify(status: int, message: str, headers: Mapping[str, str], target: Target) -> Exception | None:
-    """An HTTP answer -> None (accepted) or the spool's exception saying what to do with the batch."""
+    """An HTTP answer -> None (accepted) or the delivery exception saying what to do with the batch."""
     if 200 <= status < 300:
         return None
     text = f"HTTP {status} from {target.url}: {message.strip()[:500]}"

@@ -1,15 +1,14 @@
-"""The InfluxDB exporter (`type: influxdb`, `api: v1 | v2`): points -> durable spool -> InfluxDB.
+"""The InfluxDB exporter (`type: influxdb`, `api: v1 | v2`): a network sink, so only encode + send.
 
-`write` only encodes and commits to the exporter's own spool file (`state_dir/spool/<name>.db`);
-a delivery task sends from there, so a slow or absent InfluxDB never slows a probe and nothing is lost
-across outages or restarts. Problems a user can cause are located errors at validation (a malformed
+The core keeps its records in `state_dir/spool/<name>.db` and its delivery loop sends from there
+(qos_agent/delivery), so a slow or absent InfluxDB never slows a probe and nothing is lost across
+outages or restarts. Problems a user can cause are located errors at validation (a malformed
 URL, keys of the other API) or one clear log line at run time (wrong token, missing database); the
 exporter keeps spooling either way.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import re
 from collections.abc import Sequence
@@ -19,10 +18,9 @@ from urllib.parse import urlsplit
 
 from exporters.influx_send import Target, V1Sender, V2Sender
 from exporters.lineprotocol import encode_many
-from exporters.spool import Spool, SpoolStats
 from qos_agent.language.nodes import Node, Problems, Reader
 from qos_agent.model import Point
-from qos_agent.plugins.protocols import ExporterEnv, LoadContext
+from qos_agent.plugins.protocols import DeliveryOptions, ExporterEnv, LoadContext, NetworkSink
 
 V1_KEYS = frozenset({"database", "retention_policy", "username", "password", "create_database"})
 V2_KEYS = frozenset({"org", "bucket", "token"})
@@ -55,13 +53,10 @@ def _check_url(r: Reader, problems: Problems) -> str:
     return url
 
 
-class InfluxDBExporter:
-    """InfluxDB 1.x (`api: v1`) or 2.x/3.x/Cloud/1.8+ (`api: v2`), always through the spool."""
+class InfluxDBExporter(NetworkSink[InfluxSpec]):
+    """InfluxDB 1.x (`api: v1`) or 2.x/3.x/Cloud/1.8+ (`api: v2`), always through the core's spool."""
 
     type: ClassVar[str] = "influxdb"
-    spooled: ClassVar[bool] = True
-    close_timeout_s: ClassVar[float] = 5.0
-
     @classmethod
     def from_config(cls, node: Node, problems: Problems, load: LoadContext) -> InfluxSpec | None:
         r = Reader(node, problems, COMMON_KEYS | V1_KEYS | V2_KEYS, "influxdb exporter", required=("url",))
@@ -112,35 +107,22 @@ class InfluxDBExporter:
     def create(cls, spec: InfluxSpec, env: ExporterEnv) -> InfluxDBExporter:
         return cls(spec, env)
 
-    def __init__(self, spec: InfluxSpec, env: ExporterEnv, *, backoff_base: float = 0.5,
-                 backoff_cap: float = 30.0) -> None:
+    def __init__(self, spec: InfluxSpec, env: ExporterEnv) -> None:
         self.spec = spec
         self.sender: V1Sender | V2Sender = V1Sender(spec.target) if spec.target.api == "v1" else V2Sender(spec.target)
-        self.spool = Spool(env.state_dir / "spool" / f"{spec.name}.db", name=spec.name,
-                           batch_size=spec.batch_size, flush_interval=spec.flush_interval_s,
-                           max_spool_mb=spec.max_spool_mb, backoff_base=backoff_base, backoff_cap=backoff_cap,
-                           redact=env.redact)
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return  # started on the first write
-        self.spool.start(self.sender)  # replays what a previous run left, even before any new write
 
-    @property
-    def stats(self) -> SpoolStats:
-        return self.spool.stats
+    def sink_name(self) -> str:
+        return self.spec.name
 
-    async def write(self, points: Sequence[Point]) -> None:
-        """Encode and commit to the spool; on return the points are on disk (delivery comes later)."""
-        if not self.spool.started:
-            self.spool.start(self.sender)
-        pts = list(points)
-        if pts:
-            await self.spool.put_with(lambda: encode_many(pts))
+    def delivery(self) -> DeliveryOptions:
+        return DeliveryOptions(batch_size=self.spec.batch_size, flush_interval_s=self.spec.flush_interval_s,
+                               max_spool_mb=self.spec.max_spool_mb)
+
+    def encode(self, points: Sequence[Point]) -> list[str]:
+        return encode_many(points)
+
+    async def send(self, records: Sequence[str]) -> None:
+        await self.sender(records)
 
     async def close(self) -> None:
-        """Deliver what we can within close_timeout_s; whatever is left stays on disk for next time."""
-        try:
-            await self.spool.close(self.close_timeout_s)
-        finally:
-            await self.sender.close()
+        await self.sender.close()

@@ -18,7 +18,7 @@ from typing import ClassVar, TextIO
 
 from qos_agent.language.nodes import Node, Problems, Reader
 from qos_agent.model import Point
-from qos_agent.plugins.protocols import ExporterEnv, LoadContext
+from qos_agent.plugins.protocols import Exporter, ExporterEnv, LoadContext
 
 DEFAULT_PATH = "qos-results.jsonl"
 STDOUT = "-"
@@ -48,9 +48,8 @@ def rotate(path: Path, keep: int) -> None:
         path.replace(path.with_name(f"{path.name}.1"))
 
 
-class JsonlExporter:
+class JsonlExporter(Exporter[JsonlSpec]):
     type: ClassVar[str] = "jsonl"
-    spooled: ClassVar[bool] = False
 
     def __init__(self, spec: JsonlSpec, stream: TextIO | None = None) -> None:
         self.spec = spec

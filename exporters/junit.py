@@ -23,7 +23,7 @@ from typing import ClassVar
 
 from qos_agent.language.nodes import Node, Problems, Reader
 from qos_agent.model import FieldValue, Point
-from qos_agent.plugins.protocols import ExporterEnv, LoadContext
+from qos_agent.plugins.protocols import Exporter, ExporterEnv, LoadContext
 
 DEFAULT_PATH = "qos-junit.xml"
 SUITE = "qos-agent"
@@ -189,9 +189,8 @@ class JunitSpec:
     max_cases: int = 10_000
 
 
-class JunitExporter:
+class JunitExporter(Exporter[JunitSpec]):
     type: ClassVar[str] = "junit"
-    spooled: ClassVar[bool] = False
 
     def __init__(self, spec: JunitSpec) -> None:
         self.spec = spec

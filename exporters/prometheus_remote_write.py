@@ -181,7 +181,7 @@ class PrometheusRemoteWriteSink(NetworkSink[RemoteWriteSpec]):
         auth = aiohttp.BasicAuth(self.spec.username, self.spec.password) if self.spec.username else None
         try:
             async with self.session.post(self.spec.url, data=body, headers=self.headers, auth=auth,
-                                         ssl=True if self.spec.verify_tls else False) as resp:
+                                         ssl=self.spec.verify_tls) as resp:
                 if 200 <= resp.status < 300:
                     return
                 text = (await resp.text(errors="replace")).strip()[:500]

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 from qos_agent.language.nodes import Node, Problems, Reader
 from qos_agent.model import Point
-from qos_agent.plugins.protocols import ExporterEnv, LoadContext
+from qos_agent.plugins.protocols import Exporter, ExporterEnv, LoadContext
 
 DEFAULT_PATH = "qos-results.db"
 DEFAULT_RETENTION_S = 30 * 86400.0
@@ -122,11 +122,10 @@ def open_store(path: Path) -> sqlite3.Connection:
     return conn
 
 
-class SqliteExporter:
+class SqliteExporter(Exporter[SqliteSpec]):
     """Writes every batch in one transaction; prunes rows older than `retention` hourly."""
 
     type: ClassVar[str] = "sqlite"
-    spooled: ClassVar[bool] = False
 
     def __init__(self, spec: SqliteSpec) -> None:
         self.spec = spec

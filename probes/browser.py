@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from probes.browser_actions import ActionFailed, ActionRunner, holds_secret, typed_value
 from probes.browser_artifacts import free_path, prune
@@ -24,7 +24,7 @@ from probes.browser_vitals import StepCounters, collect
 from qos_agent.errors import SetupError
 from qos_agent.language.nodes import Node, Problems
 from qos_agent.model import ErrorClass, Outcome, Step, StepResult
-from qos_agent.plugins.protocols import LoadContext, RunContext
+from qos_agent.plugins.protocols import LoadContext, Probe, RunContext
 
 RESOURCE = "browser"
 GRACE_S = 3.0  # past the step's timeout, Playwright has not answered: the browser hangs
@@ -32,7 +32,7 @@ ARTIFACT_TIMEOUT_S = 10.0
 LIVENESS_S = 3.0
 
 
-class BrowserProbe:
+class BrowserProbe(Probe[BrowserSpec]):
     kind: ClassVar[str] = "browser"
     step_keys: ClassVar[frozenset[str]] = frozenset()
 
@@ -44,8 +44,8 @@ class BrowserProbe:
         return parse_browser(step, problems)
 
     @classmethod
-    def provides(cls, spec: Any) -> set[str]:
-        return spec.provides() if isinstance(spec, BrowserSpec) else set()
+    def provides(cls, spec: BrowserSpec) -> set[str]:
+        return spec.provides()
 
     async def start(self) -> None:
         """Before the first run: the browser must exist and launch (SetupError names the fix)."""

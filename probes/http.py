@@ -26,7 +26,7 @@ from probes.http_extract import ExtractError, extract_all
 from probes.http_trace import CURRENT, RequestTrace, ssl_context, trace_config
 from qos_agent.language.nodes import Node, Problems
 from qos_agent.model import ErrorClass, Outcome, Step, StepResult
-from qos_agent.plugins.protocols import LoadContext, RunContext
+from qos_agent.plugins.protocols import LoadContext, Probe, RunContext
 
 CHUNK = 64 * 1024
 SESSION_KEY = "http"
@@ -73,7 +73,7 @@ def _status_failure(spec: HttpSpec, status: int) -> StepFailed | None:
     return StepFailed(ErrorClass.STATUS, f"HTTP {status}, expected 2xx or 3xx")
 
 
-class HttpProbe:
+class HttpProbe(Probe[HttpSpec]):
     kind: ClassVar[str] = "http"
     step_keys: ClassVar[frozenset[str]] = frozenset({"expect"})
 
@@ -85,10 +85,6 @@ class HttpProbe:
     @classmethod
     def from_config(cls, step: Node, problems: Problems, load: LoadContext) -> HttpSpec:
         return parse_http(step, problems)
-
-    @classmethod
-    def provides(cls, spec: Any) -> set[str]:
-        return set()
 
     async def close(self) -> None:
         """Nothing agent-wide to release: sessions belong to runs and close with them."""

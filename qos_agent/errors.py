@@ -2,8 +2,10 @@
 
 QosError
 ├── ConfigError      journeys.yaml is wrong: every problem, located, at once (exit 2)
-├── StepFailure      raised inside a probe and turned into a classified StepResult there
-└── SetupError       the machine lacks something the config needs (chromium, a writable state_dir)
+├── SetupError       the machine lacks something the config needs (chromium, a writable state_dir)
+└── DeliveryError    a network sink's send failed; the core's delivery loop decides what follows
+    ├── RetryableError   keep the records and try again later (maybe after Retry-After)
+    └── PermanentError   the destination will never accept these records: dead letter
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from qos_agent.language.nodes import Problem
-from qos_agent.model import ErrorClass
 
 
 class QosError(Exception):
@@ -24,14 +25,26 @@ class ConfigError(QosError):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
-class StepFailure(QosError):
-    """A classified failure of one step (dns, connect, tls, ...)."""
-
-    def __init__(self, error: ErrorClass, message: str) -> None:
-        self.error = error
-        self.message = message
-        super().__init__(f"{error}: {message}")
-
-
 class SetupError(QosError):
     """One clear line naming what is missing and the fix."""
+
+
+class DeliveryError(QosError):
+    """A send to a network sink failed (raised by a sink's `send`, handled by the delivery loop)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class RetryableError(DeliveryError):
+    """The batch may succeed later: keep it and retry. `fix` names what a human must do, if anything."""
+
+    def __init__(self, message: str, retry_after: float | None = None, fix: str = "") -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.fix = fix
+
+
+class PermanentError(DeliveryError):
+    """The destination will never accept these records as they are (e.g. a field-type conflict)."""

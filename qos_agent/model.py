@@ -136,6 +136,7 @@ class AgentConfig:
     browser_concurrency: int = 2
     state_dir: str = ".qos-agent"  # absolute after loading
     listen: str = "127.0.0.1:9469"
+    sink_stale_after_s: float = 300.0  # /healthz degraded: a sink with points waiting delivered nothing this long
     shard: tuple[int, int] | None = None  # (index 1-based, count)
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from exporters.influxdb import InfluxDBExporter, InfluxSpec
+from qos_agent.delivery.pipeline import Pipeline
 from qos_agent.language.nodes import Node, Problems
 from qos_agent.model import Location
 from qos_agent.plugins.protocols import ExporterEnv, LoadContext
@@ -68,9 +69,11 @@ async def test_each_exporter_has_its_own_spool_file(tmp_path: Path) -> None:
     b, _ = parse({"type": "influxdb", "url": "http://h2", "database": "d"})
     assert a is not None and b is not None
     env = ExporterEnv(state_dir=tmp_path, region="r", agent="a")
-    ea, eb = InfluxDBExporter.create(a, env), InfluxDBExporter.create(b, env)
-    assert ea.spool.path != eb.spool.path and ea.spool.path.parent == tmp_path / "spool"
-    assert InfluxDBExporter.spooled and InfluxDBExporter.type == "influxdb"
-    for e in (ea, eb):
-        e.close_timeout_s = 0.1  # type: ignore[misc]
-        await e.close()
+    pipeline = Pipeline.of([InfluxDBExporter.create(a, env), InfluxDBExporter.create(b, env)], tmp_path)
+    da, db = (s.durable for s in pipeline.sinks)
+    assert da is not None and db is not None
+    assert da.store.path != db.store.path and da.store.path.parent == tmp_path / "spool"
+    assert InfluxDBExporter.durable and InfluxDBExporter.type == "influxdb"
+    for d in (da, db):
+        d.with_options(close_timeout_s=0.1)
+    await pipeline.close()

@@ -1,7 +1,9 @@
-"""The durable spool on its own: order, batching, retries, dead letters, the size bound, replay, corruption.
+"""The core's durable store and delivery loop on their own: order, batching, retries, dead letters,
+the size bound, replay, corruption.
 
-The sink here is the spool's own protocol (an async `send(lines)` raising the spool's errors); the
-real InfluxDB and VictoriaMetrics behind it are exercised in test_influx_*.py.
+The sink here is a bare `send(records)` raising qos_agent.errors' delivery errors; the real InfluxDB
+and VictoriaMetrics behind it are exercised in test_influx_*.py, a sink made of encode + send in
+test_delivery_sink.py.
 """
 
 from __future__ import annotations
@@ -15,7 +17,42 @@ from pathlib import Path
 
 import pytest
 
-from exporters.spool import PermanentError, RetryableError, Spool, backoff_delay
+from qos_agent.delivery.deliver import Delivery, Sender, backoff_delay
+from qos_agent.delivery.store import Store
+from qos_agent.errors import PermanentError, RetryableError
+from qos_agent.plugins.protocols import DeliveryOptions, SinkStats
+
+
+class Spool:
+    """A store and its delivery loop, as DurableSink pairs them, with a bare send (no exporter)."""
+
+    def __init__(self, path: Path, *, batch_size: int = 5000, flush_interval: float = 1.0,
+                 max_spool_mb: float = 512.0, backoff_base: float = 0.5, backoff_cap: float = 30.0,
+                 parallel: int = 2) -> None:
+        self.stats = SinkStats()
+        self.store = Store(path, max_spool_mb=max_spool_mb, stats=self.stats)
+        self.path = self.store.path
+        self.options = DeliveryOptions(batch_size=batch_size, flush_interval_s=flush_interval,
+                                       max_spool_mb=max_spool_mb, parallel=parallel, backoff_base_s=backoff_base,
+                                       backoff_cap_s=backoff_cap)
+        self.delivery: Delivery | None = None
+
+    async def put(self, records: Sequence[str]) -> None:
+        await self.store.put(records)
+
+    async def dead_letters(self) -> list[tuple[str, str]]:
+        return await self.store.dead_letters()
+
+    def start(self, send: Sender) -> None:
+        self.delivery = Delivery(self.store, send, self.options, self.stats)
+        self.delivery.start()
+
+    async def close(self, timeout: float) -> None:
+        if self.delivery is not None:
+            await self.delivery.close(timeout)
+        else:
+            await self.store.flush(timeout)
+        await self.store.close()
 
 
 class Sink:
@@ -63,7 +100,7 @@ async def test_put_is_on_disk_when_it_returns(tmp_path: Path) -> None:
     await spool.put(lines("a", 3))
     with sqlite3.connect(spool.path) as db:  # another connection sees the commit
         assert db.execute("SELECT count(*) FROM spool").fetchone()[0] == 3
-    assert spool.stats.depth == 3
+    assert spool.stats.spooled == 3
     await spool.close(0.1)
 
 
@@ -77,7 +114,7 @@ async def test_delivers_in_order_in_batches_bounded_by_size(tmp_path: Path) -> N
     assert [len(b) for b in sink.batches] == [100, 100]
     await spool.close(2.0)  # close flushes the partial rest
     assert sink.lines == sent
-    assert spool.stats.exported == 250 and spool.stats.depth == 0
+    assert spool.stats.delivered == 250 and spool.stats.spooled == 0
 
 
 async def test_partial_batch_goes_after_flush_interval(tmp_path: Path) -> None:
@@ -93,7 +130,7 @@ async def test_partial_batch_goes_after_flush_interval(tmp_path: Path) -> None:
 async def test_concurrent_puts_are_group_committed(tmp_path: Path) -> None:
     spool = make(tmp_path)
     await asyncio.gather(*(spool.put([f"m v={i}i {i}"]) for i in range(500)))
-    assert spool.stats.depth == 500
+    assert spool.stats.spooled == 500
     await spool.close(0.1)
 
 
@@ -104,7 +141,7 @@ async def test_retryable_errors_back_off_and_honour_retry_after(tmp_path: Path) 
     await spool.put(lines("a", 10))
     await wait_until(lambda: sink.batches)
     assert sink.lines == lines("a", 10)
-    assert spool.stats.export_errors == 3 and spool.stats.last_error == "reset"
+    assert spool.stats.failed_sends == 3 and spool.stats.last_error == "reset"
     assert sink.calls[2] - sink.calls[1] >= 0.29  # Retry-After was waited out
     await spool.close(0.5)
 
@@ -125,15 +162,15 @@ async def test_permanent_error_dead_letters_only_the_bad_lines(tmp_path: Path, c
     spool.start(sink)
     good = lines("a", 40)
     batch = [*good[:17], 'm,t=bad v="x" 1', *good[17:]]
-    with caplog.at_level(logging.ERROR, logger="exporters.spool"):
+    with caplog.at_level(logging.ERROR, logger="qos_agent.delivery"):
         await spool.put(batch)
         await spool.put(["m,t=bad v=\"y\" 2"])
-        await wait_until(lambda: spool.stats.depth == 0)
+        await wait_until(lambda: spool.stats.spooled == 0)
     assert sorted(sink.lines) == sorted(good)
     dead = await spool.dead_letters()
     assert [d[0] for d in dead] == ['m,t=bad v="x" 1', 'm,t=bad v="y" 2']
     assert "field type conflict" in dead[0][1]
-    assert spool.stats.dead_letter == 2 and spool.stats.exported == 40
+    assert spool.stats.dead_lettered == 2 and spool.stats.delivered == 40
     assert sum("dead_letter" in r.getMessage() for r in caplog.records) == 1  # the same message: logged once
     await spool.close(0.5)
 
@@ -141,7 +178,7 @@ async def test_permanent_error_dead_letters_only_the_bad_lines(tmp_path: Path, c
 async def test_retry_is_logged_once_not_every_attempt(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     spool, sink = make(tmp_path, flush_interval=0.0), Sink()
     sink.fail = [RetryableError("HTTP 401", fix="check the token")] * 6
-    with caplog.at_level(logging.INFO, logger="exporters.spool"):
+    with caplog.at_level(logging.INFO, logger="qos_agent.delivery"):
         spool.start(sink)
         await spool.put(lines("a", 1))
         await wait_until(lambda: sink.batches)
@@ -156,10 +193,10 @@ async def test_size_bound_drops_the_oldest_and_counts(tmp_path: Path) -> None:
     for i in range(100):
         await spool.put([f"m,t=x v=\"{'p' * 80}\" {i * 10 + j}" for j in range(10)])
     st = spool.stats
-    assert st.dropped > 0 and st.depth + st.dropped == 1000
+    assert st.dropped > 0 and st.spooled + st.dropped == 1000
     with sqlite3.connect(spool.path) as db:
         kept = [r[0] for r in db.execute("SELECT line FROM spool ORDER BY id")]
-    assert len(kept) == st.depth
+    assert len(kept) == st.spooled
     assert kept[-1].endswith(" 999") and not any(k.endswith(" 0") for k in kept)  # the newest stay
     assert sum(map(len, kept)) <= 0.05 * 1024 * 1024
     await spool.close(0.1)
@@ -173,9 +210,9 @@ async def test_restart_replays_what_is_left(tmp_path: Path) -> None:
     await first.put(lines("a", 30))
     await wait_until(lambda: sink1.calls)
     await first.close(0.1)  # in backoff: the points stay on disk
-    assert first.stats.depth == 30
+    assert first.stats.spooled == 30
     second, sink2 = make(tmp_path), Sink()
-    assert second.stats.depth == 30
+    assert second.stats.spooled == 30
     second.start(sink2)
     await wait_until(lambda: len(sink2.lines) == 30)
     assert sink2.lines == lines("a", 30)
@@ -187,7 +224,7 @@ async def test_corrupt_file_is_moved_aside_and_a_fresh_spool_starts(tmp_path: Pa
     path = tmp_path / "spool" / "t.db"
     path.parent.mkdir()
     path.write_bytes(b"this is not a database, just garbage " * 200)
-    with caplog.at_level(logging.ERROR, logger="exporters.spool"):
+    with caplog.at_level(logging.ERROR, logger="qos_agent.delivery"):
         spool = make(tmp_path)
     assert any("moved it to" in r.getMessage() for r in caplog.records)
     assert list(path.parent.glob("t.db.corrupt-*"))
@@ -237,7 +274,7 @@ async def test_one_sink_down_never_stalls_another(tmp_path: Path) -> None:
     for s in (down, up):
         await s.put(lines("x", 50))
     await wait_until(lambda: len(live_sink.lines) == 50)
-    assert down.stats.depth == 50
+    assert down.stats.spooled == 50
     await down.close(0.1)
     await up.close(0.5)
 
@@ -247,9 +284,9 @@ async def test_parallel_parts_are_all_in_before_the_batch_counts(tmp_path: Path)
     sink.fail = [RetryableError("HTTP 500"), RetryableError("HTTP 429", retry_after=0.3)]
     spool.start(sink)
     await spool.put(lines("a", 10))
-    await wait_until(lambda: spool.stats.depth == 0)
+    await wait_until(lambda: spool.stats.spooled == 0)
     assert [len(b) for b in sink.batches] == [5, 5]
     assert sorted(sink.lines) == sorted(lines("a", 10))
     assert sink.calls[2] - sink.calls[1] >= 0.29  # the longest Retry-After of the parts was honoured
-    assert spool.stats.exported == 10 and spool.stats.export_errors == 1
+    assert spool.stats.delivered == 10 and spool.stats.failed_sends == 2  # one per failed request
     await spool.close(0.5)

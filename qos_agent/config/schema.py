@@ -4,9 +4,8 @@ Generated, not written: the object keys come from the parser's own key lists (`c
 from each registered plug-in, so a key added to the parser shows up here; only the value types are
 described in this module (a key without one becomes "anything", and a test catches that).
 
-A plug-in describes its part with `json_schema() -> {step-or-exporter key: schema}` (a classmethod).
-Built-in plug-ins that do not have it yet are described here from their modules' key lists; an
-unknown third-party plug-in still gets its key accepted with any value. The schema is deliberately
+Built-in plug-ins are described here from their modules' key lists; a third-party plug-in gets its
+key accepted with any value. The schema is deliberately
 a little looser than the loader (it cannot see duplicate names, variables in scope, environment
 variables or JSONPath syntax); `qos-agent validate` stays the authority.
 """
@@ -99,6 +98,8 @@ AGENT: dict[str, Schema] = {
                "description": "HOST:PORT of /healthz and /metrics, or off"},
     "shard": {"anyOf": [{"type": "string", "pattern": r"^\s*\d+\s*/\s*\d+\s*$"}, ENV],
               "description": "INDEX/COUNT, e.g. 2/3"},
+    "sink_stale_after": {**_ref("duration"),
+                         "description": "/healthz degraded: a sink with points waiting delivered nothing this long"},
 }
 
 DEFAULTS: dict[str, Schema] = {
@@ -152,7 +153,7 @@ def _object(keys: Iterable[str], types: dict[str, Schema], required: Iterable[st
             **extra}
 
 
-# -- built-in plug-ins without json_schema() yet: their parts, from their own modules' key lists ----------------
+# -- built-in plug-ins: their parts, from their own modules' key lists ----------------
 
 
 def _module(name: str) -> Any:
@@ -244,42 +245,23 @@ BUILTIN_EXPORTER_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _class(load: Callable[[str], Any], kind: str) -> Any:
+def _step_keys(kind: str) -> frozenset[str]:
     try:
-        return load(kind)
+        return registry.probe_class(kind).step_keys
     except Exception:  # a plug-in that fails to import still gets its key accepted
-        return None
-
-
-def _plugin_schema(cls: Any) -> dict[str, Schema] | None:
-    describe = getattr(cls, "json_schema", None)
-    if callable(describe):
-        parts = describe()
-        if isinstance(parts, dict):
-            return parts
-    return None
+        return frozenset()
 
 
 def probe_parts(kind: str) -> dict[str, Schema]:
     """`{step key: schema}` for one step kind: its own key, plus the step keys it reads (e.g. expect)."""
-    cls = _class(registry.probe_class, kind)
-    parts = _plugin_schema(cls)
-    if parts is None and kind in BUILTIN_PROBES:
-        parts = BUILTIN_PROBES[kind]()
-    if parts is None:
-        parts = {kind: {}}
-    for key in getattr(cls, "step_keys", ()):
+    parts = (BUILTIN_PROBES[kind]() if kind in BUILTIN_PROBES else None) or {kind: {}}
+    for key in _step_keys(kind):
         parts.setdefault(key, {})
     return parts
 
 
 def exporter_schema(kind: str) -> Schema:
-    cls = _class(registry.exporter_class, kind)
-    parts = _plugin_schema(cls)
     types = _exporter_types()
-    if parts is not None:
-        props = {"type": {"const": kind}, **parts}
-        return {"type": "object", "required": ["type"], "additionalProperties": False, "properties": props}
     keys: Iterable[str] | None = None
     if kind == "influxdb" and (influx := _influx_keys()) is not None:
         keys = sorted(frozenset().union(*influx) - {"type"})

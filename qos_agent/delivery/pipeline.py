@@ -1,8 +1,9 @@
 """Delivery of points to every configured sink, each behind its own bounded queue.
 
 A probe only ever calls `submit`, which never waits: a slow or dead sink fills its own queue (and
-then counts what it had to drop) but never stalls a probe or another sink. Network sinks add
-their durable spool behind `write`, so what reaches them is on disk before it counts as accepted.
+then counts what it had to drop) but never stalls a probe or another sink. Every network sink is
+wrapped by the core (delivery/durable.py): its points are encoded into its durable store and a
+delivery loop sends them; `delivered` counts only what the destination accepted.
 """
 
 from __future__ import annotations
@@ -10,16 +11,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from qos_agent.delivery.durable import DurableSink
 from qos_agent.delivery.points import points_of
 from qos_agent.language.secrets import Redactor
 from qos_agent.model import Config, JourneyResult, Point
 from qos_agent.plugins import registry
-from qos_agent.plugins.protocols import ExporterEnv
+from qos_agent.plugins.protocols import Exporter, ExporterEnv, SinkStats, is_network_sink
 
 log = logging.getLogger(__name__)
 
@@ -29,31 +32,63 @@ LINGER_S = 0.1  # how long a sink waits for more points before writing a batch
 
 
 @dataclass(slots=True)
-class SinkStats:
-    exported: int = 0
-    export_errors: int = 0
-    dropped: int = 0
+class SinkState:
+    """One sink as /metrics, /healthz and the `agent` point see it."""
+
+    name: str
+    type: str
+    stats: SinkStats
+    spool_fill: float = 0.0  # used share of max_spool_mb (network sinks), 0..1
+    spool_bytes: int = 0  # bytes the durable store holds (network sinks)
+    spool_max_bytes: int = 0  # max_spool_mb in bytes; 0: a local sink, no store
 
 
 class _Sink:
-    def __init__(self, name: str, exporter: Any) -> None:
+    """One exporter behind its bounded queue; a network sink also behind its store and delivery loop."""
+
+    def __init__(self, name: str, type_: str, exporter: Exporter[Any], durable: DurableSink | None) -> None:
         self.name = name
+        self.type = type_
         self.exporter = exporter
+        self.durable = durable
         self.queue: asyncio.Queue[Sequence[Point]] = asyncio.Queue(QUEUE_BATCHES)
-        self.stats = SinkStats()
+        self.queued = 0  # points in the queue
+        self.account = SinkStats()  # the queue's drops and, for a local sink, its writes
         self.task: asyncio.Task[None] | None = None
         self._logged_error = False
+
+    def stats(self) -> SinkStats:
+        own = self.durable.stats() if self.durable is not None else self.exporter.stats()
+        total = self.account.plus(own)
+        total.queued = self.queued
+        return total
+
+    def state(self) -> SinkState:
+        if self.durable is None:
+            return SinkState(self.name, self.type, self.stats())
+        store = self.durable.store
+        return SinkState(self.name, self.type, self.stats(), store.fill, store.used_bytes, store.max_bytes)
 
     def offer(self, points: Sequence[Point]) -> None:
         try:
             self.queue.put_nowait(points)
+            self.queued += len(points)
         except asyncio.QueueFull:
-            self.stats.dropped += len(points)
+            self.account.drop("queue_full", len(points))
+
+    def _take(self) -> Sequence[Point]:
+        points = self.queue.get_nowait()
+        self.queued -= len(points)
+        return points
 
     async def loop(self) -> None:
         loop = asyncio.get_running_loop()
+        if self.durable is not None:
+            await self.durable.start()  # replays what a previous run left, before any new point
         while True:
-            batch = list(await self.queue.get())
+            first = await self.queue.get()
+            self.queued -= len(first)
+            batch = list(first)
             taken = 1
             # Linger a moment so a busy agent writes one batch per LINGER_S, not one per result:
             # a transaction per result costs far more than the wait (see docs/benchmarks.md).
@@ -61,7 +96,7 @@ class _Sink:
             deadline = loop.time() + LINGER_S
             while len(batch) < MAX_BATCH_POINTS:
                 if not self.queue.empty():
-                    batch.extend(self.queue.get_nowait())
+                    batch.extend(self._take())
                     taken += 1
                 elif (remaining := deadline - loop.time()) > 0:
                     await asyncio.sleep(min(remaining, 0.01))
@@ -74,18 +109,24 @@ class _Sink:
     async def drain(self) -> None:
         batch: list[Point] = []
         while not self.queue.empty():
-            batch.extend(self.queue.get_nowait())
+            batch.extend(self._take())
         if batch:
             await self._write(batch)
 
     async def _write(self, batch: list[Point]) -> None:
         try:
-            await self.exporter.write(batch)
-            self.stats.exported += len(batch)
+            if self.durable is not None:
+                await self.durable.write(batch)  # on disk now; `delivered` counts when the destination accepts
+            else:
+                await self.exporter.write(batch)
+                self.account.delivered += len(batch)
+                self.account.last_delivery_s = time.time()
             self._logged_error = False
         except Exception as e:  # a sink's failure is counted and logged once, never raised
-            self.stats.export_errors += 1
-            self.stats.dropped += len(batch)
+            if self.durable is None:
+                self.account.failed_sends += 1
+            self.account.drop("write_failed", len(batch))
+            self.account.last_error = str(e)
             if not self._logged_error:
                 log.error("exporter %s failed to write %d points: %s", self.name, len(batch), e)
                 self._logged_error = True
@@ -94,20 +135,25 @@ class _Sink:
 class Pipeline:
     """Results in, points out to every sink."""
 
-    def __init__(self, exporters: Sequence[tuple[str, Any]]) -> None:
-        self.sinks = [_Sink(name, exporter) for name, exporter in exporters]
+    def __init__(self, sinks: Sequence[_Sink]) -> None:
+        self.sinks = list(sinks)
+
+    @classmethod
+    def of(cls, exporters: Sequence[Exporter[Any]], state_dir: Path, redact: Redactor | None = None) -> Pipeline:
+        """Each exporter behind its queue; each network sink also behind the core's store and delivery."""
+        made = []
+        for i, exporter in enumerate(exporters):
+            durable = DurableSink(exporter, state_dir, redact) if is_network_sink(exporter) else None
+            made.append(_Sink(f"{exporter.type}#{i}", exporter.type, exporter, durable))
+        return cls(made)
 
     @classmethod
     def from_config(cls, config: Config, redact: Redactor, only: Sequence[str] | None = None) -> Pipeline:
         env = ExporterEnv(state_dir=Path(config.agent.state_dir), region=config.agent.region,
                           agent=config.agent.name, redact=redact)
-        made = []
-        for i, ec in enumerate(config.exporters):
-            if only is not None and ec.type not in only:
-                continue
-            exporter = registry.exporter_class(ec.type).create(ec.spec, env)
-            made.append((f"{ec.type}#{i}", exporter))
-        return cls(made)
+        made = [registry.exporter_class(ec.type).create(ec.spec, env) for ec in config.exporters
+                if only is None or ec.type in only]
+        return cls.of(made, env.state_dir, redact)
 
     def start(self) -> None:
         for sink in self.sinks:
@@ -121,18 +167,16 @@ class Pipeline:
         for sink in self.sinks:
             sink.offer(points)
 
-    @property
-    def stats(self) -> SinkStats:
+    def snapshot(self) -> list[SinkState]:
+        """Every sink's account, read now."""
+        return [sink.state() for sink in self.sinks]
+
+    def total(self) -> SinkStats:
+        """All sinks' accounts summed."""
         total = SinkStats()
         for sink in self.sinks:
-            total.exported += sink.stats.exported
-            total.export_errors += sink.stats.export_errors
-            total.dropped += sink.stats.dropped
+            total = total.plus(sink.stats())
         return total
-
-    def exporter_stats(self) -> list[Any]:
-        """The sinks' own stats objects (spool depth, dead letters) where they have them."""
-        return [getattr(s.exporter, "stats", None) for s in self.sinks if getattr(s.exporter, "stats", None)]
 
     async def close(self, timeout_s: float = 30.0) -> None:
         """Let the loops write what is queued, then close every exporter (each flushes)."""
@@ -147,6 +191,6 @@ class Pipeline:
         for sink in self.sinks:
             await sink.drain()
             try:
-                await sink.exporter.close()
+                await (sink.durable.close() if sink.durable is not None else sink.exporter.close())
             except Exception as e:
                 log.error("exporter %s failed to close: %s", sink.name, e)

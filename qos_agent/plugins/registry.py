@@ -11,7 +11,11 @@ import importlib
 import logging
 from functools import cache
 from importlib.metadata import entry_points
-from typing import Any
+from typing import Any, cast
+
+from qos_agent.errors import SetupError
+from qos_agent.plugins.conformance import problems_of
+from qos_agent.plugins.protocols import Exporter, Probe
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +31,17 @@ BUILTIN_EXPORTERS = {
 }
 
 
-def _load(ref: str) -> Any:
+def _load(ref: str, protocol: type) -> type:
+    """The class an entry point names, checked against its protocol (a located, one-line refusal)."""
     module, _, attr = ref.partition(":")
-    return getattr(importlib.import_module(module), attr)
+    found = vars(importlib.import_module(module)).get(attr)
+    if not isinstance(found, type):
+        raise SetupError(f"plug-in {ref} is not a class (fix the entry point)")
+    problems = problems_of(found, protocol)
+    if problems:
+        raise SetupError(f"plug-in {ref} does not implement {protocol.__name__}: {'; '.join(problems)} "
+                         f"(subclass qos_agent.plugins.protocols.{protocol.__name__} and implement them)")
+    return found
 
 
 def _refs(group: str, builtins: dict[str, str]) -> dict[str, str]:
@@ -50,13 +62,13 @@ def exporter_refs() -> dict[str, str]:
 
 
 @cache
-def probe_class(kind: str) -> Any:
-    return _load(probe_refs()[kind])
+def probe_class(kind: str) -> type[Probe[Any]]:
+    return cast("type[Probe[Any]]", _load(probe_refs()[kind], Probe))
 
 
 @cache
-def exporter_class(kind: str) -> Any:
-    return _load(exporter_refs()[kind])
+def exporter_class(kind: str) -> type[Exporter[Any]]:
+    return cast("type[Exporter[Any]]", _load(exporter_refs()[kind], Exporter))
 
 
 def probe_kinds() -> list[str]:

@@ -15,13 +15,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from qos_agent import __version__
 from qos_agent.config.loader import load_config
 from qos_agent.delivery.pipeline import Pipeline
 from qos_agent.errors import ConfigError, SetupError
 from qos_agent.language.secrets import Redactor, redacted_logs
 from qos_agent.model import Config, Journey, JourneyResult, Point
-from qos_agent.ops.health import HealthServer, agent_state, serve_health
+from qos_agent.ops.health import HealthServer, serve_health
 from qos_agent.ops.metrics import AgentMetrics
+from qos_agent.ops.stats import AgentStats, LastRun
 from qos_agent.ops.watch import file_sha256, watch_file
 from qos_agent.quality.evaluator import Evaluator
 from qos_agent.runloop.placement import select_journeys
@@ -33,6 +35,7 @@ log = logging.getLogger(__name__)
 SELF_METRICS_EVERY_S = 10.0
 LOOP_LAG_PROBE_S = 0.25
 GRACE_S = 15.0
+STUCK_INTERVALS = 3.0  # no run started for this many intervals of the most frequent journey: stuck
 
 
 def ensure_state_dir(config: Config) -> Path:
@@ -78,7 +81,8 @@ class Agent:
         self.config_hash = file_sha256(self.config_path)
         self.reload_failures = 0
         self.last_reload_success_s = time.time()
-        self.metrics = AgentMetrics(lambda: agent_state(self))
+        self.started_s = time.time()
+        self.metrics = AgentMetrics(self.stats)
         self.metrics.journeys.configure(self.journeys(config), config.agent.region, config.agent.name)
         self.listen_override: str | None = None  # "" turns the endpoint off, e.g. several agents in one process
         self.watch = False  # `run --watch`: reload when the file's content changes
@@ -123,7 +127,9 @@ class Agent:
         if self.watch:
             helpers.append(asyncio.create_task(watch_file(self.config_path, lambda: self.config_hash, self.reload)))
         try:
-            self.health = await serve_health(self)
+            listen = self.config.agent.listen if self.listen_override is None else self.listen_override
+            self.health = await serve_health(listen, self.stats, self.metrics)
+            self.health_url = self.health.url if self.health is not None else ""
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop_event.wait(), duration_s)
         finally:
@@ -132,7 +138,7 @@ class Agent:
             for task in helpers:
                 task.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
-            self.pipeline.submit_points([self.self_point()])
+            self.pipeline.submit_points([self.stats().point()])
             await self.runner.close()
             await self.pipeline.close()
             if self.health is not None:
@@ -172,30 +178,27 @@ class Agent:
     async def _self_metrics(self) -> None:
         while True:
             await asyncio.sleep(SELF_METRICS_EVERY_S)
-            self.pipeline.submit_points([self.self_point()])
+            self.pipeline.submit_points([self.stats().point()])
 
-    def self_point(self) -> Point:
-        sinks = self.pipeline.stats
-        spool_depth = dead_letter = spool_dropped = 0
-        for stats in self.pipeline.exporter_stats():
-            spool_depth += int(getattr(stats, "depth", 0))
-            dead_letter += int(getattr(stats, "dead_letter", 0))
-            spool_dropped += int(getattr(stats, "dropped", 0))
-        fields = (
-            ("in_flight", self.scheduler.in_flight),
-            ("scheduler_lag_ms", round(self.scheduler.stats.lag_p99_ms(), 3)),
-            ("event_loop_lag_ms", round(self.loop_lag_ms, 3)),
-            ("spool_depth", spool_depth),
-            ("exported", sinks.exported),
-            ("export_errors", sinks.export_errors),
-            ("dropped", sinks.dropped + spool_dropped),
-            ("dead_letter", dead_letter),
-            ("skipped_overlaps", self.scheduler.stats.skipped_overlaps),
-            ("runs", self.scheduler.stats.started),
-            ("rss_mb", round(rss_mb(), 2)),
-        )
-        tags = (("agent", self.config.agent.name), ("region", self.config.agent.region))
-        return Point("agent", tags, fields, time.time_ns() // 1_000_000)
+    def stats(self) -> AgentStats:
+        """The one snapshot /metrics, /healthz and the `agent` point read (built here, only here)."""
+        sched = self.scheduler.stats
+        journeys = list(self.scheduler.journeys.values())
+        return AgentStats(
+            agent=self.config.agent.name, region=self.config.agent.region, version=__version__,
+            journeys_scheduled=sorted(self.scheduler.journeys), in_flight=self.scheduler.in_flight,
+            runs_started=sched.started, skipped_overlaps=sched.skipped_overlaps,
+            scheduler_lag_p99_ms=sched.lag_p99_ms(), event_loop_lag_ms=self.loop_lag_ms,
+            rss_bytes=rss_mb() * 2**20, sinks=self.pipeline.snapshot(),
+            last_run={name: LastRun(ms, sched.last_outcome.get(name, "")) for name, ms in sched.last_run_ms.items()},
+            # A run that hangs until its timeout legitimately delays the next one: at least interval + timeout.
+            stuck_after_s=min((max(STUCK_INTERVALS * j.interval_s, j.interval_s + j.timeout_s) for j in journeys),
+                              default=None),
+            shortest_interval_s=min((j.interval_s for j in journeys), default=None),
+            sink_stale_after_s=self.config.agent.sink_stale_after_s, started_s=self.started_s,
+            reloads=self.reloads, reload_failures=self.reload_failures,
+            reload_error=self.redact(self.reload_error), last_reload_success_s=self.last_reload_success_s,
+            config_path=str(self.config_path), config_hash=self.config_hash, time_ms=time.time_ns() // 1_000_000)
 
 
 async def run_agent(path: str, region: str | None = None, duration_s: float | None = None,

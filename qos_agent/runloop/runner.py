@@ -21,7 +21,7 @@ import aiohttp
 from qos_agent.language.secrets import Redactor
 from qos_agent.model import Config, ErrorClass, Journey, JourneyResult, Outcome, Step, StepResult
 from qos_agent.plugins import registry
-from qos_agent.plugins.protocols import RunContext
+from qos_agent.plugins.protocols import Probe, RunContext
 
 RETRY_PAUSE_S = 0.25
 HEAVY_KINDS = frozenset({"browser"})  # runs with such steps also take a slot of agent.browser_concurrency
@@ -31,9 +31,9 @@ class ProbeSet:
     """One probe instance per step kind for the agent's life (a browser probe holds a browser)."""
 
     def __init__(self) -> None:
-        self._probes: dict[str, Any] = {}
+        self._probes: dict[str, Probe[Any]] = {}
 
-    def get(self, kind: str) -> Any:
+    def get(self, kind: str) -> Probe[Any]:
         if kind not in self._probes:
             self._probes[kind] = registry.probe_class(kind)()
         return self._probes[kind]
@@ -41,9 +41,7 @@ class ProbeSet:
     async def start(self, journeys: Iterable[Journey]) -> None:
         """Let each probe in use check its setup (a browser present) before the first run."""
         for kind in sorted({s.kind for j in journeys for s in j.steps}):
-            start = getattr(self.get(kind), "start", None)
-            if start is not None:
-                await start()
+            await self.get(kind).start()
 
     async def close(self) -> None:
         for probe in self._probes.values():

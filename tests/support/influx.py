@@ -308,17 +308,69 @@ def exporter_spec(cfg: dict[str, Any]) -> Any:
     return spec
 
 
+class SpoolView:
+    """The old spool-era names (stats.depth, exported, export_errors, dead_letter) read from the core's
+    SinkStats, so the InfluxDB tests read as they did before delivery moved into the core."""
+
+    def __init__(self, durable: Any) -> None:
+        self.durable = durable
+
+    @property
+    def depth(self) -> int:
+        return int(self.durable.stats().spooled)
+
+    @property
+    def exported(self) -> int:
+        return int(self.durable.stats().delivered)
+
+    @property
+    def export_errors(self) -> int:
+        return int(self.durable.stats().failed_sends)
+
+    @property
+    def dead_letter(self) -> int:
+        return int(self.durable.stats().dead_lettered)
+
+    @property
+    def last_error(self) -> str:
+        return str(self.durable.stats().last_error)
+
+
+class SpooledExporter:
+    """An InfluxDBExporter as the core runs it (DurableSink: store + delivery loop), spool-era names."""
+
+    def __init__(self, durable: Any) -> None:
+        self.durable = durable
+        self.stats = SpoolView(durable)
+        self.spool = self
+
+    @property
+    def path(self) -> Path:
+        return Path(self.durable.store.path)
+
+    async def write(self, points: Any) -> None:
+        await self.durable.write(points)
+
+    async def dead_letters(self) -> list[tuple[str, str]]:
+        return list(await self.durable.dead_letters())
+
+    async def close(self) -> None:
+        await self.durable.close()
+
+
 def make_exporter(state_dir: Path, cfg: dict[str, Any], backoff: float = 0.05, parallel: int = 2) -> Any:
-    """An InfluxDBExporter with fast backoff (tests); call inside a running loop. parallel=1 makes
-    the number of requests per batch (and so which request meets which fault) deterministic."""
+    """An InfluxDBExporter wrapped as the pipeline wraps it, with fast backoff (tests); call inside a
+    running loop. parallel=1 makes the number of requests per batch (and so which request meets
+    which fault) deterministic."""
     from exporters.influxdb import InfluxDBExporter
+    from qos_agent.delivery.durable import DurableSink
     from qos_agent.plugins.protocols import ExporterEnv
 
     env = ExporterEnv(state_dir=state_dir, region="test", agent="t1")
-    exp = InfluxDBExporter(exporter_spec({"flush_interval": "100ms", **cfg}), env,
-                           backoff_base=backoff, backoff_cap=backoff * 10)
-    exp.spool.parallel = parallel
-    return exp
+    sink = InfluxDBExporter(exporter_spec({"flush_interval": "100ms", **cfg}), env)
+    durable = DurableSink(sink, state_dir)
+    durable.with_options(backoff_base_s=backoff, backoff_cap_s=backoff * 10, parallel=parallel)
+    return SpooledExporter(durable)
 
 
 def journey_points(n: int, start_ms: int | None = None, journey: str = "checkout") -> list[Any]:

@@ -1,0 +1,227 @@
+"""The delivery loop the core runs for every network sink (Telegraf's running_output, in asyncio).
+
+One task sends the store's oldest records in order, in batches bounded by `batch_size` records or
+`flush_interval_s` since the oldest waiting record arrived, to the sink's `send(records)`, which
+raises `RetryableError` (connection, timeout, 5xx, 429/503 with `retry_after`, and problems a human
+must fix — the records wait) or `PermanentError` (a refusal that will never succeed). A refused batch
+is bisected down to the offending records, which go to dead_letter (counted; the message logged
+once) while the rest are delivered. Retries back off exponentially with full jitter, capped. A batch
+may be split into `parallel` requests sent at once; it counts as delivered when all are in.
+
+The counters are true when read: `delivered` grows only when the destination accepted a send
+(once per batch, when every part of it is in), `failed_sends` with every failed request,
+`spooled` (kept by the store) with every commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+from qos_agent.delivery.store import Store
+from qos_agent.errors import PermanentError, RetryableError
+from qos_agent.language.secrets import Redactor
+from qos_agent.plugins.protocols import DeliveryOptions, SinkStats
+
+log = logging.getLogger(__name__)
+
+Sender = Callable[[Sequence[str]], Awaitable[None]]
+BISECT_BUDGET = 64  # sends spent isolating bad records in one batch before dead-lettering whole chunks
+MAX_RETRY_AFTER_S = 300.0
+
+
+class _GiveUp(Exception):
+    """Closing and the sink still fails: stop trying, the records stay on disk for the next start."""
+
+
+def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
+    """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2**attempt)]."""
+    return (rng or random).uniform(0.0, min(cap, base * (2.0 ** min(attempt, 30))))
+
+
+class Delivery:
+    """Sends what `store` holds to `send` (see the module docstring); counts into `stats`."""
+
+    def __init__(self, store: Store, send: Sender, options: DeliveryOptions, stats: SinkStats, *,
+                 name: str = "", redact: Redactor | None = None) -> None:
+        self.store = store
+        self.send = send
+        self.options = options
+        self.batch_size = max(1, options.batch_size)
+        self.parallel = max(1, options.parallel)
+        self.stats = stats
+        self.name = name or store.name
+        self.redact = redact or Redactor()
+        self._oldest_at = 0.0  # monotonic time the oldest unread record arrived (0: due now)
+        self._inflight_n = 0  # records in the batch being sent
+        self._task: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None
+        self._closing = False
+        self._failing = 0  # consecutive failed attempts
+        self._logged: set[str] = set()
+        store.on_stored = self._stored
+
+    def _stored(self, n: int) -> None:
+        if self.stats.spooled - self._inflight_n == n:
+            self._oldest_at = time.monotonic()  # the first unread record starts the batch's clock
+        if self._wake is not None:
+            self._wake.set()
+
+    @property
+    def started(self) -> bool:
+        return self._task is not None
+
+    def start(self) -> None:
+        """Start delivering (needs a running loop); idempotent. Replays what a previous run left."""
+        if self._task is None:
+            self._wake = asyncio.Event()
+            self._task = asyncio.get_running_loop().create_task(self._deliver(), name=f"deliver-{self.name}")
+
+    async def _deliver(self) -> None:
+        assert self._wake is not None
+        while True:
+            if self.stats.spooled <= 0:
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            await self._wait_for_batch()
+            batch = await self.store.read(self.batch_size)
+            if not batch.records:
+                await self.store.recount()  # the counter drifted (a recovered file): trust the table
+                continue
+            self._inflight_n = len(batch.records)  # records left unread keep the clock of this batch
+            try:
+                dead = await self._send_until_done(batch.records)
+            except _GiveUp:
+                return
+            await self.store.ack(batch, dead)
+            self._inflight_n = 0
+            # Counted once the whole batch is in: a part re-sent after its sibling failed counts once.
+            self.stats.delivered += len(batch.records) - len(dead)
+
+    async def _wait_for_batch(self) -> None:
+        """Until a full batch waits, the oldest record is flush_interval old, or we are closing."""
+        assert self._wake is not None
+        while self.stats.spooled < self.batch_size and not self._closing and self._oldest_at:  # 0: due now
+            left = self._oldest_at + self.options.flush_interval_s - time.monotonic()
+            if left <= 0:
+                return
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), left)
+
+    async def _send_until_done(self, records: list[str]) -> list[tuple[str, str]]:
+        while True:
+            try:
+                dead = await self._send_bisect(records)
+            except RetryableError as e:
+                await self._failed(e.message, e.fix, e.retry_after)
+                continue
+            except Exception as e:  # a bug or an unclassified error in send: keep the records, retry
+                await self._failed(f"{type(e).__name__}: {e}", "", None)
+                continue
+            if self._failing:
+                log.info("spool %s: delivering again after %d failed attempts", self.name, self._failing)
+                self._failing = 0
+                self._logged = {k for k in self._logged if not k.startswith("retry:")}
+            return dead
+
+    async def _failed(self, message: str, fix: str, retry_after: float | None) -> None:
+        message = self.redact(message)
+        self.stats.last_error = message
+        level = logging.ERROR if fix else logging.WARNING
+        self._log_once(f"retry:{message}", level, "spool %s: delivery failed: %s%s; %d records wait on disk, "
+                       "retrying", self.name, message, f" ({fix})" if fix else "", self.stats.spooled)
+        delay = min(retry_after, MAX_RETRY_AFTER_S) if retry_after is not None else \
+            backoff_delay(self._failing, self.options.backoff_base_s, self.options.backoff_cap_s)
+        self._failing += 1
+        if self._closing:
+            raise _GiveUp
+        assert self._wake is not None
+        end = time.monotonic() + delay
+        while not self._closing and (left := end - time.monotonic()) > 0:
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), left)  # close() wakes us for a last try
+
+    async def _send_one(self, chunk: list[str]) -> None:
+        """One request; its outcome counted the moment it is known."""
+        try:
+            await self.send(chunk)
+        except PermanentError:
+            self.stats.failed_sends += 1
+            raise
+        except BaseException as e:
+            if not isinstance(e, asyncio.CancelledError):
+                self.stats.failed_sends += 1
+            raise
+        self.stats.last_delivery_s = time.time()
+
+    async def _send_bisect(self, records: list[str]) -> list[tuple[str, str]]:
+        """Send records; a permanent refusal is halved until the refused records are found (dead, returned)."""
+        budget = BISECT_BUDGET
+
+        async def go(chunk: list[str], dead: list[tuple[str, str]]) -> None:
+            nonlocal budget
+            try:
+                await self._send_one(chunk)
+            except PermanentError as e:
+                if len(chunk) == 1 or budget <= 0:
+                    msg = self.redact(e.message)
+                    self.stats.last_error = msg
+                    self.stats.dead_lettered += len(chunk)
+                    self._log_once(f"dead:{msg}", logging.ERROR, "spool %s: the sink refused %d record(s) for "
+                                   "good, moved to dead_letter in %s: %s", self.name, len(chunk), self.store.path,
+                                   msg)
+                    dead.extend((r, msg) for r in chunk)
+                    return
+                budget -= 2
+                mid = len(chunk) // 2
+                await go(chunk[:mid], dead)
+                await go(chunk[mid:], dead)
+
+        parts = 1 if len(records) < 2 * self.parallel else self.parallel
+        step = -(-len(records) // parts)
+        deads: list[list[tuple[str, str]]] = [[] for _ in range(parts)]
+        if parts == 1:
+            await go(records, deads[0])
+        else:
+            try:  # the parts go at once (the server uses its cores); the batch is acked when all are in
+                async with asyncio.TaskGroup() as tg:
+                    for k in range(parts):
+                        tg.create_task(go(records[k * step:(k + 1) * step], deads[k]))
+            except BaseExceptionGroup as group:  # the whole batch is retried: re-sent parts just overwrite
+                waits = [e for e in group.exceptions if isinstance(e, RetryableError)]
+                raise max(waits, key=lambda e: e.retry_after or 0.0) if waits else group.exceptions[0] from None
+        return [d for part in deads for d in part]
+
+    def _log_once(self, key: str, level: int, msg: str, *args: object) -> None:
+        if key in self._logged:
+            return
+        if len(self._logged) > 256:
+            self._logged.clear()
+        self._logged.add(key)
+        log.log(level, msg, *args)
+
+    async def close(self, timeout_s: float) -> None:
+        """Deliver what can be delivered within timeout_s, then stop; the rest stays on disk."""
+        await self.store.flush(timeout_s)
+        self._closing = True
+        if self._task is not None:
+            assert self._wake is not None
+            self._wake.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout_s)
+            except (TimeoutError, Exception):
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._task
+            if self.stats.spooled:
+                log.info("spool %s: %d records stay on disk in %s for the next start", self.name,
+                         self.stats.spooled, self.store.path)
