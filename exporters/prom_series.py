@@ -12,6 +12,7 @@ only: a step counts when its run's journey point said `final`.
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from collections.abc import Iterable, Iterator
@@ -32,7 +33,7 @@ SCHEMA_TAGS = frozenset({"journey", "step", "region", "agent", "probe", "kind", 
 _BAD = re.compile(r"[^A-Za-z0-9_]")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # identity hash: a dict key looked up per sample
 class Family:
     name: str  # without _total: prometheus_client adds it to counters
     doc: str
@@ -78,10 +79,7 @@ class Histogram:
     def observe(self, value: float) -> None:
         if not self.counts:
             self.counts = [0] * (len(self.buckets) + 1)
-        i = 0
-        while i < len(self.buckets) and value > self.buckets[i]:
-            i += 1
-        self.counts[i] += 1
+        self.counts[bisect.bisect_left(self.buckets, value)] += 1  # le is inclusive
         self.total += value
         self.count += 1
 
@@ -114,8 +112,18 @@ class Sample:
     time_ms: int
 
 
-def _with(labels: Labels, **extra: str) -> Labels:
-    return tuple(sorted((*labels, *extra.items())))
+_WITH: dict[tuple[Labels, str, str], Labels] = {}
+
+
+def _with(labels: Labels, name: str, value: str) -> Labels:
+    """labels plus one, sorted; memoised, as the same few label sets recur with every result."""
+    key = (labels, name, value)
+    found = _WITH.get(key)
+    if found is None:
+        if len(_WITH) > 100_000:
+            _WITH.clear()
+        found = _WITH[key] = tuple(sorted((*labels, (name, value))))
+    return found
 
 
 def _without(labels: Labels, name: str) -> Labels:
@@ -128,6 +136,7 @@ class JourneySeries:
     def __init__(self) -> None:
         self.values: dict[Family, dict[Labels, Value]] = {f: {} for f in FAMILIES}
         self._final: dict[tuple[str, int], bool] = {}  # (run_id, attempt) -> final, from journey points
+        self._label_cache: dict[tuple[tuple[tuple[str, str], ...], tuple[str, ...]], Labels] = {}
 
     def observe(self, point: Point) -> list[tuple[Family, Labels]]:
         if point.measurement == "journey":
@@ -142,15 +151,22 @@ class JourneySeries:
         for p in points:
             self.observe(p)
 
-    @staticmethod
-    def _labels(point: Point, *keep: str) -> Labels:
+    def _labels(self, point: Point, *keep: str) -> Labels:
+        """The point's tags as labels: `keep` of the schema's, and the journey's own (sanitised)."""
+        key = (point.tags, keep)
+        found = self._label_cache.get(key)
+        if found is not None:
+            return found
         own = {}
         for k, v in point.tags:
             if k in keep:
                 own[k] = v
             elif k not in SCHEMA_TAGS:
                 own[label_name(k)] = v
-        return tuple(sorted(own.items()))
+        if len(self._label_cache) > 100_000:
+            self._label_cache.clear()
+        labels = self._label_cache[key] = tuple(sorted(own.items()))
+        return labels
 
     def _inc(self, family: Family, labels: Labels, by: float = 1.0) -> tuple[Family, Labels]:
         series = self.values[family]
@@ -178,9 +194,9 @@ class JourneySeries:
             return []
         base = self._labels(p, "journey", "region", "agent", "kind")
         outcome = str(fields.get("outcome", ""))
-        changed = [self._inc(RUNS, _with(base, outcome=outcome))]
+        changed = [self._inc(RUNS, _with(base, "outcome", outcome))]
         for other in ("passed", "failed"):  # counters exist from the first run, so rate() sees the first change
-            key = _with(base, outcome=other)
+            key = _with(base, "outcome", other)
             if other != outcome and key not in self.values[RUNS]:
                 changed.append(self._set(RUNS, key, 0.0))
         changed.append(self._observe(DURATION, base, float(fields.get("duration_ms", 0.0)) / 1000))
@@ -199,12 +215,12 @@ class JourneySeries:
         changed = [self._observe(STEP_DURATION, base, float(fields.get("duration_ms", 0.0)) / 1000)]
         error = str(fields.get("error", ""))
         if error:
-            changed.append(self._inc(STEP_FAILURES, _with(base, error=error)))
+            changed.append(self._inc(STEP_FAILURES, _with(base, "error", error)))
         phased = self._labels(p, "journey", "step", "region", "agent")
         for name in PHASES:
             value = fields.get(name)
             if isinstance(value, int | float) and not isinstance(value, bool):
-                labels = _with(phased, phase=name.removesuffix("_ms"))
+                labels = _with(phased, "phase", name[:-3])
                 changed.append(self._observe(STEP_PHASE, labels, float(value) / 1000))
         return changed
 
@@ -216,7 +232,7 @@ class JourneySeries:
         for labels in [k for k in self.values[DISRUPTION_OPEN] if _without(k, "hidden_from_uptime") == base]:
             changed.append(self._set(DISRUPTION_OPEN, labels, 0.0))
         if p.tag("state") == "open":
-            labels = _with(base, hidden_from_uptime=hidden)
+            labels = _with(base, "hidden_from_uptime", hidden)
             changed = [c for c in changed if c[1] != labels]
             changed.append(self._set(DISRUPTION_OPEN, labels, 1.0))
             changed.append(self._inc(DISRUPTION_HIDDEN, base, 0.0))

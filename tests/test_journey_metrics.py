@@ -127,3 +127,14 @@ def test_a_reload_that_removes_a_journey_removes_its_series(tmp_path: Path) -> N
     metrics.configure(load_config(path, env={}).journeys, "eu-west", "a1")
     text = scrape(metrics)
     assert 'journey="search"' not in text and 'journey="checkout"' in text
+
+
+def test_the_fast_rendering_equals_prometheus_clients(tmp_path: Path) -> None:
+    """`render` (what /metrics serves) parses to exactly the samples the prometheus_client collector gives."""
+    metrics, _ = fed(tmp_path)
+    fast = samples(metrics.render().decode())
+    # prometheus_client writes a label a series lacks as "" (no label, to Prometheus): drop those.
+    slow = {(n, tuple(kv for kv in ls if kv[1])): v for (n, ls), v in samples(scrape(metrics)).items()}
+    assert fast == slow and len(fast) > 100
+    text = metrics.render().decode()
+    assert "# TYPE qos_journey_runs_total counter" in text and "# TYPE qos_step_phase_seconds histogram" in text

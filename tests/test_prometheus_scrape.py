@@ -46,7 +46,7 @@ def test_a_regional_fault_fires_journey_disruption_in_prometheus(tmp_path: Path)
                 home = tmp_path / region
                 home.mkdir()
                 (home / "journeys.yaml").write_text(AGENT.format(region=region, url=service.url))
-                agents[region] = AgentProcess(home / "journeys.yaml", "--region", region, cwd=home).__enter__()
+                agents[region] = AgentProcess(home / "journeys.yaml", "--region", region, cwd=home, start_timeout=60).__enter__()
             targets = {region: a.url.removeprefix("http://") for region, a in agents.items()}
             prom = PrometheusServer(tmp_path / "prom", targets=list(targets.values()),
                                     rule_files=[short_rules(tmp_path / "rules.yml")])
@@ -54,16 +54,16 @@ def test_a_regional_fault_fires_journey_disruption_in_prometheus(tmp_path: Path)
             prom.start()
             try:
                 wait_for(lambda: len(prom.query('qos_journey_runs_total{journey="checkout",outcome="passed"} > 0'))
-                         == 2, 30, "both regions' checkout runs scraped")
+                         == 2, 60, "both regions' checkout runs scraped")
                 assert prom.query('qos_journey_slo_success_ratio{journey="checkout"}')[0]["value"][1] == "0.99"
                 ap_service.add_faults(["path=/api/pay,status=503"])  # checkout breaks; /health stays 200
                 opened = wait_for(lambda: prom.query(
-                    'qos_disruption_open{region="ap-south",journey="checkout"} == 1'), 30, "the disruption scraped")
+                    'qos_disruption_open{region="ap-south",journey="checkout"} == 1'), 60, "the disruption scraped")
                 assert opened[0]["metric"]["hidden_from_uptime"] == "true"
-                alerts = wait_for(lambda: firing(prom, "JourneyDisruption"), 30, "JourneyDisruption firing")
+                alerts = wait_for(lambda: firing(prom, "JourneyDisruption"), 60, "JourneyDisruption firing")
                 assert [(a["labels"]["journey"], a["labels"]["region"], a["labels"]["hidden_from_uptime"])
                         for a in alerts] == [("checkout", "ap-south", "true")]
-                regional = wait_for(lambda: firing(prom, "JourneyFailingInManyRegions"), 30, "the regional alert")
+                regional = wait_for(lambda: firing(prom, "JourneyFailingInManyRegions"), 60, "the regional alert")
                 assert [(a["labels"]["scope"], a["labels"]["region"]) for a in regional] == [("regional", "ap-south")]
                 # The healthy region shows none, neither as a series nor as an alert.
                 assert prom.query('qos_disruption_open{region="eu-west"} == 1') == []
@@ -72,7 +72,7 @@ def test_a_regional_fault_fires_journey_disruption_in_prometheus(tmp_path: Path)
                 assert [f["metric"]["error"] for f in failures] == ["status"]
                 # An agent that stops answering is AgentDown, named by its target.
                 agents.pop("eu-west").stop()
-                down = wait_for(lambda: firing(prom, "AgentDown"), 30, "AgentDown firing")
+                down = wait_for(lambda: firing(prom, "AgentDown"), 60, "AgentDown firing")
                 assert [a["labels"]["instance"] for a in down] == [targets["eu-west"]]
             finally:
                 prom.stop()

@@ -111,8 +111,7 @@ class AgentMetrics:
     def __init__(self, snapshot: Callable[[], AgentStats]) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_StateCollector(snapshot))
-        self.journeys = JourneyMetrics()
-        self.registry.register(self.journeys)
+        self.journeys = JourneyMetrics()  # rendered by its own fast path, not through the registry
         self.attempts = Counter("qos_journey_attempts", "Every journey attempt, retries included, by outcome",
                                 ["journey", "region", "outcome"], registry=self.registry)
 
@@ -122,4 +121,4 @@ class AgentMetrics:
         self.journeys.observe(results, disruptions)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        return generate_latest(self.registry) + self.journeys.render()

@@ -69,7 +69,7 @@ class PrometheusServer(_Server):
                 f"--web.listen-address=127.0.0.1:{self.port}", "--web.enable-remote-write-receiver",
                 "--storage.tsdb.retention.time=1d", "--log.level=warn"]
         self.proc = self._spawn(argv)
-        _wait_ready(self.url + "/-/ready", 200, self.proc, self.root / "server.log", limit_s=30)
+        _wait_ready(self.url + "/-/ready", 200, self.proc, self.root / "server.log", limit_s=60)
 
     def query(self, promql: str, at: float | None = None) -> list[dict[str, Any]]:
         """An instant query's result vector ([] when empty); a PromQL error fails the test."""
