@@ -13,6 +13,7 @@ only: a step counts when its run's journey point said `final`.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import re
 from collections.abc import Iterable, Iterator
@@ -246,6 +247,14 @@ class JourneySeries:
         for series in self.values.values():
             for labels in [k for k in series if dict(k).get("journey") not in journeys]:
                 del series[labels]
+
+    def sample_values(self, family: Family, labels: Labels) -> list[float]:
+        """The values of one series' samples, in the order `samples` yields them."""
+        value = self.values[family][labels]
+        if isinstance(value, Histogram):
+            return [*itertools.accumulate(value.counts or [0] * (len(value.buckets) + 1), initial=None),
+                    value.total, value.count]
+        return [value]
 
     def samples(self, family: Family, labels: Labels, time_ms: int) -> Iterator[Sample]:
         """The samples of one series (a histogram: every bucket, the sum and the count)."""

@@ -25,8 +25,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from exporters.prom_series import FIXED_LABELS, JourneySeries
-from exporters.remote_write_proto import compress, encode_series
+from exporters.prom_series import FIXED_LABELS, Family, JourneySeries, Labels
+from exporters.remote_write_proto import compress, label_bytes, timeseries_entry
 from qos_agent import __version__
 from qos_agent.errors import PermanentError, RetryableError
 from qos_agent.language.nodes import Node, Problems, Reader
@@ -133,7 +133,9 @@ class PrometheusRemoteWriteSink(NetworkSink[RemoteWriteSpec]):
         self.spec = spec
         self.env = env
         self.series = JourneySeries()
-        self.last_ms: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}  # series -> its newest timestamp
+        # Per series (family, labels): for each of its samples, an index into last_ms and the label bytes.
+        self.wire: dict[tuple[Family, Labels], list[tuple[int, bytes]]] = {}
+        self.last_ms: list[int] = []  # each sample series' newest timestamp
         self.lock = threading.Lock()  # encode runs on a worker thread
         self.session: aiohttp.ClientSession | None = None
         headers = {"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf",
@@ -161,18 +163,26 @@ class PrometheusRemoteWriteSink(NetworkSink[RemoteWriteSpec]):
                     records.append(self._record(changed, p.time_ms))
         return records
 
-    def _record(self, changed: Sequence[tuple[object, tuple[tuple[str, str], ...]]], time_ms: int) -> str:
+    def _record(self, changed: Sequence[tuple[Family, Labels]], time_ms: int) -> str:
         out = []
-        extra = self.spec.external_labels
-        for family, labels in dict.fromkeys(changed):  # a series changed twice by one point is sent once
-            for s in self.series.samples(family, labels, time_ms):  # type: ignore[arg-type]
-                key = (s.name, s.labels)
-                ts = max(s.time_ms, self.last_ms.get(key, -1) + 1)  # strictly increasing within a series
-                self.last_ms[key] = ts
-                have = {k for k, _ in s.labels}
-                full = tuple(sorted((("__name__", s.name), *s.labels, *((k, v) for k, v in extra if k not in have))))
-                out.append((full, [(s.value, ts)]))
-        return base64.b64encode(encode_series(out)).decode("ascii")
+        for key in dict.fromkeys(changed):  # a series changed twice by one point is sent once
+            wire = self.wire.get(key)
+            if wire is None:
+                wire = self.wire[key] = self._wire(*key)
+            for (sid, labels), value in zip(wire, self.series.sample_values(*key), strict=True):
+                ts = self.last_ms[sid] = max(time_ms, self.last_ms[sid] + 1)  # strictly increasing per series
+                out.append(timeseries_entry(labels, value, ts))
+        return base64.b64encode(b"".join(out)).decode("ascii")
+
+    def _wire(self, family: Family, labels: Labels) -> list[tuple[int, bytes]]:
+        """Once per series: its samples' full label sets (name, external labels) serialized by protobuf."""
+        wire = []
+        for s in self.series.samples(family, labels, 0):
+            have = {k for k, _ in s.labels}
+            extra = ((k, v) for k, v in self.spec.external_labels if k not in have)
+            wire.append((len(self.last_ms), label_bytes(sorted((("__name__", s.name), *s.labels, *extra)))))
+            self.last_ms.append(-1)
+        return wire
 
     async def send(self, records: Sequence[str]) -> None:
         body = compress(b"".join(base64.b64decode(r) for r in records))

@@ -9,6 +9,8 @@ code can drift from the installed runtime's version. Snappy block compression is
 
 from __future__ import annotations
 
+import functools
+import struct
 from collections.abc import Sequence
 from typing import Any
 
@@ -56,6 +58,51 @@ def encode_series(series: Sequence[Series]) -> bytes:
         for value, time_ms in samples:
             ts.samples.add(value=value, timestamp=time_ms)
     return bytes(req.SerializeToString())
+
+
+def label_bytes(labels: Sequence[tuple[str, str]]) -> bytes:
+    """A TimeSeries holding only these labels, serialized by protobuf (made once per series)."""
+    ts = WriteRequest().timeseries.add()
+    for name, text in labels:
+        ts.labels.add(name=name, value=text)
+    return bytes(ts.SerializeToString())
+
+
+def timeseries_entry(labels: bytes, value: float, time_ms: int) -> bytes:
+    """One `WriteRequest.timeseries` entry: a series' cached label bytes plus one sample.
+
+    The per-sample hot path of the sink: protobuf's Python API costs ~10 calls per sample (one per
+    label), so the labels are serialized once per series by protobuf (`label_bytes`) and only this
+    framing is written here: field 2 (samples) of TimeSeries holding Sample{1: double, 2: int64},
+    then field 1 (timeseries) of WriteRequest. Byte-identical to protobuf's output (tested).
+    """
+    sample = b""
+    if value != 0.0:  # proto3 leaves a field at its default value out
+        sample += b"\x09" + struct.pack("<d", value)
+    if time_ms != 0:
+        sample += b"\x10" + _varint(time_ms)
+    ts = labels + b"\x12" + _varint(len(sample)) + sample
+    return b"\x0a" + _varint(len(ts)) + ts
+
+
+_SMALL = [bytes((i,)) for i in range(128)]
+
+
+def _varint(n: int) -> bytes:
+    if 0 <= n < 128:
+        return _SMALL[n]
+    return _long_varint(n)
+
+
+@functools.lru_cache(maxsize=4096)  # the same few timestamps recur within a record
+def _long_varint(n: int) -> bytes:
+    n &= 0xFFFFFFFFFFFFFFFF  # int64: a negative time is ten bytes, two's complement, as protobuf writes it
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
 
 
 def decode(body: bytes) -> list[Series]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from exporters.prometheus_remote_write import PrometheusRemoteWriteSink, RemoteWriteSpec, classify
-from exporters.remote_write_proto import compress, decode, decompress, encode_series
+from exporters.remote_write_proto import compress, decode, decompress, encode_series, label_bytes, timeseries_entry
 from qos_agent.config.loader import load_config
 from qos_agent.delivery.durable import DurableSink
 from qos_agent.delivery.points import points_of
@@ -256,3 +256,10 @@ async def test_samples_too_old_for_the_head_are_dead_lettered_and_the_rest_deliv
     finally:
         await durable.close()
         await asyncio.to_thread(prom.stop)
+
+
+@pytest.mark.parametrize("value,time_ms", [(1.5, 1_700_000_000_123), (0.0, 1_700_000_000_123), (3.0, 0),
+                                           (float("inf"), 1), (2.0, -5)])
+def test_the_hot_path_framing_is_byte_identical_to_protobufs(value: float, time_ms: int) -> None:
+    labels = (("__name__", "qos_journey_runs_total"), ("journey", "checkout"), ("région", "ünïcode"))
+    assert timeseries_entry(label_bytes(labels), value, time_ms) == encode_series([(labels, [(value, time_ms)])])
