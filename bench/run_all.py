@@ -25,6 +25,7 @@ BENCHES: list[tuple[str, list[str]]] = [
     ("bench.bench_export", []),
     ("bench.bench_spool", []),
     ("bench.bench_browser", []),
+    ("bench.bench_prometheus", ["5000"]),
 ]
 LIMIT_S = 300  # per bench; each is meant to take under ~2 minutes
 
