@@ -86,12 +86,14 @@ class Histogram:
 
     def cumulative(self) -> list[tuple[str, int]]:
         """(le, count) pairs as the text format writes them, +Inf last."""
-        out, running = [], 0
+        les = _LE_TEXT.get(self.buckets)
+        if les is None:
+            les = _LE_TEXT[self.buckets] = [_go_float(le) for le in (*self.buckets, math.inf)]
         counts = self.counts or [0] * (len(self.buckets) + 1)
-        for le, n in zip((*self.buckets, math.inf), counts, strict=True):
-            running += n
-            out.append((_go_float(le), running))
-        return out
+        return list(zip(les, itertools.accumulate(counts), strict=True))
+
+
+_LE_TEXT: dict[tuple[float, ...], list[str]] = {}  # bucket bounds -> their `le` label values
 
 
 def _go_float(value: float) -> str:
@@ -238,7 +240,8 @@ class JourneySeries:
             changed.append(self._set(DISRUPTION_OPEN, labels, 1.0))
             changed.append(self._inc(DISRUPTION_HIDDEN, base, 0.0))
         else:
-            seconds = float(fields.get("hidden_minutes", 0.0)) * 60 if fields.get("uptime_ok") else 0.0
+            # The time uptime monitoring stayed green while it was open (also when uptime failed later on).
+            seconds = float(fields.get("hidden_minutes", 0.0)) * 60
             changed.append(self._inc(DISRUPTION_HIDDEN, base, seconds))
         return changed
 

@@ -117,6 +117,13 @@ def test_a_disruption_closes_and_counts_its_hidden_time(tmp_path: Path) -> None:
     c = {"journey": "checkout", "region": "eu-west", "agent": "a1"}
     assert sample(text, "qos_disruption_open", **c, hidden_from_uptime="true") == 0
     assert sample(text, "qos_disruption_hidden_seconds_total", **c) == 90
+    # A disruption uptime monitoring caught after 30 s: those 30 s were still hidden.
+    metrics.observe([], [Point("disruption", opened.tags, (("uptime_ok", True),), T0_MS + 100_000)])
+    metrics.observe([], [Point("disruption", close.tags, (("uptime_ok", False), ("hidden_minutes", 0.5)),
+                               T0_MS + 200_000)])
+    text = scrape(metrics)
+    assert sample(text, "qos_disruption_hidden_seconds_total", **c) == 120
+    assert sample(text, "qos_disruption_open", **c, hidden_from_uptime="true") == 0
 
 
 def test_a_reload_that_removes_a_journey_removes_its_series(tmp_path: Path) -> None:
