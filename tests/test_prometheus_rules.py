@@ -28,6 +28,13 @@ def test_rules_pass_promtool_check_and_their_unit_tests() -> None:
 
 
 @needs_promtool
+def test_the_example_prometheus_config_is_valid() -> None:
+    check = promtool("check", "config", str(RULES.parent / "prometheus.yml"))
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "SUCCESS: 18 rules found" in check.stdout
+
+
+@needs_promtool
 def test_a_typo_in_a_rule_fails(tmp_path: Path) -> None:
     text = RULES.read_text()
     broken = tmp_path / "rules.yml"
