@@ -47,6 +47,7 @@ class Family:
 
 
 RUNS = Family("qos_journey_runs", "Final journey runs by outcome", "counter")
+ATTEMPTS = Family("qos_journey_attempts", "Every journey attempt, retries included, by outcome", "counter")
 DURATION = Family("qos_journey_duration_seconds", "Duration of final journey runs", "histogram", DURATION_BUCKETS)
 SUCCESS = Family("qos_journey_success", "1 if the last final run succeeded (passed or degraded), else 0", "gauge")
 FLAKY = Family("qos_journey_flaky", "Final runs that passed only on a retry", "counter")
@@ -58,7 +59,7 @@ STEP_FAILURES = Family("qos_step_failures", "Failed steps of final runs by error
 DISRUPTION_OPEN = Family("qos_disruption_open", "1 while a disruption is open (0 once closed)", "gauge")
 DISRUPTION_HIDDEN = Family("qos_disruption_hidden_seconds", "Seconds closed disruptions stayed hidden from uptime "
                            "monitoring (added when a disruption closes)", "counter")
-FAMILIES = (RUNS, DURATION, SUCCESS, FLAKY, STEP_DURATION, STEP_PHASE, STEP_FAILURES, DISRUPTION_OPEN,
+FAMILIES = (RUNS, ATTEMPTS, DURATION, SUCCESS, FLAKY, STEP_DURATION, STEP_PHASE, STEP_FAILURES, DISRUPTION_OPEN,
             DISRUPTION_HIDDEN)
 
 
@@ -193,11 +194,12 @@ class JourneySeries:
         if len(self._final) > 4096:
             self._final.clear()  # steps follow their journey point at once: old entries are never read
         self._final[(str(fields.get("run_id", "")), int(fields.get("attempt", 1)))] = final
-        if not final:
-            return []
-        base = self._labels(p, "journey", "region", "agent", "kind")
         outcome = str(fields.get("outcome", ""))
-        changed = [self._inc(RUNS, _with(base, "outcome", outcome))]
+        attempt = self._inc(ATTEMPTS, _with(self._labels(p, "journey", "region", "agent"), "outcome", outcome))
+        if not final:
+            return [attempt]
+        base = self._labels(p, "journey", "region", "agent", "kind")
+        changed = [attempt, self._inc(RUNS, _with(base, "outcome", outcome))]
         for other in ("passed", "failed"):  # counters exist from the first run, so rate() sees the first change
             key = _with(base, "outcome", other)
             if other != outcome and key not in self.values[RUNS]:

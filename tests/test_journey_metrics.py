@@ -12,7 +12,8 @@ from exporters.prom_series import label_name
 from qos_agent.config.loader import load_config
 from qos_agent.model import ErrorClass, Point
 from qos_agent.ops.journey_metrics import JourneyMetrics
-from tests.support.health import sample, samples
+from tests.support.demo import DemoProcess
+from tests.support.health import AgentProcess, sample, samples, wait_for
 from tests.support.results import T0_MS, failed, journey, passed
 
 CONFIG = """\
@@ -75,6 +76,8 @@ def test_the_contract_series_from_results(tmp_path: Path) -> None:
     tags = {"team": "payments", "tier_1": "gold", "tag_error": "x"}  # sanitised, and clear of `error`
     assert sample(text, "qos_journey_runs_total", **c, **tags, kind="journey", outcome="passed") == 2
     assert sample(text, "qos_journey_runs_total", **c, kind="journey", outcome="failed") == 1
+    assert sample(text, "qos_journey_attempts_total", **c, outcome="failed") == 2  # the retried attempt counts here
+    assert sample(text, "qos_journey_attempts_total", **c, outcome="passed") == 2
     assert sample(text, "qos_journey_duration_seconds_count", **c, kind="journey") == 3  # the retried attempt: no
     assert sample(text, "qos_journey_duration_seconds_bucket", **c, kind="journey", le="0.005") == 0
     assert sample(text, "qos_journey_duration_seconds_bucket", **c, kind="journey", le="0.1") == 2  # 100 ms and 80 ms (le is inclusive)
@@ -145,3 +148,22 @@ def test_the_fast_rendering_equals_prometheus_clients(tmp_path: Path) -> None:
     assert fast == slow and len(fast) > 100
     text = metrics.render().decode()
     assert "# TYPE qos_journey_runs_total counter" in text and "# TYPE qos_step_phase_seconds histogram" in text
+
+
+def test_a_sighup_that_removes_a_journey_removes_its_series_from_metrics(tmp_path: Path) -> None:
+    head = ('version: 1\nagent: {{state_dir: state, interval: 300ms, name: a1, listen: "127.0.0.1:0"}}\n'
+            'journeys:\n  - name: uptime\n    steps: [{{name: health, http: {{url: "{url}/health"}}}}]\n')
+    tickets = '  - name: tickets\n    steps: [{{name: list, http: {{url: "{url}/health"}}}}]\n'
+    path = tmp_path / "journeys.yaml"
+    with DemoProcess() as demo:
+        path.write_text((head + tickets).format(url=demo.url))
+        with AgentProcess(path, cwd=tmp_path, start_timeout=60) as agent:
+            wait_for(lambda: sample(agent.metrics(), "qos_journey_runs_total", journey="tickets", outcome="passed"),
+                     timeout=30, what="tickets series")
+            path.write_text(head.format(url=demo.url))
+            agent.hup()
+            wait_for(lambda: 'journey="tickets"' not in agent.metrics(), timeout=30, what="tickets series gone")
+            text = agent.metrics()
+            assert sample(text, "qos_journey_runs_total", journey="uptime", outcome="passed")
+            assert sample(text, "qos_journey_slo_success_ratio", journey="tickets") is None
+            assert agent.stop() == 0

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
-from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -112,12 +112,8 @@ class AgentMetrics:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_StateCollector(snapshot))
         self.journeys = JourneyMetrics()  # rendered by its own fast path, not through the registry
-        self.attempts = Counter("qos_journey_attempts", "Every journey attempt, retries included, by outcome",
-                                ["journey", "region", "outcome"], registry=self.registry)
 
     def observe(self, results: Sequence[JourneyResult], disruptions: Sequence[Point] = ()) -> None:
-        for r in results:
-            self.attempts.labels(r.journey, r.region, str(r.outcome)).inc()
         self.journeys.observe(results, disruptions)
 
     def render(self) -> bytes:
