@@ -148,7 +148,7 @@ async def main(seconds: float, rounds: int, workers: int, profile: bool) -> None
         finally:
             await runner.close()
             await pipeline.close()
-        exported = pipeline.stats.exported
+        exported = pipeline.total().delivered
     report(results, workers, seconds, exported, note)
     if profile:
         buf = io.StringIO()

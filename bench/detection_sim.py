@@ -20,6 +20,7 @@ from qos_agent.model import (
     StepResult,
 )
 from qos_agent.quality.evaluator import Evaluator
+from qos_agent.runloop.runner import journey_outcome
 from qos_agent.runloop.scheduler import JITTER_MAX_S, JITTER_SHARE
 
 LOC = Location("sim.yaml", 1, 1)
@@ -33,13 +34,12 @@ def sim_journey(name: str = "checkout", kind: JourneyKind = JourneyKind.JOURNEY)
 
 
 def run(journey: Journey, t_ms: int, ok: bool, latency_ms: float, region: str = "ap-south") -> JourneyResult:
-    slow = journey.slo.latency_s is not None and latency_ms > journey.slo.latency_s * 1000
-    outcome = Outcome.FAILED if not ok else Outcome.DEGRADED if slow else Outcome.PASSED  # as the runner does
-    step = StepResult(step="pay", probe="http", outcome=outcome, duration_ms=latency_ms,
-                      error=None if ok else ErrorClass.STATUS)
+    step = StepResult(step="pay", probe="http", outcome=Outcome.PASSED if ok else Outcome.FAILED,
+                      duration_ms=latency_ms, error=None if ok else ErrorClass.STATUS)
+    outcome, failed = journey_outcome([step], latency_ms, journey.slo.latency_s)  # the runner's own rules
     return JourneyResult(journey=journey.name, kind=journey.kind, region=region, agent="sim", run_id=f"r{t_ms}",
-                         start_ms=t_ms, outcome=step.outcome, duration_ms=latency_ms, steps=[step],
-                         failed_step="" if ok else "pay", error=step.error)
+                         start_ms=t_ms, outcome=outcome, duration_ms=latency_ms, steps=[step],
+                         failed_step=failed.step if failed else "", error=step.error)
 
 
 def run_times(rng: random.Random, count: int) -> list[int]:

@@ -4,7 +4,8 @@ One `<testsuite name="qos-agent">`; per final run one `<testcase classname="qos-
 name="<journey>">`. A failed run's `<failure>` names the step, the error class and the detail,
 and its body lists every step (✓ passed, ✗ failed, - skipped) and the artifacts as
 `[[ATTACHMENT|path]]` lines. A run that passed only on a retry passes with a `flaky:` note.
-The file is written once, at `close()` (or by `write_junit`), atomically: temp file + rename.
+The file is written once, at `close()`, atomically: temp file + rename. `check --junit` writes
+through this exporter too (qos_agent/runloop/check.py): one JUnit writer.
 """
 
 from __future__ import annotations
@@ -174,13 +175,6 @@ def write_atomic(path: Path, root: ET.Element) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def write_junit(path: str | os.PathLike[str], points: Iterable[Point]) -> None:
-    """Write the JUnit file of these points (journey + step points) at `path` (for `check --junit`)."""
-    collector = Collector(max_cases=2**62)
-    collector.add(points)
-    write_atomic(Path(path), build_suite(collector.finals()))
 
 
 @dataclass(frozen=True, slots=True)

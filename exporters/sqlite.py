@@ -26,7 +26,7 @@ from qos_agent.plugins.protocols import Exporter, ExporterEnv, LoadContext
 DEFAULT_PATH = "qos-results.db"
 DEFAULT_RETENTION_S = 30 * 86400.0
 PRUNE_EVERY_S = 3600.0
-SCHEMA_VERSION = 1  # PRAGMA user_version; qos_agent.reports.table checks the same number
+SCHEMA_VERSION = 1  # PRAGMA user_version; the one definition (qos_agent.reports reads it from here)
 
 # Tags copied into typed columns for every measurement that has them.
 TAG_COLUMNS = ("journey", "region", "agent", "kind")
@@ -140,11 +140,6 @@ class SqliteExporter(Exporter[SqliteSpec]):
         path = Path(r.str("path", DEFAULT_PATH))
         retention = r.duration("retention", DEFAULT_RETENTION_S)
         return SqliteSpec(path=load.state_dir / path, retention_s=retention)
-
-    @classmethod
-    def default_spec(cls, load: LoadContext) -> SqliteSpec:
-        """The store used when journeys.yaml configures no exporter."""
-        return SqliteSpec(path=load.state_dir / DEFAULT_PATH)
 
     @classmethod
     def create(cls, spec: SqliteSpec, env: ExporterEnv) -> SqliteExporter:

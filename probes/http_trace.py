@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextvars
 import ssl
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cache
 from types import SimpleNamespace
@@ -143,57 +144,32 @@ def _trace(ctx: SimpleNamespace) -> RequestTrace | None:
     return t if isinstance(t, RequestTrace) else None
 
 
-async def _on_conn_start(_s: Any, ctx: SimpleNamespace, _p: Any) -> None:
-    if (t := _trace(ctx)) is not None:
-        t.connection_start()
+# aiohttp's trace signal -> what it means for the request's RequestTrace: one table, one callback factory.
+_EVENTS: tuple[tuple[str, Callable[[RequestTrace], None]], ...] = (
+    ("on_connection_create_start", RequestTrace.connection_start),
+    ("on_connection_create_end", RequestTrace.connection_end),
+    ("on_dns_resolvehost_start", RequestTrace.dns_start),
+    ("on_dns_resolvehost_end", RequestTrace.dns_end),
+    ("on_request_headers_sent", RequestTrace.headers_sent),
+    ("on_request_chunk_sent", RequestTrace.chunk_sent),
+    ("on_request_redirect", lambda t: t.response(redirect=True)),
+    ("on_request_end", lambda t: t.response(redirect=False)),
+)
 
 
-async def _on_conn_end(_s: Any, ctx: SimpleNamespace, _p: Any) -> None:
-    if (t := _trace(ctx)) is not None:
-        t.connection_end()
+def _callback(event: Callable[[RequestTrace], None]) -> Callable[[Any, SimpleNamespace, Any], Awaitable[None]]:
+    async def on(_session: Any, ctx: SimpleNamespace, _params: Any) -> None:
+        if (t := _trace(ctx)) is not None:
+            event(t)
 
-
-async def _on_dns_start(_s: Any, ctx: SimpleNamespace, _p: Any) -> None:
-    if (t := _trace(ctx)) is not None:
-        t.dns_start()
-
-
-async def _on_dns_end(_s: Any, ctx: SimpleNamespace, _p: Any) -> None:
-    if (t := _trace(ctx)) is not None:
-        t.dns_end()
-
-
-async def _on_headers_sent(_s: Any, ctx: SimpleNamespace, _p: Any) -> None:
-    if (t := _trace(ctx)) is not None:
-        t.headers_sent()
-
-
-async def _on_chunk_sent(_s: Any, ctx: SimpleNamespace, _p: Any) -> None:
-    if (t := _trace(ctx)) is not None:
-        t.chunk_sent()
-
-
-async def _on_redirect(_s: Any, ctx: SimpleNamespace, _p: Any) -> None:
-    if (t := _trace(ctx)) is not None:
-        t.response(redirect=True)
-
-
-async def _on_end(_s: Any, ctx: SimpleNamespace, _p: Any) -> None:
-    if (t := _trace(ctx)) is not None:
-        t.response(redirect=False)
+    return on
 
 
 def trace_config() -> aiohttp.TraceConfig:
     """A TraceConfig feeding the `RequestTrace` passed as `trace_request_ctx`."""
     tc = aiohttp.TraceConfig()
-    tc.on_connection_create_start.append(_on_conn_start)
-    tc.on_connection_create_end.append(_on_conn_end)
-    tc.on_dns_resolvehost_start.append(_on_dns_start)
-    tc.on_dns_resolvehost_end.append(_on_dns_end)
-    tc.on_request_headers_sent.append(_on_headers_sent)
-    tc.on_request_chunk_sent.append(_on_chunk_sent)
-    tc.on_request_redirect.append(_on_redirect)
-    tc.on_request_end.append(_on_end)
+    for signal, event in _EVENTS:
+        getattr(tc, signal).append(_callback(event))
     return tc
 
 

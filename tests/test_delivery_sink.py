@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -105,18 +104,16 @@ async def test_kill_9_while_the_destination_is_down_then_everything_is_delivered
     await collector.start()
     await collector.stop()  # a port that refuses, for now
     state = tmp_path / "state"
-    proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(state), collector.url, "1500"], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    writer = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _WRITER, str(state), collector.url, "1500", cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
-        assert proc.stdout is not None
-        line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 30)
-        assert line.split() == [b"written", b"1500"], proc.stderr.read() if proc.stderr else line
+        assert writer.stdout is not None
+        said = await asyncio.wait_for(writer.stdout.readline(), 30)  # every point committed, none delivered
     finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-        for pipe in (proc.stdout, proc.stderr):
-            if pipe is not None:
-                pipe.close()
+        writer.kill()  # SIGKILL: no close, no flush
+        await asyncio.wait_for(writer.wait(), 10)
+    assert said.split() == [b"written", b"1500"] and writer.returncode == -signal.SIGKILL
     assert (state / "spool" / "collector.db").exists()
     await collector.start()
     pipeline = Pipeline.of([CollectorSink(CollectorSpec(collector.url))], state)

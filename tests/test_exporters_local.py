@@ -14,12 +14,13 @@ from typing import Any
 import pytest
 
 from exporters.jsonl import JsonlExporter, JsonlSpec
-from exporters.junit import JunitExporter, JunitSpec, write_junit
+from exporters.junit import JunitExporter, JunitSpec
 from exporters.sqlite import SCHEMA_VERSION, SqliteExporter, SqliteSpec, StoreError
 from qos_agent.delivery.points import points_of, result_points
 from qos_agent.language.nodes import Node, Problems
-from qos_agent.model import ErrorClass, Location, Outcome, Point
+from qos_agent.model import AgentConfig, Config, ErrorClass, JourneyResult, Location, Outcome, Point
 from qos_agent.plugins.protocols import ExporterEnv, LoadContext
+from qos_agent.runloop import check
 from tests.support.results import T0_MS, degraded, disruption, failed, journey, passed, skipped
 
 LOC = Location("journeys.yaml", 1, 1)
@@ -374,11 +375,17 @@ async def test_junit_exporter_writes_at_close(tmp_path: Path, load: LoadContext)
     assert raw.startswith("<?xml version='1.0' encoding='utf-8'?>")
 
 
+def write_junit(path: Path, results: list[JourneyResult]) -> None:
+    """`check --junit`'s writer: the one JUnit writer, the registry's junit exporter."""
+    config = Config(str(path.parent / "journeys.yaml"), AgentConfig(state_dir=str(path.parent)), (), ())
+    check.write_junit(config, results, path)
+
+
 def test_write_junit_for_check(tmp_path: Path) -> None:
     path = tmp_path / "a" / "b" / "out.xml"
     path.parent.mkdir(parents=True)
     path.write_text("old")  # replaced whole
-    write_junit(path, points_of(junit_results()))
+    write_junit(path, junit_results())
     check_suite(path)
     assert sorted(p.name for p in path.parent.iterdir()) == ["out.xml"]
 
@@ -389,15 +396,17 @@ def test_write_junit_empty_suite(tmp_path: Path) -> None:
     assert (suite.get("tests"), suite.get("failures"), suite.get("time")) == ("0", "0", "0.000")
 
 
-async def test_junit_failure_without_a_step_and_max_cases(tmp_path: Path) -> None:
+def test_junit_failure_without_a_step(tmp_path: Path) -> None:
     r = journey("checkout", [passed("login")], outcome=Outcome.FAILED, error=ErrorClass.TIMEOUT,
                 error_message="run exceeded 60s")
-    write_junit(tmp_path / "j.xml", result_points(r))
+    write_junit(tmp_path / "j.xml", [r])
     failure = ET.parse(tmp_path / "j.xml").getroot().find("testcase/failure")
     assert failure is not None
     assert (failure.get("message"), failure.get("type")) == ("journey failed: timeout: run exceeded 60s",
                                                              "timeout")
 
+
+async def test_junit_max_cases_keeps_the_newest(tmp_path: Path) -> None:
     exporter = JunitExporter(JunitSpec(path=tmp_path / "k.xml", max_cases=3))
     for i in range(5):
         await exporter.write(result_points(journey(f"j{i}", start_ms=T0_MS + i)))

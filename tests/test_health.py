@@ -22,12 +22,14 @@ from qos_agent.runloop.agent import Agent
 from tests.support import demo as demo_support
 from tests.support.faults import closed_port
 from tests.support.health import sample
+from tests.support.influx import InfluxServer, influxd, needs_influxd
 
 demo_service = demo_support.demo_service
+__all__ = ["influxd"]  # the fixture, imported for pytest
 
 CONFIG = """\
 version: 1
-agent: {{state_dir: state, region: eu-west, name: a1, listen: "127.0.0.1:0", concurrency: {concurrency}}}
+agent: {{state_dir: state, region: eu-west, name: a1, listen: "127.0.0.1:0", concurrency: {concurrency}{agent_extra}}}
 variables: {{base: "{url}"}}
 {exporters}
 journeys:
@@ -51,9 +53,9 @@ journeys:
 """
 
 
-def write_config(tmp_path: Path, url: str, concurrency: int = 50, exporters: str = "") -> Path:
+def write_config(tmp_path: Path, url: str, concurrency: int = 50, exporters: str = "", agent_extra: str = "") -> Path:
     path = tmp_path / "journeys.yaml"
-    path.write_text(CONFIG.format(url=url, concurrency=concurrency, exporters=exporters))
+    path.write_text(CONFIG.format(url=url, concurrency=concurrency, exporters=exporters, agent_extra=agent_extra))
     return path
 
 
@@ -241,3 +243,60 @@ async def test_a_taken_port_is_a_setup_error(tmp_path: Path, demo_service: demo_
         with pytest.raises(SetupError, match=rf"agent.listen 127.0.0.1:{port} cannot be served: .*listen: off"):
             await agent.run(duration_s=5, handle_signals=False)
 
+
+
+@needs_influxd
+@pytest.mark.influx
+async def test_sink_counters_are_true_during_a_real_influxd_outage(
+        tmp_path: Path, demo_service: demo_support.DemoService, influxd: InfluxServer) -> None:
+    exporters = (f"exporters:\n  - {{type: influxdb, url: '{influxd.url}', database: qos, flush_interval: 100ms, "
+                 "timeout: 1s}")
+    path = write_config(tmp_path, demo_service.url, exporters=exporters, agent_extra=", sink_stale_after: 2s")
+    async with running(path) as (agent, http):
+
+        async def sink() -> dict[str, Any]:
+            _, body = await healthz(agent, http)
+            (one,) = body["sinks"]
+            assert one["name"] == "influxdb#0"
+            return dict(one)
+
+        async def delivering() -> dict[str, Any] | None:
+            s = await sink()
+            return s if s["delivered"] > 0 and s["spooled"] == 0 else None
+
+        await until(delivering)
+        influxd.stop()
+        await asyncio.sleep(1.0)  # a send under way at the stop has finished one way or the other
+        before = await sink()
+        await asyncio.sleep(1.5)
+        during = await sink()
+        assert during["delivered"] == before["delivered"]  # only what influxd accepted counts: flat
+        assert during["failed_sends"] > before["failed_sends"] and during["spooled"] > before["spooled"]
+        assert during["dropped"] == 0 and "cannot reach" in during["last_error"]
+
+        async def degraded() -> dict[str, Any] | None:
+            status, body = await healthz(agent, http)
+            return body if status == 200 and body["status"] == "degraded" else None
+
+        body = await until(degraded)
+        (problem,) = body["problems"]
+        assert problem.startswith("sink influxdb#0 has delivered nothing for") and "cannot reach" in problem
+        text = await metrics(agent, http)
+        assert sample(text, "qos_agent_sink_delivered_points_total", sink="influxdb#0") == before["delivered"]
+        failed = sample(text, "qos_agent_sink_failed_sends_total", sink="influxdb#0")
+        assert failed is not None and failed >= during["failed_sends"]
+        spooled = sample(text, "qos_agent_sink_spooled_points", sink="influxdb#0")
+        assert spooled is not None and spooled >= during["spooled"]
+        point = agent.stats().point()  # the agent point reads the same snapshot
+        assert point.field("exported") >= before["delivered"] and point.field("spool_depth") >= during["spooled"]
+
+        influxd.start()
+
+        async def recovered() -> dict[str, Any] | None:
+            status, body = await healthz(agent, http)
+            s = body["sinks"][0]
+            return body if (status, body["status"]) == (200, "ok") and s["delivered"] > during["delivered"] else None
+
+        body = await until(recovered, timeout=40)  # the sink may be in a backoff of up to 30 s
+        assert body["problems"] == []
+    assert await influxd.wait_count("journey", "qos", 1) > 0

@@ -182,7 +182,3 @@ def test_report_on_a_file_that_is_not_a_store(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(ReportError, match="newer qos-agent"):
         load_disruptions(newer, None)
-
-
-def test_schema_version_is_shared() -> None:
-    assert report.SCHEMA_VERSION == store.SCHEMA_VERSION

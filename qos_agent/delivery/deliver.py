@@ -100,10 +100,8 @@ class Delivery:
                 dead = await self._send_until_done(batch.records)
             except _GiveUp:
                 return
-            await self.store.ack(batch, dead)
+            await self.store.ack(batch, dead)  # counts delivered (the destination accepted them)
             self._inflight_n = 0
-            # Counted once the whole batch is in: a part re-sent after its sibling failed counts once.
-            self.stats.delivered += len(batch.records) - len(dead)
 
     async def _wait_for_batch(self) -> None:
         """Until a full batch waits, the oldest record is flush_interval old, or we are closing."""

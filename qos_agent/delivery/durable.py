@@ -59,7 +59,7 @@ class DurableSink:
             await self.start()
         pts = list(points)
         if pts:
-            await self.store.put_with(lambda: self.sink.encode(pts))
+            await self.store.put_with(lambda: self.sink.encode(pts), len(pts))
 
     def stats(self) -> SinkStats:
         """The core's account plus whatever the sink counts itself."""

@@ -46,8 +46,10 @@ class SinkState:
 class _Sink:
     """One exporter behind its bounded queue; a network sink also behind its store and delivery loop."""
 
-    def __init__(self, name: str, type_: str, exporter: Exporter[Any], durable: DurableSink | None) -> None:
+    def __init__(self, name: str, type_: str, exporter: Exporter[Any], durable: DurableSink | None,
+                 redact: Redactor | None = None) -> None:
         self.name = name
+        self.redact = redact or Redactor()
         self.type = type_
         self.exporter = exporter
         self.durable = durable
@@ -126,7 +128,7 @@ class _Sink:
             if self.durable is None:
                 self.account.failed_sends += 1
             self.account.drop("write_failed", len(batch))
-            self.account.last_error = str(e)
+            self.account.last_error = self.redact(str(e))
             if not self._logged_error:
                 log.error("exporter %s failed to write %d points: %s", self.name, len(batch), e)
                 self._logged_error = True
@@ -144,7 +146,7 @@ class Pipeline:
         made = []
         for i, exporter in enumerate(exporters):
             durable = DurableSink(exporter, state_dir, redact) if is_network_sink(exporter) else None
-            made.append(_Sink(f"{exporter.type}#{i}", exporter.type, exporter, durable))
+            made.append(_Sink(f"{exporter.type}#{i}", exporter.type, exporter, durable, redact))
         return cls(made)
 
     @classmethod

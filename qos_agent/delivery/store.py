@@ -69,7 +69,7 @@ class Store:
         self._inflight_hi = 0  # rows with id <= this are being sent: never dropped under them
         self._db: sqlite3.Connection | None = None
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"store-{self.name}")
-        self._pending: list[tuple[Callable[[], list[str]], asyncio.Future[None]]] = []
+        self._pending: list[tuple[Callable[[], list[str]], int, asyncio.Future[None]]] = []
         self._committer: asyncio.Task[None] | None = None
         self._logged: set[str] = set()
         self._pool.submit(self._open).result()
@@ -156,19 +156,18 @@ class Store:
             db.execute("ROLLBACK")
             raise
 
-    def _insert(self, makers: list[Callable[[], list[str]]]) -> int:
+    def _insert(self, makers: list[Callable[[], list[str]]]) -> tuple[int, int]:
+        """(records stored, oldest records dropped over the cap)."""
         records = [r for make in makers for r in make()]
         if not records:
-            return 0
+            return 0, 0
         self._guard(lambda db: self._txn(db, lambda: db.executemany(
             "INSERT INTO spool(line) VALUES (?)", [(r,) for r in records])))
-        self.stats.spooled += len(records)
         self._bytes += sum(map(len, records)) + ROW_OVERHEAD * len(records)
-        if self._bytes > self.max_bytes:
-            self._drop_oldest()
-        return len(records)
+        dropped = self._drop_oldest() if self._bytes > self.max_bytes else 0
+        return len(records), dropped
 
-    def _drop_oldest(self) -> None:
+    def _drop_oldest(self) -> int:
         def drop(db: sqlite3.Connection) -> tuple[int, int]:
             cut, freed, n, last = self._inflight_hi, 0, 0, self._inflight_hi
             need = self._bytes - self.max_bytes
@@ -188,12 +187,11 @@ class Store:
 
         n, freed = self._guard(drop)
         if n:
-            self.stats.spooled -= n
-            self.stats.drop("spool_full", n)
             self._bytes -= freed
             self._log_once("drop", logging.WARNING, "spool %s: over max_spool_mb (%d MB), dropping the oldest "
                            "records (counted as 'dropped'; raise max_spool_mb or fix the sink)", self.name,
                            self.max_bytes >> 20)
+        return n
 
     def _read(self, limit: int) -> Batch:
         rows = self._guard(lambda db: db.execute(
@@ -214,14 +212,11 @@ class Store:
 
         self._guard(lambda db: self._txn(db, lambda: body(db)))
         sent = batch.records
-        self.stats.spooled = max(0, self.stats.spooled - len(sent))  # max: a file recovered mid-send
         self._bytes = max(0, self._bytes - sum(map(len, sent)) - ROW_OVERHEAD * len(sent))
         self._inflight_hi = 0
 
     def _count(self) -> int:
-        n = int(self._guard(lambda db: db.execute("SELECT count(*) FROM spool").fetchone()[0]))
-        self.stats.spooled = n
-        return n
+        return int(self._guard(lambda db: db.execute("SELECT count(*) FROM spool").fetchone()[0]))
 
     def _close_db(self) -> None:
         if self._db is not None:
@@ -241,13 +236,14 @@ class Store:
         """Store records durably: they are committed to disk when this returns."""
         if records:
             items = list(records)
-            await self.put_with(lambda: items)
+            await self.put_with(lambda: items, len(items))
 
-    async def put_with(self, make: Callable[[], list[str]]) -> None:
-        """Like put, with the records made on the worker thread (encoding stays off the event loop)."""
+    async def put_with(self, make: Callable[[], list[str]], points: int = 1) -> None:
+        """Like put, with the records made on the worker thread (encoding stays off the event loop);
+        `points`: how many points they stand for (counted as dropped if the disk write fails)."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
-        self._pending.append((make, fut))
+        self._pending.append((make, points, fut))
         if self._committer is None or self._committer.done():
             self._committer = loop.create_task(self._commit_loop())
         await asyncio.shield(fut)
@@ -255,16 +251,19 @@ class Store:
     async def _commit_loop(self) -> None:
         while self._pending:
             batch, self._pending = self._pending, []
-            makers = [make for make, _ in batch]
+            makers = [make for make, _, _ in batch]
             try:
-                n = await self._run(lambda: self._insert(makers))  # noqa: B023 (awaited at once)
+                n, dropped = await self._run(lambda: self._insert(makers))  # noqa: B023 (awaited at once)
+                # Counters change on the loop thread only, so a reader on the loop sees them agree.
+                self.stats.spooled += n - dropped
+                self.stats.drop("spool_full", dropped)
             except Exception as e:  # a failed disk write: counted and logged, never raised into a probe run
                 self.stats.last_error = self.redact(f"spool write failed: {e}")
                 self._log_once(f"write:{type(e).__name__}", logging.ERROR, "spool %s: cannot store records in "
                                "%s: %s (they are lost; check disk space and permissions)", self.name, self.path, e)
-                self.stats.drop("disk", 1)  # how many the makers would have made is unknown: counted per put
+                self.stats.drop("disk", sum(points for _, points, _ in batch))
                 n = 0
-            for _, fut in batch:
+            for _, _, fut in batch:
                 if not fut.done():
                     fut.set_result(None)
             if n and self.on_stored is not None:
@@ -281,12 +280,18 @@ class Store:
         return await self._run(lambda: self._read(limit))
 
     async def ack(self, batch: Batch, dead: list[tuple[str, str]]) -> None:
-        """The batch is done: delivered, except `dead` (record, message) which go to dead_letter."""
+        """The batch is done: delivered, except `dead` (record, message) which go to dead_letter.
+
+        `spooled` falls and `delivered` rises in the same step of the loop: a reader never sees a
+        record in neither (nor in both). A batch re-sent after a sibling part failed counts once."""
         await self._run(lambda: self._ack(batch, dead))
+        self.stats.spooled = max(0, self.stats.spooled - len(batch.records))  # max: a file recovered mid-send
+        self.stats.delivered += len(batch.records) - len(dead)
 
     async def recount(self) -> int:
         """Trust the table over the counter (after a recovered file)."""
-        return await self._run(self._count)
+        self.stats.spooled = await self._run(self._count)
+        return self.stats.spooled
 
     async def dead_letters(self) -> list[tuple[str, str]]:
         """(record, message) of every dead-lettered record, oldest first (for tests and inspection)."""

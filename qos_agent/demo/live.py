@@ -19,6 +19,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from exporters.sqlite import DEFAULT_PATH as DEFAULT_DB
 from qos_agent.config.loader import load_config
 from qos_agent.demo import FaultBook, FaultRule, start_demo
 from qos_agent.model import JourneyResult, Point
@@ -149,8 +150,8 @@ class _View:
 async def run_demo(state_dir: Path, timeline: Timeline, console: Console) -> Path:
     """Run the whole demo; return the path of the shared store."""
     state_dir.mkdir(parents=True, exist_ok=True)
-    db = state_dir / "qos-results.db"
-    for stale in state_dir.glob("qos-results.db*"):
+    db = state_dir / DEFAULT_DB
+    for stale in state_dir.glob(f"{DEFAULT_DB}*"):
         stale.unlink()
     faults = FaultBook()
     runner, base = await start_demo(faults=faults)

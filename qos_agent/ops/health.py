@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from aiohttp import web
 
@@ -74,7 +73,7 @@ def _stale_sinks(stats: AgentStats, now_s: float) -> list[str]:
     return out
 
 
-def assess(stats: AgentStats, progress: Progress) -> tuple[int, dict[str, Any]]:
+def assess(stats: AgentStats, progress: Progress) -> tuple[int, dict[str, object]]:
     """The /healthz answer: HTTP status and JSON body."""
     problems: list[str] = []
     unhealthy = False
@@ -97,7 +96,7 @@ def assess(stats: AgentStats, progress: Progress) -> tuple[int, dict[str, Any]]:
         problems.append("the last reload was refused; the previous configuration is still running")
     status = "unhealthy" if unhealthy else "degraded" if stats.reload_error or stale else "ok"
     total = stats.total
-    body: dict[str, Any] = {
+    body: dict[str, object] = {
         "status": status,
         "problems": problems,
         "agent": stats.agent,

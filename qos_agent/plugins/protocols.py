@@ -54,6 +54,7 @@ class Probe(Protocol[SpecT]):
 
     async def start(self) -> None:
         """Check the probe's setup (a browser present) before the first run; default: nothing."""
+        return None  # a body, so mypy does not take the default for an abstract stub
 
     async def run(self, step: Step, ctx: RunContext) -> StepResult: ...
 
@@ -162,13 +163,15 @@ class NetworkSink(Exporter[SpecT], Protocol[SpecT]):
 
     async def start(self, outbox: Outbox) -> None:
         """Called once delivery runs; outbox.put stores records for sending later. Default: nothing."""
+        return None
 
     async def write(self, points: Sequence[Point]) -> None:
         """Not called for a network sink: the core encodes into the store and sends from there."""
-        raise NotImplementedError("a NetworkSink is written through the core's durable store")
+        raise TypeError("a NetworkSink is written through the core's durable store (qos_agent/delivery)")
 
     async def close(self) -> None:
         """Release clients (the core flushes and stops delivery first). Default: nothing."""
+        return None
 
 
 def is_network_sink(exporter: Exporter[Any]) -> TypeGuard[NetworkSink[Any]]:

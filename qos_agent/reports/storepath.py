@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from exporters.sqlite import DEFAULT_PATH as DEFAULT_DB
 from qos_agent.config.loader import load_config
-
-DEFAULT_DB = "qos-results.db"
 
 
 def store_path(journeys_file: Path) -> Path:

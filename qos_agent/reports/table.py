@@ -21,7 +21,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-SCHEMA_VERSION = 1  # the sqlite exporter's PRAGMA user_version (a test keeps the two equal)
+from exporters.sqlite import SCHEMA_VERSION
 
 
 class ReportError(Exception):

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,19 @@ from qos_agent.plugins.protocols import Probe, RunContext
 
 RETRY_PAUSE_S = 0.25
 HEAVY_KINDS = frozenset({"browser"})  # runs with such steps also take a slot of agent.browser_concurrency
+
+
+def journey_outcome(steps: Sequence[StepResult], duration_ms: float,
+                    latency_slo_s: float | None = None) -> tuple[Outcome, StepResult | None]:
+    """The outcome rules (tests and benches call these too): a failed step fails the run (the first
+    one is named); else a run slower than its latency objective, or with a degraded step, is degraded."""
+    failed = next((s for s in steps if s.outcome is Outcome.FAILED), None)
+    if failed is not None:
+        return Outcome.FAILED, failed
+    slow = latency_slo_s is not None and duration_ms > latency_slo_s * 1000
+    if slow or any(s.outcome is Outcome.DEGRADED for s in steps):
+        return Outcome.DEGRADED, None
+    return Outcome.PASSED, None
 
 
 class ProbeSet:
@@ -158,13 +171,7 @@ class Runner:
     @staticmethod
     def _journey_outcome(journey: Journey, steps: list[StepResult],
                          duration_ms: float) -> tuple[Outcome, StepResult | None]:
-        failed = next((s for s in steps if s.outcome is Outcome.FAILED), None)
-        if failed is not None:
-            return Outcome.FAILED, failed
-        slow = journey.slo.latency_s is not None and duration_ms > journey.slo.latency_s * 1000
-        if slow or any(s.outcome is Outcome.DEGRADED for s in steps):
-            return Outcome.DEGRADED, None
-        return Outcome.PASSED, None
+        return journey_outcome(steps, duration_ms, journey.slo.latency_s)
 
     async def close(self) -> None:
         await self.probes.close()

@@ -31,8 +31,6 @@ LAG_WINDOW = 1024
 class SchedulerStats:
     started: int = 0
     skipped_overlaps: int = 0
-    in_flight: int = 0
-    browser_in_flight: int = 0
     lag_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LAG_WINDOW))
     last_run_ms: dict[str, int] = field(default_factory=dict)
     last_outcome: dict[str, str] = field(default_factory=dict)
@@ -103,11 +101,7 @@ class Scheduler:
             async with self.semaphore:
                 self.stats.lag_ms.append(max(0.0, (loop.time() - planned) * 1000))
                 self.stats.started += 1
-                self.stats.in_flight += 1
-                try:
-                    results = await self.run_journey(journey)
-                finally:
-                    self.stats.in_flight -= 1
+                results = await self.run_journey(journey)
             if results:
                 final = results[-1]
                 self.stats.last_run_ms[journey.name] = final.start_ms

@@ -308,6 +308,10 @@ def exporter_spec(cfg: dict[str, Any]) -> Any:
     return spec
 
 
+_SPOOL_ERA = {"depth": "spooled", "exported": "delivered", "export_errors": "failed_sends",
+              "dead_letter": "dead_lettered", "last_error": "last_error"}
+
+
 class SpoolView:
     """The old spool-era names (stats.depth, exported, export_errors, dead_letter) read from the core's
     SinkStats, so the InfluxDB tests read as they did before delivery moved into the core."""
@@ -315,25 +319,8 @@ class SpoolView:
     def __init__(self, durable: Any) -> None:
         self.durable = durable
 
-    @property
-    def depth(self) -> int:
-        return int(self.durable.stats().spooled)
-
-    @property
-    def exported(self) -> int:
-        return int(self.durable.stats().delivered)
-
-    @property
-    def export_errors(self) -> int:
-        return int(self.durable.stats().failed_sends)
-
-    @property
-    def dead_letter(self) -> int:
-        return int(self.durable.stats().dead_lettered)
-
-    @property
-    def last_error(self) -> str:
-        return str(self.durable.stats().last_error)
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.durable.stats(), _SPOOL_ERA[name])
 
 
 class SpooledExporter:

@@ -1,7 +1,7 @@
 """Builders of StepResult / JourneyResult for tests: realistic results in one line each.
 
-`journey(...)` derives the run's outcome, failed step and error from its steps (the first failed
-one), like the runner does, unless they are given.
+`journey(...)` derives the run's outcome, failed step and error from its steps with the runner's
+own rules (`journey_outcome`), unless they are given.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import itertools
 from typing import Any
 
 from qos_agent.model import ErrorClass, FieldValue, JourneyKind, JourneyResult, Outcome, Point, StepResult
+from qos_agent.runloop.runner import journey_outcome
 
 T0_MS = 1_700_000_000_000  # a fixed run start (2023-11-14T22:13:20Z)
 _ids = itertools.count(1)
@@ -39,14 +40,9 @@ def journey(name: str = "checkout", steps: list[StepResult] | None = None, *, re
             kind: JourneyKind = JourneyKind.JOURNEY, run_id: str | None = None,
             tags: tuple[tuple[str, str], ...] = (), **kw: Any) -> JourneyResult:
     steps = [passed("login")] if steps is None else steps
-    first_failed = next((s for s in steps if s.outcome is Outcome.FAILED), None)
-    if outcome is None:
-        if first_failed is not None:
-            outcome = Outcome.FAILED
-        elif any(s.outcome is Outcome.DEGRADED for s in steps):
-            outcome = Outcome.DEGRADED
-        else:
-            outcome = Outcome.PASSED
+    total_ms = sum(s.duration_ms for s in steps) if duration_ms is None else duration_ms
+    ruled, first_failed = journey_outcome(steps, total_ms)
+    outcome = ruled if outcome is None else outcome
     if first_failed is not None:
         kw.setdefault("failed_step", first_failed.step)
         kw.setdefault("error", first_failed.error)
@@ -55,7 +51,7 @@ def journey(name: str = "checkout", steps: list[StepResult] | None = None, *, re
         journey=name, kind=kind, region=region, agent=agent,
         run_id=run_id if run_id is not None else f"run-{next(_ids)}", start_ms=start_ms,
         outcome=outcome,
-        duration_ms=sum(s.duration_ms for s in steps) if duration_ms is None else duration_ms,
+        duration_ms=total_ms,
         steps=steps, attempt=attempt, final=final, tags=tags, **kw,
     )
 

@@ -1,0 +1,142 @@
+"""Every registered plug-in keeps its protocol; a plug-in missing a method is refused with the reason."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+import pytest
+
+from qos_agent.errors import SetupError
+from qos_agent.language.nodes import Node, Problems
+from qos_agent.model import Point, Step, StepResult
+from qos_agent.plugins import registry
+from qos_agent.plugins.conformance import problems_of
+from qos_agent.plugins.protocols import Exporter, ExporterEnv, LoadContext, NetworkSink, Probe, RunContext
+
+
+def test_every_registered_probe_conforms() -> None:
+    kinds = registry.probe_kinds()
+    assert {"http", "browser"} <= set(kinds)
+    for kind in kinds:  # entry points included: probe_refs() reads them
+        cls = registry.probe_class(kind)
+        assert problems_of(cls, Probe) == [], kind
+        assert cls.kind == kind
+
+
+def test_every_registered_exporter_conforms() -> None:
+    types = registry.exporter_types()
+    assert {"sqlite", "jsonl", "junit", "influxdb"} <= set(types)
+    for kind in types:
+        cls = registry.exporter_class(kind)
+        assert problems_of(cls, Exporter) == [], kind
+        assert cls.type == kind
+    assert registry.exporter_class("influxdb").durable and not registry.exporter_class("sqlite").durable
+
+
+def test_the_entry_points_are_the_ones_installed() -> None:
+    from importlib.metadata import entry_points
+
+    names = {ep.name for ep in entry_points(group="qos_agent.exporters")}
+    assert "influxdb" in names  # pyproject's entry points are installed, and so loaded above
+
+
+class NoRun(Probe[str]):
+    """A probe whose author forgot `run`."""
+
+    kind: ClassVar[str] = "norun"
+
+    @classmethod
+    def from_config(cls, step: Node, problems: Problems, load: LoadContext) -> str | None:
+        return "spec"
+
+    async def close(self) -> None:
+        return None
+
+
+class SyncRun:
+    """Not a subclass, and `run` is not a coroutine, `from_config` not a classmethod."""
+
+    kind = "syncrun"
+
+    def from_config(self, step: Node, problems: Problems, load: LoadContext) -> str:
+        return "spec"
+
+    def run(self, step: Step, ctx: RunContext) -> StepResult:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        return None
+
+
+class NoSend(NetworkSink[str]):
+    """A network sink without `send`."""
+
+    type: ClassVar[str] = "nosend"
+
+    @classmethod
+    def from_config(cls, node: Node, problems: Problems, load: LoadContext) -> str | None:
+        return "spec"
+
+    @classmethod
+    def create(cls, spec: str, env: ExporterEnv) -> NoSend:
+        return cls()
+
+    def sink_name(self) -> str:
+        return "nosend"
+
+    def encode(self, points: Sequence[Point]) -> list[str]:
+        return []
+
+
+def test_a_probe_missing_run_fails_conformance() -> None:
+    assert problems_of(NoRun, Probe) == ["'run' is not implemented (only the protocol's stub)"]
+
+
+def test_a_structural_probe_is_checked_member_by_member() -> None:
+    problems = problems_of(SyncRun, Probe)
+    assert "'from_config' must be a classmethod" in problems
+    assert "'run' must be async" in problems
+    assert "'provides' is missing" in problems and "'start' is missing" in problems
+
+
+def test_a_network_sink_missing_send_fails_conformance() -> None:
+    assert problems_of(NoSend, Exporter) == ["'send' is not implemented (only the protocol's stub)"]
+
+
+def test_the_registry_refuses_a_broken_plugin_with_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    refs: dict[str, str] = {**registry.probe_refs(), "norun": f"{__name__}:NoRun"}
+    monkeypatch.setattr(registry, "probe_refs", lambda: refs)
+    registry.probe_class.cache_clear()
+    try:
+        with pytest.raises(SetupError, match=r"tests.test_plugins:NoRun does not implement Probe: 'run' is not "):
+            registry.probe_class("norun")
+    finally:
+        registry.probe_class.cache_clear()
+
+
+class Minimal(NoRun):
+    kind: ClassVar[str] = "minimal"
+
+    async def run(self, step: Step, ctx: RunContext) -> StepResult:
+        raise AssertionError("not run here")
+
+
+async def test_the_protocol_defaults_are_inherited() -> None:
+    assert problems_of(Minimal, Probe) == []
+    assert Minimal.provides("spec") == set() and Minimal.step_keys == frozenset()
+    await Minimal().start()  # the default: nothing to check
+    assert NoSend().delivery().batch_size == 5000 and NoSend().stats().delivered == 0  # type: ignore[abstract]
+
+
+def test_mypy_refuses_to_instantiate_a_plugin_missing_a_method() -> None:
+    """The same check, statically: `NoRun()` is an error for mypy (abstract attribute "run")."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    snippet = "from tests.test_plugins import NoRun, NoSend\nNoRun()\nNoSend()\n"
+    out = subprocess.run([sys.executable, "-m", "mypy", "--config-file=", "--ignore-missing-imports", "-c", snippet], capture_output=True,
+                         text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
+    assert 'Cannot instantiate abstract class "NoRun" with abstract attribute "run"' in out.stdout, out.stdout
+    assert 'Cannot instantiate abstract class "NoSend" with abstract attribute "send"' in out.stdout, out.stdout
