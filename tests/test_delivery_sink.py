@@ -14,7 +14,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from qos_agent.delivery.pipeline import Pipeline
+from qos_agent.errors import SetupError
 from qos_agent.model import Point
 from tests.support.collector import Collector, CollectorSink, CollectorSpec
 
@@ -126,3 +129,9 @@ async def test_kill_9_while_the_destination_is_down_then_everything_is_delivered
         await pipeline.close()
         await collector.stop()
     assert collector.distinct() == 1500 and len(collector.records) == 1500
+
+
+def test_two_sinks_on_one_spool_file_are_refused(tmp_path: Path) -> None:
+    spec = CollectorSpec("http://127.0.0.1:1/ingest", name="same")
+    with pytest.raises(SetupError, match=r"collector#0 and collector#1 would share the spool file spool/same.db"):
+        Pipeline.of([CollectorSink(spec), CollectorSink(spec)], tmp_path)

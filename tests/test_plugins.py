@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
 
-from qos_agent.errors import SetupError
+from qos_agent.config.loader import load_config
+from qos_agent.errors import ConfigError, SetupError
 from qos_agent.language.nodes import Node, Problems
 from qos_agent.model import Point, Step, StepResult
 from qos_agent.plugins import registry
@@ -104,13 +106,21 @@ def test_a_network_sink_missing_send_fails_conformance() -> None:
     assert problems_of(NoSend, Exporter) == ["'send' is not implemented (only the protocol's stub)"]
 
 
-def test_the_registry_refuses_a_broken_plugin_with_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_registry_refuses_a_broken_plugin_with_one_clear_line(monkeypatch: pytest.MonkeyPatch,
+                                                                   tmp_path: Path) -> None:
     refs: dict[str, str] = {**registry.probe_refs(), "norun": f"{__name__}:NoRun"}
     monkeypatch.setattr(registry, "probe_refs", lambda: refs)
     registry.probe_class.cache_clear()
     try:
         with pytest.raises(SetupError, match=r"tests.test_plugins:NoRun does not implement Probe: 'run' is not "):
             registry.probe_class("norun")
+        path = tmp_path / "journeys.yaml"  # in a journeys file: a located problem, not a traceback
+        path.write_text("version: 1\njourneys:\n  - name: j\n    steps:\n      - name: s\n        norun: {}\n")
+        with pytest.raises(ConfigError) as info:
+            load_config(path, env={})
+        (problem,) = [str(p) for p in info.value.problems]
+        assert problem.startswith(f"{path}:6:9: plug-in tests.test_plugins:NoRun does not implement Probe")
+        assert problem.endswith("(subclass qos_agent.plugins.protocols.Probe and implement them)")
     finally:
         registry.probe_class.cache_clear()
 

@@ -288,7 +288,11 @@ class _Parser:
                 self.problems.add(node.loc, "this step has no kind", "add one of: " + ", ".join(kinds))
             return None
         kind = present[0]
-        probe = registry.probe_class(kind)
+        try:
+            probe = registry.probe_class(kind)
+        except registry.PluginError as e:  # a broken third-party plug-in: located at its use
+            self.problems.add(node.key_loc(kind), e.what, e.fix)
+            return None
         r = Reader(node, self.problems, (*STEP_KEYS, kind, *probe.step_keys), f"step ({kind})", required=("name",))
         spec = probe.from_config(node, self.problems, load)
         name = self.name(r, "step")
@@ -366,7 +370,12 @@ class _Parser:
         return out
 
     def exporter_spec(self, kind: str, node: Node, load: LoadContext) -> Any:
-        return registry.exporter_class(kind).from_config(node, self.problems, load)
+        try:
+            cls = registry.exporter_class(kind)
+        except registry.PluginError as e:  # a broken third-party plug-in: located at its use
+            self.problems.add(node.key_loc("type"), e.what, e.fix)
+            return None
+        return cls.from_config(node, self.problems, load)
 
 
 def _choices(word: str, valid: list[str]) -> str:

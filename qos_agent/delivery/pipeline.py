@@ -19,6 +19,7 @@ from typing import Any
 
 from qos_agent.delivery.durable import DurableSink
 from qos_agent.delivery.points import points_of
+from qos_agent.errors import SetupError
 from qos_agent.language.secrets import Redactor
 from qos_agent.model import Config, JourneyResult, Point
 from qos_agent.plugins import registry
@@ -144,7 +145,14 @@ class Pipeline:
     def of(cls, exporters: Sequence[Exporter[Any]], state_dir: Path, redact: Redactor | None = None) -> Pipeline:
         """Each exporter behind its queue; each network sink also behind the core's store and delivery."""
         made = []
+        names: dict[str, str] = {}
         for i, exporter in enumerate(exporters):
+            if is_network_sink(exporter):  # two sinks on one spool file would deliver each other's records
+                name = exporter.sink_name()
+                if name in names:
+                    raise SetupError(f"exporters {names[name]} and {exporter.type}#{i} would share the spool "
+                                     f"file spool/{name}.db (give each a different 'name')")
+                names[name] = f"{exporter.type}#{i}"
             durable = DurableSink(exporter, state_dir, redact) if is_network_sink(exporter) else None
             made.append(_Sink(f"{exporter.type}#{i}", exporter.type, exporter, durable, redact))
         return cls(made)

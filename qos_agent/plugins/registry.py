@@ -31,16 +31,25 @@ BUILTIN_EXPORTERS = {
 }
 
 
+class PluginError(SetupError):
+    """A registered plug-in cannot be used; `what` and `fix` let the loader locate it in the file."""
+
+    def __init__(self, what: str, fix: str) -> None:
+        super().__init__(f"{what} ({fix})")
+        self.what = what
+        self.fix = fix
+
+
 def _load(ref: str, protocol: type) -> type:
-    """The class an entry point names, checked against its protocol (a located, one-line refusal)."""
+    """The class an entry point names, checked against its protocol (a one-line refusal)."""
     module, _, attr = ref.partition(":")
     found = vars(importlib.import_module(module)).get(attr)
     if not isinstance(found, type):
-        raise SetupError(f"plug-in {ref} is not a class (fix the entry point)")
+        raise PluginError(f"plug-in {ref} is not a class", "fix the entry point")
     problems = problems_of(found, protocol)
     if problems:
-        raise SetupError(f"plug-in {ref} does not implement {protocol.__name__}: {'; '.join(problems)} "
-                         f"(subclass qos_agent.plugins.protocols.{protocol.__name__} and implement them)")
+        raise PluginError(f"plug-in {ref} does not implement {protocol.__name__}: {'; '.join(problems)}",
+                          f"subclass qos_agent.plugins.protocols.{protocol.__name__} and implement them")
     return found
 
 
