@@ -27,6 +27,7 @@ BENCHES: list[tuple[str, list[str]]] = [
     ("bench.bench_browser", []),
     ("bench.bench_alerting", []),
     ("bench.bench_probes", []),
+    ("bench.bench_prometheus", ["5000"]),
 ]
 LIMIT_S = 300  # per bench; each is meant to take under ~2 minutes
 

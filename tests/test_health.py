@@ -127,9 +127,9 @@ async def test_healthz_and_metrics_of_a_running_agent(tmp_path: Path, demo_servi
     under_30s = sample(text, "qos_journey_duration_seconds_bucket", journey="uptime", region="eu-west", le="30.0")
     under_10ms = sample(text, "qos_journey_duration_seconds_bucket", journey="uptime", region="eu-west", le="0.01")
     assert count is not None and count == under_30s and under_10ms is not None
-    errors = sample(text, "qos_step_errors_total", journey="pay", step="pay", region="eu-west", error="status")
+    errors = sample(text, "qos_step_failures_total", journey="pay", step="pay", region="eu-west", error="status")
     assert errors is not None and errors >= 1
-    assert sample(text, "qos_step_errors_total", journey="uptime") is None
+    assert sample(text, "qos_step_failures_total", journey="uptime") is None
     assert sample(text, "qos_agent_info", agent="a1", region="eu-west") == 1
     assert sample(text, "qos_agent_journeys_scheduled") == 2
     started = sample(text, "qos_agent_runs_started_total")

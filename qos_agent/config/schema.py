@@ -256,6 +256,11 @@ def _exporter_types() -> dict[str, Schema]:
         "token": _ref("text"), "path": {"type": "string", "minLength": 1}, "retention": _ref("duration"),
         "max_mb": _or_env({"type": "number", "exclusiveMinimum": 0}), "keep": _int(0, 1000),
         "max_cases": _int(1),
+        "headers": {"type": "object", "additionalProperties": _ref("text")},
+        "external_labels": {"type": "object", "additionalProperties": _ref("text")},
+        "bearer_token": _ref("text"),
+        "basic_auth": _object(("username", "password"), {"username": _ref("text"), "password": _ref("text")},
+                              required=("username", "password")),
     }
 
 
@@ -309,6 +314,8 @@ def exporter_schema(kind: str) -> Schema:
     keys: Iterable[str] | None = None
     if kind == "influxdb" and (influx := _influx_keys()) is not None:
         keys = sorted(frozenset().union(*influx) - {"type"})
+    elif kind == "prometheus_remote_write" and (rw := _module("exporters.prometheus_remote_write")) is not None:
+        keys = sorted(rw.KEYS - {"type"})
     elif kind in BUILTIN_EXPORTER_KEYS:
         keys = BUILTIN_EXPORTER_KEYS[kind]
     elif (alert := _alert_keys(kind)) is not None:
@@ -316,7 +323,7 @@ def exporter_schema(kind: str) -> Schema:
     if keys is None:
         return {"type": "object", "required": ["type"], "properties": {"type": {"const": kind}}}
     s = _object(("type", *keys), {**types, "type": {"const": kind}}, required=("type",))
-    if kind == "influxdb":
+    if kind in ("influxdb", "prometheus_remote_write"):
         s["required"] = ["type", "url"]
     return s
 

@@ -1,8 +1,9 @@
 """The agent's own Prometheus metrics, in a registry of its own (never the process-global one).
 
 Two kinds of series:
-- per journey × region, counted as results arrive (`observe`): final runs by outcome, run latency
-  histograms, failed steps by error class;
+- per journey × region, counted as results arrive (`observe`): the journey series of the Prometheus
+  contract (qos_agent/ops/journey_metrics.py: runs, durations, steps, phases, failures, disruptions,
+  objectives) and every attempt, retries included;
 - the agent's state (in flight, lags, spool, exports, memory, reloads; per sink labelled `sink`),
   read at scrape time from the one AgentStats snapshot (qos_agent/ops/stats.py), so a scrape
   always shows the values of that instant and nothing has to be pushed into gauges on a timer.
@@ -12,16 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from qos_agent.model import JourneyResult
+from qos_agent.model import JourneyResult, Point
+from qos_agent.ops.journey_metrics import JourneyMetrics
 from qos_agent.ops.stats import AgentStats
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-# A journey run takes from ~10 ms (loopback HTTP) to ~30 s (a slow browser journey hitting timeouts).
-LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0)
 
 
 class _StateCollector(Collector):
@@ -111,24 +111,10 @@ class AgentMetrics:
     def __init__(self, snapshot: Callable[[], AgentStats]) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_StateCollector(snapshot))
-        self.runs = Counter("qos_journey_runs", "Final journey runs by outcome",
-                            ["journey", "region", "kind", "outcome"], registry=self.registry)
-        self.attempts = Counter("qos_journey_attempts", "Every journey attempt, retries included, by outcome",
-                                ["journey", "region", "outcome"], registry=self.registry)
-        self.latency = Histogram("qos_journey_duration_seconds", "Duration of final journey runs",
-                                 ["journey", "region"], buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.step_errors = Counter("qos_step_errors", "Failed steps by error class",
-                                   ["journey", "step", "region", "error"], registry=self.registry)
+        self.journeys = JourneyMetrics()  # rendered by its own fast path, not through the registry
 
-    def observe(self, results: Sequence[JourneyResult]) -> None:
-        for r in results:
-            self.attempts.labels(r.journey, r.region, str(r.outcome)).inc()
-            for step in r.steps:
-                if step.error is not None:
-                    self.step_errors.labels(r.journey, step.step, r.region, str(step.error)).inc()
-            if r.final:
-                self.runs.labels(r.journey, r.region, str(r.kind), str(r.outcome)).inc()
-                self.latency.labels(r.journey, r.region).observe(r.duration_ms / 1000)
+    def observe(self, results: Sequence[JourneyResult], disruptions: Sequence[Point] = ()) -> None:
+        self.journeys.observe(results, disruptions)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        return generate_latest(self.registry) + self.journeys.render()

@@ -84,6 +84,7 @@ class Agent:
         self.last_reload_success_s = time.time()
         self.started_s = time.time()
         self.metrics = AgentMetrics(self.stats)
+        self.metrics.journeys.configure(self.journeys(config), config.agent.region, config.agent.name)
         self.listen_override: str | None = None  # "" turns the endpoint off, e.g. several agents in one process
         self.watch = False  # `run --watch`: reload when the file's content changes
         self.health: HealthServer | None = None
@@ -95,9 +96,9 @@ class Agent:
         return select_journeys(config.journeys, config.agent)
 
     def on_results(self, results: list[JourneyResult]) -> None:
-        self.metrics.observe(results)
         self.pipeline.submit(results)
         disruptions = self.evaluator.observe(results)
+        self.metrics.observe(results, disruptions)
         if disruptions:
             for point in disruptions:
                 log.warning("disruption %s: %s in %s: %s (uptime %s)", point.tag("state"), point.tag("journey"),
@@ -179,6 +180,7 @@ class Agent:
         self.runner.config = config
         self.evaluator.update_journeys(config.journeys)
         self.scheduler.replace(self.journeys(config))
+        self.metrics.journeys.configure(self.journeys(config), config.agent.region, config.agent.name)
         log.info("reloaded %s: %d journeys scheduled", self.config_path, len(self.scheduler.journeys))
 
     async def _watch_loop_lag(self) -> None:

@@ -1,0 +1,273 @@
+"""The journey series of the Prometheus contract, kept from points: one state, two readers.
+
+The agent's `/metrics` (qos_agent/ops/journey_metrics.py) and the `prometheus_remote_write` sink
+both feed points of the metrics schema (journey, step, disruption) to a `JourneySeries`, so the two
+paths show exactly the same counters, gauges and histograms. It lives down here, beside the sinks,
+because the import layers let the ops room read exporters but not the other way round.
+
+Cardinality is bounded by journeys × steps × regions × agents (× the fixed outcome / error / phase
+values): labels come only from the points' tags, never from URLs, messages or ids. Final attempts
+only: a step counts when its run's journey point said `final`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import math
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from prometheus_client.utils import floatToGoString
+
+from qos_agent.model import PHASES, Point
+
+Labels = tuple[tuple[str, str], ...]  # sorted by name
+# A journey run takes from a few ms (loopback HTTP) to a minute (a browser journey at its timeout).
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0)
+# One connection phase: from well under a millisecond (a cached DNS answer) to seconds.
+PHASE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+FIXED_LABELS = frozenset({"journey", "step", "region", "agent", "probe", "kind", "outcome", "error", "phase",
+                          "hidden_from_uptime", "le", "instance", "job", "state"})
+SCHEMA_TAGS = frozenset({"journey", "step", "region", "agent", "probe", "kind", "state"})  # tags the schema sets
+_BAD = re.compile(r"[^A-Za-z0-9_]")
+
+
+@dataclass(frozen=True, slots=True, eq=False)  # identity hash: a dict key looked up per sample
+class Family:
+    name: str  # without _total: prometheus_client adds it to counters
+    doc: str
+    type: str  # counter | gauge | histogram
+    buckets: tuple[float, ...] = ()
+
+    @property
+    def sample_name(self) -> str:
+        return self.name + "_total" if self.type == "counter" else self.name
+
+
+RUNS = Family("qos_journey_runs", "Final journey runs by outcome", "counter")
+ATTEMPTS = Family("qos_journey_attempts", "Every journey attempt, retries included, by outcome", "counter")
+DURATION = Family("qos_journey_duration_seconds", "Duration of final journey runs", "histogram", DURATION_BUCKETS)
+SUCCESS = Family("qos_journey_success", "1 if the last final run succeeded (passed or degraded), else 0", "gauge")
+FLAKY = Family("qos_journey_flaky", "Final runs that passed only on a retry", "counter")
+STEP_DURATION = Family("qos_step_duration_seconds", "Duration of steps of final runs", "histogram",
+                       DURATION_BUCKETS)
+STEP_PHASE = Family("qos_step_phase_seconds", "Connection phases of steps of final runs (dns, connect, tls, "
+                    "ttfb, transfer)", "histogram", PHASE_BUCKETS)
+STEP_FAILURES = Family("qos_step_failures", "Failed steps of final runs by error class", "counter")
+DISRUPTION_OPEN = Family("qos_disruption_open", "1 while a disruption is open (0 once closed)", "gauge")
+DISRUPTION_HIDDEN = Family("qos_disruption_hidden_seconds", "Seconds closed disruptions stayed hidden from uptime "
+                           "monitoring (added when a disruption closes)", "counter")
+FAMILIES = (RUNS, ATTEMPTS, DURATION, SUCCESS, FLAKY, STEP_DURATION, STEP_PHASE, STEP_FAILURES, DISRUPTION_OPEN,
+            DISRUPTION_HIDDEN)
+
+
+def label_name(tag: str) -> str:
+    """A journey tag's name as a Prometheus label name; a clash with a fixed label gets `tag_`."""
+    name = _BAD.sub("_", tag) or "_"
+    if name[0].isdigit() or name.startswith("__"):
+        name = "tag_" + name.lstrip("_")
+    return "tag_" + name if name in FIXED_LABELS else name
+
+
+@dataclass(slots=True)
+class Histogram:
+    buckets: tuple[float, ...]
+    counts: list[int] = field(default_factory=list)  # per bucket, not cumulative; the last is +Inf
+    total: float = 0.0
+    count: int = 0
+
+    def observe(self, value: float) -> None:
+        if not self.counts:
+            self.counts = [0] * (len(self.buckets) + 1)
+        self.counts[bisect.bisect_left(self.buckets, value)] += 1  # le is inclusive
+        self.total += value
+        self.count += 1
+
+    def cumulative(self) -> list[tuple[str, int]]:
+        """(le, count) pairs as the text format writes them, +Inf last."""
+        les = _LE_TEXT.get(self.buckets)
+        if les is None:
+            les = _LE_TEXT[self.buckets] = [_go_float(le) for le in (*self.buckets, math.inf)]
+        counts = self.counts or [0] * (len(self.buckets) + 1)
+        return list(zip(les, itertools.accumulate(counts), strict=True))
+
+
+_LE_TEXT: dict[tuple[float, ...], list[str]] = {}  # bucket bounds -> their `le` label values
+
+
+def _go_float(value: float) -> str:
+    """A bucket bound as the text format writes it (1.0, 0.005, +Inf): one spelling on both paths."""
+    text: str = floatToGoString(value)  # type: ignore[no-untyped-call]
+    return text
+
+
+Value = float | Histogram
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One sample for remote write: a full series name, its sorted labels, the value, the time."""
+
+    name: str
+    labels: Labels
+    value: float
+    time_ms: int
+
+
+_WITH: dict[tuple[Labels, str, str], Labels] = {}
+
+
+def _with(labels: Labels, name: str, value: str) -> Labels:
+    """labels plus one, sorted; memoised, as the same few label sets recur with every result."""
+    key = (labels, name, value)
+    found = _WITH.get(key)
+    if found is None:
+        if len(_WITH) > 100_000:
+            _WITH.clear()
+        found = _WITH[key] = tuple(sorted((*labels, (name, value))))
+    return found
+
+
+def _without(labels: Labels, name: str) -> Labels:
+    return tuple(kv for kv in labels if kv[0] != name)
+
+
+class JourneySeries:
+    """The state of every journey series; `observe` returns the series a point changed."""
+
+    def __init__(self) -> None:
+        self.values: dict[Family, dict[Labels, Value]] = {f: {} for f in FAMILIES}
+        self._final: dict[tuple[str, int], bool] = {}  # (run_id, attempt) -> final, from journey points
+        self._label_cache: dict[tuple[tuple[tuple[str, str], ...], tuple[str, ...]], Labels] = {}
+
+    def observe(self, point: Point) -> list[tuple[Family, Labels]]:
+        if point.measurement == "journey":
+            return self._journey(point)
+        if point.measurement == "step":
+            return self._step(point)
+        if point.measurement == "disruption":
+            return self._disruption(point)
+        return []
+
+    def observe_all(self, points: Iterable[Point]) -> None:
+        for p in points:
+            self.observe(p)
+
+    def _labels(self, point: Point, *keep: str) -> Labels:
+        """The point's tags as labels: `keep` of the schema's, and the journey's own (sanitised)."""
+        key = (point.tags, keep)
+        found = self._label_cache.get(key)
+        if found is not None:
+            return found
+        own = {}
+        for k, v in point.tags:
+            if k in keep:
+                own[k] = v
+            elif k not in SCHEMA_TAGS:
+                own[label_name(k)] = v
+        if len(self._label_cache) > 100_000:
+            self._label_cache.clear()
+        labels = self._label_cache[key] = tuple(sorted(own.items()))
+        return labels
+
+    def _inc(self, family: Family, labels: Labels, by: float = 1.0) -> tuple[Family, Labels]:
+        series = self.values[family]
+        series[labels] = float(series.get(labels, 0.0)) + by  # type: ignore[arg-type]
+        return family, labels
+
+    def _set(self, family: Family, labels: Labels, value: float) -> tuple[Family, Labels]:
+        self.values[family][labels] = value
+        return family, labels
+
+    def _observe(self, family: Family, labels: Labels, value: float) -> tuple[Family, Labels]:
+        hist = self.values[family].get(labels)
+        if not isinstance(hist, Histogram):
+            hist = self.values[family][labels] = Histogram(family.buckets)
+        hist.observe(value)
+        return family, labels
+
+    def _journey(self, p: Point) -> list[tuple[Family, Labels]]:
+        fields = dict(p.fields)
+        final = bool(fields.get("final", True))
+        if len(self._final) > 4096:
+            self._final.clear()  # steps follow their journey point at once: old entries are never read
+        self._final[(str(fields.get("run_id", "")), int(fields.get("attempt", 1)))] = final
+        outcome = str(fields.get("outcome", ""))
+        attempt = self._inc(ATTEMPTS, _with(self._labels(p, "journey", "region", "agent"), "outcome", outcome))
+        if not final:
+            return [attempt]
+        base = self._labels(p, "journey", "region", "agent", "kind")
+        changed = [attempt, self._inc(RUNS, _with(base, "outcome", outcome))]
+        for other in ("passed", "failed"):  # counters exist from the first run, so rate() sees the first change
+            key = _with(base, "outcome", other)
+            if other != outcome and key not in self.values[RUNS]:
+                changed.append(self._set(RUNS, key, 0.0))
+        changed.append(self._observe(DURATION, base, float(fields.get("duration_ms", 0.0)) / 1000))
+        changed.append(self._set(SUCCESS, base, 1.0 if fields.get("success") else 0.0))
+        flaky = self._labels(p, "journey", "region", "agent")
+        changed.append(self._inc(FLAKY, flaky, 1.0 if fields.get("flaky") else 0.0))
+        return changed
+
+    def _step(self, p: Point) -> list[tuple[Family, Labels]]:
+        fields = dict(p.fields)
+        if not self._final.get((str(fields.get("run_id", "")), int(fields.get("attempt", 1))), True):
+            return []
+        if fields.get("outcome") == "skipped":
+            return []
+        base = self._labels(p, "journey", "step", "region", "agent", "probe")
+        changed = [self._observe(STEP_DURATION, base, float(fields.get("duration_ms", 0.0)) / 1000)]
+        error = str(fields.get("error", ""))
+        if error:
+            changed.append(self._inc(STEP_FAILURES, _with(base, "error", error)))
+        phased = self._labels(p, "journey", "step", "region", "agent")
+        for name in PHASES:
+            value = fields.get(name)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                labels = _with(phased, "phase", name[:-3])
+                changed.append(self._observe(STEP_PHASE, labels, float(value) / 1000))
+        return changed
+
+    def _disruption(self, p: Point) -> list[tuple[Family, Labels]]:
+        fields = dict(p.fields)
+        base = self._labels(p, "journey", "region", "agent")
+        hidden = "true" if fields.get("uptime_ok") else "false"
+        changed = []
+        for labels in [k for k in self.values[DISRUPTION_OPEN] if _without(k, "hidden_from_uptime") == base]:
+            changed.append(self._set(DISRUPTION_OPEN, labels, 0.0))
+        if p.tag("state") == "open":
+            labels = _with(base, "hidden_from_uptime", hidden)
+            changed = [c for c in changed if c[1] != labels]
+            changed.append(self._set(DISRUPTION_OPEN, labels, 1.0))
+            changed.append(self._inc(DISRUPTION_HIDDEN, base, 0.0))
+        else:
+            # The time uptime monitoring stayed green while it was open (also when uptime failed later on).
+            seconds = float(fields.get("hidden_minutes", 0.0)) * 60
+            changed.append(self._inc(DISRUPTION_HIDDEN, base, seconds))
+        return changed
+
+    def retain(self, journeys: set[str]) -> None:
+        """Forget every series of a journey no longer configured (a reload removed it)."""
+        for series in self.values.values():
+            for labels in [k for k in series if dict(k).get("journey") not in journeys]:
+                del series[labels]
+
+    def sample_values(self, family: Family, labels: Labels) -> list[float]:
+        """The values of one series' samples, in the order `samples` yields them."""
+        value = self.values[family][labels]
+        if isinstance(value, Histogram):
+            return [*itertools.accumulate(value.counts or [0] * (len(value.buckets) + 1), initial=None),
+                    value.total, value.count]
+        return [value]
+
+    def samples(self, family: Family, labels: Labels, time_ms: int) -> Iterator[Sample]:
+        """The samples of one series (a histogram: every bucket, the sum and the count)."""
+        value = self.values[family][labels]
+        if isinstance(value, Histogram):
+            for le, n in value.cumulative():
+                yield Sample(family.name + "_bucket", tuple(sorted((*labels, ("le", le)))), float(n), time_ms)
+            yield Sample(family.name + "_sum", labels, value.total, time_ms)
+            yield Sample(family.name + "_count", labels, float(value.count), time_ms)
+        else:
+            yield Sample(family.sample_name, labels, value, time_ms)

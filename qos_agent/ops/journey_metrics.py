@@ -1,0 +1,130 @@
+"""The journey series on `/metrics`: every result the Prometheus way (issue 15's contract).
+
+A prometheus_client Collector over a `JourneySeries` (exporters/prom_series.py), fed with the same
+points the sinks get (results -> points, plus the evaluator's disruption points), so a scrape and the
+`prometheus_remote_write` sink show the same samples. Besides the results it exposes each journey's
+objective, `qos_journey_slo_success_ratio`, which the error-budget rules of deploy/prometheus/rules.yml
+divide by. A reload that removes a journey removes its series (`configure`).
+
+`render` writes the same families as `collect` in the text format directly, with each series'
+label string made once: at thousands of histogram samples prometheus_client's generic exposition
+(label-name validation and escaping per sample) cost ~10x more per scrape (docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+
+from exporters.prom_series import FAMILIES, Family, Histogram, JourneySeries, Labels
+from qos_agent.delivery.points import points_of
+from qos_agent.model import Journey, JourneyResult, Point
+
+SLO_SUCCESS = "qos_journey_slo_success_ratio"
+SLO_LATENCY = "qos_journey_slo_latency_seconds"
+
+
+class JourneyMetrics(Collector):
+    """Register once in the agent's registry; `observe` every batch, `configure` at start and reload."""
+
+    def __init__(self) -> None:
+        self.series = JourneySeries()
+        self.journeys: tuple[Journey, ...] = ()
+        self.region = ""
+        self.agent = ""
+        self._label_text: dict[Labels, str] = {}  # a series' labels as the text format writes them
+
+    def configure(self, journeys: Iterable[Journey], region: str, agent: str) -> None:
+        self.journeys = tuple(journeys)
+        self.region, self.agent = region, agent
+        self.series.retain({j.name for j in self.journeys})
+        self._label_text.clear()
+
+    def observe(self, results: Sequence[JourneyResult], disruptions: Sequence[Point] = ()) -> None:
+        self.series.observe_all(points_of(results))
+        self.series.observe_all(disruptions)
+
+    def collect(self) -> Iterator[Metric]:
+        for family in FAMILIES:
+            series = self.series.values[family]
+            names = sorted({k for labels in series for k, _ in labels})
+            metric: CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily
+            if family.type == "counter":
+                metric = CounterMetricFamily(family.name, family.doc, labels=names)
+            elif family.type == "gauge":
+                metric = GaugeMetricFamily(family.name, family.doc, labels=names)
+            else:
+                metric = HistogramMetricFamily(family.name, family.doc, labels=names)
+            for labels, value in sorted(series.items()):
+                values = _values(labels, names)
+                if isinstance(metric, HistogramMetricFamily):
+                    assert isinstance(value, Histogram)
+                    metric.add_metric(values, list(value.cumulative()), value.total)
+                else:
+                    assert not isinstance(value, Histogram)
+                    metric.add_metric(values, value)
+            yield metric
+        yield from self._slo()
+
+    def _slo(self) -> Iterator[Metric]:
+        labels = ["journey", "region", "agent"]
+        success = GaugeMetricFamily(SLO_SUCCESS, "The journey's success objective (slo.success), 0..1", labels=labels)
+        latency = GaugeMetricFamily(SLO_LATENCY, "The journey's latency objective (slo.latency), when set",
+                                    labels=labels)
+        for j in self.journeys:
+            success.add_metric([j.name, self.region, self.agent], j.slo.success)
+            if j.slo.latency_s is not None:
+                latency.add_metric([j.name, self.region, self.agent], j.slo.latency_s)
+        yield success
+        yield latency
+
+
+    def render(self) -> bytes:
+        """The text exposition (format 0.0.4) of every family `collect` yields, in the same order."""
+        out: list[str] = []
+        for family in FAMILIES:
+            self._render_family(out, family)
+        for metric in self._slo():
+            out.append(f"# HELP {metric.name} {metric.documentation}\n# TYPE {metric.name} gauge\n")
+            out.extend(f"{metric.name}{self._labels(tuple(sorted(s.labels.items())))} {_num(s.value)}\n"
+                       for s in metric.samples)
+        return "".join(out).encode()
+
+    def _render_family(self, out: list[str], family: Family) -> None:
+        name = family.sample_name if family.type == "counter" else family.name
+        out.append(f"# HELP {name} {family.doc}\n# TYPE {name} {family.type}\n")
+        for labels, value in self.series.values[family].items():
+            text = self._labels(labels)
+            if isinstance(value, Histogram):
+                inner = text[:-1] + "," if text else "{"
+                out.extend(f'{family.name}_bucket{inner}le="{le}"}} {n}.0\n' for le, n in value.cumulative())
+                out.append(f"{family.name}_count{text} {value.count}.0\n{family.name}_sum{text} {_num(value.total)}\n")
+            else:
+                out.append(f"{name}{text} {_num(value)}\n")
+
+    def _labels(self, labels: Labels) -> str:
+        text = self._label_text.get(labels)
+        if text is None:
+            text = "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in labels) + "}" if labels else ""
+            if len(self._label_text) > 100_000:
+                self._label_text.clear()
+            self._label_text[labels] = text
+        return text
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _num(value: float) -> str:
+    text: str = floatToGoString(value)  # type: ignore[no-untyped-call]
+    return text
+
+
+def _values(labels: Labels, names: list[str]) -> list[str]:
+    """Label values in `names` order ('' for a label this series lacks: the text format drops it)."""
+    have = dict(labels)
+    return [have.get(n, "") for n in names]

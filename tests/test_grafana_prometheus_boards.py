@@ -1,0 +1,183 @@
+"""The PromQL boards (grafana/prometheus/), tested query by query against a real Prometheus that
+scraped two real agents (one region broken for a while, then healed).
+
+There is no Grafana here: the test reads the provisioned JSON, interpolates every panel, annotation
+and template-variable query as Grafana's Prometheus data source does ($__rate_interval, $__range,
+multi-value variables as a regex `(a|b)`, All as its allValue `.*`), runs each on Prometheus' HTTP
+API, and checks that data comes back.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.support.demo import DemoProcess
+from tests.support.health import AgentProcess
+from tests.support.influx import _http
+from tests.support.prometheus import PrometheusServer, needs_prometheus, wait_for
+
+ROOT = Path(__file__).resolve().parents[1]
+BOARDS_DIR = ROOT / "grafana" / "prometheus" / "dashboards"
+DATASOURCE = ROOT / "grafana" / "prometheus" / "provisioning" / "datasources" / "qos-prometheus.yaml"
+PROVIDER = ROOT / "grafana" / "prometheus" / "provisioning" / "dashboards" / "qos-prometheus.yaml"
+RATE_INTERVAL = "4s"  # Grafana: max(4 x scrape interval, $__interval + scrape interval); scrapes are 1 s
+RANGE = "5m"
+
+AGENT = """\
+version: 1
+agent: {{state_dir: state, interval: 300ms, name: agent-{region}, listen: "127.0.0.1:0"}}
+defaults: {{disruption: {{open_after: 2, close_after: 2}}}}
+variables: {{base: "{url}"}}
+journeys:
+  - name: checkout
+    tags: {{stage: purchase}}
+    slo: {{success: 99.5%}}
+    steps:
+      - name: login
+        http: {{method: POST, url: "{{{{ base }}}}/api/login", json: {{user: demo, password: demo}}}}
+        extract: {{token: {{json: "$.token"}}}}
+      - name: pay
+        http: {{method: POST, url: "{{{{ base }}}}/api/pay", json: {{cart_id: c1, card: "4242 4242 4242 4242"}}}}
+        expect: {{status: 200}}
+  - name: uptime
+    kind: uptime
+    steps:
+      - name: health
+        http: {{url: "{{{{ base }}}}/health"}}
+        expect: {{status: 200}}
+"""
+
+
+def boards() -> dict[str, dict[str, Any]]:
+    return {p.stem: json.loads(p.read_text()) for p in sorted(BOARDS_DIR.glob("*.json"))}
+
+
+def walk(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for p in panels:
+        yield p
+        yield from walk(p.get("panels", []))
+
+
+def interpolate(expr: str, variables: dict[str, list[str]]) -> str:
+    """As Grafana's Prometheus data source: a multi-value variable is `(a|b)` regex-escaped, All is `.*`."""
+    out = expr.replace("$__rate_interval", RATE_INTERVAL).replace("$__range", RANGE)
+    for name in sorted(variables, key=len, reverse=True):
+        values = variables[name]
+        if values == ["$__all"]:
+            text = ".*"
+        else:
+            escaped = [re.sub(r"([\\^$*+?.()|\[\]{}])", r"\\\\\1", v) for v in values]
+            text = escaped[0] if len(escaped) == 1 else "(" + "|".join(escaped) + ")"
+        out = re.sub(r"\$" + re.escape(name) + r"\b", lambda _m, t=text: t, out)
+    assert "$" not in out, f"uninterpolated variable in {out}"
+    return out
+
+
+def test_provisioning_files_agree_with_the_boards() -> None:
+    [ds] = yaml.safe_load(DATASOURCE.read_text())["datasources"]
+    assert ds["uid"] == "qos-prometheus" and ds["type"] == "prometheus" and ds["url"] == "${PROMETHEUS_URL}"
+    [provider] = yaml.safe_load(PROVIDER.read_text())["providers"]
+    assert provider["options"]["path"] == "/var/lib/grafana/dashboards/qos-prometheus"
+    found = boards()
+    assert {n: b["uid"] for n, b in found.items()} == {"journeys": "qos-prom-journeys", "agents": "qos-prom-agents",
+                                                        "journey-drilldown": "qos-prom-journey-drilldown"}
+    for name, board in found.items():
+        panels = list(walk(board["panels"]))
+        assert len({p["id"] for p in panels}) == len(panels), name
+        for p in panels:
+            assert p["description"] and p["targets"], (name, p["title"])
+            assert p["datasource"]["uid"] == ds["uid"], (name, p["title"])
+            assert all(t["datasource"]["uid"] == ds["uid"] and t["expr"] for t in p["targets"]), (name, p["title"])
+        names = {v["name"] for v in board["templating"]["list"]}
+        assert {"region", "agent"} <= names and (name == "agents" or "journey" in names), (name, names)
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
+    """Two agents (eu-west broken for ~4 s then healed, us-east healthy) scraped every second."""
+    tmp = tmp_path_factory.mktemp("prom-boards")
+    with DemoProcess() as eu_service, DemoProcess() as us_service:
+        agents: list[AgentProcess] = []
+        try:
+            for region, service in (("eu-west", eu_service), ("us-east", us_service)):
+                home = tmp / region
+                home.mkdir()
+                (home / "journeys.yaml").write_text(AGENT.format(region=region, url=service.url))
+                agents.append(AgentProcess(home / "journeys.yaml", "--region", region, cwd=home, start_timeout=60).__enter__())
+            prom = PrometheusServer(tmp / "prom", targets=[a.url.removeprefix("http://") for a in agents])
+            prom.root.mkdir()
+            prom.start()
+            try:
+                wait_for(lambda: len(prom.query("qos_journey_runs_total > 0")) >= 4, 60, "both agents scraped")
+                time.sleep(3)
+                eu_service.add_faults(["path=/api/pay,status=503"])
+                wait_for(lambda: prom.query('qos_disruption_open{region="eu-west"} == 1'), 60, "eu-west disrupted")
+                time.sleep(4)
+                eu_service.clear_faults()
+                wait_for(lambda: prom.query('qos_disruption_hidden_seconds_total{region="eu-west"} > 0'), 30,
+                         "the disruption closed with hidden time")
+                time.sleep(2)
+                yield prom
+            finally:
+                prom.stop()
+        finally:
+            for agent in agents:
+                agent.stop()
+
+
+SELECTIONS = {
+    "all": {"journey": ["$__all"], "region": ["$__all"], "agent": ["$__all"], "step": ["$__all"]},
+    "picked": {"journey": ["checkout"], "region": ["eu-west", "us-east"], "agent": ["agent-eu-west", "agent-us-east"],
+               "step": ["login", "pay"]},
+}
+
+
+@needs_prometheus
+@pytest.mark.parametrize("selection", sorted(SELECTIONS))
+def test_every_panel_query_returns_data(prometheus: PrometheusServer, selection: str) -> None:
+    variables = SELECTIONS[selection]
+    end = time.time()
+    checked = 0
+    for name, board in boards().items():
+        for p in walk(board["panels"]):
+            for t in p["targets"]:
+                expr = interpolate(t["expr"], variables)
+                where = f"{name} / panel {p['id']} {p['title']!r} {t['refId']}: {expr}"
+                if t.get("instant"):
+                    result = prometheus.query(expr, at=end)
+                    values = [float(r["value"][1]) for r in result]
+                else:
+                    result = prometheus.query_range(expr, end - 40, end, "1s")
+                    values = [float(v) for r in result for _, v in r["values"]]
+                assert result, f"no series: {where}"
+                assert any(v == v for v in values), f"only NaN: {where}"  # NaN != NaN
+                checked += 1
+        for a in board["annotations"]["list"]:
+            if a.get("datasource", {}).get("type") == "prometheus":
+                result = prometheus.query_range(interpolate(a["expr"], variables), end - 60, end, "1s")
+                assert result, f"{name} annotation {a['name']!r} found no disruption"
+    assert checked >= 28
+
+
+@needs_prometheus
+def test_template_variables_list_the_agents_labels(prometheus: PrometheusServer) -> None:
+    expected = {"journey": {"checkout", "uptime"}, "region": {"eu-west", "us-east"},
+                "agent": {"agent-eu-west", "agent-us-east"}, "step": {"login", "pay", "health"}}
+    for name, board in boards().items():
+        for v in board["templating"]["list"]:
+            m = re.fullmatch(r"label_values\((.*), (\w+)\)", v["query"]["query"])
+            assert m, v
+            match = interpolate(m.group(1), SELECTIONS["all"])
+            status, body = _http("GET", f"{prometheus.url}/api/v1/label/{m.group(2)}/values?"
+                                 + urllib.parse.urlencode({"match[]": match}))
+            assert status == 200, body
+            assert set(json.loads(body)["data"]) == expected[v["name"]], (name, v["name"])

@@ -1,0 +1,169 @@
+"""The journey series (issue 15's contract) from results: names, labels, final attempts only, tags as
+labels, disruptions, objectives, series gone after a reload."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, generate_latest
+
+from exporters.prom_series import label_name
+from qos_agent.config.loader import load_config
+from qos_agent.model import ErrorClass, Point
+from qos_agent.ops.journey_metrics import JourneyMetrics
+from tests.support.demo import DemoProcess
+from tests.support.health import AgentProcess, sample, samples, wait_for
+from tests.support.results import T0_MS, failed, journey, passed
+
+CONFIG = """\
+version: 1
+agent: {region: eu-west, name: a1}
+journeys:
+  - name: checkout
+    slo: {success: 99.5%, latency: 2s}
+    tags: {team: payments, "tier-1": gold, error: x}
+    steps:
+      - {name: login, http: {url: "http://127.0.0.1:1/login"}}
+      - {name: pay, http: {url: "http://127.0.0.1:1/pay"}}
+  - name: search
+    steps:
+      - {name: find, http: {url: "http://127.0.0.1:1/find"}}
+"""
+TAGS = (("error", "x"), ("team", "payments"), ("tier-1", "gold"))
+
+
+def phases(**ms: float) -> dict[str, float]:
+    return {f"{k}_ms": v for k, v in ms.items()}
+
+
+def results() -> list:  # type: ignore[type-arg]
+    ok = journey("checkout", [passed("login", 40, phases=phases(dns=1, connect=2, tls=5, ttfb=20, transfer=3)),
+                              passed("pay", 60)], agent="a1", start_ms=T0_MS, tags=TAGS)
+    retried = journey("checkout", [passed("login", 40), failed("pay", ErrorClass.STATUS, "HTTP 503 for /pay?card=1")],
+                      agent="a1", start_ms=T0_MS + 1000, final=False, tags=TAGS, run_id="r2")
+    flaky = journey("checkout", [passed("login", 40), passed("pay", 7000)], agent="a1", start_ms=T0_MS + 2000,
+                    attempt=2, tags=TAGS, run_id="r2")
+    bad = journey("checkout", [passed("login", 30), failed("pay", ErrorClass.TIMEOUT, "timed out")], agent="a1",
+                  start_ms=T0_MS + 3000, tags=TAGS)
+    search = journey("search", [failed("find", ErrorClass.DNS, "no such host")], agent="a1", start_ms=T0_MS)
+    return [ok, retried, flaky, bad, search]
+
+
+def scrape(metrics: JourneyMetrics) -> str:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(metrics)
+    return generate_latest(registry).decode()
+
+
+def fed(tmp_path: Path) -> tuple[JourneyMetrics, list[Point]]:
+    path = tmp_path / "journeys.yaml"
+    path.write_text(CONFIG)
+    config = load_config(path, env={})
+    metrics = JourneyMetrics()
+    metrics.configure(config.journeys, "eu-west", "a1")
+    disruption = Point("disruption", (("agent", "a1"), ("journey", "checkout"), ("region", "eu-west"),
+                                      ("state", "open")), (("reason", "2 consecutive failed runs"), ("uptime_ok", True)),
+                       T0_MS + 3000)
+    metrics.observe(results(), [disruption])
+    return metrics, [disruption]
+
+
+def test_the_contract_series_from_results(tmp_path: Path) -> None:
+    metrics, _ = fed(tmp_path)
+    text = scrape(metrics)
+    c = {"journey": "checkout", "region": "eu-west", "agent": "a1"}
+    tags = {"team": "payments", "tier_1": "gold", "tag_error": "x"}  # sanitised, and clear of `error`
+    assert sample(text, "qos_journey_runs_total", **c, **tags, kind="journey", outcome="passed") == 2
+    assert sample(text, "qos_journey_runs_total", **c, kind="journey", outcome="failed") == 1
+    assert sample(text, "qos_journey_attempts_total", **c, outcome="failed") == 2  # the retried attempt counts here
+    assert sample(text, "qos_journey_attempts_total", **c, outcome="passed") == 2
+    assert sample(text, "qos_journey_duration_seconds_count", **c, kind="journey") == 3  # the retried attempt: no
+    assert sample(text, "qos_journey_duration_seconds_bucket", **c, kind="journey", le="0.005") == 0
+    assert sample(text, "qos_journey_duration_seconds_bucket", **c, kind="journey", le="0.1") == 2  # 100 ms and 80 ms (le is inclusive)
+    assert sample(text, "qos_journey_duration_seconds_bucket", **c, kind="journey", le="60.0") == 3
+    assert sample(text, "qos_journey_duration_seconds_bucket", **c, kind="journey", le="+Inf") == 3
+    assert math.isclose(sample(text, "qos_journey_duration_seconds_sum", **c) or 0, 0.1 + 7.04 + 0.08)
+    assert sample(text, "qos_journey_success", **c, kind="journey") == 0  # the last final run failed
+    assert sample(text, "qos_journey_flaky_total", **c) == 1
+    assert sample(text, "qos_step_duration_seconds_count", **c, step="pay", probe="http") == 3
+    assert sample(text, "qos_step_failures_total", **c, step="pay", probe="http", error="timeout") == 1
+    assert sample(text, "qos_step_failures_total", **c, step="pay", error="status") is None  # a retried attempt
+    assert sample(text, "qos_step_phase_seconds_count", **c, step="login", phase="tls") == 1
+    assert sample(text, "qos_step_phase_seconds_sum", **c, step="login", phase="ttfb") == 0.02
+    assert sample(text, "qos_step_failures_total", journey="search", step="find", error="dns") == 1
+    assert sample(text, "qos_disruption_open", **c, hidden_from_uptime="true") == 1
+    assert sample(text, "qos_disruption_hidden_seconds_total", **c) == 0
+    assert sample(text, "qos_journey_slo_success_ratio", **c) == 0.995
+    assert sample(text, "qos_journey_slo_latency_seconds", **c) == 2
+    assert sample(text, "qos_journey_slo_success_ratio", journey="search") == 0.99
+    # Never a URL, a message or an id as a label.
+    for (_, labels), _value in samples(text).items():
+        for name, value in labels:
+            assert name not in ("url", "error_message", "run_id", "message"), name
+            assert "/pay" not in value and "503" not in value and not value.startswith("run-"), (name, value)
+
+
+def test_label_names_of_tags() -> None:
+    assert label_name("tier-1") == "tier_1"
+    assert label_name("1st") == "tag_1st"
+    assert label_name("__x") == "tag_x"
+    assert label_name("le") == "tag_le" and label_name("outcome") == "tag_outcome"
+
+
+def test_a_disruption_closes_and_counts_its_hidden_time(tmp_path: Path) -> None:
+    metrics, [opened] = fed(tmp_path)
+    close = Point("disruption", (*opened.tags[:3], ("state", "close")),
+                  (("uptime_ok", True), ("hidden_minutes", 1.5)), T0_MS + 93_000)
+    metrics.observe([], [close])
+    text = scrape(metrics)
+    c = {"journey": "checkout", "region": "eu-west", "agent": "a1"}
+    assert sample(text, "qos_disruption_open", **c, hidden_from_uptime="true") == 0
+    assert sample(text, "qos_disruption_hidden_seconds_total", **c) == 90
+    # A disruption uptime monitoring caught after 30 s: those 30 s were still hidden.
+    metrics.observe([], [Point("disruption", opened.tags, (("uptime_ok", True),), T0_MS + 100_000)])
+    metrics.observe([], [Point("disruption", close.tags, (("uptime_ok", False), ("hidden_minutes", 0.5)),
+                               T0_MS + 200_000)])
+    text = scrape(metrics)
+    assert sample(text, "qos_disruption_hidden_seconds_total", **c) == 120
+    assert sample(text, "qos_disruption_open", **c, hidden_from_uptime="true") == 0
+
+
+def test_a_reload_that_removes_a_journey_removes_its_series(tmp_path: Path) -> None:
+    metrics, _ = fed(tmp_path)
+    assert 'journey="search"' in scrape(metrics)
+    path = tmp_path / "journeys.yaml"
+    path.write_text(CONFIG.split("  - name: search")[0])
+    metrics.configure(load_config(path, env={}).journeys, "eu-west", "a1")
+    text = scrape(metrics)
+    assert 'journey="search"' not in text and 'journey="checkout"' in text
+
+
+def test_the_fast_rendering_equals_prometheus_clients(tmp_path: Path) -> None:
+    """`render` (what /metrics serves) parses to exactly the samples the prometheus_client collector gives."""
+    metrics, _ = fed(tmp_path)
+    fast = samples(metrics.render().decode())
+    # prometheus_client writes a label a series lacks as "" (no label, to Prometheus): drop those.
+    slow = {(n, tuple(kv for kv in ls if kv[1])): v for (n, ls), v in samples(scrape(metrics)).items()}
+    assert fast == slow and len(fast) > 100
+    text = metrics.render().decode()
+    assert "# TYPE qos_journey_runs_total counter" in text and "# TYPE qos_step_phase_seconds histogram" in text
+
+
+def test_a_sighup_that_removes_a_journey_removes_its_series_from_metrics(tmp_path: Path) -> None:
+    head = ('version: 1\nagent: {{state_dir: state, interval: 300ms, name: a1, listen: "127.0.0.1:0"}}\n'
+            'journeys:\n  - name: uptime\n    steps: [{{name: health, http: {{url: "{url}/health"}}}}]\n')
+    tickets = '  - name: tickets\n    steps: [{{name: list, http: {{url: "{url}/health"}}}}]\n'
+    path = tmp_path / "journeys.yaml"
+    with DemoProcess() as demo:
+        path.write_text((head + tickets).format(url=demo.url))
+        with AgentProcess(path, cwd=tmp_path, start_timeout=60) as agent:
+            wait_for(lambda: sample(agent.metrics(), "qos_journey_runs_total", journey="tickets", outcome="passed"),
+                     timeout=30, what="tickets series")
+            path.write_text(head.format(url=demo.url))
+            agent.hup()
+            wait_for(lambda: 'journey="tickets"' not in agent.metrics(), timeout=30, what="tickets series gone")
+            text = agent.metrics()
+            assert sample(text, "qos_journey_runs_total", journey="uptime", outcome="passed")
+            assert sample(text, "qos_journey_slo_success_ratio", journey="tickets") is None
+            assert agent.stop() == 0
