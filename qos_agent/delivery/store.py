@@ -356,7 +356,8 @@ class Store:
                 self.stats.drop(cause, sum(points for _, points, _ in batch))
                 n = 0
             else:
-                if n:
+                if n and any(k.startswith("write:") for k in self._logged):
+                    log.info("spool %s: storing records again", self.name)
                     self._logged = {k for k in self._logged if not k.startswith("write:")}
             for _, _, fut in batch:
                 if not fut.done():
