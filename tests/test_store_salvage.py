@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from qos_agent.delivery.bounds import KEEP_ASIDE
 from qos_agent.delivery.deliver import Delivery
-from qos_agent.delivery.salvage import KEEP_ASIDE
 from qos_agent.delivery.store import Store
 from qos_agent.plugins.protocols import DeliveryOptions, SinkStats
 from tests.support.collector import Collector, CollectorSink, CollectorSpec
@@ -102,17 +102,21 @@ async def test_a_truncated_file_delivers_what_it_still_holds(tmp_path: Path, col
     assert f"salvaged {len(got)} of about {len(got) + lost} records" in line, line
 
 
-async def test_damaged_files_are_bounded_oldest_pruned_first(tmp_path: Path,
-                                                             caplog: pytest.LogCaptureFixture) -> None:
+async def test_damaged_files_are_bounded_oldest_pruned_first(tmp_path: Path) -> None:
     path = tmp_path / "t.db"
-    for k in range(KEEP_ASIDE + 2):
+    made: list[str] = []
+    pruned = []
+    for _ in range(KEEP_ASIDE + 2):
+        before = {p.name for p in tmp_path.glob("t.db.corrupt-*")}
         path.write_bytes(b"garbage, not a database " * 400)
         store = Store(path, name="t")
-        await store.put(records(1))
+        made += sorted({p.name for p in tmp_path.glob("t.db.corrupt-*")} - before)
+        pruned.append(store.aside_pruned)
         await store.close()
         await asyncio.sleep(0.01)  # distinct millisecond stamps
-    aside = sorted(tmp_path.glob("t.db.corrupt-*"), key=lambda p: int(p.name.rsplit("-", 1)[1]))
-    assert len(aside) == KEEP_ASIDE
+    assert len(made) == KEEP_ASIDE + 2
+    assert {p.name for p in tmp_path.glob("t.db.corrupt-*")} == set(made[-KEEP_ASIDE:])  # the newest kept
+    assert pruned == [0] * KEEP_ASIDE + [1, 1]
 
 
 async def test_damaged_files_count_against_their_share_of_max_spool_mb(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""What is still readable in a damaged spool file, copied into the fresh one; old damaged files pruned.
+"""What is still readable in a damaged spool file, copied into the fresh one.
 
 SQLite stops a scan at the first unreadable page ("database disk image is malformed"), which would
 lose every row after 16 KB of garbage or a torn tail. Rows are read by id instead: a scan runs until
@@ -7,10 +7,6 @@ the first s whose seek works) and the scan goes on from there. So only rows on d
 lost. Ids are kept, so order survives and a batch in flight when the damage was found is still
 acked by its ids. The count of rows the file held comes from min(id)..max(id) (ids are contiguous
 but for rare holes); when max(id) itself is unreadable (a truncated file) it is a lower bound.
-
-Moved-aside files (`<name>.db.corrupt-<ts>`, with their -wal/-shm) are kept for forensics but bounded:
-at most KEEP_ASIDE per sink and ASIDE_SHARE of max_spool_mb, the oldest removed first (the newest
-is always kept, whatever its size).
 """
 
 from __future__ import annotations
@@ -22,8 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-KEEP_ASIDE = 3  # damaged files kept per sink
-ASIDE_SHARE = 0.25  # ...and their bytes at most this share of max_spool_mb
 CHUNK = 1000
 MAX_PROBES = 64
 
@@ -195,35 +189,3 @@ def _missing_rows(src: Path, copied: int) -> int:
         return 0
     have = actual // page
     return round((pages - have) * copied / max(1, have - 3))  # 3: schema and the two tables' roots
-
-
-def prune_aside(path: Path, max_bytes: int) -> list[Path]:
-    """Remove the oldest moved-aside copies of `path` past KEEP_ASIDE files or ASIDE_SHARE * max_bytes."""
-    groups: dict[Path, list[Path]] = {}
-    for f in path.parent.glob(f"{path.name}.corrupt-*"):
-        base = Path(str(f).removesuffix("-wal").removesuffix("-shm"))
-        groups.setdefault(base, []).append(f)
-
-    def size(files: list[Path]) -> int:
-        total = 0
-        for f in files:
-            with contextlib.suppress(OSError):
-                total += f.stat().st_size
-        return total
-
-    def age(base: Path) -> tuple[int, str]:
-        tail = base.name.rsplit("-", 1)[-1]
-        return (int(tail) if tail.isdigit() else 0, base.name)
-
-    newest_first = sorted(groups, key=age, reverse=True)
-    budget, kept, removed = int(max_bytes * ASIDE_SHARE), 0, []
-    for i, base in enumerate(newest_first):  # the newest is always kept; past the bounds, all older go
-        n = size(groups[base])
-        if not removed and (i == 0 or (i < KEEP_ASIDE and kept + n <= budget)):
-            kept += n
-            continue
-        for f in groups[base]:
-            with contextlib.suppress(OSError):
-                f.unlink()
-        removed.append(base)
-    return removed

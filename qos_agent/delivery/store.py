@@ -32,7 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from qos_agent.delivery.salvage import ASIDE_SHARE, KEEP_ASIDE, Salvaged, prune_aside, salvage
+from qos_agent.delivery.bounds import ASIDE_SHARE, DEAD_LETTER_SHARE, KEEP_ASIDE, cut_oldest, prune_aside
+from qos_agent.delivery.salvage import Salvaged, salvage
 from qos_agent.errors import SetupError
 from qos_agent.language.secrets import Redactor
 from qos_agent.plugins.protocols import SinkStats
@@ -40,7 +41,6 @@ from qos_agent.plugins.protocols import SinkStats
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-DEAD_LETTER_SHARE = 0.1  # dead_letter rows are kept up to this share of max_spool_mb, the oldest pruned
 ROW_OVERHEAD = 24  # bytes counted per row on top of the record (rowid, record header, page slack)
 
 
@@ -225,24 +225,8 @@ class Store:
         return len(records), dropped
 
     def _drop_oldest(self) -> int:
-        def drop(db: sqlite3.Connection) -> tuple[int, int]:
-            cut, freed, n, last = self._inflight_hi, 0, 0, self._inflight_hi
-            need = self._bytes - self.max_bytes
-            while freed < need:
-                rows = db.execute("SELECT id, length(line) FROM spool WHERE id > ? ORDER BY id LIMIT 2000",
-                                  (last,)).fetchall()
-                if not rows:
-                    break
-                for rid, size in rows:
-                    cut, freed, n = rid, freed + size + ROW_OVERHEAD, n + 1
-                    if freed >= need:
-                        break
-                last = rows[-1][0]
-            if n:
-                db.execute("DELETE FROM spool WHERE id > ? AND id <= ?", (self._inflight_hi, cut))
-            return n, freed
-
-        n, freed = self._guard(drop)
+        n, freed = self._guard(lambda db: cut_oldest(db, "spool", f"length(line) + {ROW_OVERHEAD}",
+                                                     self._inflight_hi, self._bytes - self.max_bytes))
         if n:
             self._bytes -= freed
             self._log_once("drop", logging.WARNING, "spool %s: over max_spool_mb (%d MB), dropping the oldest "
@@ -280,25 +264,8 @@ class Store:
 
     def _prune_dead(self) -> None:
         """Remove the oldest dead_letter rows until they fit DEAD_LETTER_SHARE of max_spool_mb."""
-        cap = int(self.max_bytes * DEAD_LETTER_SHARE)
-
-        def prune(db: sqlite3.Connection) -> tuple[int, int]:
-            need, freed, n, cut, last = self._dead_bytes - cap, 0, 0, 0, 0
-            while freed < need:
-                rows = db.execute("SELECT id, length(line) + length(message) FROM dead_letter WHERE id > ? "
-                                  "ORDER BY id LIMIT 2000", (last,)).fetchall()
-                if not rows:
-                    break
-                for rid, size in rows:
-                    cut, freed, n = rid, freed + size, n + 1
-                    if freed >= need:
-                        break
-                last = rows[-1][0]
-            if n:
-                db.execute("DELETE FROM dead_letter WHERE id <= ?", (cut,))
-            return n, freed
-
-        n, freed = self._guard(prune)
+        need = self._dead_bytes - int(self.max_bytes * DEAD_LETTER_SHARE)
+        n, freed = self._guard(lambda db: cut_oldest(db, "dead_letter", "length(line) + length(message)", 0, need))
         self._dead_bytes -= freed
         self.dead_pruned += n
         if n:
