@@ -10,7 +10,13 @@ from the low end only), so id order is arrival order without the cost of AUTOINC
 - the read cursor is simply "the lowest ids": ack is `DELETE WHERE id BETWEEN lo AND hi`, dropping
   the oldest is the same, replay after a restart is opening the file again;
 - one row per record keeps the size bound, dead-lettering and counting exact;
-- a corrupt file is detected and moved aside (`<name>.db.corrupt-<unix-ts>`): a fresh store starts.
+- a damaged file is detected (at open, or when a query meets a bad page), moved aside
+  (`<name>.db.corrupt-<unix-ms>`), and every readable row salvaged into a fresh file
+  (delivery/salvage.py); the rest counted as dropped[corrupt];
+- a failed write (disk full, read-only) drops the batch being stored, counted under its cause
+  (dropped[disk_full], [read_only], [disk_error]); a failed COMMIT/ROLLBACK never hides the first error
+  and a connection left mid-transaction is reopened, so storing resumes by itself when space returns.
+Dead letters and damaged files are bounded (delivery/bounds.py).
 
 All SQLite I/O runs on one worker thread per store: the event loop never blocks, the connection is
 only touched from the thread that made it, and operations run in call order. Concurrent puts are
