@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 Sender = Callable[[Sequence[str]], Awaitable[None]]
 BISECT_BUDGET = 64  # sends spent isolating bad records in one batch before dead-lettering whole chunks
 MAX_RETRY_AFTER_S = 300.0
+STORE_RETRY_S = 1.0  # a failed local read/ack (disk full) is retried this often: cheap, and resumes fast
 
 
 class _GiveUp(Exception):
@@ -91,17 +92,40 @@ class Delivery:
                 await self._wake.wait()
                 continue
             await self._wait_for_batch()
-            batch = await self.store.read(self.batch_size)
-            if not batch.records:
-                await self.store.recount()  # the counter drifted (a recovered file): trust the table
+            try:
+                batch = await self.store.read(self.batch_size)
+                if not batch.records:
+                    await self.store.recount()  # the counter drifted (a recovered file): trust the table
+                    continue
+            except Exception as e:  # the disk, not the sink: wait and try again, never stop delivering
+                if not await self._store_failed("read", e):
+                    return
                 continue
             self._inflight_n = len(batch.records)  # records left unread keep the clock of this batch
             try:
                 dead = await self._send_until_done(batch.records)
             except _GiveUp:
                 return
-            await self.store.ack(batch, dead)  # counts delivered (the destination accepted them)
+            while True:  # counts delivered (the destination accepted them) once the rows are gone
+                try:
+                    await self.store.ack(batch, dead)
+                    break
+                except Exception as e:  # disk full: the rows stay (re-sent later if we stop: harmless
+                    if not await self._store_failed("ack", e):  # overwrites), counted when the ack works
+                        return
             self._inflight_n = 0
+            if self._failing:
+                log.info("spool %s: the store works again after %d failed attempts", self.name, self._failing)
+                self._failing = 0
+                self._logged = {k for k in self._logged if not k.startswith("retry:")}
+
+    async def _store_failed(self, what: str, e: Exception) -> bool:
+        """The store failed (disk full, I/O): log once, back off; False when closing (stop delivering)."""
+        try:
+            await self._failed(f"spool {what} failed: {e}", "free disk space under agent.state_dir", STORE_RETRY_S)
+        except _GiveUp:
+            return False
+        return True
 
     async def _wait_for_batch(self) -> None:
         """Until a full batch waits, the oldest record is flush_interval old, or we are closing."""

@@ -10,7 +10,13 @@ from the low end only), so id order is arrival order without the cost of AUTOINC
 - the read cursor is simply "the lowest ids": ack is `DELETE WHERE id BETWEEN lo AND hi`, dropping
   the oldest is the same, replay after a restart is opening the file again;
 - one row per record keeps the size bound, dead-lettering and counting exact;
-- a corrupt file is detected and moved aside (`<name>.db.corrupt-<unix-ts>`): a fresh store starts.
+- a damaged file is detected (at open, or when a query meets a bad page), moved aside
+  (`<name>.db.corrupt-<unix-ms>`), and every readable row salvaged into a fresh file
+  (delivery/salvage.py); the rest counted as dropped[corrupt];
+- a failed write (disk full, read-only) drops the batch being stored, counted under its cause
+  (dropped[disk_full], [read_only], [disk_error]); a failed COMMIT/ROLLBACK never hides the first error
+  and a connection left mid-transaction is reopened, so storing resumes by itself when space returns.
+Dead letters and damaged files are bounded (delivery/bounds.py).
 
 All SQLite I/O runs on one worker thread per store: the event loop never blocks, the connection is
 only touched from the thread that made it, and operations run in call order. Concurrent puts are
@@ -22,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import errno
 import logging
 import os
 import sqlite3
@@ -31,6 +38,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from qos_agent.delivery.bounds import ASIDE_SHARE, DEAD_LETTER_SHARE, KEEP_ASIDE, cut_oldest, prune_aside
+from qos_agent.delivery.salvage import Salvaged, salvage
+from qos_agent.errors import SetupError
 from qos_agent.language.secrets import Redactor
 from qos_agent.plugins.protocols import SinkStats
 
@@ -38,6 +48,17 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 ROW_OVERHEAD = 24  # bytes counted per row on top of the record (rowid, record header, page slack)
+
+
+def write_cause(e: BaseException) -> str:
+    """The cause a failed disk write is counted under: disk_full, read_only or disk_error."""
+    code = getattr(e, "sqlite_errorcode", None)
+    errno_ = getattr(e, "errno", None)
+    if code == sqlite3.SQLITE_FULL or errno_ == errno.ENOSPC or "disk is full" in str(e):
+        return "disk_full"
+    if code == sqlite3.SQLITE_READONLY or errno_ in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return "read_only"
+    return "disk_error"
 
 
 def spool_path(state_dir: Path, name: str) -> Path:
@@ -66,6 +87,9 @@ class Store:
         self.redact = redact or Redactor()
         self.on_stored: Callable[[int], None] | None = None  # told how many records each commit added
         self._bytes = 0
+        self._dead_bytes = 0  # bytes of dead_letter rows (bounded by DEAD_LETTER_SHARE of max_spool_mb)
+        self.dead_pruned = 0  # dead_letter rows removed to stay in bounds (oldest first)
+        self.aside_pruned = 0  # damaged files removed to stay in bounds (oldest first)
         self._inflight_hi = 0  # rows with id <= this are being sent: never dropped under them
         self._db: sqlite3.Connection | None = None
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"store-{self.name}")
@@ -91,9 +115,15 @@ class Store:
     # ------------------------------------------------------------------ worker-thread side
 
     def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._connect()
+        except sqlite3.OperationalError as e:  # read-only, permissions, no space: the machine, not the file
+            raise SetupError(f"spool {self.name}: cannot open {self.path}: {e} (agent.state_dir must be a "
+                             "writable directory with free space)") from None
+        except OSError as e:
+            raise SetupError(f"spool {self.name}: cannot create {self.path.parent}: {e.strerror or e} "
+                             "(agent.state_dir must be a writable directory)") from None
         except sqlite3.DatabaseError as e:
             self._recover(e)
 
@@ -106,54 +136,83 @@ class Store:
             db.execute("CREATE TABLE IF NOT EXISTS spool(id INTEGER PRIMARY KEY, line TEXT NOT NULL)")
             db.execute("CREATE TABLE IF NOT EXISTS dead_letter(id INTEGER PRIMARY KEY AUTOINCREMENT, "
                        "at_ms INTEGER NOT NULL, line TEXT NOT NULL, message TEXT NOT NULL)")
-            n, size = db.execute("SELECT count(*), coalesce(sum(length(line)), 0) FROM spool").fetchone()
+            self._measure(db)
         except BaseException:
             db.close()
             raise
         self._db = db
+
+    def _measure(self, db: sqlite3.Connection) -> None:
+        """Counters from the tables (they scan every row: a damaged page shows here, at open)."""
+        n, size = db.execute("SELECT count(*), coalesce(sum(length(line)), 0) FROM spool").fetchone()
+        (dead,) = db.execute("SELECT coalesce(sum(length(line) + length(message)), 0) FROM dead_letter").fetchone()
         self.stats.spooled = int(n)
         self._bytes = int(size) + int(n) * ROW_OVERHEAD
+        self._dead_bytes = int(dead)
 
     def _recover(self, err: BaseException) -> None:
-        """A corrupt file is moved aside (kept for forensics) and a fresh one started; never a crash."""
+        """A damaged file is moved aside (kept for forensics, bounded), every readable row salvaged into
+        a fresh file (delivery/salvage.py) and the rest counted as dropped[corrupt]; never a crash."""
         if self._db is not None:
             with contextlib.suppress(Exception):
                 self._db.close()
             self._db = None
-        aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+        believed = self.stats.spooled  # 0 at open; mid-run, what the counter says was waiting
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time() * 1000)}")
         for suffix in ("", "-wal", "-shm"):
             src = Path(f"{self.path}{suffix}")
             if src.exists():
                 os.replace(src, Path(f"{aside}{suffix}"))
-        lost = self.stats.spooled
-        log.error("spool %s: %s is unreadable (%s); moved it to %s and started a fresh spool%s", self.name,
-                  self.path, err, aside.name, f" ({lost} waiting records are in the old file)" if lost else "")
-        self.stats.last_error = f"corrupt spool file moved aside: {err}"
-        self._inflight_hi = 0
         self._connect()
+        assert self._db is not None
+        try:
+            got = salvage(aside, self._db)
+        except sqlite3.Error as e:  # the fresh file cannot take them (disk full): all counted lost
+            log.error("spool %s: cannot salvage rows from %s: %s", self.name, aside.name, e)
+            got = Salvaged(0, believed, False)
+        self._measure(self._db)
+        held = max(got.held, believed)
+        lost = max(0, held - got.copied)
+        self.stats.drop("corrupt", lost)
+        log.error("spool %s: %s was damaged (%s); salvaged %d of %s%d records into a fresh file, %d lost "
+                  "(counted as dropped[corrupt]); the damaged file is kept as %s", self.name, self.path, err,
+                  got.copied, "" if got.exact or held == believed else "about ", held, lost, aside.name)
+        self.stats.last_error = f"damaged spool file: {err}; salvaged {got.copied}, lost {lost}"
+        for gone in prune_aside(self.path, self.max_bytes):
+            self.aside_pruned += 1
+            log.warning("spool %s: removed the old damaged file %s (at most %d kept, %d%% of max_spool_mb)",
+                        self.name, gone.name, KEEP_ASIDE, int(ASIDE_SHARE * 100))
 
     def _guard(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run fn on the connection; a corrupt file mid-run is recovered from and fn retried once."""
-        if self._db is None:
-            self._open()
-        assert self._db is not None
         try:
+            if self._db is None:  # dropped after a failed write: reconnect (the disk may be back)
+                self._connect()
+            assert self._db is not None
             return fn(self._db)
         except sqlite3.DatabaseError as e:
             if isinstance(e, sqlite3.OperationalError):
-                raise  # disk full, locked: not corruption
+                if write_cause(e) == "disk_error":  # an unknown I/O state: start from a fresh connection
+                    self._close_db()
+                raise  # disk full, read-only, locked: not corruption
             self._recover(e)
             assert self._db is not None
             return fn(self._db)
 
-    @staticmethod
-    def _txn(db: sqlite3.Connection, body: Callable[[], object]) -> None:
+    def _txn(self, db: sqlite3.Connection, body: Callable[[], object]) -> None:
+        """One transaction. A failed statement or COMMIT (disk full) may already have ended it: the
+        rollback is tried only while one is open, its own failure never hides the first error, and a
+        connection left in a transaction is dropped (reopened on the next call)."""
         db.execute("BEGIN")
         try:
             body()
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+            if db.in_transaction:
+                self._close_db()
             raise
 
     def _insert(self, makers: list[Callable[[], list[str]]]) -> tuple[int, int]:
@@ -164,28 +223,16 @@ class Store:
         self._guard(lambda db: self._txn(db, lambda: db.executemany(
             "INSERT INTO spool(line) VALUES (?)", [(r,) for r in records])))
         self._bytes += sum(map(len, records)) + ROW_OVERHEAD * len(records)
-        dropped = self._drop_oldest() if self._bytes > self.max_bytes else 0
+        try:  # the records are committed: a failed trim must not count them as lost
+            dropped = self._drop_oldest() if self._bytes > self.max_bytes else 0
+        except sqlite3.Error as e:
+            self._log_once("trim", logging.WARNING, "spool %s: cannot trim to max_spool_mb now: %s", self.name, e)
+            dropped = 0
         return len(records), dropped
 
     def _drop_oldest(self) -> int:
-        def drop(db: sqlite3.Connection) -> tuple[int, int]:
-            cut, freed, n, last = self._inflight_hi, 0, 0, self._inflight_hi
-            need = self._bytes - self.max_bytes
-            while freed < need:
-                rows = db.execute("SELECT id, length(line) FROM spool WHERE id > ? ORDER BY id LIMIT 2000",
-                                  (last,)).fetchall()
-                if not rows:
-                    break
-                for rid, size in rows:
-                    cut, freed, n = rid, freed + size + ROW_OVERHEAD, n + 1
-                    if freed >= need:
-                        break
-                last = rows[-1][0]
-            if n:
-                db.execute("DELETE FROM spool WHERE id > ? AND id <= ?", (self._inflight_hi, cut))
-            return n, freed
-
-        n, freed = self._guard(drop)
+        n, freed = self._guard(lambda db: cut_oldest(db, "spool", f"length(line) + {ROW_OVERHEAD}",
+                                                     self._inflight_hi, self._bytes - self.max_bytes))
         if n:
             self._bytes -= freed
             self._log_once("drop", logging.WARNING, "spool %s: over max_spool_mb (%d MB), dropping the oldest "
@@ -211,9 +258,25 @@ class Store:
             db.execute("DELETE FROM spool WHERE id >= ? AND id <= ?", (batch.lo, batch.hi))
 
         self._guard(lambda db: self._txn(db, lambda: body(db)))
+        self._dead_bytes += sum(len(r) + len(m) for r, m in dead)
+        if self._dead_bytes > self.max_bytes * DEAD_LETTER_SHARE:
+            try:
+                self._prune_dead()
+            except sqlite3.Error as e:
+                self._log_once("prune", logging.WARNING, "spool %s: cannot prune dead_letter now: %s", self.name, e)
         sent = batch.records
         self._bytes = max(0, self._bytes - sum(map(len, sent)) - ROW_OVERHEAD * len(sent))
         self._inflight_hi = 0
+
+    def _prune_dead(self) -> None:
+        """Remove the oldest dead_letter rows until they fit DEAD_LETTER_SHARE of max_spool_mb."""
+        need = self._dead_bytes - int(self.max_bytes * DEAD_LETTER_SHARE)
+        n, freed = self._guard(lambda db: cut_oldest(db, "dead_letter", "length(line) + length(message)", 0, need))
+        self._dead_bytes -= freed
+        self.dead_pruned += n
+        if n:
+            self._log_once("dead-prune", logging.WARNING, "spool %s: dead_letter over %d%% of max_spool_mb: removed "
+                           "the oldest rows (%d so far)", self.name, int(DEAD_LETTER_SHARE * 100), self.dead_pruned)
 
     def _count(self) -> int:
         return int(self._guard(lambda db: db.execute("SELECT count(*) FROM spool").fetchone()[0]))
@@ -258,11 +321,17 @@ class Store:
                 self.stats.spooled += n - dropped
                 self.stats.drop("spool_full", dropped)
             except Exception as e:  # a failed disk write: counted and logged, never raised into a probe run
-                self.stats.last_error = self.redact(f"spool write failed: {e}")
-                self._log_once(f"write:{type(e).__name__}", logging.ERROR, "spool %s: cannot store records in "
-                               "%s: %s (they are lost; check disk space and permissions)", self.name, self.path, e)
-                self.stats.drop("disk", sum(points for _, points, _ in batch))
+                cause = write_cause(e)
+                self.stats.last_error = self.redact(f"spool write failed ({cause}): {e}")
+                self._log_once(f"write:{cause}", logging.ERROR, "spool %s: cannot store records in %s: %s (they "
+                               "are lost, counted as dropped[%s]; check disk space and permissions — storing "
+                               "resumes by itself)", self.name, self.path, e, cause)
+                self.stats.drop(cause, sum(points for _, points, _ in batch))
                 n = 0
+            else:
+                if n and any(k.startswith("write:") for k in self._logged):
+                    log.info("spool %s: storing records again", self.name)
+                    self._logged = {k for k in self._logged if not k.startswith("write:")}
             for _, _, fut in batch:
                 if not fut.done():
                     fut.set_result(None)
