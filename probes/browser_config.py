@@ -22,6 +22,9 @@ VERBS = ("goto", "click", "fill", "select", "press", "wait_for", "expect_text", 
 EXPECT_VERBS = frozenset({"expect_text", "expect_url"})
 STATES = ("visible", "hidden", "attached", "detached")
 WAIT_UNTIL = ("load", "domcontentloaded", "networkidle", "commit")
+# always: record and keep every run's trace; on-failure: record every run, keep it when a step fails;
+# on-retry (default): record only a retried attempt, or the journey's next run after a failure; off: never.
+TRACE_MODES = ("on-retry", "on-failure", "always", "off")
 SHOT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
@@ -78,6 +81,7 @@ class Action:
 class BrowserSpec:
     actions: tuple[Action, ...]
     fail_on_http_errors: bool = False
+    trace: str = "on-retry"  # one of TRACE_MODES; the run's first browser step decides for the run
 
     def provides(self) -> set[str]:
         return {a.value for a in self.actions if a.verb == "extract"}
@@ -88,21 +92,26 @@ def parse_browser(step: Node, problems: Problems) -> BrowserSpec:
     if node is None:
         return BrowserSpec(())
     fail_on_http_errors = False
+    trace = "on-retry"
     items = node
     if node.is_map:
-        r = Reader(node, problems, ("actions", "fail_on_http_errors"), "browser", required=("actions",))
+        r = Reader(node, problems, ("actions", "fail_on_http_errors", "trace"), "browser", required=("actions",))
         fail_on_http_errors = r.bool("fail_on_http_errors", False)
+        trace_node = r.get("trace")
+        # YAML 1.1 reads a bare `off` as false.
+        trace = "off" if trace_node is not None and trace_node.value is False else r.choice(
+            "trace", TRACE_MODES, "on-retry")
         items = r.get("actions") or Node([], node.loc)
     if not items.is_list or not items.value:
         problems.add(items.loc, "'browser' needs a non-empty list of actions",
                      "write e.g. browser: [{goto: \"{{ base }}/\"}, {click: \"text=Pay\"}]")
-        return BrowserSpec((), fail_on_http_errors)
+        return BrowserSpec((), fail_on_http_errors, trace)
     actions = []
     for i, item in enumerate(items.value, start=1):
         action = _action(i, item, problems)
         if action is not None:
             actions.append(action)
-    return BrowserSpec(tuple(actions), fail_on_http_errors)
+    return BrowserSpec(tuple(actions), fail_on_http_errors, trace)
 
 
 def _action(index: int, item: Node, problems: Problems) -> Action | None:

@@ -137,6 +137,8 @@ class AgentConfig:
     state_dir: str = ".qos-agent"  # absolute after loading
     listen: str = "127.0.0.1:9469"
     shard: tuple[int, int] | None = None  # (index 1-based, count)
+    max_loop_lag_s: float = 0.05  # a sample taken while the event loop was later than this is `lagged`
+    loop: str = "auto"  # auto | asyncio | uvloop: the event loop `run` and `check` use
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +185,8 @@ class StepResult:
     extracted: dict[str, str] = field(default_factory=dict)  # values for later steps; never exported
     start_ms: int = 0
     url: str = ""
+    loop_lag_ms: float = 0.0  # the worst event-loop lateness seen while the step was in flight
+    lagged: bool = False  # loop_lag_ms passed agent.max_loop_lag: the duration includes the agent's delay
 
     @classmethod
     def failure(cls, step: str, probe: str, error: ErrorClass, message: str, **kw: Any) -> StepResult:
@@ -208,6 +212,8 @@ class JourneyResult:
     error: ErrorClass | None = None
     error_message: str = ""
     final: bool = True  # False for an attempt that a retry followed
+    loop_lag_ms: float = 0.0  # the worst event-loop lateness during the whole run
+    lagged: bool = False  # loop_lag_ms passed agent.max_loop_lag: its duration is not the target's alone
 
     @property
     def flaky(self) -> bool:

@@ -72,7 +72,7 @@ def test_empty_or_wrong_shapes() -> None:
     assert problems_of("name: a\nbrowser: {fail_on_http_errors: true}\n")[0].startswith(
         "journeys.yaml:2:10: browser needs 'actions'")
     assert problems_of('name: a\nbrowser: {actions: [{goto: "/"}], fail_on: 1}\n')[0].startswith(
-        "journeys.yaml:2:35: unknown key 'fail_on' in browser (valid: actions, fail_on_http_errors)")
+        "journeys.yaml:2:35: unknown key 'fail_on' in browser (valid: actions, fail_on_http_errors, trace)")
 
 
 def test_retention_keeps_newest_runs_within_limits(tmp_path: Path) -> None:

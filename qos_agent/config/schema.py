@@ -99,6 +99,9 @@ AGENT: dict[str, Schema] = {
                "description": "HOST:PORT of /healthz and /metrics, or off"},
     "shard": {"anyOf": [{"type": "string", "pattern": r"^\s*\d+\s*/\s*\d+\s*$"}, ENV],
               "description": "INDEX/COUNT, e.g. 2/3"},
+    "max_loop_lag": _ref("duration"),
+    "loop": {**_enum(("auto", "asyncio", "uvloop")),
+             "description": "the event loop: auto = uvloop where installed, else asyncio"},
 }
 
 DEFAULTS: dict[str, Schema] = {
@@ -207,8 +210,9 @@ def _browser_parts() -> dict[str, Schema] | None:
         actions.append({"type": "object", "additionalProperties": False, "required": [verb],
                         "properties": {verb: arg}})
     action_list = {"type": "array", "minItems": 1, "items": {"oneOf": actions}}
-    long_form = _object(("actions", "fail_on_http_errors"), {"actions": action_list,
-                                                             "fail_on_http_errors": _ref("bool")},
+    long_form = _object(("actions", "fail_on_http_errors", "trace"),
+                        {"actions": action_list, "fail_on_http_errors": _ref("bool"),
+                         "trace": {"enum": [*getattr(m, "TRACE_MODES", ("on-retry",)), False]}},
                         required=("actions",))
     return {"browser": {"anyOf": [action_list, long_form]}}
 

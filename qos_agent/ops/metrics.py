@@ -35,6 +35,7 @@ class AgentState:
     in_flight: int = 0
     runs_started: int = 0
     skipped_overlaps: int = 0
+    runs_shed: int = 0
     scheduler_lag_p99_ms: float = 0.0
     event_loop_lag_ms: float = 0.0
     spool_depth: int = 0
@@ -65,7 +66,7 @@ class _StateCollector(Collector):
             ("qos_agent_in_flight", "Journey runs in flight", s.in_flight),
             ("qos_agent_scheduler_lag_p99_seconds", "p99 of how late runs started against their plan",
              s.scheduler_lag_p99_ms / 1000),
-            ("qos_agent_event_loop_lag_seconds", "How late the event loop woke a 250 ms sleep",
+            ("qos_agent_event_loop_lag_seconds", "How late the event loop fired its latest 10 ms timer",
              s.event_loop_lag_ms / 1000),
             ("qos_agent_spool_depth_points", "Points waiting in the durable spools", s.spool_depth),
             ("qos_agent_spool_fill_ratio", "The fullest spool's used share of its max_spool_mb", s.spool_fill),
@@ -81,6 +82,8 @@ class _StateCollector(Collector):
             ("qos_agent_runs_started", "Journey runs started", s.runs_started),
             ("qos_agent_skipped_overlaps", "Ticks skipped because the previous run was in flight",
              s.skipped_overlaps),
+            ("qos_agent_runs_shed", "Ticks that started no run because the event loop stayed late",
+             s.runs_shed),
             ("qos_agent_exported_points", "Points the sinks accepted", s.exported),
             ("qos_agent_export_errors", "Failed writes to a sink", s.export_errors),
             ("qos_agent_dropped_points", "Points dropped (full queue, spool size bound, failed write)", s.dropped),

@@ -31,7 +31,6 @@ from qos_agent.runloop.scheduler import Scheduler
 log = logging.getLogger(__name__)
 
 SELF_METRICS_EVERY_S = 10.0
-LOOP_LAG_PROBE_S = 0.25
 GRACE_S = 15.0
 
 
@@ -67,10 +66,11 @@ class Agent:
         self.runner = Runner(config, self.redact)
         self.pipeline = Pipeline.from_config(config, self.redact)
         self.evaluator = Evaluator(config.journeys, config.agent.name)
+        lag = self.runner.looplag
         self.scheduler = Scheduler(self.journeys(config), self.runner.run, self.on_results,
-                                   config.agent.concurrency)
+                                   config.agent.concurrency, overloaded=lag.overloaded,
+                                   lag_ms=lag.recent_worst_ms)
         self.stop_event = asyncio.Event()
-        self.loop_lag_ms = 0.0
         self.reload_error = ""
         self.reloads = 0
         self.listeners: list[Callable[[list[JourneyResult], list[Point]], None]] = []  # e.g. the live demo view
@@ -113,12 +113,13 @@ class Agent:
                 loop.add_signal_handler(sig, self.stop_event.set)
             loop.add_signal_handler(signal.SIGHUP, self.reload)
         await self.runner.probes.start(self.scheduler.journeys.values())
+        self.runner.looplag.start()
         self.pipeline.start()
         self.scheduler.start()
         selected = len(self.scheduler.journeys)
-        log.info("agent %s in region %s: %d journeys scheduled", self.config.agent.name,
-                 self.config.agent.region, selected)
-        helpers = [asyncio.create_task(self._watch_loop_lag()), asyncio.create_task(self._self_metrics())]
+        log.info("agent %s in region %s: %d journeys scheduled (event loop: %s)", self.config.agent.name,
+                 self.config.agent.region, selected, type(loop).__module__.split(".")[0])
+        helpers = [asyncio.create_task(self._self_metrics())]
         if self.watch:
             helpers.append(asyncio.create_task(watch_file(self.config_path, lambda: self.config_hash, self.reload)))
         try:
@@ -160,12 +161,11 @@ class Agent:
         self.scheduler.replace(self.journeys(config))
         log.info("reloaded %s: %d journeys scheduled", self.config_path, len(self.scheduler.journeys))
 
-    async def _watch_loop_lag(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            before = loop.time()
-            await asyncio.sleep(LOOP_LAG_PROBE_S)
-            self.loop_lag_ms = max(0.0, (loop.time() - before - LOOP_LAG_PROBE_S) * 1000)
+    @property
+    def loop_lag_ms(self) -> float:
+        """The event loop's latest lateness (a 10 ms timer's, see looplag.py), or the one in progress."""
+        lag = self.runner.looplag
+        return max(lag.current_ms(), lag.last_ms)
 
     async def _self_metrics(self) -> None:
         while True:
@@ -189,6 +189,8 @@ class Agent:
             ("dropped", sinks.dropped + spool_dropped),
             ("dead_letter", dead_letter),
             ("skipped_overlaps", self.scheduler.stats.skipped_overlaps),
+            ("shed", self.scheduler.stats.shed),
+            ("event_loop_lag_worst_ms", round(self.runner.looplag.worst_ms, 3)),
             ("runs", self.scheduler.stats.started),
             ("rss_mb", round(rss_mb(), 2)),
         )
@@ -197,8 +199,8 @@ class Agent:
 
 
 async def run_agent(path: str, region: str | None = None, duration_s: float | None = None,
-                    watch: bool = False) -> None:
-    config = load_config(path, region=region)
+                    watch: bool = False, config: Config | None = None) -> None:
+    config = config or load_config(path, region=region)
     agent = Agent(config, path, region)
     agent.watch = watch
     await agent.run(duration_s)

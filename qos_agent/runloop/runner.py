@@ -22,20 +22,29 @@ from qos_agent.language.secrets import Redactor
 from qos_agent.model import Config, ErrorClass, Journey, JourneyResult, Outcome, Step, StepResult
 from qos_agent.plugins import registry
 from qos_agent.plugins.protocols import RunContext
+from qos_agent.runloop.looplag import LoopLag
 
 RETRY_PAUSE_S = 0.25
 HEAVY_KINDS = frozenset({"browser"})  # runs with such steps also take a slot of agent.browser_concurrency
 
 
 class ProbeSet:
-    """One probe instance per step kind for the agent's life (a browser probe holds a browser)."""
+    """One probe instance per step kind for the agent's life (a browser probe holds a browser).
 
-    def __init__(self) -> None:
+    `one_shot` (the `check` command): each journey runs once, so a probe that saves evidence of a
+    failure only on a later run (the browser's `trace: on-retry`) records it on the first run instead.
+    """
+
+    def __init__(self, one_shot: bool = False) -> None:
         self._probes: dict[str, Any] = {}
+        self.one_shot = one_shot
 
     def get(self, kind: str) -> Any:
         if kind not in self._probes:
-            self._probes[kind] = registry.probe_class(kind)()
+            probe = registry.probe_class(kind)()
+            if self.one_shot and hasattr(probe, "one_shot"):
+                probe.one_shot = True
+            self._probes[kind] = probe
         return self._probes[kind]
 
     async def start(self, journeys: Iterable[Journey]) -> None:
@@ -74,6 +83,8 @@ class Runner:
         self.state_dir = Path(config.agent.state_dir)
         self._unique_ms = _UniqueMs()
         self.browser_slots = asyncio.Semaphore(config.agent.browser_concurrency)
+        # Started with the first run, so `check`, benches and the agent all mark lagged samples.
+        self.looplag = LoopLag(config.agent.max_loop_lag_s * 1000)
 
     async def run(self, journey: Journey) -> list[JourneyResult]:
         """Every attempt of one scheduled run; the last one is final."""
@@ -96,6 +107,9 @@ class Runner:
 
     async def run_once(self, journey: Journey, attempt: int = 1) -> JourneyResult:
         agent = self.config.agent
+        self.looplag.threshold_ms = agent.max_loop_lag_s * 1000
+        self.looplag.start()
+        mark = self.looplag.mark()
         start_ns = time.perf_counter_ns()
         start_ms = self._unique_ms((journey.name,), time.time_ns() // 1_000_000)
         run_id = uuid.uuid4().hex[:16]
@@ -112,11 +126,14 @@ class Runner:
             await ctx.close()
         duration_ms = (time.perf_counter_ns() - start_ns) / 1e6
         outcome, failed = self._journey_outcome(journey, steps, duration_ms)
+        # Over the whole run (its duration includes closing the run's resources), not only its steps.
+        loop_lag_ms = max(self.looplag.worst_since(mark), *(s.loop_lag_ms for s in steps))
         return JourneyResult(
             journey=journey.name, kind=journey.kind, region=agent.region, agent=agent.name, run_id=run_id,
             start_ms=start_ms, outcome=outcome, duration_ms=duration_ms, steps=steps, attempt=attempt,
             tags=journey.tags, failed_step=failed.step if failed else "",
             error=failed.error if failed else None, error_message=failed.error_message if failed else "",
+            loop_lag_ms=loop_lag_ms, lagged=loop_lag_ms > self.looplag.threshold_ms or any(s.lagged for s in steps),
         )
 
     async def _run_steps(self, journey: Journey, ctx: RunContext, out: list[StepResult]) -> None:
@@ -136,6 +153,7 @@ class Runner:
 
     async def _run_step(self, step: Step, ctx: RunContext, remaining_s: float, journey_timeout_s: float) -> StepResult:
         start_ms = self._unique_ms((ctx.journey.name, step.name), time.time_ns() // 1_000_000)
+        mark = self.looplag.mark()
         t0 = time.perf_counter_ns()
         try:
             async with asyncio.timeout(remaining_s):
@@ -149,6 +167,8 @@ class Runner:
             result.duration_ms = (time.perf_counter_ns() - t0) / 1e6
         result.start_ms = start_ms
         result.step, result.probe = step.name, step.kind
+        result.loop_lag_ms = lag_ms = self.looplag.worst_since(mark)
+        result.lagged = lag_ms > self.looplag.threshold_ms
         if (result.outcome is Outcome.PASSED and step.degraded_latency_s is not None
                 and result.duration_ms > step.degraded_latency_s * 1000):
             result.outcome = Outcome.DEGRADED
@@ -169,4 +189,5 @@ class Runner:
         return Outcome.PASSED, None
 
     async def close(self) -> None:
+        self.looplag.stop()
         await self.probes.close()
