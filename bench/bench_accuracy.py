@@ -37,6 +37,7 @@ from bench.common import (
     one_at_a_time,
     open_loop,
     pct,
+    run,
     table,
 )
 from qos_agent.model import Journey, Outcome
@@ -186,4 +187,4 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=2.0, help="length of each open-loop load")
     args = parser.parse_args()
     header("Accuracy (spine)", "bench.bench_accuracy", sys.argv[1:])
-    asyncio.run(main(args.seconds))
+    run(main(args.seconds))

@@ -26,7 +26,7 @@ from pathlib import Path
 import aiohttp
 from playwright.async_api import Browser, expect
 
-from bench.common import Demo, Others, client_cpus, fmt, header, pin, table, target_cpus
+from bench.common import Demo, Others, client_cpus, fmt, header, pin, run, table, target_cpus
 from probes.browser import BrowserProbe
 from probes.browser_config import parse_browser
 from qos_agent.language.nodes import Problems
@@ -183,4 +183,4 @@ async def main(runs: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 30))
+    run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 30))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -19,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import ROOT, Demo, Others, header, load_yaml, table
+from bench.common import ROOT, Demo, Others, bench_loop, header, load_yaml, table
 
 TARGET_S = 2.0
 
@@ -39,7 +38,8 @@ def main(times: int) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-check-") as tmp, Demo() as demo:
         assert demo.proc is not None
         others = Others([demo.proc.pid])
-        shutil.copy(ROOT / "journeys.yaml", Path(tmp) / "journeys.yaml")
+        sample = (ROOT / "journeys.yaml").read_text()
+        (Path(tmp) / "journeys.yaml").write_text(sample.replace("\nagent:\n", f"\nagent:\n  loop: {bench_loop()}\n", 1))
         env = {**os.environ, "SHOP_URL": demo.url}
         env.pop("QOS_REGION", None)
         config = load_yaml((ROOT / "journeys.yaml").read_text(), Path(tmp) / "parsed", env)
