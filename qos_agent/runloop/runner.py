@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
-import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -112,7 +112,7 @@ class Runner:
         mark = self.looplag.mark()
         start_ns = time.perf_counter_ns()
         start_ms = self._unique_ms((journey.name,), time.time_ns() // 1_000_000)
-        run_id = uuid.uuid4().hex[:16]
+        run_id = os.urandom(8).hex()  # 16 hex digits, as uuid4().hex[:16] gave, for a third of its cost
         ctx = RunContext(
             journey=journey, region=agent.region, agent=agent.name, run_id=run_id, state_dir=self.state_dir,
             variables=dict(journey.variables), cookie_jar=aiohttp.CookieJar(unsafe=True), redact=self.redact,
