@@ -9,7 +9,9 @@ import json
 import logging
 import random
 import sqlite3
+import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -18,6 +20,7 @@ import pytest
 from qos_agent.config.loader import load_config
 from qos_agent.errors import ConfigError
 from qos_agent.model import Journey, JourneyKind, JourneyResult, Location, Outcome
+from qos_agent.runloop import loops
 from qos_agent.runloop.agent import Agent
 from qos_agent.runloop.looplag import LoopLag
 from qos_agent.runloop.scheduler import Scheduler
@@ -47,6 +50,20 @@ JOURNEY = """\
 
 
 async def test_looplag_sees_a_blocked_loop_and_a_sustained_one() -> None:
+    await blocked_and_sustained()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="uvloop is a dependency on Linux only")
+def test_looplag_on_uvloop() -> None:
+    assert loops.run(loop_name_after(blocked_and_sustained), "uvloop") == "uvloop"
+
+
+async def loop_name_after(check: Callable[[], Awaitable[None]]) -> str:
+    await check()
+    return type(asyncio.get_running_loop()).__module__.split(".")[0]
+
+
+async def blocked_and_sustained() -> None:
     lag = LoopLag(threshold_ms=50)
     lag.start()
     try:

@@ -7,13 +7,16 @@ agent's own delay. One callback per 10 ms costs about 0.1 % of a core.
 
 Ticks go into a ring buffer; a step takes a `mark()` when it starts and asks `worst_since(mark)`
 when it ends: the worst lateness observed while it was in flight, including a lateness still in
-progress (the next tick is overdue right now). `overloaded()` tells the scheduler the loop *stays*
+progress (the next tick is overdue right now). Lateness is read from time.monotonic(), the clock
+both loops' timers follow (uvloop's `loop.time()` is a per-iteration cached millisecond value, which
+would not see a lateness still in progress). `overloaded()` tells the scheduler the loop *stays*
 late: at least SUSTAINED_TICKS late ticks within the last WINDOW_S, so one GC pause sheds nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 
 PERIOD_S = 0.010
@@ -29,7 +32,6 @@ class LoopLag:
         self.threshold_ms = threshold_ms
         self.period_s = period_s
         self._lag = [0.0] * RING  # ms late, per tick
-        self._at = [0.0] * RING  # loop time the tick fired
         self._ticks = 0  # ticks recorded so far; the next goes to _ticks % RING
         self._planned = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -44,11 +46,13 @@ class LoopLag:
 
     def start(self) -> None:
         """Begin ticking on the running loop (idempotent)."""
-        if self._handle is not None:
+        loop = asyncio.get_running_loop()
+        if self._handle is not None and self._loop is loop:
             return
-        self._loop = asyncio.get_running_loop()
-        self._planned = self._loop.time() + self.period_s
-        self._handle = self._loop.call_at(self._planned, self._tick)
+        self.stop()
+        self._loop = loop
+        self._planned = time.monotonic() + self.period_s
+        self._handle = loop.call_at(loop.time() + self.period_s, self._tick)
 
     def stop(self) -> None:
         if self._handle is not None:
@@ -58,11 +62,9 @@ class LoopLag:
     def _tick(self) -> None:
         loop = self._loop
         assert loop is not None
-        now = loop.time()
+        now = time.monotonic()
         lag_ms = max(0.0, (now - self._planned) * 1000.0)
-        i = self._ticks % RING
-        self._lag[i] = lag_ms
-        self._at[i] = now
+        self._lag[self._ticks % RING] = lag_ms
         self._ticks += 1
         self.last_ms = lag_ms
         if lag_ms > self.worst_ms:
@@ -70,13 +72,13 @@ class LoopLag:
         if lag_ms > self.threshold_ms:
             self._late.append((now, lag_ms))
         self._planned = now + self.period_s
-        self._handle = loop.call_at(self._planned, self._tick)
+        self._handle = loop.call_at(loop.time() + self.period_s, self._tick)
 
     def current_ms(self) -> float:
         """How late the loop is right now: how overdue the next tick already is (0 when not running)."""
-        if self._loop is None or self._handle is None:
+        if self._handle is None:
             return 0.0
-        return max(0.0, (self._loop.time() - self._planned) * 1000.0)
+        return max(0.0, (time.monotonic() - self._planned) * 1000.0)
 
     def mark(self) -> int:
         """A position to ask `worst_since` about later (e.g. when a step starts). A tick already
@@ -99,9 +101,9 @@ class LoopLag:
     def overloaded(self, now: float | None = None) -> bool:
         """The loop stays late: SUSTAINED_TICKS ticks over the threshold within the last WINDOW_S
         (a lateness in progress over the threshold counts as one)."""
-        if self._loop is None:
+        if self._handle is None:
             return False
-        now = self._loop.time() if now is None else now
+        now = time.monotonic() if now is None else now
         late = 1 if self.current_ms() > self.threshold_ms else 0
         horizon = now - WINDOW_S
         late += sum(1 for at, _ in self._late if at >= horizon)
@@ -109,7 +111,7 @@ class LoopLag:
 
     def recent_worst_ms(self) -> float:
         """The worst lateness within the last WINDOW_S (what made `overloaded()` true), or in progress."""
-        if self._loop is None:
+        if self._handle is None:
             return 0.0
-        horizon = self._loop.time() - WINDOW_S
+        horizon = time.monotonic() - WINDOW_S
         return max([self.current_ms(), *(ms for at, ms in self._late if at >= horizon)])
