@@ -70,6 +70,8 @@ class Scheduler:
         self.loop_lag_ms = lag_ms or (lambda: 0.0)  # for the shed warning's reason
         self._shed_logged_s = -SHED_LOG_EVERY_S
         self._shed_since_log = 0
+        self._skip_logged_s = -SHED_LOG_EVERY_S
+        self._skipped_since_log = 0
         self._loops: dict[str, asyncio.Task[None]] = {}
         self._runs: dict[str, asyncio.Task[None]] = {}
         self._stopping = asyncio.Event()
@@ -104,7 +106,14 @@ class Scheduler:
                 return
             if name in self._runs:
                 self.stats.skipped_overlaps += 1
-                log.warning("journey %s: previous run still in flight, tick skipped", name)
+                self._skipped_since_log += 1
+                now = time.monotonic()
+                if now - self._skip_logged_s >= SHED_LOG_EVERY_S:  # an overloaded agent must not flood its log
+                    log.warning("journey %s: previous run still in flight, tick skipped (%d skipped since the "
+                                "last such warning, %d in all)", name, self._skipped_since_log,
+                                self.stats.skipped_overlaps)
+                    self._skip_logged_s = now
+                    self._skipped_since_log = 0
             elif self.overloaded():
                 self._shed(name)
             else:
