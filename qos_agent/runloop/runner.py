@@ -127,7 +127,7 @@ class Runner:
         duration_ms = (time.perf_counter_ns() - start_ns) / 1e6
         outcome, failed = self._journey_outcome(journey, steps, duration_ms)
         # Over the whole run (its duration includes closing the run's resources), not only its steps.
-        loop_lag_ms = max(self.looplag.worst_since(mark), *(s.loop_lag_ms for s in steps))
+        loop_lag_ms = max([self.looplag.worst_since(mark), *(s.loop_lag_ms for s in steps)])
         return JourneyResult(
             journey=journey.name, kind=journey.kind, region=agent.region, agent=agent.name, run_id=run_id,
             start_ms=start_ms, outcome=outcome, duration_ms=duration_ms, steps=steps, attempt=attempt,
