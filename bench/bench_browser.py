@@ -142,6 +142,19 @@ async def concurrently(run: Callable[[], Awaitable[float]], width: int, runs: in
     return width * runs * 60 / wall, peak
 
 
+def print_overhead(samples: dict[str, list[float]], wall: float) -> None:
+    bare_med = statistics.median(samples["bare"])
+    rows = []
+    for name, xs in samples.items():
+        med, mean = statistics.median(xs), statistics.fmean(xs)
+        over = "-" if name == "bare" else f"{(med - bare_med) / bare_med * 100:+.1f} %"
+        rows.append([name, str(len(xs)), fmt(med), fmt(mean), fmt(min(xs)), over, fmt(60_000 / mean, 0)])
+    print(table(["variant", "runs", "median ms", "mean ms", "min ms", "overhead (median)", "runs/min, 1 core"],
+                rows))
+    print(f"\n(the variants alternated for {wall:.0f} s; target: ≤ 10 % overhead with the default trace mode)",
+          flush=True)
+
+
 async def main(runs: int) -> None:
     header("Browser journeys: overhead, runs per minute, memory", "bench.bench_browser", sys.argv[1:])
     pin(os.getpid(), client_cpus())  # inherited by the driver and Chromium, launched below
@@ -163,6 +176,7 @@ async def main(runs: int) -> None:
                 for mode, agent in agents.items():
                     samples[f"agent, trace: {mode}"].append(await agent())
             wall = time.monotonic() - t_start
+            print_overhead(samples, wall)  # now: a slow machine may not reach the end
 
             idle = tree_rss_kb(os.getpid())
             conc: list[list[str]] = []
@@ -175,15 +189,6 @@ async def main(runs: int) -> None:
         finally:
             await probe.close()
 
-    bare_med = statistics.median(samples["bare"])
-    rows = []
-    for name, xs in samples.items():
-        med, mean = statistics.median(xs), statistics.fmean(xs)
-        over = "-" if name == "bare" else f"{(med - bare_med) / bare_med * 100:+.1f} %"
-        rows.append([name, str(len(xs)), fmt(med), fmt(mean), fmt(min(xs)), over, fmt(60_000 / mean, 0)])
-    print(table(["variant", "runs", "median ms", "mean ms", "min ms", "overhead (median)", "runs/min, 1 core"],
-                rows))
-    print(f"\n(the variants alternated for {wall:.0f} s; target: ≤ 10 % overhead with the default trace mode)")
     print(f"\nConcurrent journeys, {per} runs each, all on one core; idle bench+driver+Chromium RSS "
           f"{idle / 1024:.0f} MB:\n")
     print(table(["concurrent", "bare runs/min", "agent runs/min", "agent / bare", "bare MB per context (peak)",
