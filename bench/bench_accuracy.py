@@ -37,6 +37,7 @@ from bench.common import (
     one_at_a_time,
     open_loop,
     pct,
+    run,
     table,
 )
 from qos_agent.model import Journey, Outcome
@@ -51,6 +52,7 @@ class Row:
     load: str
     agent: list[float] = field(default_factory=list)
     agent_ttfb: list[float] = field(default_factory=list)
+    agent_lagged: list[bool] = field(default_factory=list)  # the step's `lagged` mark (issue 17)
     bare: list[float] = field(default_factory=list)
     blackbox: list[float] = field(default_factory=list)
     start_lag_ms: float = 0.0  # worst lateness of an arrival, over the peers (open loop only)
@@ -64,6 +66,7 @@ class Peers:
         self.runner, self.journey, self.url, self.delay_ms = runner, journey, url, delay_ms
         self.bbox, self.bbox_session = bbox, bbox_session
         self.ttfb: list[float] = []
+        self.lagged: list[bool] = []
 
     async def agent(self) -> float:
         result = await self.runner.run_once(self.journey)
@@ -71,6 +74,7 @@ class Peers:
         if step.outcome is not Outcome.PASSED:
             raise RuntimeError(f"qos-agent step failed: {step.error} {step.error_message}")
         self.ttfb.append(step.phases["ttfb_ms"] - self.delay_ms)
+        self.lagged.append(step.lagged)
         return step.duration_ms - self.delay_ms
 
     async def bare(self) -> float:
@@ -104,10 +108,11 @@ async def measure(peers: Peers, floor: Peers, seconds: float) -> list[Row]:
         """Peers take turns, segment by segment, so a burst of other work hits them alike."""
         for _ in range(segments):
             for name, fn in who.probes():
-                who.ttfb = []
+                who.ttfb, who.lagged = [], []
                 getattr(row, name).extend(await run(fn))
                 if name == "agent":
                     row.agent_ttfb.extend(who.ttfb)
+                    row.agent_lagged.extend(who.lagged)
                 await asyncio.sleep(0.25)
         rows.append(row)
         print(f"  done: {row.load}", file=sys.stderr, flush=True)
@@ -144,9 +149,12 @@ def report(rows: list[Row], note: str) -> None:
             r.load, str(len(r.agent)), pair(r.agent), pair(r.agent_ttfb), pair(r.bare), pair(r.blackbox),
             f"{d50:+.2f}", "-" if math.isnan(bb99) else f"{pct(r.agent, 0.99) / bb99:.2f}×",
             fmt(r.start_lag_ms) if r.load.startswith("open") else "",
+            f"{sum(r.agent_lagged) / max(1, len(r.agent_lagged)):.0%}",
+            pair([e for e, lagged in zip(r.agent, r.agent_lagged, strict=False) if not lagged]),
         ])
     print(table(["load", "n", "qos-agent step", "qos-agent ttfb", "bare aiohttp", "blackbox_exporter",
-                 "p50 agent − bare", "p99 agent / bbox", "worst arrival lag ms"], out))
+                 "p50 agent − bare", "p99 agent / bbox", "worst arrival lag ms", "agent lagged",
+                 "agent step, unlagged"], out))
     print("\nTargets: p50 within 0.5 ms of bare aiohttp and p99 no worse than blackbox_exporter at each "
           "open-loop load;\nissue 3: p50 ≤ 1 ms at 1, 50 and 200 concurrent journeys, p99 ≤ 3 ms at 200.")
     print(note)
@@ -186,4 +194,4 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=2.0, help="length of each open-loop load")
     args = parser.parse_args()
     header("Accuracy (spine)", "bench.bench_accuracy", sys.argv[1:])
-    asyncio.run(main(args.seconds))
+    run(main(args.seconds))

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.common import Demo, Others, fmt, header, http_journeys_yaml, load_yaml, pct, table
+from bench.common import Demo, Others, fmt, header, http_journeys_yaml, load_yaml, pct, run, table
 from qos_agent.delivery.pipeline import Pipeline
 from qos_agent.model import JourneyResult
 from qos_agent.runloop.runner import Runner
@@ -144,4 +144,4 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float, default=1000.0, help="journey runs per minute (default 1,000)")
     args = parser.parse_args()
     header("Scheduler lag (spine)", "bench.bench_scheduler", sys.argv[1:])
-    asyncio.run(main(args.journeys, args.seconds, args.rate))
+    run(main(args.journeys, args.seconds, args.rate))

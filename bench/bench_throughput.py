@@ -37,6 +37,7 @@ from bench.common import (
     load_yaml,
     pin,
     proc_cpu_s,
+    run,
     table,
     target_cpus,
 )
@@ -186,4 +187,4 @@ if __name__ == "__main__":
     header("Throughput (spine)", "bench.bench_throughput", sys.argv[1:])
     if (os.cpu_count() or 1) < 2:
         print("one CPU only: client and target share it; the ratio still holds, the absolute figures do not")
-    asyncio.run(main(args.seconds, args.rounds, args.workers, args.profile))
+    run(main(args.seconds, args.rounds, args.workers, args.profile))

@@ -20,20 +20,39 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, Any, TypeVar
 
 import aiohttp
 
 from qos_agent.config.loader import load_config
 from qos_agent.model import Config
+from qos_agent.runloop import loops
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[1]
 BLACKBOX = "prometheus-blackbox-exporter"
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+# ----- the event loop ----------------------------------------------------------------------------
+
+def bench_loop() -> str:
+    """The event loop every prober of this bench run shares: `QOS_BENCH_LOOP` = asyncio (default) or
+    uvloop. `bench.run_all` runs each bench once per loop; agents a bench starts get `agent.loop` set so."""
+    loop = os.environ.get("QOS_BENCH_LOOP", "asyncio")
+    if loop not in ("asyncio", "uvloop"):
+        raise SystemExit(f"QOS_BENCH_LOOP={loop!r}: use asyncio or uvloop")
+    return loop
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run on the bench's loop (`bench_loop()`)."""
+    return loops.run(main, bench_loop())
 
 
 # ----- processes -------------------------------------------------------------------------------
@@ -205,7 +224,7 @@ def _stop(proc: subprocess.Popen[str] | subprocess.Popen[bytes] | None, timeout_
 
 def http_journeys_yaml(url: str, n: int = 1, interval: str = "60s", state_dir: str = "state",
                        exporters: str = "", concurrency: int = 1000, listen: str = "off",
-                       expect: str = "{status: 200}") -> str:
+                       expect: str = "{status: 200}", loop: str | None = None) -> str:
     """journeys.yaml with `n` one-step HTTP journeys GETting `url` (a templated URL), expecting `expect`."""
     lines = [
         "version: 1",
@@ -216,6 +235,7 @@ def http_journeys_yaml(url: str, n: int = 1, interval: str = "60s", state_dir: s
         f"  concurrency: {concurrency}",
         f"  state_dir: {state_dir}",
         f"  listen: {listen}",
+        f"  loop: {loop or bench_loop()}",
         "defaults: {timeout: 10s, headers: {User-Agent: qos-agent-bench}}",
         f"variables: {{target: \"{url}\"}}",
     ]
@@ -318,7 +338,8 @@ def header(title: str, module: str, argv: Sequence[str] = ()) -> None:
     cmd = " ".join([".venv/bin/python", "-m", module, *argv])
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     print(f"## {title}\ncommand: {cmd}\ndate: {now}; {os.cpu_count()} CPUs; Python "
-          f"{sys.version.split()[0]}; aiohttp {aiohttp.__version__}; load average before: {load_average()}\n",
+          f"{sys.version.split()[0]}; aiohttp {aiohttp.__version__}; event loop: {bench_loop()}; "
+          f"load average before: {load_average()}\n",
           flush=True)
 
 

@@ -8,6 +8,7 @@ date and how busy the rest of the machine was.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ BENCHES: list[tuple[str, list[str]]] = [
     ("bench.bench_accuracy", []),
     ("bench.bench_throughput", []),
     ("bench.bench_scheduler", []),
+    ("bench.bench_overload", []),
     ("bench.bench_memory", []),
     ("bench.bench_check", []),
     ("bench.bench_detection", []),
@@ -29,6 +31,10 @@ BENCHES: list[tuple[str, list[str]]] = [
     ("bench.bench_probes", []),
     ("bench.bench_prometheus", ["5000"]),
 ]
+# Benches whose figures depend on the event loop: run once per loop (QOS_BENCH_LOOP), every prober of
+# one run on the same loop.
+PER_LOOP = {"bench.bench_accuracy", "bench.bench_throughput", "bench.bench_scheduler", "bench.bench_overload",
+            "bench.bench_memory", "bench.bench_check", "bench.bench_browser"}
 LIMIT_S = 300  # per bench; each is meant to take under ~2 minutes
 
 
@@ -37,22 +43,28 @@ def main() -> int:
     parser.add_argument("--only", action="append", default=[], metavar="NAME",
                         help="run only benches whose module name contains NAME (repeatable)")
     parser.add_argument("--list", action="store_true", help="list the benches and exit")
+    parser.add_argument("--loop", action="append", choices=("asyncio", "uvloop"), default=[],
+                        help="run loop-dependent benches on this loop only (repeatable; default both)")
     args = parser.parse_args()
     chosen = [(m, a) for m, a in BENCHES if not args.only or any(o in m for o in args.only)]
     if args.list:
         print("\n".join(m for m, _ in chosen))
         return 0
     failed: list[str] = []
+    loops = args.loop or ["asyncio", "uvloop"]
     for module, extra in chosen:
-        t0 = time.monotonic()
-        try:
-            code = subprocess.run([sys.executable, "-m", module, *extra], cwd=ROOT, timeout=LIMIT_S).returncode
-        except subprocess.TimeoutExpired:
-            code = -1
-            print(f"{module}: stopped after {LIMIT_S} s")
-        print(f"\n[{module}: exit {code}, {time.monotonic() - t0:.0f} s]\n", flush=True)
-        if code != 0:
-            failed.append(module)
+        for loop in loops if module in PER_LOOP else ["asyncio"]:
+            t0 = time.monotonic()
+            env = {**os.environ, "QOS_BENCH_LOOP": loop}
+            try:
+                code = subprocess.run([sys.executable, "-m", module, *extra], cwd=ROOT, timeout=LIMIT_S,
+                                      env=env).returncode
+            except subprocess.TimeoutExpired:
+                code = -1
+                print(f"{module}: stopped after {LIMIT_S} s")
+            print(f"\n[{module} on {loop}: exit {code}, {time.monotonic() - t0:.0f} s]\n", flush=True)
+            if code != 0:
+                failed.append(f"{module} ({loop})")
     if failed:
         print("failed: " + ", ".join(failed))
     return 1 if failed else 0

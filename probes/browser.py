@@ -14,24 +14,28 @@ import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from yarl import URL
 
 from probes.assertions import MISSING
-from probes.browser_actions import ActionFailed, ActionRunner, holds_secret, typed_value
 from probes.browser_artifacts import free_path, prune
 from probes.browser_config import BrowserSpec, parse_browser
-from probes.browser_launch import BrowserHost
 from probes.browser_net import context_options
-from probes.browser_session import BrowserSession
-from probes.browser_vitals import StepCounters, collect
 from probes.http_extract import ExtractError, extract_all
 from probes.netopts import render_net
 from qos_agent.errors import SetupError
 from qos_agent.language.nodes import Node, Problems
 from qos_agent.model import ErrorClass, Outcome, Step, StepResult
 from qos_agent.plugins.protocols import LoadContext, Probe, RunContext
+
+if TYPE_CHECKING:
+    from probes.browser_actions import ActionRunner
+    from probes.browser_session import BrowserSession
+    from probes.browser_vitals import StepCounters
+
+# Playwright (~110 ms of imports) loads only when a browser probe is made: validating a file, or
+# running only HTTP journeys, never pays for it (docs/benchmarks.md, `check` start-up).
 
 RESOURCE = "browser"
 GRACE_S = 3.0  # past the step's timeout, Playwright has not answered: the browser hangs
@@ -44,7 +48,11 @@ class BrowserProbe(Probe[BrowserSpec]):
     step_keys: ClassVar[frozenset[str]] = frozenset({"mask"})
 
     def __init__(self, executable: str | None = None) -> None:
+        from probes.browser_launch import BrowserHost
+
         self.host = BrowserHost(executable)
+        self.failed_last: set[str] = set()  # journeys whose latest browser step failed (`trace: on-retry`)
+        self.one_shot = False  # `check`: no later run will come, so `on-retry` traces the first one
 
     @classmethod
     def from_config(cls, step: Node, problems: Problems, load: LoadContext) -> BrowserSpec:
@@ -76,14 +84,20 @@ class BrowserProbe(Probe[BrowserSpec]):
     def _maker(self, ctx: RunContext, spec: BrowserSpec
                ) -> Callable[[], Awaitable[tuple[BrowserSession, Callable[[], Awaitable[None]]]]]:
         async def make() -> tuple[BrowserSession, Callable[[], Awaitable[None]]]:
+            from probes.browser_session import BrowserSession
+
             urls = [ctx.render(a.value) for a in spec.actions if a.verb == "goto"]
             options = context_options(render_net(spec.net, ctx.render), urls, spec.verify_tls)
-            session = await BrowserSession.open(self.host, ctx, options)
+            failed_before = self.one_shot or ctx.journey.name in self.failed_last
+            session = await BrowserSession.open(self.host, ctx, options, spec.trace, failed_before)
             return session, session.close
 
         return make
 
     async def run(self, step: Step, ctx: RunContext) -> StepResult:
+        from probes.browser_actions import ActionFailed, ActionRunner
+        from probes.browser_vitals import StepCounters
+
         spec: BrowserSpec = step.spec
         result = StepResult(step=step.name, probe=self.kind, outcome=Outcome.PASSED,
                             start_ms=time.time_ns() // 1_000_000)
@@ -124,8 +138,12 @@ class BrowserProbe(Probe[BrowserSpec]):
         if step.extract and result.outcome is not Outcome.FAILED and session.alive:
             await self._extract(step, session, runner, counters, result)
         self._finish(spec, result, runner, counters)
-        if result.outcome is Outcome.FAILED and session.alive:
-            await self._failure_artifacts(step, session, runner)
+        if result.outcome is Outcome.FAILED:
+            self.failed_last.add(ctx.journey.name)
+        else:
+            self.failed_last.discard(ctx.journey.name)
+        if session.alive and (result.outcome is Outcome.FAILED or session.keep_trace):
+            await self._failure_artifacts(step, session, runner, result.outcome is Outcome.FAILED)
         result.artifacts = runner.artifacts
         result.extracted = runner.extracted
         if result.artifacts:
@@ -136,6 +154,8 @@ class BrowserProbe(Probe[BrowserSpec]):
 
     async def _actions(self, step: Step, spec: BrowserSpec, session: BrowserSession, runner: ActionRunner,
                        ctx: RunContext, result: StepResult) -> None:
+        from probes.browser_actions import ActionFailed, holds_secret, typed_value
+
         t0 = time.perf_counter_ns()
         deadline = time.monotonic() + step.timeout_s
         try:
@@ -176,6 +196,8 @@ class BrowserProbe(Probe[BrowserSpec]):
         The cookie round trip doubles as a liveness check: a browser that does not answer it
         within LIVENESS_S hangs, and is killed so the next run gets a fresh one.
         """
+        from probes.browser_vitals import collect
+
         counters = session.watch.reset()
         try:
             async with asyncio.timeout(LIVENESS_S):
@@ -204,12 +226,13 @@ class BrowserProbe(Probe[BrowserSpec]):
             result.error_message += f"; page error: {counters.notes[0]}"
 
     @staticmethod
-    async def _failure_artifacts(step: Step, session: BrowserSession, runner: ActionRunner) -> None:
-        """Screenshot (secret inputs masked) and the trace so far, when tracing was on."""
+    async def _failure_artifacts(step: Step, session: BrowserSession, runner: ActionRunner, failed: bool) -> None:
+        """Screenshot (secret inputs masked, failures only) and the trace so far, when tracing was on."""
         directory = runner.ctx.artifacts_dir
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(ARTIFACT_TIMEOUT_S):
-                await runner.screenshot(step.name, 5000)
+        if failed:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(ARTIFACT_TIMEOUT_S):
+                    await runner.screenshot(step.name, 5000)
         with contextlib.suppress(Exception):
             async with asyncio.timeout(ARTIFACT_TIMEOUT_S):
                 directory.mkdir(parents=True, exist_ok=True)

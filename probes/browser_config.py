@@ -27,6 +27,9 @@ VERBS = ("goto", "click", "fill", "select", "press", "wait_for", "expect_text", 
 EXPECT_VERBS = frozenset({"expect_text", "expect_url"})
 STATES = ("visible", "hidden", "attached", "detached")
 WAIT_UNTIL = ("load", "domcontentloaded", "networkidle", "commit")
+# always: record and keep every run's trace; on-failure: record every run, keep it when a step fails;
+# on-retry (default): record only a retried attempt, or the journey's next run after a failure; off: never.
+TRACE_MODES = ("on-retry", "on-failure", "always", "off")
 SHOT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
@@ -86,6 +89,7 @@ class BrowserSpec:
     net: NetSpec = field(default_factory=NetSpec)  # proxy, client certificates (browser_net.py)
     verify_tls: bool = True
     mask: tuple[str, ...] = ()  # step key `mask: [selector, ...]`: hidden in this step's screenshots
+    trace: str = "on-retry"  # one of TRACE_MODES; the run's first browser step decides for the run
 
     def provides(self) -> set[str]:
         return {a.value for a in self.actions if a.verb == "extract"}
@@ -117,24 +121,29 @@ def _parse_actions(step: Node, problems: Problems, base: Path | None) -> Browser
     fail_on_http_errors = False
     net = NetSpec()
     verify_tls = True
+    trace = "on-retry"
     items = node
     if node.is_map:
-        r = Reader(node, problems, ("actions", "fail_on_http_errors", *BROWSER_NET_KEYS), "browser",
+        r = Reader(node, problems, ("actions", "fail_on_http_errors", "trace", *BROWSER_NET_KEYS), "browser",
                    required=("actions",))
         fail_on_http_errors = r.bool("fail_on_http_errors", False)
         net = parse_net(r, problems, base or Path.cwd())
         verify_tls = r.bool("verify_tls", True)
+        trace_node = r.get("trace")
+        # YAML 1.1 reads a bare `off` as false.
+        trace = "off" if trace_node is not None and trace_node.value is False else r.choice(
+            "trace", TRACE_MODES, "on-retry")
         items = r.get("actions") or Node([], node.loc)
     if not items.is_list or not items.value:
         problems.add(items.loc, "'browser' needs a non-empty list of actions",
                      "write e.g. browser: [{goto: \"{{ base }}/\"}, {click: \"text=Pay\"}]")
-        return BrowserSpec((), fail_on_http_errors)
+        return BrowserSpec((), fail_on_http_errors, trace=trace)
     actions = []
     for i, item in enumerate(items.value, start=1):
         action = _action(i, item, problems)
         if action is not None:
             actions.append(action)
-    return BrowserSpec(tuple(actions), fail_on_http_errors, net, verify_tls)
+    return BrowserSpec(tuple(actions), fail_on_http_errors, net, verify_tls, trace=trace)
 
 
 def _action(index: int, item: Node, problems: Problems) -> Action | None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from typing import Any
 
 from playwright.async_api import Browser, BrowserContext, Page
@@ -24,19 +23,19 @@ REGION_HEADER = "X-QoS-Region"
 AGENT_HEADER = "X-QoS-Agent"
 
 
-def tracing_enabled(attempt: int) -> bool:
-    """`QOS_BROWSER_TRACE`: `on` (default) records every run's trace, kept only when a step fails;
-    `retry` records only retried attempts (a first attempt costs no tracing); `off` never (failure
-    screenshots stay). Recording costs CPU: see bench/bench_browser.py."""
-    mode = os.environ.get("QOS_BROWSER_TRACE", "on").lower()
-    if mode == "retry":
-        return attempt > 1
-    return mode not in ("off", "0", "false", "no")
+def tracing_enabled(mode: str, attempt: int, failed_before: bool) -> bool:
+    """Whether this run records a trace (the step's `trace:`). Recording costs CPU, ~+10 % per run
+    (docs/benchmarks.md): `on-retry` records only a retried attempt, or — for a journey without
+    retries — its next run after a failed one, so a failure that lasts leaves a trace."""
+    if mode == "on-retry":
+        return attempt > 1 or failed_before
+    return mode in ("always", "on-failure")
 
 
 class BrowserSession:
     def __init__(self, host: BrowserHost, browser: Browser, context: BrowserContext, page: Page,
-                 watch: PageWatch, guard: TraceGuard, bridge: CookieBridge) -> None:
+                 watch: PageWatch, guard: TraceGuard, bridge: CookieBridge, ctx: RunContext,
+                 keep_trace: bool = False) -> None:
         self.host = host
         self.browser = browser
         self.context = context
@@ -44,6 +43,8 @@ class BrowserSession:
         self.watch = watch
         self.guard = guard
         self.bridge = bridge
+        self.ctx = ctx
+        self.keep_trace = keep_trace  # `trace: always`: each browser step saves its part, passed or not
         self.broken = False  # crashed or hung: later steps of the run fail at once
 
     @property
@@ -51,15 +52,17 @@ class BrowserSession:
         return not self.broken and self.browser.is_connected() and not self.watch.crashed
 
     @classmethod
-    async def open(cls, host: BrowserHost, ctx: RunContext, options: dict[str, Any] | None = None) -> BrowserSession:
-        """`options`: extra context options (proxy, client certificates: probes/browser_net.py)."""
+    async def open(cls, host: BrowserHost, ctx: RunContext, options: dict[str, Any] | None = None,
+                   mode: str = "on-retry", failed_before: bool = False) -> BrowserSession:
+        """`options`: extra context options (proxy, client certificates: probes/browser_net.py);
+        `mode`: the step's `trace:`; `failed_before`: the journey's previous run failed (or `check`)."""
         browser = await host.browser()
         async with asyncio.timeout(OPEN_TIMEOUT_S):
             context = await browser.new_context(
                 extra_http_headers={REGION_HEADER: ctx.region, AGENT_HEADER: ctx.agent}, **(options or {}))
             try:
                 await context.add_init_script(INIT_SCRIPT)
-                guard = TraceGuard(context, tracing_enabled(ctx.attempt))
+                guard = TraceGuard(context, tracing_enabled(mode, ctx.attempt, failed_before))
                 await guard.start()
                 page = await context.new_page()
                 watch = PageWatch(page)
@@ -69,7 +72,8 @@ class BrowserSession:
                 with contextlib.suppress(Exception):
                     await context.close()
                 raise
-        return cls(host, browser, context, page, watch, guard, CookieBridge(ctx.cookie_jar, context))
+        return cls(host, browser, context, page, watch, guard, CookieBridge(ctx.cookie_jar, context), ctx,
+                   keep_trace=mode == "always")
 
     async def close(self) -> None:
         """Discard the trace and close the context; a browser that does not answer is killed."""

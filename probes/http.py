@@ -155,8 +155,9 @@ class HttpProbe(Probe[HttpSpec]):
             async with asyncio.timeout(step.timeout_s), session.request(
                 spec.method, url, headers=headers, allow_redirects=follow,
                 # aiohttp fails on the max_redirects-th redirect; we allow that many and fail after.
+                # One timeout scope (the asyncio.timeout above), not a second aiohttp timer per request.
                 max_redirects=spec.max_redirects + 1, ssl=tls, proxy=net.proxy or None,
-                timeout=aiohttp.ClientTimeout(total=step.timeout_s), trace_request_ctx=trace, **body,
+                trace_request_ctx=trace, **body,
             ) as resp:
                 result.status_code = resp.status
                 facts = facts_of_response(resp)

@@ -121,6 +121,7 @@ def check(
     """Run every selected journey once. Exit 0 all passed, 1 a journey failed, 2 bad config, 3 cannot run here."""
     from qos_agent.config.loader import load_config
     from qos_agent.runloop import check as checking
+    from qos_agent.runloop import loops
 
     if fmt not in ("table", "json"):
         err.print(f"--format {shown(fmt)}: use table or json", markup=False)
@@ -129,7 +130,7 @@ def check(
         config = load_config(file, region=region)
         _warnings(config.warnings)
         checking.choose(config, journey or [])
-        results = asyncio.run(checking.run_check(config, journey or [], export=export))
+        results = loops.run(checking.run_check(config, journey or [], export=export), config.agent.loop)
         if junit is not None:
             checking.write_junit(config, results, junit)
     except ConfigError as e:
@@ -152,10 +153,14 @@ def run(
     watch: Annotated[bool, typer.Option(help="also reload when the file changes (checked every second)")] = False,
 ) -> None:
     """The agent: schedule, run, export, until SIGTERM (SIGHUP reloads the file)."""
+    from qos_agent.config.loader import load_config
+    from qos_agent.runloop import loops
     from qos_agent.runloop.agent import run_agent
 
     try:
-        asyncio.run(run_agent(str(file), region=region, duration_s=_seconds(duration, "--duration"), watch=watch))
+        config = load_config(file, region=region)
+        loops.run(run_agent(str(file), region=region, duration_s=_seconds(duration, "--duration"), watch=watch,
+                            config=config), config.agent.loop)
     except ConfigError as e:
         raise _config_error(e) from None
     except (SetupError, ImportError) as e:

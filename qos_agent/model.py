@@ -150,6 +150,8 @@ class AgentConfig:
     listen: str = "127.0.0.1:9469"
     sink_stale_after_s: float = 300.0  # /healthz degraded: a sink with points waiting delivered nothing this long
     shard: tuple[int, int] | None = None  # (index 1-based, count)
+    max_loop_lag_s: float = 0.05  # a sample taken while the event loop was later than this is `lagged`
+    loop: str = "auto"  # auto | asyncio | uvloop: the event loop `run` and `check` use
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +200,8 @@ class StepResult:
     extracted: dict[str, str] = field(default_factory=dict)  # values for later steps; never exported
     start_ms: int = 0
     url: str = ""
+    loop_lag_ms: float = 0.0  # the worst event-loop lateness seen while the step was in flight
+    lagged: bool = False  # loop_lag_ms passed agent.max_loop_lag: the duration includes the agent's delay
 
     @classmethod
     def failure(cls, step: str, probe: str, error: ErrorClass, message: str, **kw: Any) -> StepResult:
@@ -223,6 +227,8 @@ class JourneyResult:
     error: ErrorClass | None = None
     error_message: str = ""
     final: bool = True  # False for an attempt that a retry followed
+    loop_lag_ms: float = 0.0  # the worst event-loop lateness during the whole run
+    lagged: bool = False  # loop_lag_ms passed agent.max_loop_lag: its duration is not the target's alone
 
     @property
     def flaky(self) -> bool:

@@ -73,7 +73,7 @@ def test_empty_or_wrong_shapes() -> None:
         "journeys.yaml:2:10: browser needs 'actions'")
     assert problems_of('name: a\nbrowser: {actions: [{goto: "/"}], fail_on: 1}\n')[0].startswith(
         "journeys.yaml:2:35: unknown key 'fail_on' in browser (valid: actions, client_cert, client_key, "
-        "fail_on_http_errors, proxy, verify_tls)")
+        "fail_on_http_errors, proxy, trace, verify_tls)")
 
 
 def test_retention_keeps_newest_runs_within_limits(tmp_path: Path) -> None:

@@ -141,3 +141,26 @@ def test_evaluator_memory_is_bounded() -> None:
         ev.observe([run(journey, i * 1000, True, 10)])
     (state,) = ev.states.values()
     assert len(state.runs) == MAX_WINDOW_RUNS
+
+
+def test_lagged_runs_count_for_failures_but_not_for_latency() -> None:
+    journey = sim_journey()
+    ev = Evaluator([journey], "sim")
+    opened: list[tuple[int, str]] = []
+    for i in range(40):
+        r = run(journey, i * 60_000, True, 3000.0)  # 1.5× the objective: the agent's own delay...
+        r.lagged, r.loop_lag_ms = True, 2900.0  # ...as its loop-lag mark says
+        opened += [(i, str(p.field("reason"))) for p in ev.observe([r])]
+    assert opened == []  # lagged samples never open a latency disruption
+    for i in range(40, 42):
+        r = run(journey, i * 60_000, False, 3000.0)
+        r.lagged = True
+        opened += [(i, str(p.field("reason"))) for p in ev.observe([r])]
+    assert opened == [(41, "2 consecutive failed runs")]  # but their failures still count
+    # Runs degraded only while lagged close it like passing ones.
+    closed = []
+    for i in range(42, 45):
+        r = run(journey, i * 60_000, True, 3000.0)
+        r.lagged = True
+        closed += [p.tag("state") for p in ev.observe([r])]
+    assert closed == ["close"]

@@ -182,3 +182,21 @@ def test_report_on_a_file_that_is_not_a_store(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(ReportError, match="newer qos-agent"):
         load_disruptions(newer, None)
+
+
+async def test_report_counts_lagged_runs(tmp_path: Path) -> None:
+    results = []
+    for i in range(6):
+        r = journey(steps=[passed("login", 100.0)], start_ms=NOW - (i + 1) * MIN, run_id=f"l{i}")
+        r.lagged, r.loop_lag_ms = i < 2, 120.0 if i < 2 else 1.0
+        results.append(r)
+    db = tmp_path / "l.db"
+    await write_store(db, points_of(results))
+    [row] = load_report(db, None, now_ms=NOW)
+    assert (row.runs, row.lagged) == (6, 2)
+    c, out = console()
+    render_report([row], c)
+    head = next(line for line in out.getvalue().splitlines() if "flaky" in line)
+    line = next(line for line in out.getvalue().splitlines() if "eu-west" in line)
+    column = [c.strip() for c in head.split("┃")].index("lagged")
+    assert line.split("│")[column].strip() == "2", (head, line)

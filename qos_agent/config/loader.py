@@ -7,6 +7,7 @@ own part, so a third-party probe is validated exactly like a built-in one.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import socket
@@ -42,7 +43,8 @@ from qos_agent.plugins.protocols import LoadContext
 
 TOP_KEYS = ("version", "agent", "defaults", "variables", "exporters", "journeys", "secrets")
 AGENT_KEYS = ("region", "name", "interval", "concurrency", "browser_concurrency", "state_dir", "listen", "shard",
-              "sink_stale_after")
+              "sink_stale_after", "max_loop_lag", "loop")
+LOOPS = ("auto", "asyncio", "uvloop")
 DEFAULT_KEYS = ("timeout", "retries", "headers", "journey_timeout", "disruption")
 DISRUPTION_KEYS = ("open_after", "close_after", "window", "min_failures", "min_runs")
 JOURNEY_KEYS = ("name", "description", "kind", "interval", "regions", "tags", "slo", "variables", "steps",
@@ -164,6 +166,17 @@ class _Parser:
             if value_node is not None and why:
                 self.problems.add(value_node.loc, f"agent {key} {shown(value_node.value)} {why}",
                                   safety.TAG_VALUE_RULE)
+        max_lag = r.duration("max_loop_lag", 0.05)
+        lag_node = r.get("max_loop_lag")
+        if lag_node is not None and not 0.001 <= max_lag <= 60:
+            self.problems.add(lag_node.loc, f"'max_loop_lag' is {shown(lag_node.value)}, outside 1ms..60s",
+                              "write e.g. max_loop_lag: 50ms")
+            max_lag = 0.05
+        loop = r.choice("loop", LOOPS, "auto")
+        loop_node = r.get("loop")
+        if loop == "uvloop" and loop_node is not None and importlib.util.find_spec("uvloop") is None:
+            self.problems.add(loop_node.loc, "'loop' is uvloop, but uvloop is not installed",
+                              "pip install uvloop (Linux/macOS), or write loop: auto")
         return AgentConfig(
             region=self.region_override or r.str("region", "local"),
             name=r.str("name", socket.gethostname() or "agent"),
@@ -174,6 +187,8 @@ class _Parser:
             listen=listen,
             sink_stale_after_s=r.duration("sink_stale_after", 300.0),
             shard=shard,
+            max_loop_lag_s=max_lag,
+            loop=loop,
         )
 
     # -- journeys ---------------------------------------------------------------------------

@@ -100,6 +100,9 @@ AGENT: dict[str, Schema] = {
               "description": "INDEX/COUNT, e.g. 2/3"},
     "sink_stale_after": {**_ref("duration"),
                          "description": "/healthz degraded: a sink with points waiting delivered nothing this long"},
+    "max_loop_lag": _ref("duration"),
+    "loop": {**_enum(("auto", "asyncio", "uvloop")),
+             "description": "the event loop: auto = uvloop where installed, else asyncio"},
 }
 
 DEFAULTS: dict[str, Schema] = {
@@ -228,8 +231,9 @@ def _browser_parts() -> dict[str, Schema] | None:
     net = _module("probes.browser_net")
     net_keys = tuple(getattr(net, "BROWSER_NET_KEYS", ()))
     net_types = {k: v for k, v in {**_net_types(), "verify_tls": _ref("bool")}.items() if k in net_keys}
-    long_form = _object(("actions", "fail_on_http_errors", *net_keys),
-                        {"actions": action_list, "fail_on_http_errors": _ref("bool"), **net_types},
+    long_form = _object(("actions", "fail_on_http_errors", "trace", *net_keys),
+                        {"actions": action_list, "fail_on_http_errors": _ref("bool"),
+                         "trace": {"enum": [*getattr(m, "TRACE_MODES", ("on-retry",)), False]}, **net_types},
                         required=("actions",))
     return {"browser": {"anyOf": [action_list, long_form]},
             "mask": {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1},

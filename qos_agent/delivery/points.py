@@ -33,6 +33,8 @@ def journey_point(r: JourneyResult) -> Point:
         ("flaky", r.flaky),
         ("final", r.final),
         ("run_id", r.run_id),
+        ("loop_lag_ms", round(float(r.loop_lag_ms), 3)),
+        ("lagged", r.lagged),
     ]
     return Point("journey", tuple(sorted(tags)), tuple(fields), r.start_ms)
 
@@ -49,6 +51,8 @@ def step_point(r: JourneyResult, s: StepResult) -> Point:
         ("bytes", s.bytes),
         ("attempt", r.attempt),
         ("run_id", r.run_id),
+        ("loop_lag_ms", round(float(s.loop_lag_ms), 3)),
+        ("lagged", s.lagged),
     ]
     if s.status_code is not None:
         fields.append(("status_code", s.status_code))

@@ -113,6 +113,7 @@ def assess(stats: AgentStats, progress: Progress) -> tuple[int, dict[str, object
                      for name, run in sorted(stats.last_run.items())},
         "in_flight": stats.in_flight,
         "runs_started": stats.runs_started,
+        "runs_shed": stats.runs_shed,
         "scheduler_lag_p99_ms": round(stats.scheduler_lag_p99_ms, 3),
         "event_loop_lag_ms": round(stats.event_loop_lag_ms, 3),
         "spool_depth": total.spooled,

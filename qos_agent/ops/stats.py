@@ -30,8 +30,10 @@ class AgentStats:
     in_flight: int = 0
     runs_started: int = 0
     skipped_overlaps: int = 0
+    runs_shed: int = 0  # ticks that started no run because the event loop stayed late
     scheduler_lag_p99_ms: float = 0.0
     event_loop_lag_ms: float = 0.0
+    event_loop_lag_worst_ms: float = 0.0  # the worst lateness since the last snapshot's reset
     rss_bytes: float = 0.0
     sinks: list[SinkState] = field(default_factory=list)
     last_run: dict[str, LastRun] = field(default_factory=dict)
@@ -74,6 +76,8 @@ class AgentStats:
             ("dropped", total.dropped),
             ("dead_letter", total.dead_lettered),
             ("skipped_overlaps", self.skipped_overlaps),
+            ("shed", self.runs_shed),
+            ("event_loop_lag_worst_ms", round(self.event_loop_lag_worst_ms, 3)),
             ("runs", self.runs_started),
             ("rss_mb", round(self.rss_bytes / 2**20, 2)),
         )

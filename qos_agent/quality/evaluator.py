@@ -5,6 +5,8 @@ Per journey × region the evaluator keeps the recent runs and applies three rule
 - slow: the failure share over `window` (default 30 min) breaks the `slo.success` objective, with at
   least `min_failures` failures in it, so one isolated failure never opens anything;
 - latency: the p95 over the window is above `slo.latency` (with at least `min_runs` runs).
+Lagged runs (taken while the agent's own event loop was late, `lagged=true`) still count for success
+and failure, but never for the latency rule: their duration includes the agent's delay.
 A disruption closes after `close_after` consecutive good runs (default 3), so a flapping target is
 one long disruption, not dozens; the window restarts at the close.
 
@@ -35,6 +37,7 @@ class _Run:
     time_ms: int
     ok: bool
     duration_ms: float
+    lagged: bool = False
 
 
 @dataclass(slots=True)
@@ -107,12 +110,14 @@ class Evaluator:
         if state.open is not None and state.open.uptime_ok and self.uptime_ok(r.region, r.journey):
             state.open.hidden_ms += max(0, r.start_ms - state.last_ms)
         state.last_ms = r.start_ms
-        state.runs.append(_Run(r.start_ms, ok, r.duration_ms))
+        state.runs.append(_Run(r.start_ms, ok, r.duration_ms, r.lagged))
         horizon = r.start_ms - rules.window_s * 1000
         while state.runs and state.runs[0].time_ms < horizon:
             state.runs.popleft()
         state.failed_streak = 0 if ok else state.failed_streak + 1
-        state.good_streak = state.good_streak + 1 if r.outcome is Outcome.PASSED else 0
+        # Degraded only because the agent lagged is no verdict on the target: it counts as good.
+        good = r.outcome is Outcome.PASSED or (r.outcome is Outcome.DEGRADED and r.lagged)
+        state.good_streak = state.good_streak + 1 if good else 0
         if not ok:
             state.last_failure = (r.failed_step, str(r.error or ""), r.error_message)
 
@@ -141,7 +146,8 @@ class Evaluator:
         ratio = cls._success_ratio(state)
         if failures >= rules.min_failures and ratio < journey.slo.success:
             return f"success {ratio:.1%} below objective {journey.slo.success:.1%}"
-        if journey.slo.latency_s is not None and len(state.runs) >= rules.min_runs:
+        measured = sum(1 for run in state.runs if not run.lagged)
+        if journey.slo.latency_s is not None and measured >= rules.min_runs:
             p95 = cls._p95(state)
             if p95 > journey.slo.latency_s * 1000:
                 return f"p95 {p95:.0f} ms above objective {journey.slo.latency_s * 1000:.0f} ms"
@@ -153,7 +159,7 @@ class Evaluator:
 
     @staticmethod
     def _p95(state: _State) -> float:
-        durations = sorted(run.duration_ms for run in state.runs if run.ok)
+        durations = sorted(run.duration_ms for run in state.runs if run.ok and not run.lagged)
         if not durations:
             return 0.0
         return durations[min(len(durations) - 1, round(0.95 * (len(durations) - 1)))]

@@ -1,7 +1,8 @@
 """`qos-agent report`: what the embedded SQLite store holds, per journey × region.
 
 Reads the store the `sqlite` exporter writes (read-only) and summarises final journey runs:
-runs, success ratio, p50/p95/p99 duration, flaky runs, the last error; then the disruptions the
+runs, success ratio, p50/p95/p99 duration, flaky runs, lagged runs (taken while the agent's own
+event loop was late, see docs/metrics.md), the last error; then the disruptions the
 evaluator opened and closed. Percentiles use the nearest-rank method: the p-th percentile of n
 sorted values is the value at rank ceil(p/100 · n) — always a duration that was really measured.
 They cover every final run, failed ones included: a failure's wait is what the customer felt too.
@@ -41,6 +42,7 @@ class ReportRow:
     last_run_ms: int
     last_error: str = ""  # "pay: status: HTTP 503" of the newest failed run, "" if none
     last_error_ms: int | None = None
+    lagged: int = 0  # runs whose duration includes the agent's own event-loop delay
 
     @property
     def success_ratio(self) -> float:
@@ -120,7 +122,7 @@ def load_report(db_path: str | Path, since_s: float | None = None, *,
     """
     cutoff = cutoff_ms(since_s, _now_ms() if now_ms is None else now_ms)
     sql = ("SELECT journey, region, time_ms, success, duration_ms, flaky, failed_step, error, "
-           "error_message FROM points WHERE measurement = 'journey' AND final = 1"
+           "error_message, json_extract(fields, '$.lagged') FROM points WHERE measurement = 'journey' AND final = 1"
            + (" AND time_ms >= ?" if cutoff is not None else "") + " ORDER BY journey, region, time_ms")
     rows = query_store(Path(db_path), sql, (cutoff,) if cutoff is not None else ())
     groups: dict[tuple[str, str], list[tuple[object, ...]]] = {}
@@ -134,7 +136,7 @@ def _summarise(journey: str, region: str, runs: list[tuple[object, ...]]) -> Rep
     failed = [r for r in runs if not r[3]]
     last_error, last_error_ms = "", None
     if failed:
-        _, _, t, _, _, _, step, error, message = failed[-1]
+        _, _, t, _, _, _, step, error, message, _ = failed[-1]
         detail = ": ".join(str(x) for x in (error, message) if x)
         last_error = f"{step}: {detail}" if step else detail or "failed"
         last_error_ms = int(str(t))
@@ -143,6 +145,7 @@ def _summarise(journey: str, region: str, runs: list[tuple[object, ...]]) -> Rep
         p50_ms=percentile(durations, 50), p95_ms=percentile(durations, 95),
         p99_ms=percentile(durations, 99), flaky=sum(1 for r in runs if r[5]),
         last_run_ms=int(str(runs[-1][2])), last_error=last_error, last_error_ms=last_error_ms,
+        lagged=sum(1 for r in runs if r[9]),
     )
 
 
@@ -198,7 +201,7 @@ def render_report(rows: list[ReportRow], console: Console) -> None:
     table = Table(title="Journeys (final runs)", title_justify="left")
     for name in ("journey", "region"):
         table.add_column(name)
-    for name in ("runs", "success %", "p50 ms", "p95 ms", "p99 ms", "flaky"):
+    for name in ("runs", "success %", "p50 ms", "p95 ms", "p99 ms", "flaky", "lagged"):
         table.add_column(name, justify="right")
     table.add_column("last error", overflow="fold")
     for r in rows:
@@ -208,7 +211,7 @@ def render_report(rows: list[ReportRow], console: Console) -> None:
         if error and r.last_error_ms is not None:
             error = f"{error} ({_when(r.last_error_ms)})"
         table.add_row(r.journey, r.region, str(r.runs), f"[{style}]{pct:.2f}[/]", f"{r.p50_ms:.0f}",
-                      f"{r.p95_ms:.0f}", f"{r.p99_ms:.0f}", str(r.flaky), error)
+                      f"{r.p95_ms:.0f}", f"{r.p99_ms:.0f}", str(r.flaky), str(r.lagged), error)
     console.print(table)
 
 

@@ -34,7 +34,6 @@ from qos_agent.runloop.scheduler import Scheduler
 log = logging.getLogger(__name__)
 
 SELF_METRICS_EVERY_S = 10.0
-LOOP_LAG_PROBE_S = 0.25
 GRACE_S = 15.0
 STUCK_INTERVALS = 3.0  # no run started for this many intervals of the most frequent journey: stuck
 
@@ -71,10 +70,11 @@ class Agent:
         self.runner = Runner(config, self.redact)
         self.pipeline = Pipeline.from_config(config, self.redact)
         self.evaluator = Evaluator(config.journeys, config.agent.name)
+        lag = self.runner.looplag
         self.scheduler = Scheduler(self.journeys(config), self.runner.run, self.on_results,
-                                   config.agent.concurrency)
+                                   config.agent.concurrency, overloaded=lag.overloaded,
+                                   lag_ms=lag.recent_worst_ms)
         self.stop_event = asyncio.Event()
-        self.loop_lag_ms = 0.0
         self.reload_error = ""
         self.reloads = 0
         self.listeners: list[Callable[[list[JourneyResult], list[Point]], None]] = []  # e.g. the live demo view
@@ -122,12 +122,13 @@ class Agent:
                 loop.add_signal_handler(sig, self.stop_event.set)
             loop.add_signal_handler(signal.SIGHUP, self.reloader.request)
         await self.runner.probes.start(self.scheduler.journeys.values())
+        self.runner.looplag.start()
         self.pipeline.start()
         self.scheduler.start()
         selected = len(self.scheduler.journeys)
-        log.info("agent %s in region %s: %d journeys scheduled", self.config.agent.name,
-                 self.config.agent.region, selected)
-        helpers = [asyncio.create_task(self._watch_loop_lag()), asyncio.create_task(self._self_metrics())]
+        log.info("agent %s in region %s: %d journeys scheduled (event loop: %s)", self.config.agent.name,
+                 self.config.agent.region, selected, type(loop).__module__.split(".")[0])
+        helpers = [asyncio.create_task(self._self_metrics())]
         if self.watch:
             helpers.append(asyncio.create_task(watch_file(self.config_path, lambda: self.config_hash,
                                                            self.reloader.request)))
@@ -183,12 +184,11 @@ class Agent:
         self.metrics.journeys.configure(self.journeys(config), config.agent.region, config.agent.name)
         log.info("reloaded %s: %d journeys scheduled", self.config_path, len(self.scheduler.journeys))
 
-    async def _watch_loop_lag(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            before = loop.time()
-            await asyncio.sleep(LOOP_LAG_PROBE_S)
-            self.loop_lag_ms = max(0.0, (loop.time() - before - LOOP_LAG_PROBE_S) * 1000)
+    @property
+    def loop_lag_ms(self) -> float:
+        """The event loop's latest lateness (a 10 ms timer's, see looplag.py), or the one in progress."""
+        lag = self.runner.looplag
+        return max(lag.current_ms(), lag.last_ms)
 
     async def _self_metrics(self) -> None:
         while True:
@@ -202,8 +202,9 @@ class Agent:
         return AgentStats(
             agent=self.config.agent.name, region=self.config.agent.region, version=__version__,
             journeys_scheduled=sorted(self.scheduler.journeys), in_flight=self.scheduler.in_flight,
-            runs_started=sched.started, skipped_overlaps=sched.skipped_overlaps,
+            runs_started=sched.started, skipped_overlaps=sched.skipped_overlaps, runs_shed=sched.shed,
             scheduler_lag_p99_ms=sched.lag_p99_ms(), event_loop_lag_ms=self.loop_lag_ms,
+            event_loop_lag_worst_ms=self.runner.looplag.worst_ms,
             rss_bytes=rss_mb() * 2**20, sinks=self.pipeline.snapshot(),
             last_run={name: LastRun(ms, sched.last_outcome.get(name, "")) for name, ms in sched.last_run_ms.items()},
             # A run that hangs until its timeout legitimately delays the next one: at least interval + timeout.
@@ -217,8 +218,8 @@ class Agent:
 
 
 async def run_agent(path: str, region: str | None = None, duration_s: float | None = None,
-                    watch: bool = False) -> None:
-    config = load_config(path, region=region)
+                    watch: bool = False, config: Config | None = None) -> None:
+    config = config or load_config(path, region=region)
     for warning in config.warnings:
         log.warning("%s", warning)
     agent = Agent(config, path, region)

@@ -20,7 +20,7 @@ from qos_agent.model import Config, JourneyResult, Location, Outcome
 from qos_agent.plugins import registry
 from qos_agent.plugins.protocols import ExporterEnv, LoadContext
 from qos_agent.runloop.placement import select_journeys
-from qos_agent.runloop.runner import Runner
+from qos_agent.runloop.runner import ProbeSet, Runner
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_ENVIRONMENT = 0, 1, 2, 3
 
@@ -44,7 +44,7 @@ async def run_check(config: Config, names: Sequence[str], export: bool = False) 
     """Run the chosen journeys once each (retries included), bounded by the agent's concurrency."""
     writable_state_dir(Path(config.agent.state_dir))
     redact = Redactor(config.secrets)
-    runner = Runner(config, redact)
+    runner = Runner(config, redact, ProbeSet(one_shot=True))
     pipeline = Pipeline.from_config(config, redact) if export else Pipeline([])
     pipeline.start()
     semaphore = asyncio.Semaphore(config.agent.concurrency)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
-import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from qos_agent.language.text import one_line
 from qos_agent.model import Config, ErrorClass, Journey, JourneyResult, Outcome, Step, StepResult
 from qos_agent.plugins import registry
 from qos_agent.plugins.protocols import Probe, RunContext
+from qos_agent.runloop.looplag import LoopLag
 
 RETRY_PAUSE_S = 0.25
 HEAVY_KINDS = frozenset({"browser"})  # runs with such steps also take a slot of agent.browser_concurrency
@@ -42,14 +43,22 @@ def journey_outcome(steps: Sequence[StepResult], duration_ms: float,
 
 
 class ProbeSet:
-    """One probe instance per step kind for the agent's life (a browser probe holds a browser)."""
+    """One probe instance per step kind for the agent's life (a browser probe holds a browser).
 
-    def __init__(self) -> None:
+    `one_shot` (the `check` command): each journey runs once, so a probe that saves evidence of a
+    failure only on a later run (the browser's `trace: on-retry`) records it on the first run instead.
+    """
+
+    def __init__(self, one_shot: bool = False) -> None:
         self._probes: dict[str, Probe[Any]] = {}
+        self.one_shot = one_shot
 
     def get(self, kind: str) -> Probe[Any]:
         if kind not in self._probes:
-            self._probes[kind] = registry.probe_class(kind)()
+            probe = registry.probe_class(kind)()
+            if self.one_shot and hasattr(probe, "one_shot"):
+                probe.one_shot = True
+            self._probes[kind] = probe
         return self._probes[kind]
 
     async def start(self, journeys: Iterable[Journey]) -> None:
@@ -86,6 +95,8 @@ class Runner:
         self.state_dir = Path(config.agent.state_dir)
         self._unique_ms = _UniqueMs()
         self.browser_slots = asyncio.Semaphore(config.agent.browser_concurrency)
+        # Started with the first run, so `check`, benches and the agent all mark lagged samples.
+        self.looplag = LoopLag(config.agent.max_loop_lag_s * 1000)
 
     async def run(self, journey: Journey) -> list[JourneyResult]:
         """Every attempt of one scheduled run; the last one is final."""
@@ -108,9 +119,12 @@ class Runner:
 
     async def run_once(self, journey: Journey, attempt: int = 1) -> JourneyResult:
         agent = self.config.agent
+        self.looplag.threshold_ms = agent.max_loop_lag_s * 1000
+        self.looplag.start()
+        mark = self.looplag.mark()
         start_ns = time.perf_counter_ns()
         start_ms = self._unique_ms((journey.name,), time.time_ns() // 1_000_000)
-        run_id = uuid.uuid4().hex[:16]
+        run_id = os.urandom(8).hex()  # 16 hex digits, as uuid4().hex[:16] gave, for a third of its cost
         ctx = RunContext(
             journey=journey, region=agent.region, agent=agent.name, run_id=run_id, state_dir=self.state_dir,
             variables=dict(journey.variables), cookie_jar=aiohttp.CookieJar(unsafe=True), redact=self.redact.child(),
@@ -124,11 +138,14 @@ class Runner:
             await ctx.close()
         duration_ms = (time.perf_counter_ns() - start_ns) / 1e6
         outcome, failed = self._journey_outcome(journey, steps, duration_ms)
+        # Over the whole run (its duration includes closing the run's resources), not only its steps.
+        loop_lag_ms = max([self.looplag.worst_since(mark), *(s.loop_lag_ms for s in steps)])
         return JourneyResult(
             journey=journey.name, kind=journey.kind, region=agent.region, agent=agent.name, run_id=run_id,
             start_ms=start_ms, outcome=outcome, duration_ms=duration_ms, steps=steps, attempt=attempt,
             tags=journey.tags, failed_step=failed.step if failed else "",
             error=failed.error if failed else None, error_message=failed.error_message if failed else "",
+            loop_lag_ms=loop_lag_ms, lagged=loop_lag_ms > self.looplag.threshold_ms or any(s.lagged for s in steps),
         )
 
     async def _run_steps(self, journey: Journey, ctx: RunContext, out: list[StepResult]) -> None:
@@ -154,6 +171,7 @@ class Runner:
 
     async def _run_step(self, step: Step, ctx: RunContext, remaining_s: float, timeout_message: str) -> StepResult:
         start_ms = self._unique_ms((ctx.journey.name, step.name), time.time_ns() // 1_000_000)
+        mark = self.looplag.mark()
         t0 = time.perf_counter_ns()
         try:
             async with asyncio.timeout(remaining_s):
@@ -166,6 +184,8 @@ class Runner:
             result.duration_ms = (time.perf_counter_ns() - t0) / 1e6
         result.start_ms = start_ms
         result.step, result.probe = step.name, step.kind
+        result.loop_lag_ms = lag_ms = self.looplag.worst_since(mark)
+        result.lagged = lag_ms > self.looplag.threshold_ms
         if (result.outcome is Outcome.PASSED and step.degraded_latency_s is not None
                 and result.duration_ms > step.degraded_latency_s * 1000):
             result.outcome = Outcome.DEGRADED
@@ -182,4 +202,5 @@ class Runner:
         return journey_outcome(steps, duration_ms, journey.slo.latency_s)
 
     async def close(self) -> None:
+        self.looplag.stop()
         await self.probes.close()

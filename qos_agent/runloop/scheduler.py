@@ -6,6 +6,10 @@ two runs are never more than one interval apart and a hard fault is seen within 
 A journey never has two runs at once: a tick that would overlap is skipped and counted. A global
 semaphore caps runs in flight. Lag (how late a run started against its plan) is measured, because
 a sample taken while the agent itself lagged measures the agent, not the target.
+
+Shedding: while the event loop *stays* late (`overloaded()`, see looplag.py), a tick starts no run:
+it is counted as `shed` and the journey waits for its next tick, so an overloaded agent measures
+less rather than measuring itself. A warning with the reason is logged at most once a minute.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,12 +32,14 @@ _overlap_log = Throttle(60.0)
 JITTER_SHARE = 0.05  # each tick comes up to 5 % of the interval early...
 JITTER_MAX_S = 2.0  # ...and never more than 2 s
 LAG_WINDOW = 1024
+SHED_LOG_EVERY_S = 60.0
 
 
 @dataclass(slots=True)
 class SchedulerStats:
     started: int = 0
     skipped_overlaps: int = 0
+    shed: int = 0  # ticks that started no run because the event loop stayed late
     lag_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LAG_WINDOW))
     last_run_ms: dict[str, int] = field(default_factory=dict)
     last_outcome: dict[str, str] = field(default_factory=dict)
@@ -46,17 +53,23 @@ class SchedulerStats:
 
 RunJourney = Callable[[Journey], Awaitable[list[JourneyResult]]]
 OnResults = Callable[[list[JourneyResult]], None]
+Overloaded = Callable[[], bool]
 
 
 class Scheduler:
     def __init__(self, journeys: Sequence[Journey], run: RunJourney, on_results: OnResults,
-                 concurrency: int, rng: random.Random | None = None) -> None:
+                 concurrency: int, rng: random.Random | None = None,
+                 overloaded: Overloaded | None = None, lag_ms: Callable[[], float] | None = None) -> None:
         self.journeys = {j.name: j for j in journeys}
         self.run_journey = run
         self.on_results = on_results
         self.semaphore = asyncio.Semaphore(concurrency)
         self.rng = rng or random.Random()
         self.stats = SchedulerStats()
+        self.overloaded = overloaded or (lambda: False)
+        self.loop_lag_ms = lag_ms or (lambda: 0.0)  # for the shed warning's reason
+        self._shed_logged_s = -SHED_LOG_EVERY_S
+        self._shed_since_log = 0
         self._loops: dict[str, asyncio.Task[None]] = {}
         self._runs: dict[str, asyncio.Task[None]] = {}
         self._stopping = asyncio.Event()
@@ -93,10 +106,24 @@ class Scheduler:
                 self.stats.skipped_overlaps += 1
                 if (more := _overlap_log.allow(name)) is not None:  # one line per journey per minute
                     log.warning("journey %s: previous run still in flight, tick skipped%s", name, more)
+            elif self.overloaded():
+                self._shed(name)
             else:
                 self._runs[name] = asyncio.create_task(self._run(journey, planned), name=f"run-{name}")
             jitter = min(JITTER_SHARE * journey.interval_s, JITTER_MAX_S)
             planned += journey.interval_s - self.rng.uniform(0, jitter)
+
+    def _shed(self, name: str) -> None:
+        self.stats.shed += 1
+        self._shed_since_log += 1
+        now = time.monotonic()
+        if now - self._shed_logged_s >= SHED_LOG_EVERY_S:
+            log.warning("event loop late by %.0f ms (over agent.max_loop_lag, sustained): shed %d run(s), "
+                        "e.g. journey %s, since the last warning rather than measure the agent's own delay "
+                        "(%d shed in all; fewer journeys, a longer interval or another agent would help)",
+                        self.loop_lag_ms(), self._shed_since_log, name, self.stats.shed)
+            self._shed_logged_s = now
+            self._shed_since_log = 0
 
     async def _run(self, journey: Journey, planned: float) -> None:
         loop = asyncio.get_running_loop()

@@ -107,8 +107,10 @@ async def site() -> AsyncIterator[str]:
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def browser_probe() -> AsyncIterator[BrowserProbe]:
-    """One BrowserProbe (one real Chromium) for the module; closed at its end."""
+    """One BrowserProbe (one real Chromium) for the module, tracing as `check` does (every run, kept on
+    failure); closed at its end."""
     probe = BrowserProbe()
+    probe.one_shot = True
     await probe.start()
     try:
         yield probe

@@ -44,11 +44,12 @@ def make_step(spec: Any, name: str = "step", kind: str = "http", timeout_s: floa
 @asynccontextmanager
 async def run_context(variables: Mapping[str, str] | None = None, secrets: Iterable[str] = (),
                       headers: Mapping[str, str] | None = None, region: str = "eu-west",
-                      agent: str = "agent-1", state_dir: Path | None = None) -> AsyncIterator[RunContext]:
+                      agent: str = "agent-1", state_dir: Path | None = None, run_id: str = "run-1",
+                      attempt: int = 1) -> AsyncIterator[RunContext]:
     """One journey run's context; its resources (the HTTP session) are closed on exit."""
     journey = Journey(name="j", steps=(), interval_s=60.0, location=LOC,
                       headers=tuple((headers or {}).items()))
-    ctx = RunContext(journey=journey, region=region, agent=agent, run_id="run-1",
+    ctx = RunContext(journey=journey, region=region, agent=agent, run_id=run_id, attempt=attempt,
                      state_dir=state_dir or Path(tempfile.gettempdir()), variables=dict(variables or {}),
                      cookie_jar=aiohttp.CookieJar(unsafe=True), redact=Redactor(secrets))
     try:
