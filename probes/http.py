@@ -25,7 +25,7 @@ from probes.http_config import HttpSpec, parse_http
 from probes.http_errors import BodyTooLarge, classify
 from probes.http_extract import ExtractError, extract_all
 from probes.http_trace import CURRENT, RequestTrace, ssl_context, trace_config
-from probes.netopts import NetSpec, connector_for, context_for, render_net, session_key
+from probes.netopts import NetSpec, connector_for, context_for, env_names_a_proxy, render_net, session_key
 from probes.tls_facts import check_days_left, facts_of_response
 from qos_agent.language.nodes import Node, Problems
 from qos_agent.language.secrets import header_secrets
@@ -57,7 +57,7 @@ def session_maker(ctx: RunContext, net: NetSpec | None = None) -> Callable[[], A
             trace_configs=[trace_config()],
             auto_decompress=True,
             timeout=aiohttp.ClientTimeout(total=None),
-            trust_env=True,
+            trust_env=env_names_a_proxy(),
         )
         return session, session.close
 

@@ -28,7 +28,7 @@ from yarl import URL
 from probes import schemas
 from probes.assertions import MISSING, Check, check_json, parse_json_checks
 from probes.http_trace import CURRENT, RequestTrace, trace_config
-from probes.netopts import NET_KEYS, NetSpec, connector_for, context_for, parse_net, render_net
+from probes.netopts import NET_KEYS, NetSpec, connector_for, context_for, env_names_a_proxy, parse_net, render_net
 from probes.step_common import timed_run
 from probes.tls import TlsExpect, parse_tls_expect
 from probes.tls_facts import check_days_left, facts_of
@@ -157,7 +157,7 @@ class WebSocketProbe(Probe[WsSpec]):
         headers.update({"X-QoS-Region": ctx.region, "X-QoS-Agent": ctx.agent})
         tc = trace_config(lambda trace_request_ctx=None: SimpleNamespace(trace_request_ctx=trace))
         async with aiohttp.ClientSession(connector=connector_for(net), cookie_jar=ctx.cookie_jar,
-                                         trace_configs=[tc], trust_env=True) as session:
+                                         trace_configs=[tc], trust_env=env_names_a_proxy()) as session:
             token = CURRENT.set(trace)
             t0 = time.perf_counter_ns()
             try:
