@@ -52,7 +52,6 @@ class BrowserProbe(Probe[BrowserSpec]):
 
         self.host = BrowserHost(executable)
         self.failed_last: set[str] = set()  # journeys whose latest browser step failed (`trace: on-retry`)
-        self.one_shot = False  # `check`: no later run will come, so `on-retry` traces the first one
 
     @classmethod
     def from_config(cls, step: Node, problems: Problems, load: LoadContext) -> BrowserSpec:

@@ -7,30 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tests.support.demo import TWO_JOURNEY_AGENT as AGENT
 from tests.support.demo import DemoProcess
 from tests.support.health import AgentProcess
 from tests.support.prometheus import PrometheusServer, needs_prometheus, short_rules, wait_for
-
-AGENT = """\
-version: 1
-agent: {{state_dir: state, interval: 500ms, name: agent-{region}, listen: "127.0.0.1:0"}}
-variables: {{base: "{url}"}}
-journeys:
-  - name: checkout
-    steps:
-      - name: login
-        http: {{method: POST, url: "{{{{ base }}}}/api/login", json: {{user: demo, password: demo}}}}
-        extract: {{token: {{json: "$.token"}}}}
-      - name: pay
-        http: {{method: POST, url: "{{{{ base }}}}/api/pay", json: {{cart_id: c1, card: "4242 4242 4242 4242"}}}}
-        expect: {{status: 200}}
-  - name: uptime
-    kind: uptime
-    steps:
-      - name: health
-        http: {{url: "{{{{ base }}}}/health"}}
-        expect: {{status: 200}}
-"""
 
 
 def firing(prom: PrometheusServer, name: str) -> list[dict[str, Any]]:

@@ -469,8 +469,7 @@ class _Parser:
             spec = self.exporter_spec(kind, item, load)
             # A plug-in may make several sinks of one entry with `split(spec) -> [spec, ...]` (an
             # Alertmanager HA pair: one durable queue per instance, so one down never holds back the other).
-            split = getattr(registry.exporter_class(kind), "split", None)
-            for one in split(spec) if split is not None and spec is not None else [spec]:
+            for one in registry.exporter_class(kind).split(spec) if spec is not None else [spec]:
                 out.append(ExporterConfig(kind, one, item.loc))
         return out
 

@@ -41,6 +41,9 @@ class Probe(Protocol[SpecT]):
 
     kind: ClassVar[str]
     step_keys: ClassVar[frozenset[str]] = frozenset()  # extra step-level keys it reads (e.g. expect)
+    # `check`: each journey runs once, so evidence a probe saves only on a later run (the browser's
+    # `trace: on-retry`) is saved on the first; set by the runner's ProbeSet.
+    one_shot: bool = False
 
     @classmethod
     def from_config(cls, step: Node, problems: Problems, load: LoadContext) -> SpecT | None:
@@ -135,6 +138,11 @@ class Exporter(Protocol[SpecT]):
 
     @classmethod
     def from_config(cls, node: Node, problems: Problems, load: LoadContext) -> SpecT | None: ...
+
+    @classmethod
+    def split(cls, spec: SpecT) -> list[SpecT]:
+        """The sinks one entry makes (one durable queue each), e.g. an Alertmanager HA pair; default one."""
+        return [spec]
 
     @classmethod
     def create(cls, spec: SpecT, env: ExporterEnv) -> Exporter[SpecT]: ...

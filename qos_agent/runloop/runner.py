@@ -56,8 +56,7 @@ class ProbeSet:
     def get(self, kind: str) -> Probe[Any]:
         if kind not in self._probes:
             probe = registry.probe_class(kind)()
-            if self.one_shot and hasattr(probe, "one_shot"):
-                probe.one_shot = True
+            probe.one_shot = self.one_shot
             self._probes[kind] = probe
         return self._probes[kind]
 
