@@ -97,16 +97,31 @@ def _sql_value(value: Any) -> Any:
     return int(value) if isinstance(value, bool) else value
 
 
+_SERIES: dict[tuple[tuple[str, str], ...], tuple[Any, ...]] = {}  # tags -> (tags JSON, tag columns)
+_SERIES_MAX = 65_536
+_NO_JOURNEY_FIELDS = (None,) * len(JOURNEY_FIELD_COLUMNS)
+
+
+def _series(tags: tuple[tuple[str, str], ...]) -> tuple[Any, ...]:
+    """A series' tag JSON and tag columns: the same few series repeat every run, so encode each once."""
+    row = _SERIES.get(tags)
+    if row is None:
+        if len(_SERIES) >= _SERIES_MAX:
+            _SERIES.clear()
+        as_dict = dict(tags)
+        row = _SERIES[tags] = (_json(as_dict), *(as_dict.get(name) for name in TAG_COLUMNS))
+    return row
+
+
 def row_of(p: Point) -> tuple[Any, ...]:
     """One point as the values of INSERT."""
-    tags = dict(p.tags)
+    tags_json, *typed_tags = _series(p.tags)
     fields = dict(p.fields)
-    typed_tags = [tags.get(name) for name in TAG_COLUMNS]
     if p.measurement == "journey":
-        typed_fields = [_sql_value(fields.get(name)) for name in JOURNEY_FIELD_COLUMNS]
+        typed_fields: Sequence[Any] = [_sql_value(fields.get(name)) for name in JOURNEY_FIELD_COLUMNS]
     else:
-        typed_fields = [None] * len(JOURNEY_FIELD_COLUMNS)
-    return (p.measurement, p.time_ms, _json(tags), _json(fields), *typed_tags, *typed_fields)
+        typed_fields = _NO_JOURNEY_FIELDS
+    return (p.measurement, p.time_ms, tags_json, _json(fields), *typed_tags, *typed_fields)
 
 
 def open_store(path: Path) -> sqlite3.Connection:

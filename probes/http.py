@@ -14,6 +14,7 @@ import codecs
 import ssl
 import time
 from collections.abc import Awaitable, Callable
+from functools import lru_cache
 from typing import Any, ClassVar
 
 import aiohttp
@@ -28,7 +29,7 @@ from probes.http_trace import CURRENT, RequestTrace, ssl_context, trace_config
 from probes.netopts import NetSpec, connector_for, context_for, env_names_a_proxy, render_net, session_key
 from probes.tls_facts import check_days_left, facts_of_response
 from qos_agent.language.nodes import Node, Problems
-from qos_agent.language.secrets import header_secrets
+from qos_agent.language.secrets import SENSITIVE_HEADERS, header_secrets
 from qos_agent.language.text import one_line
 from qos_agent.model import ErrorClass, Outcome, Step, StepResult
 from qos_agent.plugins.protocols import LoadContext, Probe, RunContext
@@ -45,19 +46,22 @@ class StepFailed(Exception):
         self.error = error
 
 
-def session_maker(ctx: RunContext, net: NetSpec | None = None) -> Callable[[], Awaitable[tuple[
-        aiohttp.ClientSession, Callable[[], Awaitable[None]]]]]:
+NO_TIMEOUT = aiohttp.ClientTimeout(total=None)  # one timeout scope per request: the probe's asyncio.timeout
+
+
+def session_maker(ctx: RunContext, net: NetSpec | None = None, trust_env: bool | None = None
+                  ) -> Callable[[], Awaitable[tuple[aiohttp.ClientSession, Callable[[], Awaitable[None]]]]]:
     """Makes the run's session: fresh connections, no DNS cache, the run's cookie jar, our trace;
-    HTTP(S)_PROXY/NO_PROXY honoured (trust_env); `ip_version`/`resolve` shape the connector."""
+    HTTP(S)_PROXY/NO_PROXY honoured (trust_env, read from the environment when not given);
+    `ip_version`/`resolve` shape the connector."""
 
     async def make() -> tuple[aiohttp.ClientSession, Callable[[], Awaitable[None]]]:
         session = aiohttp.ClientSession(
             connector=connector_for(net or NetSpec()),
             cookie_jar=ctx.cookie_jar,
             trace_configs=[trace_config()],
-            auto_decompress=True,
-            timeout=aiohttp.ClientTimeout(total=None),
-            trust_env=env_names_a_proxy(),
+            timeout=NO_TIMEOUT,
+            trust_env=env_names_a_proxy() if trust_env is None else trust_env,
         )
         return session, session.close
 
@@ -87,6 +91,8 @@ class HttpProbe(Probe[HttpSpec]):
         # Load the CA store now, once per agent, so no run's duration pays for it.
         ssl_context(True)
         ssl_context(False)
+        # Read once per agent, not per run (scanning the environment cost ~40 µs a step).
+        self.trust_env = env_names_a_proxy()
 
     @classmethod
     def from_config(cls, step: Node, problems: Problems, load: LoadContext) -> HttpSpec:
@@ -123,18 +129,19 @@ class HttpProbe(Probe[HttpSpec]):
 
     async def _request(self, step: Step, spec: HttpSpec, ctx: RunContext, trace: RequestTrace,
                        result: StepResult, t0: int) -> None:
-        url = URL(ctx.render(spec.url))
+        url = _url(ctx.render(spec.url))
         if spec.params:
             url = url.extend_query({k: ctx.render(v) for k, v in spec.params})
         result.url = str(url)
         headers: CIMultiDict[str] = CIMultiDict()
         for name, value in (*ctx.journey.headers, *spec.headers):
-            headers[name] = ctx.render(value)
+            headers[name] = rendered = ctx.render(value)
+            if name.lower() in SENSITIVE_HEADERS:  # Authorization, Cookie...: masked always
+                ctx.redact.add(*header_secrets(name, rendered))
         headers["X-QoS-Region"] = ctx.region
         headers["X-QoS-Agent"] = ctx.agent
-        for name, value in headers.items():  # Authorization, Cookie...: masked always
-            ctx.redact.add(*header_secrets(name, value))
-        ctx.redact.add(*(m.value for m in ctx.cookie_jar.filter_cookies(url).values()))
+        if len(ctx.cookie_jar):  # the cookies this request will carry are masked too
+            ctx.redact.add(*(m.value for m in ctx.cookie_jar.filter_cookies(url).values()))
         body: dict[str, Any] = {}
         if spec.has_json:
             body["json"] = ctx.render_deep(spec.json)
@@ -145,7 +152,8 @@ class HttpProbe(Probe[HttpSpec]):
         follow = spec.follow_redirects and spec.max_redirects > 0
 
         net = render_net(spec.net, ctx.render)
-        session = await ctx.resource(session_key(net), session_maker(ctx, net))
+        key = session_key(net)
+        session = ctx.peek(key) or await ctx.resource(key, session_maker(ctx, net, self.trust_env))
         try:
             tls = context_for(spec.verify_tls, net)
         except (OSError, ssl.SSLError) as exc:
@@ -160,7 +168,7 @@ class HttpProbe(Probe[HttpSpec]):
                 trace_request_ctx=trace, **body,
             ) as resp:
                 result.status_code = resp.status
-                facts = facts_of_response(resp)
+                facts = facts_of_response(resp) if resp.url.scheme == "https" else None
                 if facts is not None:
                     facts.apply(result)
                 # One growing buffer, decoded once then dropped: peak memory about twice the body, not
@@ -175,11 +183,13 @@ class HttpProbe(Probe[HttpSpec]):
                     if keep:
                         body_bytes += chunk
                 trace.body_read()
-                resp_headers = {k.lower(): ", ".join(resp.headers.getall(k)) for k in resp.headers}
-                for value in resp.headers.getall("Set-Cookie", []):
+                # Only what an expectation or an extraction reads is built.
+                resp_headers = ({k.lower(): ", ".join(resp.headers.getall(k)) for k in resp.headers}
+                                if spec.expect.headers or step.extract else {})
+                for value in resp.headers.getall("Set-Cookie", ()):
                     ctx.redact.add(*header_secrets("set-cookie", value))
                 final_url = resp.url
-                text = body_bytes.decode(_charset(resp.charset), errors="replace")
+                text = body_bytes.decode(_charset(resp.charset), errors="replace") if keep else ""
                 del body_bytes
         finally:
             CURRENT.reset(token)
@@ -218,6 +228,12 @@ class HttpProbe(Probe[HttpSpec]):
         if failures:
             more = f" (+{len(failures) - 1} more)" if len(failures) > 1 else ""
             raise StepFailed(ErrorClass.ASSERTION, failures[0] + more)
+
+
+@lru_cache(maxsize=1024)
+def _url(text: str) -> URL:
+    """A rendered URL, parsed once: most steps call the same URL run after run (URLs are immutable)."""
+    return URL(text)
 
 
 def _charset(name: str | None) -> str:

@@ -103,7 +103,9 @@ def parse_net(r: Reader, problems: Problems, base: Path) -> NetSpec:
 
 
 def render_net(net: NetSpec, render: Any) -> NetSpec:
-    """The spec with every `{{ }}` rendered for this run."""
+    """The spec with every `{{ }}` rendered for this run (the spec itself when it sets nothing to render)."""
+    if not (net.proxy or net.client_cert or net.client_key or net.ca_file or net.resolve):
+        return net
     return NetSpec(proxy=render(net.proxy), client_cert=render(net.client_cert), client_key=render(net.client_key),
                    ca_file=render(net.ca_file), ip_version=net.ip_version,
                    resolve=tuple((render(h), render(ip)) for h, ip in net.resolve))
@@ -176,6 +178,8 @@ class PinnedResolver(AbstractResolver):
 
 def connector_for(net: NetSpec) -> aiohttp.TCPConnector:
     """A fresh connector without a DNS cache (every run really resolves), with the step's family and pins."""
+    if not net.custom_connector:
+        return aiohttp.TCPConnector(use_dns_cache=False)
     family = {4: socket.AF_INET, 6: socket.AF_INET6}.get(net.ip_version, socket.AF_UNSPEC)
     resolver = PinnedResolver(dict(net.resolve)) if net.resolve else None
     return aiohttp.TCPConnector(use_dns_cache=False, ttl_dns_cache=0, family=family, resolver=resolver)

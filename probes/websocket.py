@@ -107,6 +107,9 @@ class WebSocketProbe(Probe[WsSpec]):
     kind: ClassVar[str] = "websocket"
     step_keys: ClassVar[frozenset[str]] = frozenset({"expect"})
 
+    def __init__(self) -> None:
+        self.trust_env = env_names_a_proxy()  # once per agent, as the http step does
+
     @classmethod
     def from_config(cls, step: Node, problems: Problems, load: LoadContext) -> WsSpec:
         return parse_ws(step, problems, load)
@@ -157,7 +160,7 @@ class WebSocketProbe(Probe[WsSpec]):
         headers.update({"X-QoS-Region": ctx.region, "X-QoS-Agent": ctx.agent})
         tc = trace_config(lambda trace_request_ctx=None: SimpleNamespace(trace_request_ctx=trace))
         async with aiohttp.ClientSession(connector=connector_for(net), cookie_jar=ctx.cookie_jar,
-                                         trace_configs=[tc], trust_env=env_names_a_proxy()) as session:
+                                         trace_configs=[tc], trust_env=self.trust_env) as session:
             token = CURRENT.set(trace)
             t0 = time.perf_counter_ns()
             try:

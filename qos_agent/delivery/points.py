@@ -15,12 +15,27 @@ from qos_agent.model import FieldValue, JourneyResult, Point, StepResult
 INT_METRICS = frozenset({"requests", "failed_requests", "console_errors"})
 
 
+_TAGS: dict[tuple[object, ...], tuple[tuple[str, str], ...]] = {}  # a series' sorted tags, built once
+_TAGS_MAX = 65_536  # distinct series remembered; beyond, the cache starts over (a reload, churn)
+
+
+def _tags(key: tuple[object, ...], *pairs: tuple[str, str]) -> tuple[tuple[str, str], ...]:
+    """The sorted tag set of one series: the same few series repeat every run, so sort each once."""
+    tags = _TAGS.get(key)
+    if tags is None:
+        if len(_TAGS) >= _TAGS_MAX:
+            _TAGS.clear()
+        tags = _TAGS[key] = tuple(sorted(pairs))
+    return tags
+
+
 def _metric(name: str, value: float) -> FieldValue:
     return int(value) if name in INT_METRICS else round(float(value), 4)
 
 
 def journey_point(r: JourneyResult) -> Point:
-    tags = (("journey", r.journey), ("region", r.region), ("agent", r.agent), ("kind", str(r.kind)), *r.tags)
+    tags = _tags(("j", r.journey, r.region, r.agent, r.kind, r.tags),
+                 ("journey", r.journey), ("region", r.region), ("agent", r.agent), ("kind", str(r.kind)), *r.tags)
     fields: list[tuple[str, FieldValue]] = [
         ("duration_ms", round(float(r.duration_ms), 3)),
         ("success", r.outcome.ok),
@@ -36,12 +51,13 @@ def journey_point(r: JourneyResult) -> Point:
         ("loop_lag_ms", round(float(r.loop_lag_ms), 3)),
         ("lagged", r.lagged),
     ]
-    return Point("journey", tuple(sorted(tags)), tuple(fields), r.start_ms)
+    return Point("journey", tags, tuple(fields), r.start_ms)
 
 
 def step_point(r: JourneyResult, s: StepResult) -> Point:
-    tags = (("journey", r.journey), ("step", s.step), ("region", r.region), ("agent", r.agent),
-            ("probe", s.probe), *r.tags)
+    tags = _tags(("s", r.journey, s.step, r.region, r.agent, s.probe, r.tags),
+                 ("journey", r.journey), ("step", s.step), ("region", r.region), ("agent", r.agent),
+                 ("probe", s.probe), *r.tags)
     fields: list[tuple[str, FieldValue]] = [
         ("duration_ms", round(float(s.duration_ms), 3)),
         ("success", s.outcome.ok),
@@ -62,7 +78,7 @@ def step_point(r: JourneyResult, s: StepResult) -> Point:
     fields.extend((k, _metric(k, v)) for k, v in s.metrics.items())
     fields.extend(s.artifacts.items())
     fields.extend(s.text.items())
-    return Point("step", tuple(sorted(tags)), tuple(fields), s.start_ms or r.start_ms)
+    return Point("step", tags, tuple(fields), s.start_ms or r.start_ms)
 
 
 def result_points(r: JourneyResult) -> list[Point]:
