@@ -35,7 +35,8 @@ NEVER_FOR_HTTP = ("pydantic", "playwright", "dns", "grpc", "grpc_health", "googl
                   "influxdb_client", "prometheus_client", "websockets", "probes.dns", "probes.grpc_health",
                   "probes.websocket", "probes.tcp", "exporters.prometheus_remote_write", "exporters.influxdb",
                   "exporters.alertmanager", "exporters.webhook", "qos_agent.delivery.durable",
-                  "qos_agent.delivery.store", "qos_agent.ops.metrics", "qos_agent.quality.evaluator")
+                  "qos_agent.delivery.store", "qos_agent.ops.metrics", "qos_agent.quality.evaluator",
+                  "importlib.metadata")  # entry points: read only for a kind that is not built in
 
 
 def modules_of(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> tuple[set[str], str]:
