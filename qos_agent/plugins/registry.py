@@ -36,6 +36,7 @@ BUILTIN_EXPORTERS = {
     "influxdb": "exporters.influxdb:InfluxDBExporter",
     "alertmanager": "exporters.alertmanager:AlertmanagerSink",
     "webhook": "exporters.webhook:WebhookSink",
+    "prometheus_remote_write": "exporters.prometheus_remote_write:PrometheusRemoteWriteSink",
 }
 
 
