@@ -17,8 +17,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jsonpath_ng.ext.parser import parse as jsonpath_parse
-
 from qos_agent.language.nodes import Node, Problems, Reader
 from qos_agent.language.templating import has_template
 
@@ -52,7 +50,11 @@ class Check:
 
 
 def compile_jsonpath(expr: str) -> Any:
-    """A compiled JSONPath; raises ValueError with the parser's reason."""
+    """A compiled JSONPath; raises ValueError with the parser's reason.
+
+    jsonpath-ng (its parser tables) is imported on the first path, at load, never for a file without one."""
+    from jsonpath_ng.ext.parser import parse as jsonpath_parse
+
     try:
         return jsonpath_parse(expr)
     except Exception as exc:  # jsonpath-ng raises several unrelated types

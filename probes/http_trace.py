@@ -37,6 +37,8 @@ from typing import Any
 
 import aiohttp
 
+from probes.castore import trust_system
+
 CURRENT: contextvars.ContextVar[RequestTrace | None] = contextvars.ContextVar("qos_http_trace", default=None)
 
 
@@ -195,7 +197,7 @@ def ssl_context(verify: bool) -> ssl.SSLContext:
     """One context per agent for each mode (what `ssl.create_default_context` makes, timed)."""
     ctx = _TimedContext(ssl.PROTOCOL_TLS_CLIENT)
     if verify:
-        ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
+        trust_system(ctx)
     else:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE

@@ -28,6 +28,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
+from probes.castore import trust_system
 from probes.http_trace import _TimedContext, ssl_context
 from qos_agent.language.nodes import Node, Problems, Reader
 from qos_agent.language.templating import has_template
@@ -136,7 +137,7 @@ def tls_context(verify: bool, ca_file: str = "", client_cert: str = "", client_k
         return ssl_context(verify)
     ctx = _TimedContext(ssl.PROTOCOL_TLS_CLIENT)
     if verify:
-        ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
+        trust_system(ctx)
         if ca_file:
             ctx.load_verify_locations(cafile=ca_file)
     else:

@@ -19,6 +19,7 @@ from functools import lru_cache
 from typing import Any, ClassVar
 
 from probes import schemas, stream
+from probes.castore import trust_system
 from probes.http_config import cert_days_left
 from probes.netopts import NetSpec, load_client, parse_net, render_net
 from probes.step_common import more, parse_port, render_port, timed_run
@@ -89,9 +90,10 @@ def tls_expect_failures(exp: TlsExpect, facts: TlsFacts, chain_ok: bool, chain_w
 @lru_cache(maxsize=32)
 def chain_context(ca_file: str, client_cert: str = "", client_key: str = "") -> ssl.SSLContext:
     """Verifies the chain (system store + ca_file) but not the name: the probe checks that itself."""
-    ctx = ssl.create_default_context(cafile=ca_file or None)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # create_default_context's, without its CA loading
     if ca_file:
-        ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
+        ctx.load_verify_locations(cafile=ca_file)
+    trust_system(ctx)
     ctx.check_hostname = False
     load_client(ctx, client_cert, client_key)
     return ctx

@@ -6,7 +6,6 @@ not writable, a step kind's optional extra not installed).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import sys
@@ -211,6 +210,8 @@ def demo(
                             "prometheus-alertmanager here")] = "",
 ) -> None:
     """Three regions, a fault in one region's checkout while /health stays green, and what uptime missed."""
+    import asyncio
+
     from qos_agent.demo.live import Timeline, run_demo
     from qos_agent.reports.table import show_report
 

@@ -2,7 +2,7 @@
 # Installs the real components the agent and its tests use, from Debian's packages.
 # Idempotent and quiet: a machine that has them already is not touched.
 set -euo pipefail
-pkgs=(influxdb chromium victoria-metrics prometheus-blackbox-exporter prometheus-alertmanager prometheus dnsmasq-base iproute2 fonts-liberation)
+pkgs=(influxdb chromium openssl ca-certificates victoria-metrics prometheus-blackbox-exporter prometheus-alertmanager prometheus dnsmasq-base iproute2 fonts-liberation)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

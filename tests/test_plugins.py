@@ -125,6 +125,21 @@ def test_the_registry_refuses_a_broken_plugin_with_one_clear_line(monkeypatch: p
         registry.probe_class.cache_clear()
 
 
+def test_built_in_names_resolve_without_entry_points_and_a_plugin_cannot_take_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    refs: dict[str, str] = {"http": f"{__name__}:NoRun", "norun": f"{__name__}:NoRun"}
+    monkeypatch.setattr(registry, "probe_refs", lambda: calls.append("scan") or refs)
+    registry.probe_class.cache_clear()
+    try:
+        assert registry.is_probe_kind("http") and registry.probe_class("http").__name__ == "HttpProbe"
+        assert calls == []  # a built-in name never reads the entry points (~30 ms of importlib.metadata)
+        assert registry.is_probe_kind("norun") and not registry.is_probe_kind("nosuch")
+        assert calls == ["scan", "scan"]
+    finally:
+        registry.probe_class.cache_clear()
+
+
 class Minimal(NoRun):
     kind: ClassVar[str] = "minimal"
 

@@ -365,13 +365,13 @@ class _Parser:
         if not node.is_map:
             self.problems.add(node.loc, "a step must be a mapping", "write '- name: ...' then 'http: ...'")
             return None
-        kinds = registry.probe_kinds()
-        present = [k for k in node.value if k in kinds]
+        present = [k for k in node.value if k not in STEP_KEYS and k != "expect" and registry.is_probe_kind(k)]
         if len(present) > 1:
             self.problems.add(node.key_loc(present[1]), f"a step has one kind, this one has {' and '.join(present)}",
                               "split it into two steps")
             return None
         if not present:
+            kinds = registry.probe_kinds()
             unknown = [k for k in node.value if k not in STEP_KEYS and k != "expect"]
             for key in unknown:
                 self.problems.add(node.key_loc(key), f"unknown step kind '{key}'", _choices(key, kinds))
@@ -440,7 +440,6 @@ class _Parser:
 
     # -- exporters --------------------------------------------------------------------------
     def exporters(self, node: Node | None, load: LoadContext) -> list[ExporterConfig]:
-        types = registry.exporter_types()
         if node is None:
             top = Location(str(self.path), 1, 1)
             default = Node({"type": Node(DEFAULT_SQLITE, top)}, top)
@@ -456,15 +455,17 @@ class _Parser:
         for item in node.value:
             type_node = item.get("type") if item.is_map else None
             if type_node is None:
-                self.problems.add(item.loc, "an exporter needs a 'type'", "valid types: " + ", ".join(types))
+                self.problems.add(item.loc, "an exporter needs a 'type'",
+                                  "valid types: " + ", ".join(registry.exporter_types()))
                 continue
             if not isinstance(type_node.value, str):
                 self.problems.add(type_node.loc, f"an exporter's 'type' must be a name, not {shown(type_node.value)}",
-                                  "valid types: " + ", ".join(types))
+                                  "valid types: " + ", ".join(registry.exporter_types()))
                 continue
             kind = type_node.value
-            if kind not in types:
-                self.problems.add(type_node.loc, f"unknown exporter type {shown(kind)}", _choices(kind, types))
+            if not registry.is_exporter_type(kind):
+                self.problems.add(type_node.loc, f"unknown exporter type {shown(kind)}",
+                                  _choices(kind, registry.exporter_types()))
                 continue
             spec = self.exporter_spec(kind, item, load)
             # A plug-in may make several sinks of one entry with `split(spec) -> [spec, ...]` (an

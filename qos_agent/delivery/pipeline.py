@@ -15,15 +15,17 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from qos_agent.delivery.durable import DurableSink
 from qos_agent.delivery.points import points_of
 from qos_agent.errors import SetupError
 from qos_agent.language.secrets import Redactor
 from qos_agent.model import Config, JourneyResult, Point
 from qos_agent.plugins import registry
 from qos_agent.plugins.protocols import Exporter, ExporterEnv, SinkStats, is_network_sink
+
+if TYPE_CHECKING:  # the durable store (SQLite) is imported only when a network sink is configured
+    from qos_agent.delivery.durable import DurableSink
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +148,8 @@ class Pipeline:
         """Each exporter behind its queue; each network sink also behind the core's store and delivery."""
         made = []
         names: dict[str, str] = {}
+        if any(is_network_sink(e) for e in exporters):
+            from qos_agent.delivery.durable import DurableSink  # SQLite and the delivery loop: network sinks only
         for i, exporter in enumerate(exporters):
             if is_network_sink(exporter):  # two sinks on one spool file would deliver each other's records
                 name = exporter.sink_name()

@@ -2,7 +2,9 @@
 
 Plug-ins come from entry points (groups `qos_agent.probes`, `qos_agent.exporters`), so a third
 party adds a probe by installing a package; the built-in ones are listed too, so a source checkout
-works without an install.
+works without an install. A built-in name is resolved without reading the entry points (importing
+importlib.metadata and scanning every installed distribution costs ~30 ms at each start), so a
+plug-in adds kinds but cannot take a built-in's name: the built-in wins there too.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import importlib
 import logging
 from functools import cache
-from importlib.metadata import entry_points
 from typing import Any, cast
 
 from qos_agent.errors import SetupError
@@ -35,6 +36,7 @@ BUILTIN_EXPORTERS = {
     "influxdb": "exporters.influxdb:InfluxDBExporter",
     "alertmanager": "exporters.alertmanager:AlertmanagerSink",
     "webhook": "exporters.webhook:WebhookSink",
+    "prometheus_remote_write": "exporters.prometheus_remote_write:PrometheusRemoteWriteSink",
 }
 
 
@@ -61,10 +63,9 @@ def _load(ref: str, protocol: type) -> type:
 
 
 def _refs(group: str, builtins: dict[str, str]) -> dict[str, str]:
-    refs = dict(builtins)
-    for ep in entry_points(group=group):
-        refs[ep.name] = ep.value
-    return refs
+    from importlib.metadata import entry_points
+
+    return {**{ep.name: ep.value for ep in entry_points(group=group)}, **builtins}
 
 
 @cache
@@ -79,12 +80,21 @@ def exporter_refs() -> dict[str, str]:
 
 @cache
 def probe_class(kind: str) -> type[Probe[Any]]:
-    return cast("type[Probe[Any]]", _load(probe_refs()[kind], Probe))
+    return cast("type[Probe[Any]]", _load(BUILTIN_PROBES.get(kind) or probe_refs()[kind], Probe))
 
 
 @cache
 def exporter_class(kind: str) -> type[Exporter[Any]]:
-    return cast("type[Exporter[Any]]", _load(exporter_refs()[kind], Exporter))
+    return cast("type[Exporter[Any]]", _load(BUILTIN_EXPORTERS.get(kind) or exporter_refs()[kind], Exporter))
+
+
+def is_probe_kind(name: str) -> bool:
+    """Whether a step key names a step kind (entry points read only for a name not built in)."""
+    return name in BUILTIN_PROBES or name in probe_refs()
+
+
+def is_exporter_type(name: str) -> bool:
+    return name in BUILTIN_EXPORTERS or name in exporter_refs()
 
 
 def probe_kinds() -> list[str]:

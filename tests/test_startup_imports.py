@@ -1,0 +1,84 @@
+"""What a command imports, guarded without timing (issue 17: `check` of HTTP journeys in ≤ 1 s).
+
+Each command runs in its own interpreter, as a user runs it, and reports `sys.modules` when it ends:
+a heavy module that a command does not need (pydantic through typer 0.29, Playwright, dnspython,
+gRPC, protobuf, the durable store, jsonpath-ng for a file without a JSONPath) must stay out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support.cli import ROOT
+from tests.support.demo import DemoProcess
+
+SAMPLE = str(ROOT / "journeys.yaml")
+HTTP_ONLY = ("onboarding", "billing", "support", "checkout", "certificate", "uptime")
+RUN_AND_LIST = """
+import json, sys
+from qos_agent.cli import app
+sys.argv = ["qos-agent", *sys.argv[1:]]
+code = 0
+try:
+    app()
+except SystemExit as e:
+    code = e.code if isinstance(e.code, int) else 1
+print("MODULES " + json.dumps(sorted(sys.modules)), file=sys.stderr)
+sys.exit(code)
+"""
+# Never needed by a check of HTTP (and tls) steps with no exporter asked for.
+NEVER_FOR_HTTP = ("pydantic", "playwright", "dns", "grpc", "grpc_health", "google.protobuf", "cramjam",
+                  "influxdb_client", "prometheus_client", "websockets", "probes.dns", "probes.grpc_health",
+                  "probes.websocket", "probes.tcp", "exporters.prometheus_remote_write", "exporters.influxdb",
+                  "exporters.alertmanager", "exporters.webhook", "qos_agent.delivery.durable",
+                  "qos_agent.delivery.store", "qos_agent.ops.metrics", "qos_agent.quality.evaluator",
+                  "importlib.metadata")  # entry points: read only for a kind that is not built in
+
+
+def modules_of(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> tuple[set[str], str]:
+    """(sys.modules when the command ended, its output); the command must exit 0."""
+    done = subprocess.run([sys.executable, "-c", RUN_AND_LIST, *args], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "COLUMNS": "200", **(env or {})}, cwd=cwd or ROOT,
+                          stdin=subprocess.DEVNULL)
+    lines = done.stderr.splitlines()
+    listed = [line for line in lines if line.startswith("MODULES ")]
+    assert done.returncode == 0 and listed, done.stdout + done.stderr
+    return set(json.loads(listed[-1].removeprefix("MODULES "))), done.stdout
+
+
+def present(modules: set[str], names: tuple[str, ...]) -> list[str]:
+    return [n for n in names if n in modules]
+
+
+def test_check_of_the_http_journeys_imports_nothing_they_do_not_need(tmp_path: Path) -> None:
+    with DemoProcess() as demo:
+        modules, out = modules_of("check", SAMPLE, *(a for j in HTTP_ONLY for a in ("--journey", j)),
+                                  env={"SHOP_URL": demo.url}, cwd=tmp_path)
+    assert "6 passed, 0 failed" in out
+    assert {"aiohttp", "probes.http", "probes.tls"} <= modules  # it did run HTTP and tls steps
+    assert present(modules, NEVER_FOR_HTTP) == []
+
+
+def test_a_file_without_jsonpath_does_not_import_jsonpath_ng(tmp_path: Path) -> None:
+    (tmp_path / "journeys.yaml").write_text(
+        "version: 1\nagent: {state_dir: state}\nvariables: {base: '${SHOP_URL}'}\njourneys:\n"
+        "  - name: uptime\n    steps:\n      - name: health\n        http: {url: '{{ base }}/health'}\n"
+        "        expect: {status: 200, body_contains: ok, headers: {content-type: {exists: true}}}\n")
+    with DemoProcess() as demo:
+        modules, out = modules_of("check", "journeys.yaml", env={"SHOP_URL": demo.url}, cwd=tmp_path)
+    assert "1 passed, 0 failed" in out
+    assert present(modules, ("jsonpath_ng", *NEVER_FOR_HTTP)) == []
+
+
+def test_version_imports_no_network_stack_and_validate_no_runner() -> None:
+    version, out = modules_of("--version")
+    assert out.startswith("qos-agent ")
+    assert present(version, ("asyncio", "ssl", "aiohttp", "yarl", "yaml", "pydantic", "probes",
+                             "qos_agent.config.loader")) == []
+    valid, out = modules_of("validate", SAMPLE)
+    assert "valid (7 journeys" in out
+    assert present(valid, ("pydantic", "playwright", "qos_agent.runloop.runner", *NEVER_FOR_HTTP)) == []
