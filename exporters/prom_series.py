@@ -8,6 +8,11 @@ because the import layers let the ops room read exporters but not the other way 
 Cardinality is bounded by journeys × steps × regions × agents (× the fixed outcome / error / phase
 values): labels come only from the points' tags, never from URLs, messages or ids. Final attempts
 only: a step counts when its run's journey point said `final`.
+
+`lagged="true"|"false"` (the sample was taken while the agent's own event loop was late, see
+qos_agent/runloop/looplag.py) splits the run and attempt counters, the failure counter and the
+duration and phase histograms: at most x2 series. Latency rules and board panels select
+`lagged="false"`; success ratios sum over both (a lagged run still passed or failed).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.
 # One connection phase: from well under a millisecond (a cached DNS answer) to seconds.
 PHASE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 FIXED_LABELS = frozenset({"journey", "step", "region", "agent", "probe", "kind", "outcome", "error", "phase",
-                          "hidden_from_uptime", "le", "instance", "job", "state"})
+                          "hidden_from_uptime", "le", "instance", "job", "state", "lagged"})
 SCHEMA_TAGS = frozenset({"journey", "step", "region", "agent", "probe", "kind", "state"})  # tags the schema sets
 _BAD = re.compile(r"[^A-Za-z0-9_]")
 
@@ -130,6 +135,11 @@ def _with(labels: Labels, name: str, value: str) -> Labels:
     return found
 
 
+def _lagged(fields: dict[str, object]) -> str:
+    """The `lagged` label value of a journey or step point (absent in older points: "false")."""
+    return "true" if fields.get("lagged") is True else "false"
+
+
 def _without(labels: Labels, name: str) -> Labels:
     return tuple(kv for kv in labels if kv[0] != name)
 
@@ -195,16 +205,22 @@ class JourneySeries:
             self._final.clear()  # steps follow their journey point at once: old entries are never read
         self._final[(str(fields.get("run_id", "")), int(fields.get("attempt", 1)))] = final
         outcome = str(fields.get("outcome", ""))
-        attempt = self._inc(ATTEMPTS, _with(self._labels(p, "journey", "region", "agent"), "outcome", outcome))
+        lagged = _lagged(fields)
+        attempt = self._inc(ATTEMPTS, _with(_with(self._labels(p, "journey", "region", "agent"), "outcome", outcome),
+                                            "lagged", lagged))
         if not final:
             return [attempt]
         base = self._labels(p, "journey", "region", "agent", "kind")
-        changed = [attempt, self._inc(RUNS, _with(base, "outcome", outcome))]
-        for other in ("passed", "failed"):  # counters exist from the first run, so rate() sees the first change
-            key = _with(base, "outcome", other)
-            if other != outcome and key not in self.values[RUNS]:
-                changed.append(self._set(RUNS, key, 0.0))
-        changed.append(self._observe(DURATION, base, float(fields.get("duration_ms", 0.0)) / 1000))
+        run = _with(_with(base, "outcome", outcome), "lagged", lagged)
+        changed = [attempt, self._inc(RUNS, run)]
+        # Counters exist from the first run, so rate() sees the first change (and a board's lagged count is 0).
+        for other in ("passed", "failed"):
+            for other_lagged in ("false", "true"):
+                key = _with(_with(base, "outcome", other), "lagged", other_lagged)
+                if key != run and key not in self.values[RUNS]:
+                    changed.append(self._set(RUNS, key, 0.0))
+        changed.append(self._observe(DURATION, _with(base, "lagged", lagged),
+                                     float(fields.get("duration_ms", 0.0)) / 1000))
         changed.append(self._set(SUCCESS, base, 1.0 if fields.get("success") else 0.0))
         flaky = self._labels(p, "journey", "region", "agent")
         changed.append(self._inc(FLAKY, flaky, 1.0 if fields.get("flaky") else 0.0))
@@ -216,12 +232,13 @@ class JourneySeries:
             return []
         if fields.get("outcome") == "skipped":
             return []
-        base = self._labels(p, "journey", "step", "region", "agent", "probe")
+        lagged = _lagged(fields)
+        base = _with(self._labels(p, "journey", "step", "region", "agent", "probe"), "lagged", lagged)
         changed = [self._observe(STEP_DURATION, base, float(fields.get("duration_ms", 0.0)) / 1000)]
         error = str(fields.get("error", ""))
         if error:
             changed.append(self._inc(STEP_FAILURES, _with(base, "error", error)))
-        phased = self._labels(p, "journey", "step", "region", "agent")
+        phased = _with(self._labels(p, "journey", "step", "region", "agent"), "lagged", lagged)
         for name in PHASES:
             value = fields.get(name)
             if isinstance(value, int | float) and not isinstance(value, bool):

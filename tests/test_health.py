@@ -21,7 +21,7 @@ from qos_agent.errors import SetupError
 from qos_agent.runloop.agent import Agent
 from tests.support import demo as demo_support
 from tests.support.faults import closed_port
-from tests.support.health import sample
+from tests.support.health import sample, total
 from tests.support.influx import InfluxServer, influxd, needs_influxd
 
 demo_service = demo_support.demo_service
@@ -120,14 +120,14 @@ async def test_healthz_and_metrics_of_a_running_agent(tmp_path: Path, demo_servi
         assert body["journeys_scheduled"] == ["pay", "uptime"]
 
         text = await metrics(agent, http)
-    ok = sample(text, "qos_journey_runs_total", journey="uptime", region="eu-west", kind="uptime", outcome="passed")
-    failed = sample(text, "qos_journey_runs_total", journey="pay", region="eu-west", kind="journey", outcome="failed")
+    ok = total(text, "qos_journey_runs_total", journey="uptime", region="eu-west", kind="uptime", outcome="passed")
+    failed = total(text, "qos_journey_runs_total", journey="pay", region="eu-west", kind="journey", outcome="failed")
     assert ok is not None and ok >= 1 and failed is not None and failed >= 1
-    count = sample(text, "qos_journey_duration_seconds_count", journey="uptime", region="eu-west")
-    under_30s = sample(text, "qos_journey_duration_seconds_bucket", journey="uptime", region="eu-west", le="30.0")
-    under_10ms = sample(text, "qos_journey_duration_seconds_bucket", journey="uptime", region="eu-west", le="0.01")
+    count = total(text, "qos_journey_duration_seconds_count", journey="uptime", region="eu-west")
+    under_30s = total(text, "qos_journey_duration_seconds_bucket", journey="uptime", region="eu-west", le="30.0")
+    under_10ms = total(text, "qos_journey_duration_seconds_bucket", journey="uptime", region="eu-west", le="0.01")
     assert count is not None and count == under_30s and under_10ms is not None
-    errors = sample(text, "qos_step_failures_total", journey="pay", step="pay", region="eu-west", error="status")
+    errors = total(text, "qos_step_failures_total", journey="pay", step="pay", region="eu-west", error="status")
     assert errors is not None and errors >= 1
     assert sample(text, "qos_step_failures_total", journey="uptime") is None
     assert sample(text, "qos_agent_info", agent="a1", region="eu-west") == 1
