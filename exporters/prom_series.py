@@ -21,7 +21,7 @@ import bisect
 import itertools
 import math
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from prometheus_client.utils import floatToGoString
@@ -62,8 +62,8 @@ STEP_PHASE = Family("qos_step_phase_seconds", "Connection phases of steps of fin
                     "ttfb, transfer)", "histogram", PHASE_BUCKETS)
 STEP_FAILURES = Family("qos_step_failures", "Failed steps of final runs by error class", "counter")
 DISRUPTION_OPEN = Family("qos_disruption_open", "1 while a disruption is open (0 once closed)", "gauge")
-DISRUPTION_HIDDEN = Family("qos_disruption_hidden_seconds", "Seconds closed disruptions stayed hidden from uptime "
-                           "monitoring (added when a disruption closes)", "counter")
+DISRUPTION_HIDDEN = Family("qos_disruption_hidden_seconds", "Seconds disruptions stayed hidden from uptime "
+                           "monitoring (rising while a hidden one is open)", "counter")
 FAMILIES = (RUNS, ATTEMPTS, DURATION, SUCCESS, FLAKY, STEP_DURATION, STEP_PHASE, STEP_FAILURES, DISRUPTION_OPEN,
             DISRUPTION_HIDDEN)
 
@@ -135,7 +135,7 @@ def _with(labels: Labels, name: str, value: str) -> Labels:
     return found
 
 
-def _lagged(fields: dict[str, object]) -> str:
+def _lagged(fields: Mapping[str, object]) -> str:
     """The `lagged` label value of a journey or step point (absent in older points: "false")."""
     return "true" if fields.get("lagged") is True else "false"
 
@@ -151,6 +151,8 @@ class JourneySeries:
         self.values: dict[Family, dict[Labels, Value]] = {f: {} for f in FAMILIES}
         self._final: dict[tuple[str, int], bool] = {}  # (run_id, attempt) -> final, from journey points
         self._label_cache: dict[tuple[tuple[tuple[str, str], ...], tuple[str, ...]], Labels] = {}
+        self._hidden_closed: dict[Labels, float] = {}  # seconds hidden by closed disruptions, per series
+        self._open: dict[tuple[str, str], Labels] = {}  # (journey, region) of an open disruption -> its labels
 
     def observe(self, point: Point) -> list[tuple[Family, Labels]]:
         if point.measurement == "journey":
@@ -253,22 +255,47 @@ class JourneySeries:
         changed = []
         for labels in [k for k in self.values[DISRUPTION_OPEN] if _without(k, "hidden_from_uptime") == base]:
             changed.append(self._set(DISRUPTION_OPEN, labels, 0.0))
+        where = (p.tag("journey") or "", p.tag("region") or "")
         if p.tag("state") == "open":
             labels = _with(base, "hidden_from_uptime", hidden)
             changed = [c for c in changed if c[1] != labels]
             changed.append(self._set(DISRUPTION_OPEN, labels, 1.0))
             changed.append(self._inc(DISRUPTION_HIDDEN, base, 0.0))
+            self._hidden_closed.setdefault(base, 0.0)
+            self._open[where] = base
         else:
             # The time uptime monitoring stayed green while it was open (also when uptime failed later on).
-            seconds = float(fields.get("hidden_minutes", 0.0)) * 60
-            changed.append(self._inc(DISRUPTION_HIDDEN, base, seconds))
+            self._open.pop(where, None)
+            closed = self._hidden_closed[base] = (self._hidden_closed.get(base, 0.0)
+                                                  + float(fields.get("hidden_minutes", 0.0)) * 60)
+            changed.append(self._raise(DISRUPTION_HIDDEN, base, closed))
         return changed
+
+    def _raise(self, family: Family, labels: Labels, value: float) -> tuple[Family, Labels]:
+        """A counter set to `value` unless it already showed more: a counter never goes down."""
+        self.values[family][labels] = max(float(self.values[family].get(labels, 0.0)), value)  # type: ignore[arg-type]
+        return family, labels
+
+    def hidden_live(self, open_hidden: Iterable[tuple[str, str, float]]) -> None:
+        """Count the hidden time of disruptions still open, as of now, into qos_disruption_hidden_seconds.
+
+        `open_hidden` is (journey, region, hidden ms so far) per open disruption (the evaluator's
+        `hidden_now`). The counter shows closed + open and never falls: if a close counts a little
+        less than was shown (the closing run started before the read), it holds until the sum passes.
+        """
+        for journey, region, hidden_ms in open_hidden:
+            base = self._open.get((journey, region))
+            if base is not None and base in self.values[DISRUPTION_HIDDEN]:
+                self._raise(DISRUPTION_HIDDEN, base, self._hidden_closed.get(base, 0.0) + hidden_ms / 1000)
 
     def retain(self, journeys: set[str]) -> None:
         """Forget every series of a journey no longer configured (a reload removed it)."""
         for series in self.values.values():
             for labels in [k for k in series if dict(k).get("journey") not in journeys]:
                 del series[labels]
+        for labels in [k for k in self._hidden_closed if dict(k).get("journey") not in journeys]:
+            del self._hidden_closed[labels]
+        self._open = {k: v for k, v in self._open.items() if k[0] in journeys}
 
     def sample_values(self, family: Family, labels: Labels) -> list[float]:
         """The values of one series' samples, in the order `samples` yields them."""

@@ -4,14 +4,17 @@ labels, disruptions, objectives, series gone after a reload."""
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from exporters.prom_series import label_name
 from qos_agent.config.loader import load_config
-from qos_agent.model import ErrorClass, Point
+from qos_agent.model import ErrorClass, JourneyKind, Point
 from qos_agent.ops.journey_metrics import JourneyMetrics
+from qos_agent.quality.evaluator import Evaluator
 from tests.support.demo import DemoProcess
 from tests.support.health import AgentProcess, sample, samples, total, wait_for
 from tests.support.results import T0_MS, failed, journey, passed
@@ -179,4 +182,89 @@ def test_a_sighup_that_removes_a_journey_removes_its_series_from_metrics(tmp_pat
             text = agent.metrics()
             assert total(text, "qos_journey_runs_total", journey="uptime", outcome="passed")
             assert sample(text, "qos_journey_slo_success_ratio", journey="tickets") is None
+            assert agent.stop() == 0
+
+
+HIDDEN_CONFIG = """\
+version: 1
+agent: {region: eu-west, name: a1}
+defaults: {disruption: {open_after: 2, close_after: 3}}
+journeys:
+  - name: uptime
+    kind: uptime
+    steps: [{name: health, http: {url: "http://127.0.0.1:1/health"}}]
+  - name: checkout
+    steps: [{name: pay, http: {url: "http://127.0.0.1:1/pay"}}]
+"""
+
+
+def test_hidden_seconds_rise_while_the_hidden_disruption_is_open(tmp_path: Path) -> None:
+    """Read at any moment, qos_disruption_hidden_seconds_total is the hidden time so far; it never falls."""
+    path = tmp_path / "journeys.yaml"
+    path.write_text(HIDDEN_CONFIG)
+    config = load_config(path, env={})
+    evaluator = Evaluator(config.journeys, "a1")
+    metrics = JourneyMetrics()
+    metrics.configure(config.journeys, "eu-west", "a1")
+    metrics.hidden_now = evaluator.hidden_now
+    c = {"journey": "checkout", "region": "eu-west", "agent": "a1"}
+
+    def feed(at_s: float, ok: bool) -> None:
+        runs = [journey("uptime", [passed("health")], agent="a1", kind=JourneyKind.UPTIME, start_ms=T0_MS + int(at_s * 1000)),
+                journey("checkout", [passed("pay") if ok else failed("pay")], agent="a1",
+                        start_ms=T0_MS + int(at_s * 1000))]
+        metrics.observe(runs, evaluator.observe(runs))
+
+    def hidden(at_s: float) -> float | None:
+        return sample(metrics.render(T0_MS + int(at_s * 1000)).decode(), "qos_disruption_hidden_seconds_total", **c)
+
+    feed(0, False)
+    feed(10, False)  # the second failure opens it; uptime is green: hidden
+    assert sample(metrics.render(T0_MS + 10_000).decode(), "qos_disruption_open", **c, hidden_from_uptime="true") == 1
+    assert hidden(10) == 0
+    assert hidden(40) == 30  # open, no run since: the 30 s so far already count
+    assert hidden(70) == 60
+    feed(80, False)
+    assert hidden(85) == 75
+    feed(90, True)
+    feed(100, True)
+    assert hidden(105) == 95
+    assert hidden(115) == 105
+    feed(110, True)  # the third good run closes it: 100 s hidden, fewer than the 105 s read at 115 s
+    assert evaluator.open_disruptions() == []
+    assert hidden(200) == 105  # a counter never falls: it holds until closed time passes what was shown
+    # The next hidden disruption adds on top.
+    feed(300, False)
+    feed(310, False)
+    # 100 closed (hidden_minutes has 3 decimals: 1.667 min = 100.02 s) + 20 open, past the 105 held
+    assert hidden(330) == pytest.approx(120, abs=0.05)
+
+
+def test_a_running_agent_shows_hidden_seconds_during_the_open_disruption(tmp_path: Path) -> None:
+    config = ('version: 1\nagent: {{state_dir: state, interval: 200ms, name: a1, region: eu-west, '
+              'listen: "127.0.0.1:0"}}\ndefaults: {{disruption: {{open_after: 2, close_after: 2}}}}\njourneys:\n'
+              '  - name: uptime\n    kind: uptime\n    steps: [{{name: health, http: {{url: "{url}/health"}}}}]\n'
+              '  - name: checkout\n    steps: [{{name: pay, http: {{method: POST, url: "{url}/api/pay", '
+              'json: {{cart_id: c1, card: "4242 4242 4242 4242"}}}}, expect: {{status: 200}}}}]\n')
+    path = tmp_path / "journeys.yaml"
+    c = {"journey": "checkout", "region": "eu-west", "agent": "a1"}
+    with DemoProcess() as demo:
+        path.write_text(config.format(url=demo.url))
+        with AgentProcess(path, cwd=tmp_path, start_timeout=60) as agent:
+            wait_for(lambda: total(agent.metrics(), "qos_journey_runs_total", journey="uptime", outcome="passed"),
+                     timeout=30, what="uptime passing")
+            demo.add_faults(["path=/api/pay,status=503"])
+            wait_for(lambda: sample(agent.metrics(), "qos_disruption_open", **c, hidden_from_uptime="true") == 1,
+                     timeout=30, what="a hidden disruption open")
+            first = sample(agent.metrics(), "qos_disruption_hidden_seconds_total", **c)
+            time.sleep(1.5)
+            text = agent.metrics()
+            second = sample(text, "qos_disruption_hidden_seconds_total", **c)
+            assert sample(text, "qos_disruption_open", **c, hidden_from_uptime="true") == 1  # still open
+            assert first is not None and second is not None and 1.0 <= second - first <= 3.0, (first, second)
+            demo.clear_faults()
+            wait_for(lambda: sample(agent.metrics(), "qos_disruption_open", **c, hidden_from_uptime="true") == 0,
+                     timeout=30, what="the disruption closed")
+            after = sample(agent.metrics(), "qos_disruption_hidden_seconds_total", **c)
+            assert after is not None and after >= second
             assert agent.stop() == 0
