@@ -117,6 +117,16 @@ class AgentProcess:
         assert status == 200, body
         return body
 
+    def pause(self, seconds: float) -> None:
+        """Stop the agent process (SIGSTOP) for `seconds`, then let it go on: its own event loop is late
+        by that much, as on a starved host, so the steps in flight then come out `lagged`."""
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGSTOP)
+        try:
+            time.sleep(seconds)
+        finally:
+            self._proc.send_signal(signal.SIGCONT)
+
     def hup(self) -> None:
         assert self._proc is not None
         self._proc.send_signal(signal.SIGHUP)
