@@ -8,6 +8,11 @@ because the import layers let the ops room read exporters but not the other way 
 Cardinality is bounded by journeys × steps × regions × agents (× the fixed outcome / error / phase
 values): labels come only from the points' tags, never from URLs, messages or ids. Final attempts
 only: a step counts when its run's journey point said `final`.
+
+`lagged="true"|"false"` (the sample was taken while the agent's own event loop was late, see
+qos_agent/runloop/looplag.py) splits the run and attempt counters, the failure counter and the
+duration and phase histograms: at most x2 series. Latency rules and board panels select
+`lagged="false"`; success ratios sum over both (a lagged run still passed or failed).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import bisect
 import itertools
 import math
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from prometheus_client.utils import floatToGoString
@@ -29,7 +34,7 @@ DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.
 # One connection phase: from well under a millisecond (a cached DNS answer) to seconds.
 PHASE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 FIXED_LABELS = frozenset({"journey", "step", "region", "agent", "probe", "kind", "outcome", "error", "phase",
-                          "hidden_from_uptime", "le", "instance", "job", "state"})
+                          "hidden_from_uptime", "le", "instance", "job", "state", "lagged"})
 SCHEMA_TAGS = frozenset({"journey", "step", "region", "agent", "probe", "kind", "state"})  # tags the schema sets
 _BAD = re.compile(r"[^A-Za-z0-9_]")
 
@@ -57,8 +62,8 @@ STEP_PHASE = Family("qos_step_phase_seconds", "Connection phases of steps of fin
                     "ttfb, transfer)", "histogram", PHASE_BUCKETS)
 STEP_FAILURES = Family("qos_step_failures", "Failed steps of final runs by error class", "counter")
 DISRUPTION_OPEN = Family("qos_disruption_open", "1 while a disruption is open (0 once closed)", "gauge")
-DISRUPTION_HIDDEN = Family("qos_disruption_hidden_seconds", "Seconds closed disruptions stayed hidden from uptime "
-                           "monitoring (added when a disruption closes)", "counter")
+DISRUPTION_HIDDEN = Family("qos_disruption_hidden_seconds", "Seconds disruptions stayed hidden from uptime "
+                           "monitoring (rising while a hidden one is open)", "counter")
 FAMILIES = (RUNS, ATTEMPTS, DURATION, SUCCESS, FLAKY, STEP_DURATION, STEP_PHASE, STEP_FAILURES, DISRUPTION_OPEN,
             DISRUPTION_HIDDEN)
 
@@ -130,6 +135,11 @@ def _with(labels: Labels, name: str, value: str) -> Labels:
     return found
 
 
+def _lagged(fields: Mapping[str, object]) -> str:
+    """The `lagged` label value of a journey or step point (absent in older points: "false")."""
+    return "true" if fields.get("lagged") is True else "false"
+
+
 def _without(labels: Labels, name: str) -> Labels:
     return tuple(kv for kv in labels if kv[0] != name)
 
@@ -141,6 +151,8 @@ class JourneySeries:
         self.values: dict[Family, dict[Labels, Value]] = {f: {} for f in FAMILIES}
         self._final: dict[tuple[str, int], bool] = {}  # (run_id, attempt) -> final, from journey points
         self._label_cache: dict[tuple[tuple[tuple[str, str], ...], tuple[str, ...]], Labels] = {}
+        self._hidden_closed: dict[Labels, float] = {}  # seconds hidden by closed disruptions, per series
+        self._open: dict[tuple[str, str], Labels] = {}  # (journey, region) of an open disruption -> its labels
 
     def observe(self, point: Point) -> list[tuple[Family, Labels]]:
         if point.measurement == "journey":
@@ -195,16 +207,22 @@ class JourneySeries:
             self._final.clear()  # steps follow their journey point at once: old entries are never read
         self._final[(str(fields.get("run_id", "")), int(fields.get("attempt", 1)))] = final
         outcome = str(fields.get("outcome", ""))
-        attempt = self._inc(ATTEMPTS, _with(self._labels(p, "journey", "region", "agent"), "outcome", outcome))
+        lagged = _lagged(fields)
+        attempt = self._inc(ATTEMPTS, _with(_with(self._labels(p, "journey", "region", "agent"), "outcome", outcome),
+                                            "lagged", lagged))
         if not final:
             return [attempt]
         base = self._labels(p, "journey", "region", "agent", "kind")
-        changed = [attempt, self._inc(RUNS, _with(base, "outcome", outcome))]
-        for other in ("passed", "failed"):  # counters exist from the first run, so rate() sees the first change
-            key = _with(base, "outcome", other)
-            if other != outcome and key not in self.values[RUNS]:
-                changed.append(self._set(RUNS, key, 0.0))
-        changed.append(self._observe(DURATION, base, float(fields.get("duration_ms", 0.0)) / 1000))
+        run = _with(_with(base, "outcome", outcome), "lagged", lagged)
+        changed = [attempt, self._inc(RUNS, run)]
+        # Counters exist from the first run, so rate() sees the first change (and a board's lagged count is 0).
+        for other in ("passed", "failed"):
+            for other_lagged in ("false", "true"):
+                key = _with(_with(base, "outcome", other), "lagged", other_lagged)
+                if key != run and key not in self.values[RUNS]:
+                    changed.append(self._set(RUNS, key, 0.0))
+        changed.append(self._observe(DURATION, _with(base, "lagged", lagged),
+                                     float(fields.get("duration_ms", 0.0)) / 1000))
         changed.append(self._set(SUCCESS, base, 1.0 if fields.get("success") else 0.0))
         flaky = self._labels(p, "journey", "region", "agent")
         changed.append(self._inc(FLAKY, flaky, 1.0 if fields.get("flaky") else 0.0))
@@ -216,12 +234,13 @@ class JourneySeries:
             return []
         if fields.get("outcome") == "skipped":
             return []
-        base = self._labels(p, "journey", "step", "region", "agent", "probe")
+        lagged = _lagged(fields)
+        base = _with(self._labels(p, "journey", "step", "region", "agent", "probe"), "lagged", lagged)
         changed = [self._observe(STEP_DURATION, base, float(fields.get("duration_ms", 0.0)) / 1000)]
         error = str(fields.get("error", ""))
         if error:
             changed.append(self._inc(STEP_FAILURES, _with(base, "error", error)))
-        phased = self._labels(p, "journey", "step", "region", "agent")
+        phased = _with(self._labels(p, "journey", "step", "region", "agent"), "lagged", lagged)
         for name in PHASES:
             value = fields.get(name)
             if isinstance(value, int | float) and not isinstance(value, bool):
@@ -236,22 +255,47 @@ class JourneySeries:
         changed = []
         for labels in [k for k in self.values[DISRUPTION_OPEN] if _without(k, "hidden_from_uptime") == base]:
             changed.append(self._set(DISRUPTION_OPEN, labels, 0.0))
+        where = (p.tag("journey") or "", p.tag("region") or "")
         if p.tag("state") == "open":
             labels = _with(base, "hidden_from_uptime", hidden)
             changed = [c for c in changed if c[1] != labels]
             changed.append(self._set(DISRUPTION_OPEN, labels, 1.0))
             changed.append(self._inc(DISRUPTION_HIDDEN, base, 0.0))
+            self._hidden_closed.setdefault(base, 0.0)
+            self._open[where] = base
         else:
             # The time uptime monitoring stayed green while it was open (also when uptime failed later on).
-            seconds = float(fields.get("hidden_minutes", 0.0)) * 60
-            changed.append(self._inc(DISRUPTION_HIDDEN, base, seconds))
+            self._open.pop(where, None)
+            closed = self._hidden_closed[base] = (self._hidden_closed.get(base, 0.0)
+                                                  + float(fields.get("hidden_minutes", 0.0)) * 60)
+            changed.append(self._raise(DISRUPTION_HIDDEN, base, closed))
         return changed
+
+    def _raise(self, family: Family, labels: Labels, value: float) -> tuple[Family, Labels]:
+        """A counter set to `value` unless it already showed more: a counter never goes down."""
+        self.values[family][labels] = max(float(self.values[family].get(labels, 0.0)), value)  # type: ignore[arg-type]
+        return family, labels
+
+    def hidden_live(self, open_hidden: Iterable[tuple[str, str, float]]) -> None:
+        """Count the hidden time of disruptions still open, as of now, into qos_disruption_hidden_seconds.
+
+        `open_hidden` is (journey, region, hidden ms so far) per open disruption (the evaluator's
+        `hidden_now`). The counter shows closed + open and never falls: if a close counts a little
+        less than was shown (the closing run started before the read), it holds until the sum passes.
+        """
+        for journey, region, hidden_ms in open_hidden:
+            base = self._open.get((journey, region))
+            if base is not None and base in self.values[DISRUPTION_HIDDEN]:
+                self._raise(DISRUPTION_HIDDEN, base, self._hidden_closed.get(base, 0.0) + hidden_ms / 1000)
 
     def retain(self, journeys: set[str]) -> None:
         """Forget every series of a journey no longer configured (a reload removed it)."""
         for series in self.values.values():
             for labels in [k for k in series if dict(k).get("journey") not in journeys]:
                 del series[labels]
+        for labels in [k for k in self._hidden_closed if dict(k).get("journey") not in journeys]:
+            del self._hidden_closed[labels]
+        self._open = {k: v for k, v in self._open.items() if k[0] in journeys}
 
     def sample_values(self, family: Family, labels: Labels) -> list[float]:
         """The values of one series' samples, in the order `samples` yields them."""

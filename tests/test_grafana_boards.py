@@ -78,8 +78,15 @@ async def _fill(influxd: InfluxServer, demo: demo_support.DemoService, tmp_path:
         path = tmp_path / f"{region}.yaml"
         path.write_text(g.journeys_yaml(tmp_path / region, region, demo.url, influxd.url))
         agents.append(Agent(load_config(path), str(path)))
+    # us-east's cart answers slowly, and four times the agents' own event loop stalls (this test hogs
+    # it, as a starved host would) while a cart step is in flight: those steps and runs are lagged.
+    demo.faults.add_spec(f"path=/api/cart,region={g.HEALTHY_REGION},latency=250ms")
     tasks = [asyncio.create_task(a.run(duration_s=4.0)) for a in agents]
-    await asyncio.sleep(2.2)  # ~7 failed checkouts in eu-west: a disruption opens, /health stays green
+    await asyncio.sleep(0.4)
+    for _ in range(4):
+        time.sleep(0.2)  # blocks the event loop on purpose: the stall is the point
+        await asyncio.sleep(0.25)
+    # ~5 failed checkouts in eu-west by now: a disruption opens, /health stays green
     demo.faults.clear()       # then good runs close it
     await asyncio.wait_for(asyncio.gather(*tasks), 30)
 
@@ -162,6 +169,17 @@ async def test_every_board_query_returns_data(influxd: InfluxServer, demo_servic
     failing = answer("qos-journeys / panel 3 ")
     assert max(r["failing_regions"] for r in failing if r["journey"] == "checkout") >= 1
     assert all(r["failing_regions"] <= r["regions"] for r in failing)
+    lagged = answer("qos-journeys / panel 7 ")
+    us = [r for r in lagged if r["journey"] == "checkout" and r["region"] == "us-east"]
+    assert us and us[0]["lagged_runs"] >= 1 and 0 < us[0]["lagged_pct"] < 100, lagged
+    lagged_steps = answer("qos-journey-drilldown / panel 10 ")
+    assert any(r["region"] == "us-east" and r["lagged_steps"] >= 1 and r["worst_loop_lag_ms"] >= 50
+               for r in lagged_steps), lagged_steps
+    # The latency panels leave the lagged samples out (the lagged panels above found them in the data).
+    boards = g.dashboards()
+    for board, pid in (("journeys", 4), ("journey-drilldown", 1), ("journey-drilldown", 2)):
+        [panel] = [p for p in g.walk_panels(boards[board]["panels"]) if p["id"] == pid]
+        assert all('AND "lagged" = false' in t["query"] for t in panel["targets"]), (board, panel["title"])
     certs = answer("qos-journey-drilldown / panel 9 ")
     assert {(r["journey"], r["region"]) for r in certs} >= {("storefront_tls", "eu-west"), ("storefront_tls", "us-east")}
     assert all(89 < r["days_left"] <= 90 and r["subject"] == "qos-agent demo" for r in certs

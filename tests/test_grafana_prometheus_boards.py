@@ -118,7 +118,17 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusS
             prom.start()
             try:
                 wait_for(lambda: len(prom.query("qos_journey_runs_total > 0")) >= 4, 60, "both agents scraped")
-                time.sleep(3)
+                # us-east's agent stalls (SIGSTOP, as a starved host would) while its slow login is in
+                # flight: those steps and runs come out lagged="true".
+                us_service.add_faults(["path=/api/login,latency=250ms"])
+                time.sleep(1)
+                for _ in range(4):
+                    agents[1].pause(0.3)
+                    time.sleep(0.4)
+                us_service.clear_faults()
+                wait_for(lambda: prom.query('qos_journey_runs_total{region="us-east",lagged="true"} > 0'), 30,
+                         "lagged runs in us-east")
+                time.sleep(1)
                 eu_service.add_faults(["path=/api/pay,status=503"])
                 wait_for(lambda: prom.query('qos_disruption_open{region="eu-west"} == 1'), 60, "eu-west disrupted")
                 time.sleep(4)
@@ -165,7 +175,28 @@ def test_every_panel_query_returns_data(prometheus: PrometheusServer, selection:
             if a.get("datasource", {}).get("type") == "prometheus":
                 result = prometheus.query_range(interpolate(a["expr"], variables), end - 60, end, "1s")
                 assert result, f"{name} annotation {a['name']!r} found no disruption"
-    assert checked >= 28
+    assert checked >= 31
+
+
+@needs_prometheus
+def test_the_lagged_panels_count_the_stalled_agents_runs(prometheus: PrometheusServer) -> None:
+    """us-east's agent was stalled while steps were in flight: the lagged panels count them there, the
+    latency panels leave them out (their series carry lagged="false" only)."""
+    board = boards()["journeys"]
+    [panel] = [p for p in walk(board["panels"]) if p["title"] == "Runs lagged (agent's own delay)"]
+    [count, share] = [interpolate(t["expr"], SELECTIONS["all"]) for t in panel["targets"]]
+    lagged = {(r["metric"]["journey"], r["metric"]["region"]): float(r["value"][1]) for r in prometheus.query(count)}
+    assert lagged[("checkout", "us-east")] > 0, lagged
+    pct = {(r["metric"]["journey"], r["metric"]["region"]): float(r["value"][1]) for r in prometheus.query(share)}
+    assert 0 < pct[("checkout", "us-east")] < 100, pct
+    for name, title in (("journeys", "Latency p50 / p95 (on-time runs)"),
+                        ("journey-drilldown", "Step duration p95 (on-time steps)")):
+        [latency] = [p for p in walk(boards()[name]["panels"]) if p["title"] == title]
+        assert all('lagged="false"' in t["expr"] for t in latency["targets"]), title
+    [steps] = [p for p in walk(boards()["journey-drilldown"]["panels"]) if p["title"].startswith("Steps lagged")]
+    end = time.time()
+    rows = prometheus.query_range(interpolate(steps["targets"][0]["expr"], SELECTIONS["all"]), end - 120, end, "1s")
+    assert any(float(v) > 0 for r in rows if r["metric"]["region"] == "us-east" for _, v in r["values"]), rows
 
 
 @needs_prometheus

@@ -14,14 +14,16 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from qos_agent.config.loader import load_config
+from qos_agent.delivery.bounds import KEEP_ASIDE
 from qos_agent.demo.faults import parse_fault_spec
 from qos_agent.errors import SetupError
 from qos_agent.runloop.agent import Agent
 from tests.support import demo as demo_support
 from tests.support.faults import closed_port
-from tests.support.health import sample
+from tests.support.health import sample, total
 from tests.support.influx import InfluxServer, influxd, needs_influxd
 
 demo_service = demo_support.demo_service
@@ -120,14 +122,14 @@ async def test_healthz_and_metrics_of_a_running_agent(tmp_path: Path, demo_servi
         assert body["journeys_scheduled"] == ["pay", "uptime"]
 
         text = await metrics(agent, http)
-    ok = sample(text, "qos_journey_runs_total", journey="uptime", region="eu-west", kind="uptime", outcome="passed")
-    failed = sample(text, "qos_journey_runs_total", journey="pay", region="eu-west", kind="journey", outcome="failed")
+    ok = total(text, "qos_journey_runs_total", journey="uptime", region="eu-west", kind="uptime", outcome="passed")
+    failed = total(text, "qos_journey_runs_total", journey="pay", region="eu-west", kind="journey", outcome="failed")
     assert ok is not None and ok >= 1 and failed is not None and failed >= 1
-    count = sample(text, "qos_journey_duration_seconds_count", journey="uptime", region="eu-west")
-    under_30s = sample(text, "qos_journey_duration_seconds_bucket", journey="uptime", region="eu-west", le="30.0")
-    under_10ms = sample(text, "qos_journey_duration_seconds_bucket", journey="uptime", region="eu-west", le="0.01")
+    count = total(text, "qos_journey_duration_seconds_count", journey="uptime", region="eu-west")
+    under_30s = total(text, "qos_journey_duration_seconds_bucket", journey="uptime", region="eu-west", le="30.0")
+    under_10ms = total(text, "qos_journey_duration_seconds_bucket", journey="uptime", region="eu-west", le="0.01")
     assert count is not None and count == under_30s and under_10ms is not None
-    errors = sample(text, "qos_step_failures_total", journey="pay", step="pay", region="eu-west", error="status")
+    errors = total(text, "qos_step_failures_total", journey="pay", step="pay", region="eu-west", error="status")
     assert errors is not None and errors >= 1
     assert sample(text, "qos_step_failures_total", journey="uptime") is None
     assert sample(text, "qos_agent_info", agent="a1", region="eu-west") == 1
@@ -303,3 +305,57 @@ async def test_sink_counters_are_true_during_a_real_influxd_outage(
         body = await until(recovered, timeout=40)  # the sink may be in a backoff of up to 30 s
         assert body["problems"] == []
     assert await influxd.wait_count("journey", "qos", 1) > 0
+
+
+async def test_the_stores_pruning_counters_move_on_metrics(tmp_path: Path,
+                                                            demo_service: demo_support.DemoService) -> None:
+    """A receiver that refuses every write for good (HTTP 400, as influxd does for a field-type conflict)
+    fills the dead_letter table past its share (10 %) of a 100 KiB store: the oldest rows are removed and
+    counted; a damaged store file found at start, with three older ones already set aside, prunes one."""
+    refused: list[int] = []
+
+    async def write(request: web.Request) -> web.Response:
+        await request.read()
+        refused.append(1)
+        return web.json_response({"error": "field type conflict: input field \"duration_ms\" is type float"},
+                                 status=400)
+
+    app = web.Application()
+    app.router.add_post("/write", write)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        spool = tmp_path / "state" / "spool"
+        spool.mkdir(parents=True)
+        for k in range(KEEP_ASIDE):
+            (spool / f"refusing.db.corrupt-{1_000 + k}").write_bytes(b"old damaged file")
+        (spool / "refusing.db").write_bytes(b"garbage, not a database " * 400)
+        exporters = (f"exporters:\n  - {{type: influxdb, name: refusing, url: 'http://127.0.0.1:{port}', "
+                     "database: qos, create_database: false, max_spool_mb: 0.1, batch_size: 20, "
+                     "flush_interval: 50ms}")
+        path = write_config(tmp_path, demo_service.url, exporters=exporters)
+        async with running(path) as (agent, http):
+            text = await metrics(agent, http)
+            assert sample(text, "qos_agent_sink_damaged_files_pruned_total", sink="influxdb#0") == 1
+            assert sample(text, "qos_agent_sink_dead_letter_pruned_records_total", sink="influxdb#0") == 0
+
+            async def pruned() -> str | None:
+                text = await metrics(agent, http)
+                n = sample(text, "qos_agent_sink_dead_letter_pruned_records_total", sink="influxdb#0")
+                return text if n else None
+
+            text = await until(pruned, timeout=20)
+            status, body = await healthz(agent, http)
+        assert status == 200, body  # a refusing sink is not a full spool: the agent stays healthy
+        dead = sample(text, "qos_agent_sink_dead_lettered_points_total", sink="influxdb#0")
+        gone = sample(text, "qos_agent_sink_dead_letter_pruned_records_total", sink="influxdb#0")
+        assert refused and dead is not None and gone is not None and 0 < gone <= dead
+        (entry,) = body["spools"]
+        assert entry["name"] == "influxdb#0" and entry["aside_pruned"] == 1 and entry["dead_pruned"] >= gone
+        assert len(list(spool.glob("refusing.db.corrupt-*"))) == KEEP_ASIDE  # the oldest went
+        assert not (spool / "refusing.db.corrupt-1000").exists()
+    finally:
+        await runner.cleanup()

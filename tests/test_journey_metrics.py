@@ -4,16 +4,19 @@ labels, disruptions, objectives, series gone after a reload."""
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from exporters.prom_series import label_name
 from qos_agent.config.loader import load_config
-from qos_agent.model import ErrorClass, Point
+from qos_agent.model import ErrorClass, JourneyKind, Point
 from qos_agent.ops.journey_metrics import JourneyMetrics
+from qos_agent.quality.evaluator import Evaluator
 from tests.support.demo import DemoProcess
-from tests.support.health import AgentProcess, sample, samples, wait_for
+from tests.support.health import AgentProcess, sample, samples, total, wait_for
 from tests.support.results import T0_MS, failed, journey, passed
 
 CONFIG = """\
@@ -44,10 +47,13 @@ def results() -> list:  # type: ignore[type-arg]
                       agent="a1", start_ms=T0_MS + 1000, final=False, tags=TAGS, run_id="r2")
     flaky = journey("checkout", [passed("login", 40), passed("pay", 7000)], agent="a1", start_ms=T0_MS + 2000,
                     attempt=2, tags=TAGS, run_id="r2")
+    # The agent's own event loop was late while pay was in flight: counted, but apart (lagged="true").
+    lagged = journey("checkout", [passed("login", 40), passed("pay", 3000, loop_lag_ms=180.0, lagged=True)],
+                     agent="a1", start_ms=T0_MS + 2500, tags=TAGS, loop_lag_ms=180.0, lagged=True)
     bad = journey("checkout", [passed("login", 30), failed("pay", ErrorClass.TIMEOUT, "timed out")], agent="a1",
                   start_ms=T0_MS + 3000, tags=TAGS)
     search = journey("search", [failed("find", ErrorClass.DNS, "no such host")], agent="a1", start_ms=T0_MS)
-    return [ok, retried, flaky, bad, search]
+    return [ok, retried, flaky, lagged, bad, search]
 
 
 def scrape(metrics: JourneyMetrics) -> str:
@@ -74,23 +80,33 @@ def test_the_contract_series_from_results(tmp_path: Path) -> None:
     text = scrape(metrics)
     c = {"journey": "checkout", "region": "eu-west", "agent": "a1"}
     tags = {"team": "payments", "tier_1": "gold", "tag_error": "x"}  # sanitised, and clear of `error`
-    assert sample(text, "qos_journey_runs_total", **c, **tags, kind="journey", outcome="passed") == 2
-    assert sample(text, "qos_journey_runs_total", **c, kind="journey", outcome="failed") == 1
-    assert sample(text, "qos_journey_attempts_total", **c, outcome="failed") == 2  # the retried attempt counts here
-    assert sample(text, "qos_journey_attempts_total", **c, outcome="passed") == 2
-    assert sample(text, "qos_journey_duration_seconds_count", **c, kind="journey") == 3  # the retried attempt: no
-    assert sample(text, "qos_journey_duration_seconds_bucket", **c, kind="journey", le="0.005") == 0
-    assert sample(text, "qos_journey_duration_seconds_bucket", **c, kind="journey", le="0.1") == 2  # 100 ms and 80 ms (le is inclusive)
-    assert sample(text, "qos_journey_duration_seconds_bucket", **c, kind="journey", le="60.0") == 3
-    assert sample(text, "qos_journey_duration_seconds_bucket", **c, kind="journey", le="+Inf") == 3
-    assert math.isclose(sample(text, "qos_journey_duration_seconds_sum", **c) or 0, 0.1 + 7.04 + 0.08)
+    on_time = {**c, "lagged": "false"}
+    assert sample(text, "qos_journey_runs_total", **on_time, **tags, kind="journey", outcome="passed") == 2
+    assert sample(text, "qos_journey_runs_total", **c, kind="journey", outcome="passed", lagged="true") == 1
+    assert sample(text, "qos_journey_runs_total", **on_time, kind="journey", outcome="failed") == 1
+    assert sample(text, "qos_journey_runs_total", **c, kind="journey", outcome="failed", lagged="true") == 0  # exists
+    assert sample(text, "qos_journey_attempts_total", **on_time, outcome="failed") == 2  # the retried attempt counts
+    assert sample(text, "qos_journey_attempts_total", **on_time, outcome="passed") == 2
+    assert sample(text, "qos_journey_attempts_total", **c, outcome="passed", lagged="true") == 1
+    assert sample(text, "qos_journey_duration_seconds_count", **on_time, kind="journey") == 3  # the retried: no
+    assert sample(text, "qos_journey_duration_seconds_bucket", **on_time, kind="journey", le="0.005") == 0
+    assert sample(text, "qos_journey_duration_seconds_bucket", **on_time, kind="journey", le="0.1") == 2  # 100, 80 ms
+    assert sample(text, "qos_journey_duration_seconds_bucket", **on_time, kind="journey", le="60.0") == 3
+    assert sample(text, "qos_journey_duration_seconds_bucket", **on_time, kind="journey", le="+Inf") == 3
+    assert math.isclose(sample(text, "qos_journey_duration_seconds_sum", **on_time) or 0, 0.1 + 7.04 + 0.08)
+    # The lagged run's 3.04 s is in its own series, out of every latency rule's way.
+    assert sample(text, "qos_journey_duration_seconds_count", **c, lagged="true") == 1
+    assert math.isclose(sample(text, "qos_journey_duration_seconds_sum", **c, lagged="true") or 0, 3.04)
     assert sample(text, "qos_journey_success", **c, kind="journey") == 0  # the last final run failed
     assert sample(text, "qos_journey_flaky_total", **c) == 1
-    assert sample(text, "qos_step_duration_seconds_count", **c, step="pay", probe="http") == 3
-    assert sample(text, "qos_step_failures_total", **c, step="pay", probe="http", error="timeout") == 1
+    assert sample(text, "qos_step_duration_seconds_count", **on_time, step="pay", probe="http") == 3
+    assert sample(text, "qos_step_duration_seconds_count", **c, step="pay", probe="http", lagged="true") == 1
+    assert sample(text, "qos_step_duration_seconds_count", **c, step="login", probe="http", lagged="false") == 4
+    assert sample(text, "qos_step_duration_seconds_count", **c, step="login", lagged="true") is None  # on time
+    assert sample(text, "qos_step_failures_total", **on_time, step="pay", probe="http", error="timeout") == 1
     assert sample(text, "qos_step_failures_total", **c, step="pay", error="status") is None  # a retried attempt
-    assert sample(text, "qos_step_phase_seconds_count", **c, step="login", phase="tls") == 1
-    assert sample(text, "qos_step_phase_seconds_sum", **c, step="login", phase="ttfb") == 0.02
+    assert sample(text, "qos_step_phase_seconds_count", **on_time, step="login", phase="tls") == 1
+    assert sample(text, "qos_step_phase_seconds_sum", **on_time, step="login", phase="ttfb") == 0.02
     assert sample(text, "qos_step_failures_total", journey="search", step="find", error="dns") == 1
     assert sample(text, "qos_disruption_open", **c, hidden_from_uptime="true") == 1
     assert sample(text, "qos_disruption_hidden_seconds_total", **c) == 0
@@ -158,12 +174,97 @@ def test_a_sighup_that_removes_a_journey_removes_its_series_from_metrics(tmp_pat
     with DemoProcess() as demo:
         path.write_text((head + tickets).format(url=demo.url))
         with AgentProcess(path, cwd=tmp_path, start_timeout=60) as agent:
-            wait_for(lambda: sample(agent.metrics(), "qos_journey_runs_total", journey="tickets", outcome="passed"),
+            wait_for(lambda: total(agent.metrics(), "qos_journey_runs_total", journey="tickets", outcome="passed"),
                      timeout=30, what="tickets series")
             path.write_text(head.format(url=demo.url))
             agent.hup()
             wait_for(lambda: 'journey="tickets"' not in agent.metrics(), timeout=30, what="tickets series gone")
             text = agent.metrics()
-            assert sample(text, "qos_journey_runs_total", journey="uptime", outcome="passed")
+            assert total(text, "qos_journey_runs_total", journey="uptime", outcome="passed")
             assert sample(text, "qos_journey_slo_success_ratio", journey="tickets") is None
+            assert agent.stop() == 0
+
+
+HIDDEN_CONFIG = """\
+version: 1
+agent: {region: eu-west, name: a1}
+defaults: {disruption: {open_after: 2, close_after: 3}}
+journeys:
+  - name: uptime
+    kind: uptime
+    steps: [{name: health, http: {url: "http://127.0.0.1:1/health"}}]
+  - name: checkout
+    steps: [{name: pay, http: {url: "http://127.0.0.1:1/pay"}}]
+"""
+
+
+def test_hidden_seconds_rise_while_the_hidden_disruption_is_open(tmp_path: Path) -> None:
+    """Read at any moment, qos_disruption_hidden_seconds_total is the hidden time so far; it never falls."""
+    path = tmp_path / "journeys.yaml"
+    path.write_text(HIDDEN_CONFIG)
+    config = load_config(path, env={})
+    evaluator = Evaluator(config.journeys, "a1")
+    metrics = JourneyMetrics()
+    metrics.configure(config.journeys, "eu-west", "a1")
+    metrics.hidden_now = evaluator.hidden_now
+    c = {"journey": "checkout", "region": "eu-west", "agent": "a1"}
+
+    def feed(at_s: float, ok: bool) -> None:
+        runs = [journey("uptime", [passed("health")], agent="a1", kind=JourneyKind.UPTIME, start_ms=T0_MS + int(at_s * 1000)),
+                journey("checkout", [passed("pay") if ok else failed("pay")], agent="a1",
+                        start_ms=T0_MS + int(at_s * 1000))]
+        metrics.observe(runs, evaluator.observe(runs))
+
+    def hidden(at_s: float) -> float | None:
+        return sample(metrics.render(T0_MS + int(at_s * 1000)).decode(), "qos_disruption_hidden_seconds_total", **c)
+
+    feed(0, False)
+    feed(10, False)  # the second failure opens it; uptime is green: hidden
+    assert sample(metrics.render(T0_MS + 10_000).decode(), "qos_disruption_open", **c, hidden_from_uptime="true") == 1
+    assert hidden(10) == 0
+    assert hidden(40) == 30  # open, no run since: the 30 s so far already count
+    assert hidden(70) == 60
+    feed(80, False)
+    assert hidden(85) == 75
+    feed(90, True)
+    feed(100, True)
+    assert hidden(105) == 95
+    assert hidden(115) == 105
+    feed(110, True)  # the third good run closes it: 100 s hidden, fewer than the 105 s read at 115 s
+    assert evaluator.open_disruptions() == []
+    assert hidden(200) == 105  # a counter never falls: it holds until closed time passes what was shown
+    # The next hidden disruption adds on top.
+    feed(300, False)
+    feed(310, False)
+    # 100 closed (hidden_minutes has 3 decimals: 1.667 min = 100.02 s) + 20 open, past the 105 held
+    assert hidden(330) == pytest.approx(120, abs=0.05)
+
+
+def test_a_running_agent_shows_hidden_seconds_during_the_open_disruption(tmp_path: Path) -> None:
+    config = ('version: 1\nagent: {{state_dir: state, interval: 200ms, name: a1, region: eu-west, '
+              'listen: "127.0.0.1:0"}}\ndefaults: {{disruption: {{open_after: 2, close_after: 2}}}}\njourneys:\n'
+              '  - name: uptime\n    kind: uptime\n    steps: [{{name: health, http: {{url: "{url}/health"}}}}]\n'
+              '  - name: checkout\n    steps: [{{name: pay, http: {{method: POST, url: "{url}/api/pay", '
+              'json: {{cart_id: c1, card: "4242 4242 4242 4242"}}}}, expect: {{status: 200}}}}]\n')
+    path = tmp_path / "journeys.yaml"
+    c = {"journey": "checkout", "region": "eu-west", "agent": "a1"}
+    with DemoProcess() as demo:
+        path.write_text(config.format(url=demo.url))
+        with AgentProcess(path, cwd=tmp_path, start_timeout=60) as agent:
+            wait_for(lambda: total(agent.metrics(), "qos_journey_runs_total", journey="uptime", outcome="passed"),
+                     timeout=30, what="uptime passing")
+            demo.add_faults(["path=/api/pay,status=503"])
+            wait_for(lambda: sample(agent.metrics(), "qos_disruption_open", **c, hidden_from_uptime="true") == 1,
+                     timeout=30, what="a hidden disruption open")
+            first = sample(agent.metrics(), "qos_disruption_hidden_seconds_total", **c)
+            time.sleep(1.5)
+            text = agent.metrics()
+            second = sample(text, "qos_disruption_hidden_seconds_total", **c)
+            assert sample(text, "qos_disruption_open", **c, hidden_from_uptime="true") == 1  # still open
+            assert first is not None and second is not None and 1.0 <= second - first <= 3.0, (first, second)
+            demo.clear_faults()
+            wait_for(lambda: sample(agent.metrics(), "qos_disruption_open", **c, hidden_from_uptime="true") == 0,
+                     timeout=30, what="the disruption closed")
+            after = sample(agent.metrics(), "qos_disruption_hidden_seconds_total", **c)
+            assert after is not None and after >= second
             assert agent.stop() == 0

@@ -213,13 +213,16 @@ async def test_a_real_agent_into_a_real_prometheus_through_a_30s_outage(
                 out[tuple(r["metric"][k] for k in keys)] = float(r["value"][1])
             return out
 
-        got_runs = prom_values("last_over_time(qos_journey_runs_total[1h])", "journey", "outcome")
+        got_runs = prom_values("sum by (journey, outcome, cluster, agent) (last_over_time(qos_journey_runs_total[1h]))",
+                               "journey", "outcome")  # lagged="true" and "false" added up
         assert got_runs == {k: float(v) for k, v in runs.items()} | {
             k: 0.0 for k in {(j, o) for j in per_journey for o in ("passed", "failed")} - set(runs)}
-        got_steps = prom_values("last_over_time(qos_step_failures_total[1h])", "journey", "step", "error")
+        got_steps = prom_values("sum by (journey, step, error, cluster, agent) (last_over_time(qos_step_failures_total[1h]))",
+                                "journey", "step", "error")
         assert got_steps == {k: float(v) for k, v in steps.items()}
         # One sample per final run, outage or not: nothing lost, nothing twice.
-        got_samples = prom_values("count_over_time(qos_journey_duration_seconds_count[1h])", "journey")
+        got_samples = prom_values(
+            "sum by (journey, cluster, agent) (count_over_time(qos_journey_duration_seconds_count[1h]))", "journey")
         assert got_samples == {(j,): float(n) for j, n in per_journey.items()}
         opened = prom_values("max_over_time(qos_disruption_open[1h])", "journey", "hidden_from_uptime")
         assert opened == {("checkout", "true"): 1.0}
@@ -251,7 +254,7 @@ async def test_samples_too_old_for_the_head_are_dead_lettered_and_the_rest_deliv
         assert stats.dead_lettered == len(dead) == 6  # 3 journey + 3 step points of the late runs
         assert all("out of bounds" in msg for _, msg in dead)
         assert stats.dropped == 0
-        assert prom.query('qos_journey_runs_total{journey="fresh",outcome="passed"}')[0]["value"][1] == "9"
+        assert prom.query('qos_journey_runs_total{journey="fresh",outcome="passed",lagged="false"}')[0]["value"][1] == "9"
         assert prom.query('qos_journey_runs_total{journey="late"}') == []
     finally:
         await durable.close()

@@ -31,7 +31,7 @@ def test_rules_pass_promtool_check_and_their_unit_tests() -> None:
 def test_the_example_prometheus_config_is_valid() -> None:
     check = promtool("check", "config", str(RULES.parent / "prometheus.yml"))
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "SUCCESS: 18 rules found" in check.stdout
+    assert "SUCCESS: 20 rules found" in check.stdout
 
 
 @needs_promtool
@@ -56,7 +56,7 @@ def test_a_typo_in_a_rule_fails(tmp_path: Path) -> None:
 def test_every_alert_has_a_firing_and_a_quiet_case() -> None:
     alerts = {r["alert"] for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"] if "alert" in r}
     assert alerts == {"JourneyDisruption", "JourneyFailingInManyRegions", "JourneyErrorBudgetBurn", "AgentDown",
-                      "AgentNotScraped"}
+                      "AgentNotScraped", "JourneyLatencyAboveObjective"}
     firing: set[str] = set()
     quiet: set[str] = set()
     for path in TESTS:

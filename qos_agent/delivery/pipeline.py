@@ -44,6 +44,8 @@ class SinkState:
     spool_fill: float = 0.0  # used share of max_spool_mb (network sinks), 0..1
     spool_bytes: int = 0  # bytes the durable store holds (network sinks)
     spool_max_bytes: int = 0  # max_spool_mb in bytes; 0: a local sink, no store
+    dead_pruned: int = 0  # dead_letter rows the store removed to stay in bounds (delivery/bounds.py)
+    aside_pruned: int = 0  # moved-aside damaged files the store removed to stay in bounds
 
 
 class _Sink:
@@ -72,7 +74,8 @@ class _Sink:
         if self.durable is None:
             return SinkState(self.name, self.type, self.stats())
         store = self.durable.store
-        return SinkState(self.name, self.type, self.stats(), store.fill, store.used_bytes, store.max_bytes)
+        return SinkState(self.name, self.type, self.stats(), store.fill, store.used_bytes, store.max_bytes,
+                         store.dead_pruned, store.aside_pruned)
 
     def offer(self, points: Sequence[Point]) -> None:
         try:

@@ -118,7 +118,8 @@ def assess(stats: AgentStats, progress: Progress) -> tuple[int, dict[str, object
         "event_loop_lag_ms": round(stats.event_loop_lag_ms, 3),
         "spool_depth": total.spooled,
         "spools": [{"name": s.name, "depth": s.stats.spooled, "used_bytes": s.spool_bytes,
-                    "max_bytes": s.spool_max_bytes, "fill": round(s.spool_fill, 4)}
+                    "max_bytes": s.spool_max_bytes, "fill": round(s.spool_fill, 4),
+                    "dead_pruned": s.dead_pruned, "aside_pruned": s.aside_pruned}
                    for s in stats.sinks if s.spool_max_bytes],
         "sinks": [{"name": s.name, "type": s.type, "queued": s.stats.queued, "spooled": s.stats.spooled,
                    "delivered": s.stats.delivered, "failed_sends": s.stats.failed_sends,

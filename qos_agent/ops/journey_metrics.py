@@ -6,6 +6,9 @@ points the sinks get (results -> points, plus the evaluator's disruption points)
 objective, `qos_journey_slo_success_ratio`, which the error-budget rules of deploy/prometheus/rules.yml
 divide by. A reload that removes a journey removes its series (`configure`).
 
+`qos_disruption_hidden_seconds_total` is true when read: at every scrape the evaluator's open
+disruptions add the hidden time so far (`hidden_now`), so it rises during a hidden disruption.
+
 `render` writes the same families as `collect` in the text format directly, with each series'
 label string made once: at thousands of histogram samples prometheus_client's generic exposition
 (label-name validation and escaping per sample) cost ~10x more per scrape (docs/benchmarks.md).
@@ -13,7 +16,8 @@ label string made once: at thousands of histogram samples prometheus_client's ge
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -23,6 +27,8 @@ from exporters.prom_series import FAMILIES, Family, Histogram, JourneySeries, La
 from qos_agent.delivery.points import points_of
 from qos_agent.model import Journey, JourneyResult, Point
 
+# (journey, region, hidden ms so far) of each open disruption at a unix time in ms: Evaluator.hidden_now.
+HiddenNow = Callable[[int], Iterable[tuple[str, str, float]]]
 SLO_SUCCESS = "qos_journey_slo_success_ratio"
 SLO_LATENCY = "qos_journey_slo_latency_seconds"
 
@@ -36,6 +42,9 @@ class JourneyMetrics(Collector):
         self.region = ""
         self.agent = ""
         self._label_text: dict[Labels, str] = {}  # a series' labels as the text format writes them
+        # Read at every scrape, so qos_disruption_hidden_seconds_total rises while a hidden disruption
+        # is still open, not only when it closes (the agent sets it to its evaluator's `hidden_now`).
+        self.hidden_now: HiddenNow | None = None
 
     def configure(self, journeys: Iterable[Journey], region: str, agent: str) -> None:
         self.journeys = tuple(journeys)
@@ -47,7 +56,12 @@ class JourneyMetrics(Collector):
         self.series.observe_all(points_of(results))
         self.series.observe_all(disruptions)
 
+    def _read_hidden(self, now_ms: int | None) -> None:
+        if self.hidden_now is not None:
+            self.series.hidden_live(self.hidden_now(int(time.time() * 1000) if now_ms is None else now_ms))
+
     def collect(self) -> Iterator[Metric]:
+        self._read_hidden(None)
         for family in FAMILIES:
             series = self.series.values[family]
             names = sorted({k for labels in series for k, _ in labels})
@@ -82,8 +96,10 @@ class JourneyMetrics(Collector):
         yield latency
 
 
-    def render(self) -> bytes:
-        """The text exposition (format 0.0.4) of every family `collect` yields, in the same order."""
+    def render(self, now_ms: int | None = None) -> bytes:
+        """The text exposition (format 0.0.4) of every family `collect` yields, in the same order;
+        `now_ms` (default: the clock) is when the open disruptions' hidden time is counted to."""
+        self._read_hidden(now_ms)
         out: list[str] = []
         for family in FAMILIES:
             self._render_family(out, family)

@@ -91,6 +91,13 @@ def _sink_families(s: AgentStats) -> Iterator[Metric]:
                                     labels=["sink"]),
         "dropped": CounterMetricFamily("qos_agent_sink_dropped_points", "Points lost, by cause",
                                        labels=["sink", "cause"]),
+        # The store's bounds at work (delivery/bounds.py): what was already counted once, then removed.
+        "dead_pruned": CounterMetricFamily(
+            "qos_agent_sink_dead_letter_pruned_records",
+            "Dead-letter records removed, oldest first, to keep the store within max_spool_mb", labels=["sink"]),
+        "aside_pruned": CounterMetricFamily(
+            "qos_agent_sink_damaged_files_pruned",
+            "Moved-aside damaged store files removed, oldest first, to stay within bounds", labels=["sink"]),
     }
     for sink in s.sinks:
         st, label = sink.stats, [sink.name]
@@ -101,6 +108,8 @@ def _sink_families(s: AgentStats) -> Iterator[Metric]:
         counters["delivered"].add_metric(label, st.delivered)
         counters["failed"].add_metric(label, st.failed_sends)
         counters["dead"].add_metric(label, st.dead_lettered)
+        counters["dead_pruned"].add_metric(label, sink.dead_pruned)
+        counters["aside_pruned"].add_metric(label, sink.aside_pruned)
         for cause, n in sorted(st.dropped_by_cause.items()):
             counters["dropped"].add_metric([sink.name, cause], n)
     yield from gauges.values()

@@ -192,5 +192,18 @@ class Evaluator:
                 fields.append(("hidden_minutes", round(d.hidden_ms / 60000, 3)))
         return Point("disruption", tags, tuple(fields), time_ms)
 
+    def hidden_now(self, now_ms: int) -> list[tuple[str, str, float]]:
+        """(journey, region, hidden ms) of each open disruption with an uptime journey, as of `now_ms`:
+        what its close would count if the next run closed it now (the gap since the last run counts
+        while uptime is still green, as `_observe_one` counts it)."""
+        out = []
+        for (journey, region), state in self.states.items():
+            d = state.open
+            if d is None or d.uptime_ok is None:
+                continue
+            live = max(0, now_ms - state.last_ms) if d.uptime_ok and self.uptime_ok(region, journey) else 0
+            out.append((journey, region, d.hidden_ms + live))
+        return out
+
     def open_disruptions(self) -> list[Disruption]:
         return [s.open for s in self.states.values() if s.open is not None]

@@ -85,6 +85,7 @@ class Agent:
         self.started_s = time.time()
         self.metrics = AgentMetrics(self.stats)
         self.metrics.journeys.configure(self.journeys(config), config.agent.region, config.agent.name)
+        self.metrics.journeys.hidden_now = self.evaluator.hidden_now  # the hidden time of open disruptions
         self.listen_override: str | None = None  # "" turns the endpoint off, e.g. several agents in one process
         self.watch = False  # `run --watch`: reload when the file's content changes
         self.health: HealthServer | None = None

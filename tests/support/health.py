@@ -66,6 +66,13 @@ def sample(metrics_text: str, name: str, **labels: str) -> float | None:
     return found[0] if found else None
 
 
+def total(metrics_text: str, name: str, **labels: str) -> float | None:
+    """The sum of every sample with this name whose labels include `labels` (None if there is none):
+    a real agent's counters are split by `lagged`, which a test of something else adds up."""
+    found = [v for (n, ls), v in samples(metrics_text).items() if n == name and set(labels.items()) <= set(ls)]
+    return sum(found) if found else None
+
+
 class AgentProcess:
     """`python -m qos_agent run FILE` in a subprocess; `url` is its endpoint (read from its log)."""
 
@@ -109,6 +116,16 @@ class AgentProcess:
         status, body = get(self.url + "/metrics")
         assert status == 200, body
         return body
+
+    def pause(self, seconds: float) -> None:
+        """Stop the agent process (SIGSTOP) for `seconds`, then let it go on: its own event loop is late
+        by that much, as on a starved host, so the steps in flight then come out `lagged`."""
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGSTOP)
+        try:
+            time.sleep(seconds)
+        finally:
+            self._proc.send_signal(signal.SIGCONT)
 
     def hup(self) -> None:
         assert self._proc is not None
