@@ -14,6 +14,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from qos_agent.errors import SetupError
+from qos_agent.runloop.gctune import tune_gc
 
 T = TypeVar("T")
 
@@ -33,8 +34,9 @@ def loop_factory(mode: str) -> tuple[str, Callable[[], asyncio.AbstractEventLoop
 
 
 def run(main: Coroutine[Any, Any, T], mode: str = "auto") -> T:
-    """asyncio.run on the loop `mode` names."""
+    """asyncio.run on the loop `mode` names, with the collector tuned for many runs in flight."""
     _, factory = loop_factory(mode)
+    tune_gc()
     try:
         with asyncio.Runner(loop_factory=factory) as runner:
             return runner.run(main)
