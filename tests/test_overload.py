@@ -86,6 +86,39 @@ async def blocked_and_sustained() -> None:
         lag.stop()
 
 
+async def test_a_loop_kept_busy_by_short_callbacks_marks_steps_lagged_and_sheds() -> None:
+    """No single tick is late by the threshold, but every callback waits its turn: a step crossing the
+    loop many times gains far more than one tick's lateness, so its estimated delay must pass it."""
+    lag = LoopLag(threshold_ms=50)
+    lag.start()
+    stop = False
+
+    async def busy() -> None:  # the loop never idles; each callback holds it 12 ms (well under 50)
+        while not stop:
+            time.sleep(0.012)
+            await asyncio.sleep(0)
+
+    hog = asyncio.create_task(busy())
+    try:
+        await asyncio.sleep(0.3)
+        mark = lag.mark()
+        for _ in range(8):  # a step: several trips through the loop, each behind the hog
+            await asyncio.sleep(0.001)
+        assert lag.delay_since(mark) > 50
+        assert lag.overloaded()  # most ticks of the last second were late: shed new runs
+        stop = True
+        await hog
+        await asyncio.sleep(1.2)  # a calm second
+        mark = lag.mark()
+        await asyncio.sleep(0.2)
+        assert lag.delay_since(mark) < 50
+        assert not lag.overloaded()
+    finally:
+        stop = True
+        await hog
+        lag.stop()
+
+
 async def test_a_step_starting_after_a_block_is_not_blamed_for_it() -> None:
     lag = LoopLag(threshold_ms=300)
     lag.start()

@@ -1,16 +1,22 @@
 """How late the event loop is, measured continuously and cheaply, so samples can say when the agent lagged.
 
-A timer callback re-arms itself every PERIOD_S (fixed delay, `call_at`); each time it fires it
-records how late it came against its plan. A late timer means every callback due meanwhile — the
-end of a request, a TLS read — was late too, so a latency measured across that moment includes the
-agent's own delay. One callback per 10 ms costs about 0.1 % of a core.
+A timer callback re-arms itself every PERIOD_S (fixed delay, `call_at`); each time it fires it sends
+an echo through the ready queue (`call_soon`), and the echo records how late it ran against the
+timer's plan: the timer's lateness plus one trip through the callbacks waiting. A late echo means
+every callback due meanwhile — the end of a request, a TLS read — was late too, so a latency measured
+across that moment includes the agent's own delay. Two callbacks per 10 ms: ~0.1 % of a core.
 
-Ticks go into a ring buffer; a step takes a `mark()` when it starts and asks `worst_since(mark)`
-when it ends: the worst lateness observed while it was in flight, including a lateness still in
-progress (the next tick is overdue right now). Lateness is read from time.monotonic(), the clock
-both loops' timers follow (uvloop's `loop.time()` is a per-iteration cached millisecond value, which
-would not see a lateness still in progress). `overloaded()` tells the scheduler the loop *stays*
-late: at least SUSTAINED_TICKS late ticks within the last WINDOW_S, so one GC pause sheds nothing.
+Ticks go into a ring buffer; a step takes a `mark()` when it starts and asks `delay_since(mark)`
+when it ends: an estimate of the agent's own delay inside the step's duration. One long stall (a GC
+pause, a blocking call) delays everything in flight by its length: the worst lateness seen. A loop
+that stays busy delays every callback a little, and a step waits its turn about HOPS times (connect,
+connection made, send, headers, body, each task wake-up): HOPS times the mean lateness while it was
+in flight. The estimate is the larger. (On a quiet machine the worst lateness alone missed a
+saturated loop: ticks 10–40 ms late, each under the threshold, while steps gained 170 ms;
+docs/benchmarks.md.) Lateness is read from time.monotonic(), the clock both loops' timers follow
+(uvloop's `loop.time()` is a per-iteration cached millisecond value). `overloaded()` tells the
+scheduler the loop *stays* late: SUSTAINED_TICKS ticks over the threshold within the last WINDOW_S,
+or most ticks of that window later than threshold / HOPS; one GC pause sheds nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ PERIOD_S = 0.010
 RING = 8192  # 8192 ticks × ≥10 ms ≥ 80 s of history; an older mark takes the whole ring
 WINDOW_S = 1.0
 SUSTAINED_TICKS = 2
+HOPS = 10  # times a step waits its turn in the loop: connect, connection_made, send, headers, body, each task wake-up
 
 
 class LoopLag:
@@ -39,6 +46,9 @@ class LoopLag:
         self.worst_ms = 0.0  # the worst lateness ever seen (self-metrics)
         self.last_ms = 0.0  # the latest tick's lateness
         self._late: deque[tuple[float, float]] = deque(maxlen=64)  # (when, ms) of ticks over the threshold
+        self._recent: deque[tuple[float, float]] = deque()  # (when, ms) of every tick within WINDOW_S
+        self._recent_slow = 0  # how many of them were late by more than threshold / HOPS
+        self._echoes = 0  # ticks fired whose echo has not run yet
 
     @property
     def running(self) -> bool:
@@ -51,6 +61,7 @@ class LoopLag:
             return
         self.stop()
         self._loop = loop
+        self._echoes = 0  # an echo left on a previous loop never runs
         self._planned = time.monotonic() + self.period_s
         self._handle = loop.call_at(loop.time() + self.period_s, self._tick)
 
@@ -60,10 +71,23 @@ class LoopLag:
             self._handle = None
 
     def _tick(self) -> None:
+        """The timer fired: re-arm it, and send an echo through the ready queue to finish the measure."""
         loop = self._loop
         assert loop is not None
+        due = self._planned
+        self._planned = time.monotonic() + self.period_s
+        self._handle = loop.call_at(loop.time() + self.period_s, self._tick)
+        self._echoes += 1
+        loop.call_soon(self._echo, due)
+
+    def _echo(self, due: float) -> None:
+        """A callback made ready when the timer fired has now run: how late it is against the timer's
+        plan is what any step's callback due then waited — the timer's own lateness plus one trip through
+        the ready queue. (uvloop runs due timers before the I/O callbacks of an iteration, so the timer's
+        lateness alone would miss a queue of them.)"""
         now = time.monotonic()
-        lag_ms = max(0.0, (now - self._planned) * 1000.0)
+        self._echoes -= 1
+        lag_ms = max(0.0, (now - due) * 1000.0)
         self._lag[self._ticks % RING] = lag_ms
         self._ticks += 1
         self.last_ms = lag_ms
@@ -71,8 +95,12 @@ class LoopLag:
             self.worst_ms = lag_ms
         if lag_ms > self.threshold_ms:
             self._late.append((now, lag_ms))
-        self._planned = now + self.period_s
-        self._handle = loop.call_at(loop.time() + self.period_s, self._tick)
+        recent = self._recent
+        slow = self.threshold_ms / HOPS
+        recent.append((now, lag_ms))
+        self._recent_slow += lag_ms > slow
+        while recent[0][0] < now - WINDOW_S:
+            self._recent_slow -= recent.popleft()[1] > slow
 
     def current_ms(self) -> float:
         """How late the loop is right now: how overdue the next tick already is (0 when not running)."""
@@ -83,7 +111,7 @@ class LoopLag:
     def mark(self) -> int:
         """A position to ask `worst_since` about later (e.g. when a step starts). A tick already
         overdue now measures a delay that ended before this moment: it is left out."""
-        return self._ticks + (1 if self.current_ms() > 0 else 0)
+        return self._ticks + self._echoes + (1 if self.current_ms() > 0 else 0)
 
     def worst_since(self, mark: int) -> float:
         """The worst lateness in ms observed from `mark` until now, the lateness in progress included."""
@@ -98,6 +126,27 @@ class LoopLag:
                 worst = v
         return worst
 
+    def delay_since(self, mark: int) -> float:
+        """The agent's own delay, estimated, in ms, from `mark` until now: the worst lateness seen, or
+        HOPS times the mean lateness of the ticks meanwhile (the one in progress included), the larger."""
+        current = self.current_ms()
+        if self._ticks < mark:  # the overdue tick at mark has not fired yet: nothing new to see
+            return 0.0
+        start = max(mark, self._ticks - RING)
+        worst = total = current
+        lag = self._lag
+        for n in range(start, self._ticks):
+            v = lag[n % RING]
+            total += v
+            if v > worst:
+                worst = v
+        return max(worst, HOPS * total / (self._ticks - start + 1))
+
+    def _busy(self) -> bool:
+        """Most ticks of the last WINDOW_S were late enough that HOPS of them pass the threshold: the
+        loop stays busy (a share, not a mean, so one long pause in the window is not a busy loop)."""
+        return len(self._recent) >= 10 and 2 * self._recent_slow > len(self._recent)
+
     def overloaded(self, now: float | None = None) -> bool:
         """The loop stays late: SUSTAINED_TICKS ticks over the threshold within the last WINDOW_S
         (a lateness in progress over the threshold counts as one)."""
@@ -107,11 +156,13 @@ class LoopLag:
         late = 1 if self.current_ms() > self.threshold_ms else 0
         horizon = now - WINDOW_S
         late += sum(1 for at, _ in self._late if at >= horizon)
-        return late >= SUSTAINED_TICKS
+        return late >= SUSTAINED_TICKS or self._busy()
 
     def recent_worst_ms(self) -> float:
-        """The worst lateness within the last WINDOW_S (what made `overloaded()` true), or in progress."""
+        """What made `overloaded()` true, in ms: the worst late tick within the last WINDOW_S, the one in
+        progress, or HOPS times the window's median lateness."""
         if self._handle is None:
             return 0.0
         horizon = time.monotonic() - WINDOW_S
-        return max([self.current_ms(), *(ms for at, ms in self._late if at >= horizon)])
+        median = sorted(ms for _, ms in self._recent)[len(self._recent) // 2] if self._recent else 0.0
+        return max([self.current_ms(), HOPS * median, *(ms for at, ms in self._late if at >= horizon)])

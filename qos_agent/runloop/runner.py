@@ -138,7 +138,7 @@ class Runner:
         duration_ms = (time.perf_counter_ns() - start_ns) / 1e6
         outcome, failed = self._journey_outcome(journey, steps, duration_ms)
         # Over the whole run (its duration includes closing the run's resources), not only its steps.
-        loop_lag_ms = max([self.looplag.worst_since(mark), *(s.loop_lag_ms for s in steps)])
+        loop_lag_ms = max([self.looplag.delay_since(mark), *(s.loop_lag_ms for s in steps)])
         return JourneyResult(
             journey=journey.name, kind=journey.kind, region=agent.region, agent=agent.name, run_id=run_id,
             start_ms=start_ms, outcome=outcome, duration_ms=duration_ms, steps=steps, attempt=attempt,
@@ -183,7 +183,7 @@ class Runner:
             result.duration_ms = (time.perf_counter_ns() - t0) / 1e6
         result.start_ms = start_ms
         result.step, result.probe = step.name, step.kind
-        result.loop_lag_ms = lag_ms = self.looplag.worst_since(mark)
+        result.loop_lag_ms = lag_ms = self.looplag.delay_since(mark)
         result.lagged = lag_ms > self.looplag.threshold_ms
         if (result.outcome is Outcome.PASSED and step.degraded_latency_s is not None
                 and result.duration_ms > step.degraded_latency_s * 1000):
