@@ -32,6 +32,7 @@ from exporters.alert_state import Held, OpenAlerts
 from exporters.alerts import DisruptionEvent, check_url, iso, label_name, post_json, read_auth, valid_label
 from qos_agent.errors import PermanentError
 from qos_agent.language.nodes import Node, Problems, Reader
+from qos_agent.language.text import shown as quoted
 from qos_agent.model import Point
 from qos_agent.plugins.protocols import DeliveryOptions, ExporterEnv, LoadContext, NetworkSink, Outbox
 
@@ -214,7 +215,7 @@ class AlertmanagerSink(NetworkSink[AlertmanagerSpec]):
                         continue  # closed (or replaced) since it was stored: never re-open a resolved alert
                     alert["endsAt"] = ends
             except (ValueError, KeyError, TypeError) as e:
-                raise PermanentError(f"not an alert record ({e}): {record[:200]!r}") from e
+                raise PermanentError(f"not an alert record ({e}): {quoted(record[:200])}") from e
             alerts[(key, alert["startsAt"])] = alert  # the newest record of one alert wins
         if not alerts:
             return

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from exporters.influx_send import Target, V1Sender, V2Sender
 from exporters.lineprotocol import encode_many
 from qos_agent.language.nodes import Node, Problems, Reader
+from qos_agent.language.text import shown as quoted
 from qos_agent.model import Point
 from qos_agent.plugins.protocols import DeliveryOptions, ExporterEnv, LoadContext, NetworkSink
 
@@ -49,7 +50,7 @@ def _check_url(r: Reader, problems: Problems) -> str:
     except ValueError:
         port_ok = False
     if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok or parts.query or parts.fragment:
-        problems.add(node.loc, f"'url' is not an http(s) URL: {url!r}", "write e.g. url: http://127.0.0.1:8086")
+        problems.add(node.loc, f"'url' is not an http(s) URL: {quoted(url)}", "write e.g. url: http://127.0.0.1:8086")
     return url
 
 
@@ -88,7 +89,7 @@ class InfluxDBExporter(NetworkSink[InfluxSpec]):
         name = r.str("name")
         name_node = r.get("name")
         if name_node is not None and not _NAME.match(name):
-            problems.add(name_node.loc, f"'name' must be letters, digits, '.', '_' or '-': {name!r}",
+            problems.add(name_node.loc, f"'name' must be letters, digits, '.', '_' or '-': {quoted(name)}",
                          "write e.g. name: influx-main")
         if not name:
             where = f"{api}|{url}|{target.database}|{target.retention_policy}|{target.org}|{target.bucket}"

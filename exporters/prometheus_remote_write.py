@@ -30,6 +30,7 @@ from exporters.remote_write_proto import compress, label_bytes, timeseries_entry
 from qos_agent import __version__
 from qos_agent.errors import PermanentError, RetryableError
 from qos_agent.language.nodes import Node, Problems, Reader
+from qos_agent.language.text import shown as quoted
 from qos_agent.model import Point
 from qos_agent.plugins.protocols import DeliveryOptions, ExporterEnv, LoadContext, NetworkSink
 
@@ -96,7 +97,7 @@ class PrometheusRemoteWriteSink(NetworkSink[RemoteWriteSpec]):
         url_node = r.get("url")
         parts = urlsplit(url)
         if url_node is not None and url and (parts.scheme not in ("http", "https") or not parts.hostname):
-            problems.add(url_node.loc, f"'url' is not an http(s) URL: {url!r}",
+            problems.add(url_node.loc, f"'url' is not an http(s) URL: {quoted(url)}",
                          "write e.g. url: http://127.0.0.1:9090/api/v1/write")
         headers = r.str_map("headers")
         for key in headers:
@@ -107,7 +108,7 @@ class PrometheusRemoteWriteSink(NetworkSink[RemoteWriteSpec]):
         name = r.str("name")
         name_node = r.get("name")
         if name_node is not None and not _NAME.match(name):
-            problems.add(name_node.loc, f"'name' must be letters, digits, '.', '_' or '-': {name!r}",
+            problems.add(name_node.loc, f"'name' must be letters, digits, '.', '_' or '-': {quoted(name)}",
                          "write e.g. name: prom-main")
         if not name:
             name = f"prometheus-rw-{hashlib.sha1(url.encode()).hexdigest()[:8]}"

@@ -19,6 +19,7 @@ from typing import Any
 
 from qos_agent.language.nodes import Node, Problems, Reader
 from qos_agent.language.templating import has_template
+from qos_agent.language.text import shown as quoted
 
 OPS = ("exists", "equals", "contains", "matches", "lt", "gt")
 MISSING = object()  # the value at a path or header that is not there
@@ -83,7 +84,7 @@ def _condition(op: str, n: Node, label: str, problems: Problems) -> Condition | 
         try:
             return Condition(op, value, re.compile(value))
         except re.error as exc:
-            problems.add(n.loc, f"{label}: bad regular expression {value!r}: {exc}", "fix the pattern")
+            problems.add(n.loc, f"{label}: bad regular expression {quoted(value)}: {exc}", "fix the pattern")
             return None
     if op in ("lt", "gt"):
         if not _number_ok(value):

@@ -14,6 +14,7 @@ from playwright.async_api import Error, Page, TimeoutError, expect
 
 from probes.browser_artifacts import free_path
 from probes.browser_config import EXPECT_VERBS, Action
+from qos_agent.language.text import shown as quoted
 from qos_agent.model import ErrorClass
 from qos_agent.plugins.protocols import RunContext
 
@@ -127,7 +128,7 @@ class ActionRunner:
             try:
                 await expect(page).to_have_url(url, timeout=ms)
             except AssertionError:
-                how = f"match {url.pattern!r}" if a.regex else f"be {url!r}"
+                how = f"match {quoted(url.pattern)}" if a.regex else f"be {quoted(url)}"
                 raise AssertionError(f"URL expected to {how} (Actual value: {page.url})") from None
         elif a.verb == "screenshot":
             await self.screenshot(a.value, ms, full_page=a.full_page, key=f"screenshot_{a.value}")

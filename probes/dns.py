@@ -35,6 +35,7 @@ from probes.step_common import host_port, more, timed_run
 from qos_agent.errors import StepFailure
 from qos_agent.language.nodes import Node, Problems, Reader, suggest
 from qos_agent.language.templating import has_template
+from qos_agent.language.text import shown as quoted
 from qos_agent.model import ErrorClass, Step, StepResult
 from qos_agent.plugins.protocols import LoadContext, Probe, RunContext
 
@@ -71,7 +72,7 @@ def _expect(node: Node | None, problems: Problems) -> DnsExpect:
         return DnsExpect()
     rcode = r.str("rcode", "NOERROR").upper()
     if rcode not in RCODES and (n := r.get("rcode")) is not None:
-        problems.add(n.loc, f"'rcode' is {n.value!r}", suggest(rcode, RCODES))
+        problems.add(n.loc, f"'rcode' is {quoted(n.value)}", suggest(rcode, RCODES))
         rcode = "NOERROR"
     contains: tuple[str, ...] = ()
     matches = ""
@@ -85,7 +86,7 @@ def _expect(node: Node | None, problems: Problems) -> DnsExpect:
             try:
                 re.compile(matches)
             except re.error as exc:
-                problems.add(an.get("matches").loc, f"bad regular expression {matches!r}: {exc}",  # type: ignore[union-attr]
+                problems.add(an.get("matches").loc, f"bad regular expression {quoted(matches)}: {exc}",  # type: ignore[union-attr]
                              "fix the pattern")
     return DnsExpect(rcode=rcode, contains=contains, matches=matches,
                      min_answers=r.int("min_answers", 0, minimum=0, maximum=1000),
@@ -102,14 +103,14 @@ def parse_dns(step: Node, problems: Problems) -> DnsSpec:
         return DnsSpec(name="", expect=expect)
     rtype = r.str("type", "A").upper()
     if rtype not in TYPES and (n := r.get("type")) is not None:
-        problems.add(n.loc, f"DNS type {n.value!r} is not supported", suggest(rtype, TYPES))
+        problems.add(n.loc, f"DNS type {quoted(n.value)} is not supported", suggest(rtype, TYPES))
         rtype = "A"
     server = r.str("server", "")
     sn = r.get("server")
     if server and sn is not None and not has_template(server):
         host, port = host_port(server, 53)
         if not host or port is None or not 1 <= port <= 65535 or server.rstrip().endswith(":"):
-            problems.add(sn.loc, f"'server' is {server!r}, not HOST or HOST:PORT", "write server: 127.0.0.1:5353")
+            problems.add(sn.loc, f"'server' is {quoted(server)}, not HOST or HOST:PORT", "write server: 127.0.0.1:5353")
     return DnsSpec(name=r.str("name", ""), type=rtype, server=server,
                    transport=r.choice("transport", ("udp", "tcp"), "udp"), expect=expect)
 
@@ -150,14 +151,14 @@ def failures_of(exp: DnsExpect, answers: list[str], render: Any) -> list[str]:
     for item in exp.contains:
         want = render(item)
         if not any(want == a or want in a for a in answers):
-            failures.append(f"answers contain {want!r}: not among {shown}")
+            failures.append(f"answers contain {quoted(want)}: not among {shown}")
     if exp.matches:
         try:
             pattern = re.compile(render(exp.matches))
         except re.error as exc:
             return [*failures, f"answers matches: bad regular expression after rendering: {exc}"]
         if not any(pattern.search(a) for a in answers):
-            failures.append(f"answers matches {exp.matches!r}: none of {shown}")
+            failures.append(f"answers matches {quoted(exp.matches)}: none of {shown}")
     return failures
 
 
@@ -202,7 +203,7 @@ class DnsProbe(Probe[DnsSpec]):
             try:
                 query = dns.message.make_query(name, spec.type)
             except (dns.exception.DNSException, ValueError) as exc:
-                raise StepFailure(ErrorClass.INTERNAL, f"cannot ask for {name!r}: {exc}") from None
+                raise StepFailure(ErrorClass.INTERNAL, f"cannot ask for {quoted(name)}: {exc}") from None
             stage[0] = f"waiting for {host}:{port} over {spec.transport}"
             ask = dns.asyncquery.tcp if spec.transport == "tcp" else dns.asyncquery.udp
             t0 = time.perf_counter_ns()

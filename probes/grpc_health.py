@@ -24,6 +24,7 @@ from probes.step_common import host_port, timed_run
 from qos_agent.errors import StepFailure
 from qos_agent.language.nodes import Node, Problems, Reader, suggest
 from qos_agent.language.templating import has_template
+from qos_agent.language.text import shown as quoted
 from qos_agent.model import ErrorClass, Step, StepResult
 from qos_agent.plugins.protocols import LoadContext, Probe, RunContext
 
@@ -73,7 +74,7 @@ def parse_grpc(step: Node, problems: Problems, load: LoadContext) -> GrpcSpec:
         e = Reader(en, problems, EXPECT_KEYS, "expect")
         status = e.str("status", "SERVING").upper()
         if status not in STATUSES and (n := e.get("status")) is not None:
-            problems.add(n.loc, f"'status' is {n.value!r}", suggest(status, STATUSES))
+            problems.add(n.loc, f"'status' is {quoted(n.value)}", suggest(status, STATUSES))
             status = "SERVING"
         latency = (e.duration("latency", 0.0) or None) if e.has("latency") else None
     node = step.get("grpc")
@@ -89,7 +90,7 @@ def parse_grpc(step: Node, problems: Problems, load: LoadContext) -> GrpcSpec:
     target = r.str("target", "")
     tn = r.get("target")
     if target and tn is not None and not has_template(target) and host_port(target, None)[1] is None:
-        problems.add(tn.loc, f"'target' is {target!r}, not HOST:PORT", "write target: 127.0.0.1:50051")
+        problems.add(tn.loc, f"'target' is {quoted(target)}, not HOST:PORT", "write target: 127.0.0.1:50051")
     base = load.config_dir
     return GrpcSpec(target=target, service=r.str("service", ""), tls=r.bool("tls", False),
                     server_name=r.str("server_name", ""), ca_file=_path(r, "ca_file", base, problems),
@@ -194,5 +195,5 @@ def _rpc_failure(grpc: Any, exc: Any, target: str, service: str) -> StepFailure:
     if code == grpc.StatusCode.UNAVAILABLE:
         return StepFailure(ErrorClass.CONNECT, f"cannot reach {target}: {details}")
     if code == grpc.StatusCode.NOT_FOUND:
-        return StepFailure(ErrorClass.STATUS, f"service {service!r} unknown to {target} (NOT_FOUND)")
+        return StepFailure(ErrorClass.STATUS, f"service {quoted(service)} unknown to {target} (NOT_FOUND)")
     return StepFailure(ErrorClass.STATUS, f"health check of {target} failed: {code.name} {details}")

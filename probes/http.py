@@ -31,6 +31,7 @@ from probes.tls_facts import check_days_left, facts_of_response
 from qos_agent.language.nodes import Node, Problems
 from qos_agent.language.secrets import SENSITIVE_HEADERS, header_secrets
 from qos_agent.language.text import one_line
+from qos_agent.language.text import shown as quoted
 from qos_agent.model import ErrorClass, Outcome, Step, StepResult
 from qos_agent.plugins.protocols import LoadContext, Probe, RunContext
 
@@ -217,7 +218,7 @@ class HttpProbe(Probe[HttpSpec]):
         for needle in exp.body_contains:
             want = ctx.render(needle)
             if want not in text:
-                failures.append(f"body_contains {want!r}: not found in {len(text)} characters")
+                failures.append(f"body_contains {quoted(want)}: not found in {len(text)} characters")
         failures += check_headers(exp.headers, headers, ctx.render_deep)
         if exp.json:
             doc = _lazy_json(text)()

@@ -13,6 +13,7 @@ import aiohttp
 from yarl import URL
 
 from probes.assertions import MISSING, TOO_DEEP, TOO_DEEP_MESSAGE, as_text, compile_jsonpath
+from qos_agent.language.text import shown as quoted
 from qos_agent.model import Extraction
 
 
@@ -48,7 +49,7 @@ def extract_one(
     url: URL,
 ) -> str:
     """The value of one extraction; raises ExtractError saying what was missing."""
-    label = f"extract {ex.name} ({ex.source} {ex.expr!r})"
+    label = f"extract {ex.name} ({ex.source} {quoted(ex.expr)})"
     if ex.source == "json":
         try:
             path = _jsonpath(ex.expr)

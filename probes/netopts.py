@@ -32,6 +32,7 @@ from probes.castore import trust_system
 from probes.http_trace import _TimedContext, ssl_context
 from qos_agent.language.nodes import Node, Problems, Reader
 from qos_agent.language.templating import has_template
+from qos_agent.language.text import shown as quoted
 
 NET_KEYS = ("proxy", "client_cert", "client_key", "ca_file", "ip_version", "resolve")
 PEM = "-----BEGIN"
@@ -76,7 +77,7 @@ def parse_net(r: Reader, problems: Problems, base: Path) -> NetSpec:
     proxy = r.str("proxy", "")
     pn = r.get("proxy")
     if pn is not None and proxy and not has_template(proxy) and not proxy.startswith(("http://", "https://")):
-        problems.add(pn.loc, f"'proxy' must be an http:// or https:// URL, not {proxy[:40]!r}",
+        problems.add(pn.loc, f"'proxy' must be an http:// or https:// URL, not {quoted(proxy[:40])}",
                      "write proxy: http://proxy.internal:3128")
     cert = _file(r, "client_cert", base, problems, pem_ok=True)
     key = _file(r, "client_key", base, problems, pem_ok=True)
@@ -88,7 +89,7 @@ def parse_net(r: Reader, problems: Problems, base: Path) -> NetSpec:
         if str(vn.value) in ("4", "6"):
             ip_version = int(str(vn.value))
         else:
-            problems.add(vn.loc, f"'ip_version' is {vn.value!r}, not 4 or 6", "write ip_version: 4 (or 6)")
+            problems.add(vn.loc, f"'ip_version' is {quoted(vn.value)}, not 4 or 6", "write ip_version: 4 (or 6)")
     resolve = r.str_map("resolve")
     rn = r.get("resolve")
     for host, ip in resolve.items():
@@ -98,7 +99,7 @@ def parse_net(r: Reader, problems: Problems, base: Path) -> NetSpec:
             ipaddress.ip_address(ip)
         except ValueError:
             loc = rn.get(host).loc if rn is not None and rn.get(host) is not None else r.node.loc  # type: ignore[union-attr]
-            problems.add(loc, f"'resolve.{host}' is {ip!r}, not an IP address", f"write {host}: 127.0.0.1")
+            problems.add(loc, f"'resolve.{host}' is {quoted(ip)}, not an IP address", f"write {host}: 127.0.0.1")
     return NetSpec(proxy=proxy, client_cert=cert, client_key=key, ca_file=_file(r, "ca_file", base, problems, False),
                    ip_version=ip_version, resolve=tuple(resolve.items()))
 

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from qos_agent.errors import StepFailure
 from qos_agent.language.nodes import Problems, Reader
 from qos_agent.language.templating import has_template
+from qos_agent.language.text import shown as quoted
 from qos_agent.model import ErrorClass, Outcome, Step, StepResult
 from qos_agent.plugins.protocols import RunContext
 
@@ -29,7 +30,7 @@ def parse_port(r: Reader, problems: Problems, default: int | None) -> str:
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
-        problems.add(n.loc, f"'port' must be a port number 1..65535, not {n.value!r}", "write port: 443")
+        problems.add(n.loc, f"'port' must be a port number 1..65535, not {quoted(n.value)}", "write port: 443")
         return str(default or "")
     return str(value)
 
@@ -37,7 +38,7 @@ def parse_port(r: Reader, problems: Problems, default: int | None) -> str:
 def render_port(ctx: RunContext, text: str) -> int:
     value = ctx.render(text).strip()
     if not value.isdigit() or not 1 <= int(value) <= 65535:
-        raise StepFailure(ErrorClass.INTERNAL, f"port {value[:20]!r} after rendering is not a port number")
+        raise StepFailure(ErrorClass.INTERNAL, f"port {quoted(value[:20])} after rendering is not a port number")
     return int(value)
 
 

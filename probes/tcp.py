@@ -30,6 +30,7 @@ from probes.tls_facts import check_days_left, facts_of
 from qos_agent.errors import StepFailure
 from qos_agent.language.nodes import Node, Problems, Reader
 from qos_agent.language.templating import has_template
+from qos_agent.language.text import shown as quoted
 from qos_agent.model import ErrorClass, Step, StepResult
 from qos_agent.plugins.protocols import LoadContext, Probe, RunContext
 
@@ -76,7 +77,7 @@ def parse_tcp(step: Node, problems: Problems, load: LoadContext) -> TcpSpec:
         try:
             pattern = re.compile(regex)
         except re.error as exc:
-            problems.add(r.get("expect_regex").loc, f"bad regular expression {regex!r}: {exc}",  # type: ignore[union-attr]
+            problems.add(r.get("expect_regex").loc, f"bad regular expression {quoted(regex)}: {exc}",  # type: ignore[union-attr]
                          "fix the pattern")
     return TcpSpec(
         host=host, port=port, tls=r.bool("tls", False), server_name=r.str("server_name", ""),
@@ -175,7 +176,7 @@ class TcpProbe(Probe[TcpSpec]):
                 pattern = re.compile(ctx.render(spec.expect_regex))
             except re.error as exc:
                 raise StepFailure(ErrorClass.ASSERTION, f"bad regular expression after rendering: {exc}") from None
-        want = f"expect_bytes {spec.expect_bytes!r}" if needle else f"expect_regex {spec.expect_regex!r}"
+        want = f"expect_bytes {quoted(spec.expect_bytes)}" if needle else f"expect_regex {quoted(spec.expect_regex)}"
         data = b""
         phases.stage = "waiting for the answer"
         try:

@@ -26,6 +26,7 @@ from probes.step_common import more, parse_port, render_port, timed_run
 from probes.tls_facts import TLS_VERSIONS, TlsFacts, check_days_left, facts_of, hostname_matches, version_at_least
 from qos_agent.errors import StepFailure
 from qos_agent.language.nodes import Node, Problems, Reader
+from qos_agent.language.text import shown as quoted
 from qos_agent.model import ErrorClass, Step, StepResult
 from qos_agent.plugins.protocols import LoadContext, Probe, RunContext
 
@@ -60,7 +61,8 @@ def parse_tls_expect(node: Node | None, problems: Problems, keys: tuple[str, ...
         return TlsExpect()
     version = r.str("tls_version_min", "")
     if version and version not in TLS_VERSIONS and (n := r.get("tls_version_min")) is not None:
-        problems.add(n.loc, f"'tls_version_min' is {version!r}", "write tls_version_min: \"1.2\" (1.0, 1.1, 1.2, 1.3)")
+        problems.add(n.loc, f"'tls_version_min' is {quoted(version)}",
+                     "write tls_version_min: \"1.2\" (1.0, 1.1, 1.2, 1.3)")
         version = ""
     return TlsExpect(
         cert_days_left=cert_days_left(r),
@@ -82,7 +84,7 @@ def tls_expect_failures(exp: TlsExpect, facts: TlsFacts, chain_ok: bool, chain_w
         failures.append(f"chain_valid: expected {str(exp.chain_valid).lower()}, got "
                         + ("true" if chain_ok else f"false ({chain_why})"))
     if exp.hostname_valid is not None and exp.hostname_valid != host_ok:
-        failures.append(f"hostname_valid: expected {str(exp.hostname_valid).lower()} for {server_name!r}, got "
+        failures.append(f"hostname_valid: expected {str(exp.hostname_valid).lower()} for {quoted(server_name)}, got "
                         f"{str(host_ok).lower()} (certificate names {', '.join(facts.sans) or facts.subject})")
     return failures
 
@@ -200,7 +202,7 @@ class TlsProbe(Probe[TlsSpec]):
             if spec.verify and not host_ok:
                 names = ", ".join(facts.sans) or facts.subject
                 raise StepFailure(ErrorClass.TLS, f"TLS certificate of {host}:{port} is for the wrong host: "
-                                                  f"{server_name!r} is not among {names}")
+                                                  f"{quoted(server_name)} is not among {names}")
             failures = tls_expect_failures(spec.expect, facts, chain_ok, why, host_ok, server_name)
             if failures:
                 raise StepFailure(ErrorClass.TLS, more(failures))

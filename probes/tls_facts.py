@@ -22,6 +22,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from qos_agent.language.text import shown as quoted
 from qos_agent.model import StepResult
 
 DAY_S = 86400.0
@@ -144,7 +145,7 @@ def check_days_left(facts: TlsFacts | None, min_days: float | None) -> str | Non
     if left < min_days:
         when = "expired" if left < 0 else "expires"
         return (f"certificate {when} in {left:.1f} days (cert_days_left: {min_days:g}); "
-                f"subject {facts.subject!r}, earliest notAfter {_iso(facts.not_after_ms)}")
+                f"subject {quoted(facts.subject)}, earliest notAfter {_iso(facts.not_after_ms)}")
     return None
 
 

@@ -34,6 +34,7 @@ from probes.tls import TlsExpect, parse_tls_expect
 from probes.tls_facts import check_days_left, facts_of
 from qos_agent.errors import StepFailure
 from qos_agent.language.nodes import Node, Problems, Reader
+from qos_agent.language.text import shown as quoted
 from qos_agent.model import ErrorClass, Step, StepResult
 from qos_agent.plugins.protocols import LoadContext, Probe, RunContext
 
@@ -71,7 +72,7 @@ def parse_ws(step: Node, problems: Problems, load: LoadContext) -> WsSpec:
     un = r.get("url")
     if url and un is not None and not url.startswith("{{") and not url.startswith(
             ("ws://", "wss://", "http://", "https://")):
-        problems.add(un.loc, f"'url' must start with ws:// or wss://, not {url[:40]!r}", 'write url: "wss://host/ws"')
+        problems.add(un.loc, f"'url' must start with ws:// or wss://, not {quoted(url[:40])}", 'write url: "wss://host/ws"')
     contains = ""
     checks: tuple[Check, ...] = ()
     mn = r.get("expect_message")
@@ -92,7 +93,7 @@ def _matches(spec: WsSpec, ctx: RunContext, text: str) -> list[str]:
     """What the message fails of expect_message (empty: it matches)."""
     failures = []
     if spec.contains and (want := ctx.render(spec.contains)) not in text:
-        failures.append(f"expect_message contains {want!r}: got {text[:80]!r}")
+        failures.append(f"expect_message contains {quoted(want)}: got {quoted(text[:80])}")
     if spec.json:
         try:
             doc = json.loads(text)

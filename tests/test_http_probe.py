@@ -288,7 +288,7 @@ async def test_extraction_of_each_kind() -> None:
     ("/ok", ("t", "json", "$.nope"), "extract t (json '$.nope'): no value at that path"),
     ("/html", ("t", "json", "$.a"), "extract t (json '$.a'): body is not JSON"),
     ("/ok", ("t", "header", "X-Nope"), "extract t (header 'X-Nope'): header missing"),
-    ("/ok", ("t", "regex", "zebra=(\\d+)"), "extract t (regex 'zebra=(\\\\d+)'): no match in the body"),
+    ("/ok", ("t", "regex", "zebra=(\\d+)"), "extract t (regex 'zebra=(\\d+)'): no match in the body"),
     ("/ok", ("t", "cookie", "session"), "extract t (cookie 'session'): no such cookie after the response"),
 ])
 async def test_extraction_failures_are_extract(path: str, extraction: tuple[str, str, str], message: str) -> None:

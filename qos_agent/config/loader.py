@@ -23,6 +23,7 @@ from qos_agent.language import safety
 from qos_agent.language.nodes import Node, Problems, Reader, suggest
 from qos_agent.language.templating import names_in
 from qos_agent.language.text import shown
+from qos_agent.language.text import shown as quoted
 from qos_agent.language.yamlload import MAX_BYTES, decode, load_nodes
 from qos_agent.model import (
     RESERVED_TAGS,
@@ -133,7 +134,7 @@ class _Parser:
             return
         for item in node.value:
             if not isinstance(item.value, str) or not ENV_NAME.match(item.value):
-                self.problems.add(item.loc, f"{item.value!r} is not an environment variable name",
+                self.problems.add(item.loc, f"{quoted(item.value)} is not an environment variable name",
                                   "list the names used as ${NAME}, e.g. SHOP_PASSWORD")
 
     # -- agent ------------------------------------------------------------------------------
@@ -273,12 +274,12 @@ class _Parser:
         severity, runbook = r.str("severity"), r.str("runbook")
         sev_node, book_node = r.get("severity"), r.get("runbook")
         if sev_node is not None and severity and not NAME.match(severity):
-            self.problems.add(sev_node.loc, f"'severity' {severity!r} has characters a label value should not",
+            self.problems.add(sev_node.loc, f"'severity' {quoted(severity)} has characters a label value should not",
                               "write e.g. severity: page (or critical, warning, info)")
         if book_node is not None and runbook:
             parts = urlsplit(runbook)
             if parts.scheme not in ("http", "https") or not parts.netloc:
-                self.problems.add(book_node.loc, f"'runbook' is not an http(s) URL: {runbook!r}",
+                self.problems.add(book_node.loc, f"'runbook' is not an http(s) URL: {quoted(runbook)}",
                                   "write e.g. runbook: https://wiki.example/checkout")
         return AlertSpec(severity=severity, runbook=runbook)
 
