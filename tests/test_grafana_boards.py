@@ -81,7 +81,9 @@ async def _fill(influxd: InfluxServer, demo: demo_support.DemoService, tmp_path:
     # us-east's cart answers slowly, and four times the agents' own event loop stalls (this test hogs
     # it, as a starved host would) while a cart step is in flight: those steps and runs are lagged.
     demo.faults.add_spec(f"path=/api/cart,region={g.HEALTHY_REGION},latency=250ms")
-    tasks = [asyncio.create_task(a.run(duration_s=4.0)) for a in agents]
+    # 6 s: after the fault clears (~1.8 s in) the good runs that close the disruption need time even on
+    # a busy machine, where the stalls above also make the agents shed runs for a while.
+    tasks = [asyncio.create_task(a.run(duration_s=6.0)) for a in agents]
     await asyncio.sleep(0.4)
     for _ in range(4):
         time.sleep(0.2)  # blocks the event loop on purpose: the stall is the point

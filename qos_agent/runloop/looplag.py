@@ -48,7 +48,7 @@ class LoopLag:
         self._late: deque[tuple[float, float]] = deque(maxlen=64)  # (when, ms) of ticks over the threshold
         self._recent: deque[tuple[float, float]] = deque()  # (when, ms) of every tick within WINDOW_S
         self._recent_slow = 0  # how many of them were late by more than threshold / HOPS
-        self._echoes = 0  # ticks fired whose echo has not run yet
+        self._pending: deque[float] = deque()  # due times of ticks fired whose echo has not run yet
 
     @property
     def running(self) -> bool:
@@ -61,7 +61,7 @@ class LoopLag:
             return
         self.stop()
         self._loop = loop
-        self._echoes = 0  # an echo left on a previous loop never runs
+        self._pending.clear()  # an echo left on a previous loop never runs
         self._planned = time.monotonic() + self.period_s
         self._handle = loop.call_at(loop.time() + self.period_s, self._tick)
 
@@ -77,7 +77,7 @@ class LoopLag:
         due = self._planned
         self._planned = time.monotonic() + self.period_s
         self._handle = loop.call_at(loop.time() + self.period_s, self._tick)
-        self._echoes += 1
+        self._pending.append(due)
         loop.call_soon(self._echo, due)
 
     def _echo(self, due: float) -> None:
@@ -86,7 +86,8 @@ class LoopLag:
         the ready queue. (uvloop runs due timers before the I/O callbacks of an iteration, so the timer's
         lateness alone would miss a queue of them.)"""
         now = time.monotonic()
-        self._echoes -= 1
+        if self._pending:
+            self._pending.popleft()
         lag_ms = max(0.0, (now - due) * 1000.0)
         self._lag[self._ticks % RING] = lag_ms
         self._ticks += 1
@@ -102,16 +103,25 @@ class LoopLag:
         while recent[0][0] < now - WINDOW_S:
             self._recent_slow -= recent.popleft()[1] > slow
 
-    def current_ms(self) -> float:
-        """How late the loop is right now: how overdue the next tick already is (0 when not running)."""
+    def _overdue_ms(self) -> float:
+        """How overdue the next tick already is (0 when not running)."""
         if self._handle is None:
             return 0.0
         return max(0.0, (time.monotonic() - self._planned) * 1000.0)
 
+    def current_ms(self) -> float:
+        """How late the loop is right now: the next tick overdue, or a fired tick's echo still waiting
+        its turn (0 when not running)."""
+        if self._handle is None:
+            return 0.0
+        now = time.monotonic()
+        due = min(self._planned, self._pending[0]) if self._pending else self._planned
+        return max(0.0, (now - due) * 1000.0)
+
     def mark(self) -> int:
         """A position to ask `worst_since` about later (e.g. when a step starts). A tick already
         overdue now measures a delay that ended before this moment: it is left out."""
-        return self._ticks + self._echoes + (1 if self.current_ms() > 0 else 0)
+        return self._ticks + len(self._pending) + (1 if self._overdue_ms() > 0 else 0)
 
     def worst_since(self, mark: int) -> float:
         """The worst lateness in ms observed from `mark` until now, the lateness in progress included."""
