@@ -123,25 +123,11 @@ class LoopLag:
         overdue now measures a delay that ended before this moment: it is left out."""
         return self._ticks + len(self._pending) + (1 if self._overdue_ms() > 0 else 0)
 
-    def worst_since(self, mark: int) -> float:
-        """The worst lateness in ms observed from `mark` until now, the lateness in progress included."""
-        if self._ticks < mark:  # the overdue tick at mark has not fired yet: nothing new to see
-            return 0.0
-        start = max(mark, self._ticks - RING)
-        worst = self.current_ms()
-        lag = self._lag
-        for n in range(start, self._ticks):
-            v = lag[n % RING]
-            if v > worst:
-                worst = v
-        return worst
-
-    def delay_since(self, mark: int) -> float:
-        """The agent's own delay, estimated, in ms, from `mark` until now: the worst lateness seen, or
-        HOPS times the mean lateness of the ticks meanwhile (the one in progress included), the larger."""
+    def _since(self, mark: int) -> tuple[float, float]:
+        """(worst, mean) lateness in ms of the ticks from `mark` until now, the one in progress included."""
         current = self.current_ms()
         if self._ticks < mark:  # the overdue tick at mark has not fired yet: nothing new to see
-            return 0.0
+            return 0.0, 0.0
         start = max(mark, self._ticks - RING)
         worst = total = current
         lag = self._lag
@@ -150,7 +136,17 @@ class LoopLag:
             total += v
             if v > worst:
                 worst = v
-        return max(worst, HOPS * total / (self._ticks - start + 1))
+        return worst, total / (self._ticks - start + 1)
+
+    def worst_since(self, mark: int) -> float:
+        """The worst lateness in ms observed from `mark` until now, the lateness in progress included."""
+        return self._since(mark)[0]
+
+    def delay_since(self, mark: int) -> float:
+        """The agent's own delay, estimated, in ms, from `mark` until now: the worst lateness seen, or
+        HOPS times the mean lateness meanwhile, the larger."""
+        worst, mean = self._since(mark)
+        return max(worst, HOPS * mean)
 
     def _busy(self) -> bool:
         """Most ticks of the last WINDOW_S were late enough that HOPS of them pass the threshold: the
@@ -158,8 +154,8 @@ class LoopLag:
         return len(self._recent) >= 10 and 2 * self._recent_slow > len(self._recent)
 
     def overloaded(self, now: float | None = None) -> bool:
-        """The loop stays late: SUSTAINED_TICKS ticks over the threshold within the last WINDOW_S
-        (a lateness in progress over the threshold counts as one)."""
+        """The loop stays late: SUSTAINED_TICKS ticks over the threshold within the last WINDOW_S (a
+        lateness in progress over the threshold counts as one), or most of its ticks slow (`_busy`)."""
         if self._handle is None:
             return False
         now = time.monotonic() if now is None else now
