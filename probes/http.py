@@ -50,19 +50,19 @@ class StepFailed(Exception):
 NO_TIMEOUT = aiohttp.ClientTimeout(total=None)  # one timeout scope per request: the probe's asyncio.timeout
 
 
-def session_maker(ctx: RunContext, net: NetSpec | None = None, trust_env: bool | None = None
+def session_maker(ctx: RunContext, net: NetSpec, trust_env: bool
                   ) -> Callable[[], Awaitable[tuple[aiohttp.ClientSession, Callable[[], Awaitable[None]]]]]:
     """Makes the run's session: fresh connections, no DNS cache, the run's cookie jar, our trace;
-    HTTP(S)_PROXY/NO_PROXY honoured (trust_env, read from the environment when not given);
-    `ip_version`/`resolve` shape the connector."""
+    HTTP(S)_PROXY/NO_PROXY honoured when the environment names a proxy (`trust_env`, read once per
+    agent); `ip_version`/`resolve` shape the connector."""
 
     async def make() -> tuple[aiohttp.ClientSession, Callable[[], Awaitable[None]]]:
         session = aiohttp.ClientSession(
-            connector=connector_for(net or NetSpec()),
+            connector=connector_for(net),
             cookie_jar=ctx.cookie_jar,
             trace_configs=[trace_config()],
             timeout=NO_TIMEOUT,
-            trust_env=env_names_a_proxy() if trust_env is None else trust_env,
+            trust_env=trust_env,
         )
         return session, session.close
 

@@ -23,7 +23,7 @@ import pytest_asyncio
 
 from tests.support.alertmanager import AlertmanagerServer, Receiver, require_alertmanager
 from tests.support.cli import qos, start
-from tests.support.demo import DemoProcess
+from tests.support.demo import CHECKOUT_STEPS, UPTIME_STEPS, DemoProcess
 from tests.support.influx import free_port
 from tests.test_webhook_sink import check_pagerduty
 
@@ -39,20 +39,9 @@ journeys:
   - name: checkout
     tags: {{stage: purchase}}
     alert: {{severity: page, runbook: "https://wiki.example/checkout"}}
-    steps:
-      - name: login
-        http: {{method: POST, url: "{{{{ base }}}}/api/login", json: {{user: demo, password: demo}}}}
-        extract: {{token: {{json: "$.token"}}}}
-      - name: pay
-        http: {{method: POST, url: "{{{{ base }}}}/api/pay", json: {{cart_id: c1, card: "4242 4242 4242 4242"}}}}
-        expect: {{status: 200}}
-  - name: uptime
+""" + CHECKOUT_STEPS + """  - name: uptime
     kind: uptime
-    steps:
-      - name: health
-        http: {{url: "{{{{ base }}}}/health"}}
-        expect: {{status: 200}}
-"""
+""" + UPTIME_STEPS
 LABELS = {"alertname": "JourneyDisruption", "journey": "checkout", "region": "ap-south", "agent": "agent-ap",
           "severity": "page", "hidden_from_uptime": "true", "stage": "purchase", "team": "payments"}
 

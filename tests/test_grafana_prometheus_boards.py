@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support.demo import DemoProcess
+from tests.support.demo import CHECKOUT_STEPS, UPTIME_STEPS, DemoProcess
 from tests.support.health import AgentProcess
 from tests.support.influx import _http
 from tests.support.prometheus import PrometheusServer, needs_prometheus, wait_for
@@ -41,20 +41,9 @@ journeys:
   - name: checkout
     tags: {{stage: purchase}}
     slo: {{success: 99.5%}}
-    steps:
-      - name: login
-        http: {{method: POST, url: "{{{{ base }}}}/api/login", json: {{user: demo, password: demo}}}}
-        extract: {{token: {{json: "$.token"}}}}
-      - name: pay
-        http: {{method: POST, url: "{{{{ base }}}}/api/pay", json: {{cart_id: c1, card: "4242 4242 4242 4242"}}}}
-        expect: {{status: 200}}
-  - name: uptime
+""" + CHECKOUT_STEPS + """  - name: uptime
     kind: uptime
-    steps:
-      - name: health
-        http: {{url: "{{{{ base }}}}/health"}}
-        expect: {{status: 200}}
-"""
+""" + UPTIME_STEPS
 
 
 def boards() -> dict[str, dict[str, Any]]:

@@ -27,6 +27,7 @@ from qos_agent.ops.journey_metrics import JourneyMetrics
 from qos_agent.plugins.protocols import ExporterEnv, SinkStats
 from qos_agent.runloop.agent import Agent
 from tests.support import demo as demo_support
+from tests.support.demo import CHECKOUT_STEPS, UPTIME_STEPS
 from tests.support.health import samples
 from tests.support.prometheus import PrometheusServer, needs_prometheus
 from tests.support.results import T0_MS, failed, journey, passed
@@ -127,21 +128,10 @@ journeys:
   - name: checkout
     interval: 250ms
     retries: 1
-    steps:
-      - name: login
-        http: {{method: POST, url: "{{{{ base }}}}/api/login", json: {{user: demo, password: demo}}}}
-        extract: {{token: {{json: "$.token"}}}}
-      - name: pay
-        http: {{method: POST, url: "{{{{ base }}}}/api/pay", json: {{cart_id: c1, card: "4242 4242 4242 4242"}}}}
-        expect: {{status: 200}}
-  - name: uptime
+""" + CHECKOUT_STEPS + """  - name: uptime
     kind: uptime
     interval: 250ms
-    steps:
-      - name: health
-        http: {{url: "{{{{ base }}}}/health"}}
-        expect: {{status: 200}}
-"""
+""" + UPTIME_STEPS
 
 
 async def until(cond: Callable[[], bool], limit: float, what: str) -> None:

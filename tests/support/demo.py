@@ -30,6 +30,23 @@ FAULT_SEED = 20240611
 # Loopback only: never route admin calls through a proxy from the environment.
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
+# The demo checkout (login, pay) and uptime steps, as str.format templates (`{url}`/`{region}` filled
+# by the caller): journeys that differ in tags, alerts or intervals share them.
+CHECKOUT_STEPS = """\
+    steps:
+      - name: login
+        http: {{method: POST, url: "{{{{ base }}}}/api/login", json: {{user: demo, password: demo}}}}
+        extract: {{token: {{json: "$.token"}}}}
+      - name: pay
+        http: {{method: POST, url: "{{{{ base }}}}/api/pay", json: {{cart_id: c1, card: "4242 4242 4242 4242"}}}}
+        expect: {{status: 200}}
+"""
+UPTIME_STEPS = """\
+    steps:
+      - name: health
+        http: {{url: "{{{{ base }}}}/health"}}
+        expect: {{status: 200}}
+"""
 # One agent of a region against the demo: checkout (login, pay) and the uptime check of the same service;
 # `.format(region=..., url=...)`. The end-to-end tests of disruptions and of Prometheus scraping share it.
 TWO_JOURNEY_AGENT = """\
@@ -38,20 +55,9 @@ agent: {{state_dir: state, interval: 500ms, name: agent-{region}, listen: "127.0
 variables: {{base: "{url}"}}
 journeys:
   - name: checkout
-    steps:
-      - name: login
-        http: {{method: POST, url: "{{{{ base }}}}/api/login", json: {{user: demo, password: demo}}}}
-        extract: {{token: {{json: "$.token"}}}}
-      - name: pay
-        http: {{method: POST, url: "{{{{ base }}}}/api/pay", json: {{cart_id: c1, card: "4242 4242 4242 4242"}}}}
-        expect: {{status: 200}}
-  - name: uptime
+""" + CHECKOUT_STEPS + """  - name: uptime
     kind: uptime
-    steps:
-      - name: health
-        http: {{url: "{{{{ base }}}}/health"}}
-        expect: {{status: 200}}
-"""
+""" + UPTIME_STEPS
 
 
 @dataclass
