@@ -25,7 +25,7 @@ from probes.assertions import MISSING, check_headers, check_json, parse_json_bod
 from probes.http_config import HttpSpec, parse_http
 from probes.http_errors import BodyTooLarge, classify
 from probes.http_extract import ExtractError, extract_all
-from probes.http_trace import CURRENT, RequestTrace, ssl_context, trace_config
+from probes.http_trace import CURRENT, RequestTrace, ssl_context, timed_session
 from probes.netopts import NetSpec, connector_for, context_for, env_names_a_proxy, render_net, session_key
 from probes.tls_facts import check_days_left, facts_of_response
 from qos_agent.language.nodes import Node, Problems
@@ -57,13 +57,8 @@ def session_maker(ctx: RunContext, net: NetSpec, trust_env: bool
     agent); `ip_version`/`resolve` shape the connector."""
 
     async def make() -> tuple[aiohttp.ClientSession, Callable[[], Awaitable[None]]]:
-        session = aiohttp.ClientSession(
-            connector=connector_for(net),
-            cookie_jar=ctx.cookie_jar,
-            trace_configs=[trace_config()],
-            timeout=NO_TIMEOUT,
-            trust_env=trust_env,
-        )
+        session = timed_session(connector_for(net), cookie_jar=ctx.cookie_jar, timeout=NO_TIMEOUT,
+                                trust_env=trust_env)
         return session, session.close
 
     return make
@@ -87,6 +82,7 @@ def _status_failure(spec: HttpSpec, status: int) -> StepFailed | None:
 class HttpProbe(Probe[HttpSpec]):
     kind: ClassVar[str] = "http"
     step_keys: ClassVar[frozenset[str]] = frozenset({"expect"})
+    bounds_own_wait: ClassVar[bool] = True  # every network wait is inside its asyncio.timeout(step.timeout_s)
 
     def __init__(self) -> None:
         # Load the CA store now, once per agent, so no run's duration pays for it.
@@ -165,24 +161,15 @@ class HttpProbe(Probe[HttpSpec]):
                 spec.method, url, headers=headers, allow_redirects=follow,
                 # aiohttp fails on the max_redirects-th redirect; we allow that many and fail after.
                 # One timeout scope (the asyncio.timeout above), not a second aiohttp timer per request.
-                max_redirects=spec.max_redirects + 1, ssl=tls, proxy=net.proxy or None,
-                trace_request_ctx=trace, **body,
+                max_redirects=spec.max_redirects + 1, ssl=tls, proxy=net.proxy or None, **body,
             ) as resp:
                 result.status_code = resp.status
                 facts = facts_of_response(resp) if resp.url.scheme == "https" else None
                 if facts is not None:
                     facts.apply(result)
-                # One growing buffer, decoded once then dropped: peak memory about twice the body, not
-                # the 3x of a chunk list joined then decoded; large buffers go back to the OS when freed.
                 # A step that checks nothing in the body only counts it.
                 keep = bool(spec.expect.body_contains or spec.expect.json or step.extract)
-                body_bytes = bytearray()
-                async for chunk in resp.content.iter_chunked(CHUNK):
-                    result.bytes += len(chunk)
-                    if result.bytes > spec.max_body:
-                        raise BodyTooLarge(spec.max_body)
-                    if keep:
-                        body_bytes += chunk
+                body_bytes = await _read_body(resp, result, spec.max_body, keep)
                 trace.body_read()
                 # Only what an expectation or an extraction reads is built.
                 resp_headers = ({k.lower(): ", ".join(resp.headers.getall(k)) for k in resp.headers}
@@ -229,6 +216,32 @@ class HttpProbe(Probe[HttpSpec]):
         if failures:
             more = f" (+{len(failures) - 1} more)" if len(failures) > 1 else ""
             raise StepFailed(ErrorClass.ASSERTION, failures[0] + more)
+
+
+async def _read_body(resp: aiohttp.ClientResponse, result: StepResult, max_body: int, keep: bool
+                     ) -> bytes | bytearray:
+    """The body when `keep` (else b""), its size counted in `result.bytes` as it arrives (a step that
+    fails as too large says how much came); never more than `max_body` held or read.
+
+    One growing buffer, decoded once then dropped: peak memory about twice the body, not the 3x of a
+    chunk list joined then decoded. A plain body whose declared length is within the limit is read in
+    one call (the parser stops at that length); a compressed, chunked or undeclared one is counted
+    chunk by chunk, so a hostile server cannot make the step hold more than the limit."""
+    length = resp.content_length
+    headers = resp.headers
+    if (length is not None and length <= max_body and "Content-Encoding" not in headers
+            and "Transfer-Encoding" not in headers):
+        data = await resp.content.read()
+        result.bytes = len(data)
+        return data if keep else b""
+    body = bytearray()
+    async for chunk in resp.content.iter_chunked(CHUNK):
+        result.bytes += len(chunk)
+        if result.bytes > max_body:
+            raise BodyTooLarge(max_body)
+        if keep:
+            body += chunk
+    return body
 
 
 @lru_cache(maxsize=1024)

@@ -1,53 +1,51 @@
 """Phase timing of one HTTP request: dns, connect, tls, ttfb, transfer (perf_counter_ns).
 
-aiohttp's `TraceConfig` reports DNS start/end, connection create start/end, request headers sent,
-redirects and the response's headers (request end), but it opens the TCP connection and does the
-TLS handshake in one `loop.create_connection(..., ssl=ctx)` call, so no trace signal separates them.
+Marked by small hooks on public aiohttp extension points rather than its `TraceConfig` signals (which
+build a params object and await a signal per event: about a tenth of a step's CPU in bench_throughput):
+
+    dns start/end     `TimedResolver` around the connector's resolver (an IP literal is not resolved)
+    connect start     the connector's `socket_factory` (the socket about to connect), or the lookup's start
+    tls start         the SSL context's `wrap_bio` (asyncio builds the TLS layer right after TCP is up)
+    connection end    `TimedRequest.send` (the connector handed over the new connection)
+    request sent      `TimedRequest.send` (headers written), or its `write_bytes` (the body's last byte)
+    response          `TimedResponse.start` (status line and headers read)
 
 How tls is split from connect: the probe passes its own `ssl.SSLContext` (verified or not) on every
-https request, a subclass whose `wrap_bio` marks the moment. asyncio's SSL protocol calls
-`context.wrap_bio(...)` when it is built, which is right after the TCP connection is established
-and just before the first handshake message, so that call marks "TCP connected, TLS starts"
-(public `ssl` API only; no aiohttp internals). `wrap_bio` gets no request, so the trace of the
-request being made is found through a `ContextVar` the probe sets around the request: the SSL
-protocol is built inside the task making the request, so concurrent runs (separate tasks) never see
-each other's trace. Thus:
+https request, a subclass whose `wrap_bio` marks the moment; it gets no request, so the trace of the
+request being made is found through a `ContextVar` the probe sets around the request. Every hook
+runs inside the task making the request (or a task it started, which copies the context), so
+concurrent runs never see each other's trace. Thus:
 
     dns_ms      = dns resolve end - start                       (0 for an IP literal)
-    connect_ms  = handshake start (https) or connection created (http) - dns end / create start
-    tls_ms      = connection created - handshake start          (https only)
-    ttfb_ms     = response headers - request sent (headers, or the last body chunk written)
+    connect_ms  = handshake start (https) or connection handed over (http) - dns end / socket made
+    tls_ms      = connection handed over - handshake start      (https only)
+    ttfb_ms     = response headers - request sent (headers, or the body's last byte written)
     transfer_ms = body read - response headers                  (the final response)
 
 Every phase is summed over redirect hops, like blackbox_exporter; a pooled connection reused in the
-same run creates nothing, so its dns/connect/tls are 0. The trace object rides on aiohttp's
-`trace_request_ctx`, so each request has its own state.
+same run creates nothing, so its dns/connect/tls are 0.
 """
 
 from __future__ import annotations
 
 import contextvars
+import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cache
-from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
 
 from probes.castore import trust_system
 
 CURRENT: contextvars.ContextVar[RequestTrace | None] = contextvars.ContextVar("qos_http_trace", default=None)
 
 
-def _now() -> int:
-    return time.perf_counter_ns()
-
-
-def _ms(ns: int) -> float:
-    return round(ns / 1e6, 3)
+_now = time.perf_counter_ns  # called several times a step: the builtin itself, no wrapper frame
 
 
 @dataclass(slots=True)
@@ -60,24 +58,25 @@ class RequestTrace:
     ttfb_ns: int = 0
     transfer_ns: int = 0
     stage: str = "starting"
-    redirects: int = 0
     connections: int = 0
     _conn_start: int | None = None  # set while a connection is being created
     _dns_start: int | None = None
-    _connect_from: int | None = None  # dns end, or creation start when there was no lookup
+    _connect_from: int | None = None  # dns end, or when the socket was made when there was no lookup
     _tls_start: int | None = None
     _sent: int | None = None
     _response_at: int | None = None
 
     # ----- events ------------------------------------------------------------------------------
-    def connection_start(self) -> None:
-        now = _now()
+    def _begin_connection(self, now: int) -> None:
         self._conn_start = self._connect_from = now
         self._dns_start = self._tls_start = None
         self.stage = "connect"
 
     def dns_start(self) -> None:
-        self._dns_start = _now()
+        now = _now()
+        if self._conn_start is None:  # the lookup is the first thing a new connection does
+            self._begin_connection(now)
+        self._dns_start = now
         self.stage = "dns"
 
     def dns_end(self) -> None:
@@ -86,6 +85,11 @@ class RequestTrace:
             self.dns_ns += now - self._dns_start
         self._connect_from = now
         self.stage = "connect"
+
+    def socket_made(self) -> None:
+        """A socket is about to connect: a new connection (to an IP literal, no lookup came first)."""
+        if self._conn_start is None:
+            self._begin_connection(_now())
 
     def tls_start(self) -> None:
         """The TLS layer of a connection this trace is creating was just built: TCP is up."""
@@ -96,36 +100,32 @@ class RequestTrace:
         self.connect_ns += now - (self._connect_from or now)
         self.stage = "tls"
 
-    def connection_end(self) -> None:
+    def request_sending(self) -> None:
+        """The request is being written: on a new connection, that connection is now made."""
         now = _now()
-        if self._tls_start is not None:
-            self.tls_ns += now - self._tls_start
-        else:
-            self.connect_ns += now - (self._connect_from or now)
-        self._conn_start = self._tls_start = None
-        self.connections += 1
-        self.stage = "send"
-
-    def headers_sent(self) -> None:
-        self._sent = _now()
+        if self._conn_start is not None:
+            if self._tls_start is not None:
+                self.tls_ns += now - self._tls_start
+            else:
+                self.connect_ns += now - (self._connect_from or now)
+            self._conn_start = self._tls_start = None
+            self.connections += 1
+        self._sent = now
         self.stage = "waiting for response"
 
-    def chunk_sent(self) -> None:
-        """A body chunk written before the response: the request is sent when the last one is."""
+    def body_sent(self) -> None:
+        """The request's body was written (after its headers): the request is sent now."""
         if self._sent is not None:
             self._sent = _now()
 
-    def response(self, redirect: bool) -> None:
+    def response(self) -> None:
+        """A response's status line and headers arrived (a redirect hop's, or the final one's)."""
         now = _now()
         if self._sent is not None:
             self.ttfb_ns += now - self._sent
         self._sent = None
         self._response_at = now
-        if redirect:
-            self.redirects += 1
-            self.stage = "redirect"
-        else:
-            self.stage = "reading body"
+        self.stage = "reading body"
 
     def body_read(self) -> None:
         if self._response_at is not None:
@@ -133,50 +133,77 @@ class RequestTrace:
 
     def phases(self) -> dict[str, float]:
         return {
-            "dns_ms": _ms(self.dns_ns),
-            "connect_ms": _ms(self.connect_ns),
-            "tls_ms": _ms(self.tls_ns),
-            "ttfb_ms": _ms(self.ttfb_ns),
-            "transfer_ms": _ms(self.transfer_ns),
+            "dns_ms": round(self.dns_ns / 1e6, 3),
+            "connect_ms": round(self.connect_ns / 1e6, 3),
+            "tls_ms": round(self.tls_ns / 1e6, 3),
+            "ttfb_ms": round(self.ttfb_ns / 1e6, 3),
+            "transfer_ms": round(self.transfer_ns / 1e6, 3),
         }
 
 
-def _trace(ctx: SimpleNamespace) -> RequestTrace | None:
-    t = getattr(ctx, "trace_request_ctx", None)
-    return t if isinstance(t, RequestTrace) else None
+# ----- the hooks ---------------------------------------------------------------------------------
+
+class TimedRequest(aiohttp.ClientRequest):
+    """Marks the connection handed over, the headers written and the body's last byte written."""
+
+    async def send(self, conn: Any) -> aiohttp.ClientResponse:
+        if (trace := CURRENT.get()) is not None:
+            trace.request_sending()
+        return await super().send(conn)
+
+    async def write_bytes(self, *args: Any, **kwargs: Any) -> None:
+        """The body writer (a task the request started: it sees the request's trace)."""
+        await super().write_bytes(*args, **kwargs)
+        if (trace := CURRENT.get()) is not None:
+            trace.body_sent()
 
 
-# aiohttp's trace signal -> what it means for the request's RequestTrace: one table, one callback factory.
-_EVENTS: tuple[tuple[str, Callable[[RequestTrace], None]], ...] = (
-    ("on_connection_create_start", RequestTrace.connection_start),
-    ("on_connection_create_end", RequestTrace.connection_end),
-    ("on_dns_resolvehost_start", RequestTrace.dns_start),
-    ("on_dns_resolvehost_end", RequestTrace.dns_end),
-    ("on_request_headers_sent", RequestTrace.headers_sent),
-    ("on_request_chunk_sent", RequestTrace.chunk_sent),
-    ("on_request_redirect", lambda t: t.response(redirect=True)),
-    ("on_request_end", lambda t: t.response(redirect=False)),
-)
+class TimedResponse(aiohttp.ClientResponse):
+    """Marks the status line and headers read."""
+
+    async def start(self, connection: Any) -> TimedResponse:
+        await super().start(connection)
+        if (trace := CURRENT.get()) is not None:
+            trace.response()
+        return self
 
 
-def _callback(event: Callable[[RequestTrace], None]) -> Callable[[Any, SimpleNamespace, Any], Awaitable[None]]:
-    async def on(_session: Any, ctx: SimpleNamespace, _params: Any) -> None:
-        if (t := _trace(ctx)) is not None:
-            event(t)
+def timed_socket(addr_info: Any) -> socket.socket:
+    """The connector's socket factory: what aiohappyeyeballs makes by default, with the moment marked."""
+    if (trace := CURRENT.get()) is not None:
+        trace.socket_made()
+    family, type_, proto, _, _ = addr_info
+    return socket.socket(family=family, type=type_, proto=proto)
 
-    return on
+
+class TimedResolver(AbstractResolver):
+    """The connector's resolver (the system's unless `inner` is given), with the lookup timed."""
+
+    def __init__(self, inner: AbstractResolver | None = None) -> None:
+        self.inner = inner
+
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+                      ) -> list[ResolveResult]:
+        if self.inner is None:  # made on first use: a run to an IP literal never needs one
+            self.inner = DefaultResolver()
+        trace = CURRENT.get()
+        if trace is not None:
+            trace.dns_start()
+        addrs = await self.inner.resolve(host, port, family)
+        if trace is not None:
+            trace.dns_end()
+        return addrs
+
+    async def close(self) -> None:
+        if self.inner is not None:
+            await self.inner.close()
 
 
-@cache
-def trace_config(factory: Any = SimpleNamespace) -> aiohttp.TraceConfig:
-    """A TraceConfig feeding the `RequestTrace` passed as `trace_request_ctx` (or set by `factory`:
-    the websocket step's upgrade takes no trace_request_ctx). One per agent and factory, shared by
-    every run's session (its state is per request), since making one builds ~16 signal lists — about
-    a tenth of a run's set-up CPU in bench_throughput's profile."""
-    tc = aiohttp.TraceConfig(trace_config_ctx_factory=factory)
-    for signal, event in _EVENTS:
-        getattr(tc, signal).append(_callback(event))
-    return tc
+def timed_session(connector: aiohttp.BaseConnector, **kwargs: Any) -> aiohttp.ClientSession:
+    """A session whose requests and responses mark their phases on the `CURRENT` trace (the connector
+    comes from `netopts.connector_for`, which adds the resolver and socket hooks)."""
+    return aiohttp.ClientSession(connector=connector, request_class=TimedRequest, response_class=TimedResponse,
+                                 **kwargs)
 
 
 class _TimedContext(ssl.SSLContext):

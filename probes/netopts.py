@@ -29,7 +29,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
 from probes.castore import trust_system
-from probes.http_trace import _TimedContext, ssl_context
+from probes.http_trace import TimedResolver, _TimedContext, ssl_context, timed_socket
 from qos_agent.language.nodes import Node, Problems, Reader
 from qos_agent.language.templating import has_template
 from qos_agent.language.text import shown as quoted
@@ -179,12 +179,14 @@ class PinnedResolver(AbstractResolver):
 
 
 def connector_for(net: NetSpec) -> aiohttp.TCPConnector:
-    """A fresh connector without a DNS cache (every run really resolves), with the step's family and pins."""
+    """A fresh connector without a DNS cache (every run really resolves), with the step's family and
+    pins, its lookups and sockets marked on the request's trace (`http_trace`)."""
     if not net.custom_connector:
-        return aiohttp.TCPConnector(use_dns_cache=False)
+        return aiohttp.TCPConnector(use_dns_cache=False, resolver=TimedResolver(), socket_factory=timed_socket)
     family = {4: socket.AF_INET, 6: socket.AF_INET6}.get(net.ip_version, socket.AF_UNSPEC)
-    resolver = PinnedResolver(dict(net.resolve)) if net.resolve else None
-    return aiohttp.TCPConnector(use_dns_cache=False, ttl_dns_cache=0, family=family, resolver=resolver)
+    resolver = TimedResolver(PinnedResolver(dict(net.resolve)) if net.resolve else None)
+    return aiohttp.TCPConnector(use_dns_cache=False, ttl_dns_cache=0, family=family, resolver=resolver,
+                                socket_factory=timed_socket)
 
 
 def session_key(net: NetSpec) -> str:

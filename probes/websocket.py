@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import aiohttp
@@ -27,7 +26,7 @@ from yarl import URL
 
 from probes import schemas
 from probes.assertions import MISSING, Check, check_json, parse_json_checks
-from probes.http_trace import CURRENT, RequestTrace, trace_config
+from probes.http_trace import CURRENT, RequestTrace, timed_session
 from probes.netopts import NET_KEYS, NetSpec, connector_for, context_for, env_names_a_proxy, parse_net, render_net
 from probes.step_common import timed_run
 from probes.tls import TlsExpect, parse_tls_expect
@@ -159,9 +158,7 @@ class WebSocketProbe(Probe[WsSpec]):
             raise StepFailure(ErrorClass.TLS, f"cannot load client_cert/ca_file: {exc}") from None
         headers = {name: ctx.render(value) for name, value in (*ctx.journey.headers, *spec.headers)}
         headers.update({"X-QoS-Region": ctx.region, "X-QoS-Agent": ctx.agent})
-        tc = trace_config(lambda trace_request_ctx=None: SimpleNamespace(trace_request_ctx=trace))
-        async with aiohttp.ClientSession(connector=connector_for(net), cookie_jar=ctx.cookie_jar,
-                                         trace_configs=[tc], trust_env=self.trust_env) as session:
+        async with timed_session(connector_for(net), cookie_jar=ctx.cookie_jar, trust_env=self.trust_env) as session:
             token = CURRENT.set(trace)
             t0 = time.perf_counter_ns()
             try:

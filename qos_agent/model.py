@@ -22,7 +22,7 @@ class Outcome(StrEnum):
     @property
     def ok(self) -> bool:
         """A degraded run still worked for the customer: it counts as a success."""
-        return self in (Outcome.PASSED, Outcome.DEGRADED)
+        return self is Outcome.PASSED or self is Outcome.DEGRADED  # identity: members are singletons
 
 
 class ErrorClass(StrEnum):

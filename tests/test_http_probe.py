@@ -102,6 +102,61 @@ async def test_concurrent_runs_keep_their_own_timings(self_signed: SelfSigned) -
         assert runs[0].phases["tls_ms"] > 0 and runs[1].phases["tls_ms"] == 0
 
 
+class _PacedServer:
+    """A raw HTTP/1.1 server on 127.0.0.1 with known pauses: it reads the whole request (body
+    included), waits `before_headers`, sends the headers, waits `before_body`, sends the body.
+    `/hop` redirects to `/end` (same connection, same pauses), so every phase has a known floor."""
+
+    def __init__(self, before_headers: float, before_body: float) -> None:
+        self.before_headers, self.before_body = before_headers, before_body
+        self.server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while head := await reader.readuntil(b"\r\n\r\n"):
+                lines = head.decode().split("\r\n")
+                length = next((int(v) for k, _, v in (h.partition(": ") for h in lines[1:])
+                               if k.lower() == "content-length"), 0)
+                await reader.readexactly(length)
+                await asyncio.sleep(self.before_headers)
+                if lines[0].split()[1] == "/hop":
+                    writer.write(b"HTTP/1.1 302 Found\r\nLocation: /end\r\nContent-Length: 0\r\n\r\n")
+                    continue
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n")
+                await writer.drain()
+                await asyncio.sleep(self.before_body)
+                writer.write(b"ok")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+async def test_phases_follow_the_wire() -> None:
+    """ttfb runs from the body's last byte to the headers, transfer from the headers to the body's
+    end; an IP literal is not resolved; a redirect hop adds its own wait to ttfb."""
+    async with _PacedServer(before_headers=0.15, before_body=0.1) as base, run_context({"base": base}) as ctx:
+        posted = await run(ctx, 'http: {url: "{{ base }}/upload", method: POST, body: "' + "x" * 200_000 + '"}')
+    assert posted.outcome is Outcome.PASSED, posted.error_message
+    p = posted.phases
+    assert p["dns_ms"] == 0 and p["connect_ms"] > 0 and p["tls_ms"] == 0, p
+    assert 150 <= p["ttfb_ms"] < 400 and 100 <= p["transfer_ms"] < 400, p
+    assert p["connect_ms"] + p["ttfb_ms"] + p["transfer_ms"] <= posted.duration_ms
+    async with _PacedServer(before_headers=0.12, before_body=0) as base, run_context({"base": base}) as ctx:
+        hopped = await run(ctx, 'http: {url: "{{ base }}/hop"}')
+    assert hopped.outcome is Outcome.PASSED and hopped.url.endswith("/hop"), hopped.error_message
+    assert 240 <= hopped.phases["ttfb_ms"] < 600 and hopped.phases["transfer_ms"] < 100, hopped.phases
+
+
 # ---------------------------------------------------------------------------------------------
 # Error classes, each against a real failing server
 # ---------------------------------------------------------------------------------------------

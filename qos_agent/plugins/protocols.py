@@ -45,6 +45,9 @@ class Probe(Protocol[SpecT]):
     # `check`: each journey runs once, so evidence a probe saves only on a later run (the browser's
     # `trace: on-retry`) is saved on the first; set by the runner's ProbeSet.
     one_shot: bool = False
+    # True when `run` bounds all its waiting by `step.timeout_s` itself: the runner then sets no second
+    # timer of its own unless the journey's remaining time is shorter (one timer per step, not two).
+    bounds_own_wait: ClassVar[bool] = False
 
     @classmethod
     def from_config(cls, step: Node, problems: Problems, load: LoadContext) -> SpecT | None:

@@ -144,7 +144,7 @@ class Runner:
             start_ms=start_ms, outcome=outcome, duration_ms=duration_ms, steps=steps, attempt=attempt,
             tags=journey.tags, failed_step=failed.step if failed else "",
             error=failed.error if failed else None, error_message=failed.error_message if failed else "",
-            loop_lag_ms=loop_lag_ms, lagged=loop_lag_ms > self.looplag.threshold_ms or any(s.lagged for s in steps),
+            loop_lag_ms=loop_lag_ms, lagged=loop_lag_ms > self.looplag.threshold_ms,  # (covers every step's mark)
         )
 
     async def _run_steps(self, journey: Journey, ctx: RunContext, out: list[StepResult]) -> None:
@@ -172,9 +172,13 @@ class Runner:
         start_ms = self._unique_ms((ctx.journey.name, step.name), time.time_ns() // 1_000_000)
         mark = self.looplag.mark()
         t0 = time.perf_counter_ns()
+        probe = self.probes.get(step.kind)
         try:
-            async with asyncio.timeout(remaining_s):
-                result: StepResult = await self.probes.get(step.kind).run(step, ctx)
+            if probe.bounds_own_wait and remaining_s >= step.timeout_s:
+                result: StepResult = await probe.run(step, ctx)  # its own step timeout comes first
+            else:
+                async with asyncio.timeout(remaining_s):
+                    result = await probe.run(step, ctx)
         except TimeoutError:
             result = StepResult.failure(step.name, step.kind, ErrorClass.TIMEOUT, timeout_message)
         except Exception as e:  # a probe must never take the agent down
@@ -188,10 +192,12 @@ class Runner:
         if (result.outcome is Outcome.PASSED and step.degraded_latency_s is not None
                 and result.duration_ms > step.degraded_latency_s * 1000):
             result.outcome = Outcome.DEGRADED
-        # `secret: true` extractions: masked from now on, in this step's own result too.
-        ctx.redact.add(*(result.extracted[e.name] for e in step.extract if e.secret and e.name in result.extracted))
-        # One line: logs, tables and line protocol (VictoriaMetrics splits on newlines) stay readable.
-        result.error_message = one_line(" ".join(ctx.redact(result.error_message).split()))  # and bounded
+        if step.extract:  # `secret: true` extractions: masked from now on, in this step's own result too
+            ctx.redact.add(*(result.extracted[e.name] for e in step.extract
+                             if e.secret and e.name in result.extracted))
+        if result.error_message:
+            # One line: logs, tables and line protocol (VictoriaMetrics splits on newlines) stay readable.
+            result.error_message = one_line(" ".join(ctx.redact(result.error_message).split()))  # and bounded
         result.url = ctx.redact(result.url)
         return result
 
