@@ -200,6 +200,16 @@ class JourneySeries:
         hist.observe(value)
         return family, labels
 
+    def _both_lagged(self, family: Family, labels: Labels) -> list[tuple[Family, Labels]]:
+        """The same series with the other `lagged` value, made empty the first time either is seen:
+        `increase()` cannot see a series' first sample, so without it the first lagged step of each
+        series would be missing from the boards' lagged panels (as runs' counters, made at 0)."""
+        other = _with(_without(labels, "lagged"), "lagged", "false" if ("lagged", "true") in labels else "true")
+        if other in self.values[family]:
+            return []
+        self.values[family][other] = Histogram(family.buckets)
+        return [(family, other)]
+
     def _journey(self, p: Point) -> list[tuple[Family, Labels]]:
         fields = dict(p.fields)
         final = bool(fields.get("final", True))
@@ -223,6 +233,7 @@ class JourneySeries:
                     changed.append(self._set(RUNS, key, 0.0))
         changed.append(self._observe(DURATION, _with(base, "lagged", lagged),
                                      float(fields.get("duration_ms", 0.0)) / 1000))
+        changed += self._both_lagged(DURATION, _with(base, "lagged", lagged))
         changed.append(self._set(SUCCESS, base, 1.0 if fields.get("success") else 0.0))
         flaky = self._labels(p, "journey", "region", "agent")
         changed.append(self._inc(FLAKY, flaky, 1.0 if fields.get("flaky") else 0.0))
@@ -236,7 +247,8 @@ class JourneySeries:
             return []
         lagged = _lagged(fields)
         base = _with(self._labels(p, "journey", "step", "region", "agent", "probe"), "lagged", lagged)
-        changed = [self._observe(STEP_DURATION, base, float(fields.get("duration_ms", 0.0)) / 1000)]
+        changed = [self._observe(STEP_DURATION, base, float(fields.get("duration_ms", 0.0)) / 1000),
+                   *self._both_lagged(STEP_DURATION, base)]
         error = str(fields.get("error", ""))
         if error:
             changed.append(self._inc(STEP_FAILURES, _with(base, "error", error)))
