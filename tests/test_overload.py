@@ -198,6 +198,9 @@ async def test_an_overloaded_agent_flags_lagged_samples_sheds_runs_and_opens_no_
                 await asyncio.sleep(0.02)
         await asyncio.sleep(1.0)  # calm: runs measured normally
         calm_runs = agent.scheduler.stats.started
+        async with asyncio.timeout(5):  # the first stall lands on runs in flight: those it delays
+            while agent.scheduler.in_flight < 5:
+                await asyncio.sleep(0.001)
         burn_loop(loop, time.monotonic() + 3.0, busy_s=0.3, idle_s=0.03)  # ~90 % of the loop, for 3 s
         await asyncio.sleep(3.5)
         async with aiohttp.ClientSession(trust_env=False) as http, http.get(agent.health_url + "/metrics") as r:
