@@ -75,15 +75,14 @@ CREATE INDEX IF NOT EXISTS points_time ON points (time_ms);
 PRAGMA user_version = {SCHEMA_VERSION};
 """
 
-INSERT = f"INSERT INTO points ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 ROWS_PER_INSERT = 64  # rows per multi-row INSERT (64 × 19 values, far under SQLite's 32,766)
+_ROW = f"({', '.join('?' * len(COLUMNS))})"
 
 
 @lru_cache(maxsize=ROWS_PER_INSERT)
 def _insert_rows(n: int) -> str:
     """An INSERT of `n` rows in one statement."""
-    one = f"({', '.join('?' * len(COLUMNS))})"
-    return f"INSERT INTO points ({', '.join(COLUMNS)}) VALUES {', '.join([one] * n)}"
+    return f"INSERT INTO points ({', '.join(COLUMNS)}) VALUES {', '.join([_ROW] * n)}"
 
 
 class StoreError(Exception):
@@ -123,7 +122,7 @@ def _series(tags: tuple[tuple[str, str], ...]) -> tuple[Any, ...]:
 
 
 def row_of(p: Point) -> tuple[Any, ...]:
-    """One point as the values of INSERT."""
+    """One point as the values of one row of the INSERT."""
     tags_json, *typed_tags = _series(p.tags)
     fields = dict(p.fields)
     if p.measurement == "journey":
