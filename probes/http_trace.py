@@ -1,7 +1,7 @@
 """Phase timing of one HTTP request: dns, connect, tls, ttfb, transfer (perf_counter_ns).
 
 Marked by small hooks on public aiohttp extension points rather than its `TraceConfig` signals (which
-build a params object and await a signal per event: about a tenth of a step's CPU in bench_throughput):
+build a params object and await a signal per event: ~8 % of a step's instructions, docs/benchmarks.md):
 
     dns start/end     `TimedResolver` around the connector's resolver (an IP literal is not resolved)
     connect start     the connector's `socket_factory` (the socket about to connect), or the lookup's start
@@ -58,7 +58,6 @@ class RequestTrace:
     ttfb_ns: int = 0
     transfer_ns: int = 0
     stage: str = "starting"
-    connections: int = 0
     _conn_start: int | None = None  # set while a connection is being created
     _dns_start: int | None = None
     _connect_from: int | None = None  # dns end, or when the socket was made when there was no lookup
@@ -109,7 +108,6 @@ class RequestTrace:
             else:
                 self.connect_ns += now - (self._connect_from or now)
             self._conn_start = self._tls_start = None
-            self.connections += 1
         self._sent = now
         self.stage = "waiting for response"
 
