@@ -10,21 +10,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.support.demo import DemoProcess
+from tests.support.demo import UPTIME_AGENT, DemoProcess
 from tests.support.health import AgentProcess, sample, wait_for
 
-HEAD = """\
-version: 1
-agent: {{state_dir: state, region: eu-west, listen: "127.0.0.1:0", interval: 300ms}}
-variables: {{base: "{url}"}}
-journeys:
-  - name: uptime
-    kind: uptime
-    steps:
-      - name: health
-        http: {{url: "{{{{ base }}}}/health"}}
-        expect: {{status: 200}}
-"""
+HEAD = UPTIME_AGENT
 TICKETS = """\
   - name: tickets
     steps:

@@ -47,6 +47,16 @@ UPTIME_STEPS = """\
         http: {{url: "{{{{ base }}}}/health"}}
         expect: {{status: 200}}
 """
+# An agent with the uptime journey alone, every 300 ms (`.format(url=...)`); the reload tests append
+# journeys to it and send SIGHUP.
+UPTIME_AGENT = """\
+version: 1
+agent: {{state_dir: state, region: eu-west, listen: "127.0.0.1:0", interval: 300ms}}
+variables: {{base: "{url}"}}
+journeys:
+  - name: uptime
+    kind: uptime
+""" + UPTIME_STEPS
 # One agent of a region against the demo: checkout (login, pay) and the uptime check of the same service;
 # `.format(region=..., url=...)`. The end-to-end tests of disruptions and of Prometheus scraping share it.
 TWO_JOURNEY_AGENT = """\
