@@ -93,9 +93,11 @@ class CookieBridge:
     """Per run: copies cookies jar -> context before a step and context -> jar after it."""
 
     def __init__(self, jar: aiohttp.CookieJar, context: BrowserContext) -> None:
+        """`context`: made for this run, so it holds no cookies yet (a run whose jar is empty when its
+        first browser step starts makes no round trip to the browser for cookies then)."""
         self.jar = jar
         self.context = context
-        self._last: frozenset[Key] | None = None  # what the context and jar agreed on last
+        self._last: frozenset[Key] = frozenset()  # what the context and jar agreed on last
 
     async def to_browser(self) -> None:
         cookies = jar_cookies(self.jar)

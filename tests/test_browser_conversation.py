@@ -44,6 +44,12 @@ async def test_cookies_flow_both_ways_with_http_steps(browser_probe: BrowserProb
         again = await run_browser(browser_probe, 'browser:\n  - goto: "{{ base }}/cookies"\n'
                                   '  - expect_text: {selector: "#seen", regex: "^from_browser=b1$"}\n', ctx)
         assert again.outcome is Outcome.PASSED, again.error_message
+        # A jar emptied between browser steps empties the browser too (the bridge skips the round
+        # trip only while both are known to be empty, as in a run's fresh context).
+        ctx.cookie_jar.clear()
+        emptied = await run_browser(browser_probe, 'browser:\n  - goto: "{{ base }}/cookies"\n'
+                                    '  - expect_text: {selector: "#seen", regex: "^$"}\n', ctx)
+        assert emptied.outcome is Outcome.PASSED, emptied.error_message
     await http.close()
 
 
