@@ -13,7 +13,6 @@ from typing import Any
 from tests.support.demo import UPTIME_AGENT, DemoProcess
 from tests.support.health import AgentProcess, sample, wait_for
 
-HEAD = UPTIME_AGENT
 TICKETS = """\
   - name: tickets
     steps:
@@ -45,7 +44,7 @@ def stored_runs(state: Path, journey: str) -> int:
 def test_sighup_adds_a_journey_and_a_broken_file_keeps_the_old_one(tmp_path: Path) -> None:
     path = tmp_path / "journeys.yaml"
     with DemoProcess() as demo:
-        head = HEAD.format(url=demo.url)
+        head = UPTIME_AGENT.format(url=demo.url)
         path.write_text(head)
         with AgentProcess(path, cwd=tmp_path) as agent:
             body = wait_for(lambda: ran(agent, "uptime"), what="uptime runs")
@@ -84,7 +83,7 @@ def test_sighup_adds_a_journey_and_a_broken_file_keeps_the_old_one(tmp_path: Pat
 def test_run_watch_reloads_when_the_content_changes(tmp_path: Path) -> None:
     path = tmp_path / "journeys.yaml"
     with DemoProcess() as demo:
-        head = HEAD.format(url=demo.url)
+        head = UPTIME_AGENT.format(url=demo.url)
         path.write_text(head)
         with AgentProcess(path, "--watch", cwd=tmp_path) as agent:
             wait_for(lambda: ran(agent, "uptime"), what="uptime runs")

@@ -12,7 +12,6 @@ from typing import Any
 from tests.support.demo import UPTIME_AGENT, DemoProcess
 from tests.support.health import AgentProcess, sample, wait_for
 
-HEAD = UPTIME_AGENT
 TICKETS = """\
   - name: tickets
     steps:
@@ -54,7 +53,7 @@ def _last_run_ms(agent: AgentProcess, journey: str) -> int:
 def test_sighup_with_malformed_files_and_the_alias_bomb(tmp_path: Path) -> None:
     path = tmp_path / "journeys.yaml"
     with DemoProcess() as demo:
-        good = HEAD.format(url=demo.url)
+        good = UPTIME_AGENT.format(url=demo.url)
         path.write_text(good)
         with AgentProcess(path, cwd=tmp_path) as agent:
             wait_for(lambda: _last_run_ms(agent, "uptime"), what="uptime runs")
@@ -104,7 +103,7 @@ def test_sighup_with_malformed_files_and_the_alias_bomb(tmp_path: Path) -> None:
 def test_watch_keeps_watching_after_a_bad_edit_and_loads_the_fix(tmp_path: Path) -> None:
     path = tmp_path / "journeys.yaml"
     with DemoProcess() as demo:
-        good = HEAD.format(url=demo.url)
+        good = UPTIME_AGENT.format(url=demo.url)
         path.write_text(good)
         with AgentProcess(path, "--watch", cwd=tmp_path) as agent:
             wait_for(lambda: _last_run_ms(agent, "uptime"), what="uptime runs")
