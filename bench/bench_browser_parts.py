@@ -6,9 +6,9 @@ of them, made from the agent's own pieces: the vitals init script (`INIT_SCRIPT`
 counters (a session with the agent's four `Network.*` listeners, `Network.enable`), the cookie
 round trips (`clear_cookies` before, `cookies()` after: the bridge's calls when the jar is not
 empty) and the `COLLECT` evaluate at the step's end. Variants alternate run by run; bench, driver
-and Chromium are pinned to core 0. Printed per variant: wall time and the CPU of every process on
-the machine during the run (Chromium's renderer and GPU processes, the driver, this process; the
-demo's share is the same for every variant), medians and means, each against the bare run.
+and Chromium are pinned to core 0. Printed per variant: wall time and the CPU time the whole machine
+was busy during the run (/proc/stat: Chromium's renderer and GPU processes, the driver, this process,
+also those that exited; the demo's share is the same for every variant), medians and means, each against the bare run.
 Run: `.venv/bin/python -m bench.bench_browser_parts [RUNS]` (default 40 per variant).
 """
 
@@ -20,30 +20,15 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from bench.bench_browser import CARD
-from bench.common import Demo, Others, client_cpus, fmt, header, pin, run, table, target_cpus
+from bench.common import Demo, Others, client_cpus, fmt, header, machine_busy_s, pin, run, table, target_cpus
 from probes.browser import BrowserProbe
 from probes.browser_vitals import COLLECT, INIT_SCRIPT
 
-TICK_S = 1 / os.sysconf("SC_CLK_TCK")
 NETWORK_EVENTS = ("requestWillBeSent", "responseReceived", "loadingFinished", "loadingFailed")
-
-
-def machine_cpu_s() -> float:
-    """User + system CPU of every live process (10 ms ticks: meaningful over a run of ~1 s)."""
-    ticks = 0
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):
-                continue
-            ticks += int(stat[11]) + int(stat[12])
-    return ticks * TICK_S
 
 
 @dataclass(frozen=True)
@@ -107,9 +92,9 @@ async def main(runs: int) -> None:
             samples: dict[str, list[tuple[float, float]]] = {name: [] for name in VARIANTS}
             for _ in range(runs):
                 for name, one in runs_of.items():
-                    cpu0, t0 = machine_cpu_s(), time.perf_counter()
+                    cpu0, t0 = machine_busy_s(), time.perf_counter()
                     await one()
-                    samples[name].append((time.perf_counter() - t0, machine_cpu_s() - cpu0))
+                    samples[name].append((time.perf_counter() - t0, machine_busy_s() - cpu0))
         finally:
             await probe.close()
     bare_wall = statistics.median(w for w, _ in samples["bare Playwright"])
@@ -121,7 +106,7 @@ async def main(runs: int) -> None:
                      fmt(statistics.median(c for _, c in xs) * 1000, 0), fmt(cpu * 1000),
                      f"{(cpu / bare_cpu - 1) * 100:+.1f} %"])
     print(table(["variant", "median wall ms", "vs bare", "median CPU ms", "mean CPU ms", "mean CPU vs bare"], rows))
-    print(f"\n{runs} runs per variant, alternating; CPU: every process on the machine during the run, "
+    print(f"\n{runs} runs per variant, alternating; CPU: the whole machine busy during the run, "
           "in 10 ms ticks (read the means)\n" + others.note())
 
 
