@@ -23,7 +23,7 @@ from typing import Any
 
 import aiohttp
 
-from exporters.alertmanager import AlertmanagerSink
+from exporters.alerts.alertmanager import AlertmanagerSink
 from qos_agent.config.loader import load_config
 from qos_agent.delivery.pipeline import Pipeline
 from qos_agent.language.secrets import Redactor

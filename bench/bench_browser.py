@@ -30,8 +30,8 @@ import aiohttp
 from playwright.async_api import Browser, expect
 
 from bench.common import Demo, Others, client_cpus, fmt, header, pin, run, table, target_cpus
-from probes.browser import BrowserProbe
-from probes.browser_config import parse_browser
+from probes.browser.config import parse_browser
+from probes.browser.probe import BrowserProbe
 from qos_agent.language.nodes import Problems
 from qos_agent.language.secrets import Redactor
 from qos_agent.language.yamlload import load_nodes

@@ -25,8 +25,8 @@ from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from bench.bench_browser import CARD
 from bench.common import Demo, Others, client_cpus, fmt, header, machine_busy_s, pin, run, table, target_cpus
-from probes.browser import BrowserProbe
-from probes.browser_vitals import COLLECT, INIT_SCRIPT
+from probes.browser.probe import BrowserProbe
+from probes.browser.vitals import COLLECT, INIT_SCRIPT
 
 NETWORK_EVENTS = ("requestWillBeSent", "responseReceived", "loadingFinished", "loadingFailed")
 

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from exporters.lineprotocol import encode_many
+from exporters.influxdb.lineprotocol import encode_many
 from qos_agent.delivery.points import result_points
 from qos_agent.delivery.store import Store, spool_path
 from tests.support.influx import InfluxServer, exporter_spec, make_exporter

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from exporters.prometheus_remote_write import PrometheusRemoteWriteSink, RemoteWriteSpec
-from exporters.remote_write_proto import decode
+from exporters.prometheus.proto import decode
+from exporters.prometheus.remote_write import PrometheusRemoteWriteSink, RemoteWriteSpec
 from qos_agent.delivery.points import points_of
 from qos_agent.model import JourneyKind, JourneyResult, Outcome, StepResult
 from qos_agent.ops.journey_metrics import JourneyMetrics

@@ -9,8 +9,8 @@ from typing import Any
 
 from aiohttp import web
 
-from exporters.alertmanager import AlertmanagerSpec
-from exporters.webhook import PAGERDUTY_URL, WebhookSpec
+from exporters.alerts.alertmanager import AlertmanagerSpec
+from exporters.alerts.webhook import PAGERDUTY_URL, WebhookSpec
 from qos_agent.config.loader import load_config
 from tests.support.cli import qos
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from probes.assertions import (
+from probes.common.assertions import (
     MISSING,
     Condition,
     check_headers,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from probes.browser import BrowserProbe
+from probes.browser.probe import BrowserProbe
 from qos_agent.model import ErrorClass, Outcome
 from tests.support import browser as support
 from tests.support.browser import run_browser

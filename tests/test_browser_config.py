@@ -6,10 +6,10 @@ import os
 import zipfile
 from pathlib import Path
 
-from probes.browser import BrowserProbe
-from probes.browser_artifacts import prune
-from probes.browser_config import BrowserSpec
-from probes.browser_trace import scrub
+from probes.browser.artifacts import prune
+from probes.browser.config import BrowserSpec
+from probes.browser.probe import BrowserProbe
+from probes.browser.trace import scrub
 from tests.support.probe_ctx import parse_step
 
 

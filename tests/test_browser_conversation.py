@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from yarl import URL
 
-from probes.browser import BrowserProbe
-from probes.http import HttpProbe
+from probes.browser.probe import BrowserProbe
+from probes.http.probe import HttpProbe
 from qos_agent.model import ErrorClass, Outcome
 from tests.support import browser as support
 from tests.support.browser import run_browser, trace_actions, zip_bytes

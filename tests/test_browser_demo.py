@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from probes.browser import BrowserProbe
-from probes.http import HttpProbe
+from probes.browser.probe import BrowserProbe
+from probes.http.probe import HttpProbe
 from qos_agent.demo import FaultBook, start_demo
 from qos_agent.model import ErrorClass, Outcome, StepResult
 from tests.support import browser as support

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from probes.browser import BrowserProbe
+from probes.browser.probe import BrowserProbe
 from qos_agent.model import Outcome
 from tests.support import browser as support
 from tests.support.browser import run_browser

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from probes.browser import BrowserProbe
+from probes.browser.probe import BrowserProbe
 from qos_agent.errors import SetupError
 from qos_agent.model import ErrorClass, Outcome
 from tests.support import browser as support

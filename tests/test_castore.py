@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from probes import castore
+from probes.common import castore
 from tests.support.certs import Pki, tls_server
 from tests.support.components import needs
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from probes.dns import DnsProbe
+from probes.net.dns import DnsProbe
 from qos_agent.model import ErrorClass, Outcome, StepResult
 from qos_agent.plugins.protocols import RunContext
 from tests.support.dnsmasq import dnsmasq

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from exporters.jsonl import JsonlExporter, JsonlSpec
-from exporters.junit import JunitExporter, JunitSpec
-from exporters.sqlite import SCHEMA, SCHEMA_VERSION, SqliteExporter, SqliteSpec, StoreError
+from exporters.files.jsonl import JsonlExporter, JsonlSpec
+from exporters.files.junit import JunitExporter, JunitSpec
+from exporters.files.sqlite import SCHEMA, SCHEMA_VERSION, SqliteExporter, SqliteSpec, StoreError
 from qos_agent.delivery.points import points_of, result_points
 from qos_agent.language.nodes import Node, Problems
 from qos_agent.model import AgentConfig, Config, ErrorClass, JourneyResult, Location, Outcome, Point

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from probes.grpc_health import GrpcProbe
+from probes.grpc.probe import GrpcProbe
 from qos_agent.config.loader import load_config
 from qos_agent.errors import ConfigError
 from qos_agent.model import ErrorClass, Outcome, StepResult

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from exporters.sqlite import SqliteExporter, SqliteSpec
+from exporters.files.sqlite import SqliteExporter, SqliteSpec
 from qos_agent.delivery.points import result_points
 from qos_agent.model import ErrorClass, Journey, JourneyKind, JourneyResult, Location, Point, Slo
 from qos_agent.quality.evaluator import Evaluator

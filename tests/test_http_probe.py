@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from probes.http import HttpProbe
-from probes.http_config import HttpSpec
+from probes.http.config import HttpSpec
+from probes.http.probe import HttpProbe
 from qos_agent.model import ErrorClass, Outcome, StepResult
 from qos_agent.plugins.protocols import RunContext
 from tests.support.faults import (
@@ -503,7 +503,7 @@ def test_every_problem_is_reported_at_once() -> None:
 
 
 def test_size_units() -> None:
-    from probes.http_config import parse_size
+    from probes.http.config import parse_size
 
     assert parse_size("10MiB") == 10 * 1024 * 1024 and parse_size("512KiB") == 524288
     assert parse_size(1000) == 1000 and parse_size("1MB") == 1_000_000 and parse_size("2 kb") == 2000

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from exporters.influxdb import InfluxDBExporter, InfluxSpec
+from exporters.influxdb.sink import InfluxDBExporter, InfluxSpec
 from qos_agent.delivery.pipeline import Pipeline
 from qos_agent.language.nodes import Node, Problems
 from qos_agent.model import Location

@@ -9,7 +9,7 @@ import os
 import random
 from pathlib import Path
 
-from exporters.lineprotocol import encode, encode_many, encode_reference
+from exporters.influxdb.lineprotocol import encode, encode_many, encode_reference
 from qos_agent.model import FieldValue, Point
 
 GOLDEN = Path(__file__).parent / "golden" / "lineprotocol.lp"

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from exporters.prom_series import label_name
 from qos_agent.config.loader import load_config
 from qos_agent.model import ErrorClass, JourneyKind, Point
 from qos_agent.ops.journey_metrics import JourneyMetrics
 from qos_agent.quality.evaluator import Evaluator
+from qos_agent.sinks.series import label_name
 from tests.support.demo import DemoProcess
 from tests.support.health import AgentProcess, sample, samples, total, wait_for
 from tests.support.results import T0_MS, failed, journey, passed

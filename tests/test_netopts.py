@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from probes.http import HttpProbe
+from probes.http.probe import HttpProbe
 from qos_agent.model import ErrorClass, Outcome, StepResult
 from qos_agent.plugins.protocols import RunContext
 from tests.support.certs import Pki

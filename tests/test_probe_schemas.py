@@ -1,11 +1,11 @@
-"""The network step kinds describe every key they read with a type (probes/schemas.py), and a file
+"""The network step kinds describe every key they read with a type (probes/common/schemas.py), and a file
 that uses each of them validates under the generated schema exactly when the loader accepts it."""
 
 from __future__ import annotations
 
 import pytest
 
-from probes.schemas import untyped
+from probes.common.schemas import untyped
 from qos_agent.plugins import registry
 
 KINDS = ("tls", "tcp", "dns", "websocket", "grpc")

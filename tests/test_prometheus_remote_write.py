@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from exporters.prometheus_remote_write import PrometheusRemoteWriteSink, RemoteWriteSpec, classify
-from exporters.remote_write_proto import compress, decode, decompress, encode_series, label_bytes, timeseries_entry
+from exporters.prometheus.proto import compress, decode, decompress, encode_series, label_bytes, timeseries_entry
+from exporters.prometheus.remote_write import PrometheusRemoteWriteSink, RemoteWriteSpec, classify
 from qos_agent.config.loader import load_config
 from qos_agent.delivery.durable import DurableSink
 from qos_agent.delivery.points import points_of

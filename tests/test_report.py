@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from exporters import sqlite as store
-from exporters.sqlite import SqliteExporter, SqliteSpec
+from exporters.files import sqlite as store
+from exporters.files.sqlite import SqliteExporter, SqliteSpec
 from qos_agent.delivery.points import points_of
 from qos_agent.model import ErrorClass, Point
 from qos_agent.plugins.protocols import ExporterEnv

@@ -32,9 +32,9 @@ sys.exit(code)
 """
 # Never needed by a check of HTTP (and tls) steps with no exporter asked for.
 NEVER_FOR_HTTP = ("pydantic", "playwright", "dns", "grpc", "grpc_health", "google.protobuf", "cramjam",
-                  "influxdb_client", "prometheus_client", "websockets", "probes.dns", "probes.grpc_health",
-                  "probes.websocket", "probes.tcp", "exporters.prometheus_remote_write", "exporters.influxdb",
-                  "exporters.alertmanager", "exporters.webhook", "qos_agent.delivery.durable",
+                  "influxdb_client", "prometheus_client", "websockets", "probes.net.dns", "probes.grpc.probe",
+                  "probes.websocket.probe", "probes.net.tcp", "exporters.prometheus.remote_write", "exporters.influxdb.sink",
+                  "exporters.alerts.alertmanager", "exporters.alerts.webhook", "qos_agent.delivery.durable",
                   "qos_agent.delivery.store", "qos_agent.ops.metrics", "qos_agent.quality.evaluator",
                   "importlib.metadata")  # entry points: read only for a kind that is not built in
 
@@ -59,7 +59,7 @@ def test_check_of_the_http_journeys_imports_nothing_they_do_not_need(tmp_path: P
         modules, out = modules_of("check", SAMPLE, *(a for j in HTTP_ONLY for a in ("--journey", j)),
                                   env={"SHOP_URL": demo.url}, cwd=tmp_path)
     assert "6 passed, 0 failed" in out
-    assert {"aiohttp", "probes.http", "probes.tls"} <= modules  # it did run HTTP and tls steps
+    assert {"aiohttp", "probes.http.probe", "probes.net.tls"} <= modules  # it did run HTTP and tls steps
     assert present(modules, NEVER_FOR_HTTP) == []
 
 

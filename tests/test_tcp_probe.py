@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from probes.tcp import TcpProbe
+from probes.net.tcp import TcpProbe
 from qos_agent.model import ErrorClass, Outcome, StepResult
 from qos_agent.plugins.protocols import RunContext
 from tests.support.certs import Pki, tls_server

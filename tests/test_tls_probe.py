@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from probes.http import HttpProbe
-from probes.tls import TlsProbe
+from probes.http.probe import HttpProbe
+from probes.net.tls import TlsProbe
 from qos_agent.delivery.points import step_point
 from qos_agent.model import ErrorClass, JourneyKind, JourneyResult, Outcome, StepResult
 from qos_agent.plugins.protocols import RunContext

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from exporters.webhook import WebhookSink, WebhookSpec
+from exporters.alerts.webhook import WebhookSink, WebhookSpec
 from qos_agent.errors import PermanentError, RetryableError
 from qos_agent.language.secrets import Redactor
 from qos_agent.plugins.protocols import ExporterEnv

@@ -10,8 +10,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from probes.http import HttpProbe
-from probes.websocket import WebSocketProbe
+from probes.http.probe import HttpProbe
+from probes.websocket.probe import WebSocketProbe
 from qos_agent.model import ErrorClass, Outcome, StepResult
 from qos_agent.plugins.protocols import RunContext
 from tests.support.certs import Pki

@@ -57,7 +57,7 @@ def _nocase(words: Iterable[str]) -> Schema:
     return {"type": "string", "pattern": "^(" + _alternatives(words) + ")$"}
 
 
-SIZE_UNITS = ("B", "KB", "KiB", "MB", "MiB", "GB", "GiB")  # probes/http_config.py's sizes
+SIZE_UNITS = ("B", "KB", "KiB", "MB", "MiB", "GB", "GiB")  # probes/http/config.py's sizes
 
 
 DEFS: dict[str, Schema] = {
@@ -184,13 +184,13 @@ def _conditions(ops: Iterable[str]) -> Schema:
 
 
 def _net_types() -> dict[str, Schema]:
-    """proxy, client_cert, ... (probes/netopts.py), typed in probes/schemas.py."""
-    m = _module("probes.schemas")
+    """proxy, client_cert, ... (probes/common/netopts.py), typed in probes/common/schemas.py."""
+    m = _module("probes.common.schemas")
     return dict(m.NET) if m is not None else {}
 
 
 def _http_parts() -> dict[str, Schema] | None:
-    m, a = _module("probes.http_config"), _module("probes.assertions")
+    m, a = _module("probes.http.config"), _module("probes.common.assertions")
     if m is None or a is None:
         return None
     status_code = _or_env({"type": "integer", "minimum": 100, "maximum": 599})
@@ -213,7 +213,7 @@ def _http_parts() -> dict[str, Schema] | None:
 
 
 def _browser_parts() -> dict[str, Schema] | None:
-    m = _module("probes.browser_config")
+    m = _module("probes.browser.config")
     keys = getattr(m, "_KEYS", None)
     if m is None or not isinstance(keys, dict):
         return None
@@ -228,7 +228,7 @@ def _browser_parts() -> dict[str, Schema] | None:
         actions.append({"type": "object", "additionalProperties": False, "required": [verb],
                         "properties": {verb: arg}})
     action_list = {"type": "array", "minItems": 1, "items": {"oneOf": actions}}
-    net = _module("probes.browser_net")
+    net = _module("probes.browser.net")
     net_keys = tuple(getattr(net, "BROWSER_NET_KEYS", ()))
     net_types = {k: v for k, v in {**_net_types(), "verify_tls": _ref("bool")}.items() if k in net_keys}
     long_form = _object(("actions", "fail_on_http_errors", "trace", *net_keys),
@@ -245,7 +245,7 @@ BUILTIN_PROBES: dict[str, Callable[[], dict[str, Schema] | None]] = {"http": _ht
 
 
 def _influx_keys() -> tuple[frozenset[str], ...] | None:
-    m = _module("exporters.influxdb")
+    m = _module("exporters.influxdb.sink")
     return None if m is None else (m.COMMON_KEYS, m.V1_KEYS, m.V2_KEYS)
 
 
@@ -287,7 +287,7 @@ ALERT_TYPES: dict[str, Schema] = {
 
 
 def _alert_keys(kind: str) -> tuple[str, ...] | None:
-    m = _module(f"exporters.{kind}") if kind in ("alertmanager", "webhook") else None
+    m = _module(f"exporters.alerts.{kind}") if kind in ("alertmanager", "webhook") else None
     return None if m is None else tuple(k for k in m.KEYS if k != "type")
 
 
@@ -318,7 +318,7 @@ def exporter_schema(kind: str) -> Schema:
     keys: Iterable[str] | None = None
     if kind == "influxdb" and (influx := _influx_keys()) is not None:
         keys = sorted(frozenset().union(*influx) - {"type"})
-    elif kind == "prometheus_remote_write" and (rw := _module("exporters.prometheus_remote_write")) is not None:
+    elif kind == "prometheus_remote_write" and (rw := _module("exporters.prometheus.remote_write")) is not None:
         keys = sorted(rw.KEYS - {"type"})
     elif kind in BUILTIN_EXPORTER_KEYS:
         keys = BUILTIN_EXPORTER_KEYS[kind]

@@ -19,7 +19,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from exporters.sqlite import DEFAULT_PATH as DEFAULT_DB
+from exporters.files.sqlite import DEFAULT_PATH as DEFAULT_DB
 from qos_agent.config.loader import load_config
 from qos_agent.demo import FaultBook, FaultRule, start_demo
 from qos_agent.demo.alerting import AlertWatch, LocalAlertmanager

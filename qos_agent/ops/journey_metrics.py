@@ -1,6 +1,6 @@
 """The journey series on `/metrics`: every result the Prometheus way (issue 15's contract).
 
-A prometheus_client Collector over a `JourneySeries` (exporters/prom_series.py), fed with the same
+A prometheus_client Collector over a `JourneySeries` (qos_agent/sinks/series.py), fed with the same
 points the sinks get (results -> points, plus the evaluator's disruption points), so a scrape and the
 `prometheus_remote_write` sink show the same samples. Besides the results it exposes each journey's
 objective, `qos_journey_slo_success_ratio`, which the error-budget rules of deploy/prometheus/rules.yml
@@ -23,9 +23,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from exporters.prom_series import FAMILIES, Family, Histogram, JourneySeries, Labels
 from qos_agent.delivery.points import points_of
 from qos_agent.model import Journey, JourneyResult, Point
+from qos_agent.sinks.series import FAMILIES, Family, Histogram, JourneySeries, Labels
 
 # (journey, region, hidden ms so far) of each open disruption at a unix time in ms: Evaluator.hidden_now.
 HiddenNow = Callable[[int], Iterable[tuple[str, str, float]]]

@@ -21,22 +21,22 @@ from qos_agent.plugins.protocols import Exporter, Probe
 log = logging.getLogger(__name__)
 
 BUILTIN_PROBES = {
-    "http": "probes.http:HttpProbe",
-    "browser": "probes.browser:BrowserProbe",
-    "tls": "probes.tls:TlsProbe",
-    "tcp": "probes.tcp:TcpProbe",
-    "dns": "probes.dns:DnsProbe",
-    "websocket": "probes.websocket:WebSocketProbe",
-    "grpc": "probes.grpc_health:GrpcProbe",
+    "http": "probes.http.probe:HttpProbe",
+    "browser": "probes.browser.probe:BrowserProbe",
+    "tls": "probes.net.tls:TlsProbe",
+    "tcp": "probes.net.tcp:TcpProbe",
+    "dns": "probes.net.dns:DnsProbe",
+    "websocket": "probes.websocket.probe:WebSocketProbe",
+    "grpc": "probes.grpc.probe:GrpcProbe",
 }
 BUILTIN_EXPORTERS = {
-    "sqlite": "exporters.sqlite:SqliteExporter",
-    "jsonl": "exporters.jsonl:JsonlExporter",
-    "junit": "exporters.junit:JunitExporter",
-    "influxdb": "exporters.influxdb:InfluxDBExporter",
-    "alertmanager": "exporters.alertmanager:AlertmanagerSink",
-    "webhook": "exporters.webhook:WebhookSink",
-    "prometheus_remote_write": "exporters.prometheus_remote_write:PrometheusRemoteWriteSink",
+    "sqlite": "exporters.files.sqlite:SqliteExporter",
+    "jsonl": "exporters.files.jsonl:JsonlExporter",
+    "junit": "exporters.files.junit:JunitExporter",
+    "influxdb": "exporters.influxdb.sink:InfluxDBExporter",
+    "alertmanager": "exporters.alerts.alertmanager:AlertmanagerSink",
+    "webhook": "exporters.alerts.webhook:WebhookSink",
+    "prometheus_remote_write": "exporters.prometheus.remote_write:PrometheusRemoteWriteSink",
 }
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from exporters.sqlite import DEFAULT_PATH as DEFAULT_DB
+from exporters.files.sqlite import DEFAULT_PATH as DEFAULT_DB
 from qos_agent.errors import ConfigError
 from qos_agent.language.nodes import Problem
 from qos_agent.language.yamlload import ENV_REF

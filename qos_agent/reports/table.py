@@ -22,7 +22,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from exporters.sqlite import SCHEMA_VERSION
+from exporters.files.sqlite import SCHEMA_VERSION
 
 
 class ReportError(Exception):

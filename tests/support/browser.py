@@ -18,7 +18,7 @@ from typing import Any
 import pytest_asyncio
 from aiohttp import web
 
-from probes.browser import BrowserProbe
+from probes.browser.probe import BrowserProbe
 from qos_agent.model import Step, StepResult
 from qos_agent.plugins.protocols import RunContext
 from tests.support.probe_ctx import make_step, parse_step

@@ -297,7 +297,7 @@ class FaultProxy:
 
 def exporter_spec(cfg: dict[str, Any]) -> Any:
     """An InfluxSpec parsed by the exporter's own from_config from a plain mapping (no problems)."""
-    from exporters.influxdb import InfluxDBExporter
+    from exporters.influxdb.sink import InfluxDBExporter
     from qos_agent.language.nodes import Node, Problems
     from qos_agent.model import Location
     from qos_agent.plugins.protocols import LoadContext
@@ -351,7 +351,7 @@ def make_exporter(state_dir: Path, cfg: dict[str, Any], backoff: float = 0.05, p
     """An InfluxDBExporter wrapped as the pipeline wraps it, with fast backoff (tests); call inside a
     running loop. parallel=1 makes the number of requests per batch (and so which request meets
     which fault) deterministic."""
-    from exporters.influxdb import InfluxDBExporter
+    from exporters.influxdb.sink import InfluxDBExporter
     from qos_agent.delivery.durable import DurableSink
     from qos_agent.plugins.protocols import ExporterEnv
 

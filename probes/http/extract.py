@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from probes.assertions import MISSING, TOO_DEEP, TOO_DEEP_MESSAGE, as_text, compile_jsonpath
+from probes.common.assertions import MISSING, TOO_DEEP, TOO_DEEP_MESSAGE, as_text, compile_jsonpath
 from qos_agent.language.text import shown as quoted
 from qos_agent.model import Extraction
 

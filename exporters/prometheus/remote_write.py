@@ -1,7 +1,7 @@
 """The `prometheus_remote_write` sink: the journey series, as remote write 1.0, into any compatible store.
 
 Prometheus (--web.enable-remote-write-receiver), Mimir, Thanos Receive, VictoriaMetrics, Cortex...
-The sink keeps the same `JourneySeries` as the agent's `/metrics` (exporters/prom_series.py): each point
+The sink keeps the same `JourneySeries` as the agent's `/metrics` (qos_agent/sinks/series.py): each point
 updates it, and the series the point changed become one stored record, a serialized `WriteRequest`
 whose samples carry the run's own timestamp. The core keeps records durably and sends them in
 order (parallel: 1, so a series never arrives out of order); `send` concatenates a batch into one
@@ -25,14 +25,14 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from exporters.prom_series import FIXED_LABELS, Family, JourneySeries, Labels
-from exporters.remote_write_proto import compress, label_bytes, timeseries_entry
+from exporters.prometheus.proto import compress, label_bytes, timeseries_entry
 from qos_agent import __version__
 from qos_agent.errors import PermanentError, RetryableError
 from qos_agent.language.nodes import Node, Problems, Reader
 from qos_agent.language.text import shown as quoted
 from qos_agent.model import Point
 from qos_agent.plugins.protocols import DeliveryOptions, ExporterEnv, LoadContext, NetworkSink
+from qos_agent.sinks.series import FIXED_LABELS, Family, JourneySeries, Labels
 
 log = logging.getLogger(__name__)
 

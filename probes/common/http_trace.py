@@ -40,7 +40,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
-from probes.castore import trust_system
+from probes.common.castore import trust_system
 
 CURRENT: contextvars.ContextVar[RequestTrace | None] = contextvars.ContextVar("qos_http_trace", default=None)
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from probes import schemas
-from probes.step_common import host_port, timed_run
+from probes.common import schemas
+from probes.common.step_common import host_port, timed_run
 from qos_agent.errors import StepFailure
 from qos_agent.language.nodes import Node, Problems, Reader, suggest
 from qos_agent.language.templating import has_template

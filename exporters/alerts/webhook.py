@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import aiohttp
 
-from exporters.alerts import DisruptionEvent, check_url, iso, post_json
+from exporters.alerts.common import DisruptionEvent, check_url, iso, post_json
 from qos_agent.language.nodes import Node, Problems, Reader
 from qos_agent.language.secrets import Redactor
 from qos_agent.model import Point

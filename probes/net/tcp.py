@@ -21,12 +21,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from probes import schemas, stream
-from probes.http_trace import ssl_context
-from probes.netopts import NetSpec, context_for, parse_net, render_net
-from probes.step_common import host_port, more, parse_port, render_port, timed_run
-from probes.tls import TlsExpect, parse_tls_expect
-from probes.tls_facts import check_days_left, facts_of
+from probes.common import schemas
+from probes.common.http_trace import ssl_context
+from probes.common.netopts import NetSpec, context_for, parse_net, render_net
+from probes.common.step_common import host_port, more, parse_port, render_port, timed_run
+from probes.common.tls_facts import check_days_left, facts_of
+from probes.net import stream
+from probes.net.tls import TlsExpect, parse_tls_expect
 from qos_agent.errors import StepFailure
 from qos_agent.language.nodes import Node, Problems, Reader
 from qos_agent.language.templating import has_template

@@ -12,10 +12,10 @@ from typing import Any
 
 from playwright.async_api import Browser, BrowserContext, Page
 
-from probes.browser_cookies import CookieBridge
-from probes.browser_launch import CLOSE_TIMEOUT_S, BrowserHost
-from probes.browser_trace import TraceGuard
-from probes.browser_vitals import INIT_SCRIPT, PageWatch
+from probes.browser.cookies import CookieBridge
+from probes.browser.launch import CLOSE_TIMEOUT_S, BrowserHost
+from probes.browser.trace import TraceGuard
+from probes.browser.vitals import INIT_SCRIPT, PageWatch
 from qos_agent.plugins.protocols import RunContext
 
 OPEN_TIMEOUT_S = 15.0
@@ -54,7 +54,7 @@ class BrowserSession:
     @classmethod
     async def open(cls, host: BrowserHost, ctx: RunContext, options: dict[str, Any] | None = None,
                    mode: str = "on-retry", failed_before: bool = False) -> BrowserSession:
-        """`options`: extra context options (proxy, client certificates: probes/browser_net.py);
+        """`options`: extra context options (proxy, client certificates: probes/browser/net.py);
         `mode`: the step's `trace:`; `failed_before`: the journey's previous run failed (or `check`)."""
         browser = await host.browser()
         async with asyncio.timeout(OPEN_TIMEOUT_S):

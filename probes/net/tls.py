@@ -18,12 +18,20 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, ClassVar
 
-from probes import schemas, stream
-from probes.castore import trust_system
-from probes.http_config import cert_days_left
-from probes.netopts import NetSpec, load_client, parse_net, render_net
-from probes.step_common import more, parse_port, render_port, timed_run
-from probes.tls_facts import TLS_VERSIONS, TlsFacts, check_days_left, facts_of, hostname_matches, version_at_least
+from probes.common import schemas
+from probes.common.castore import trust_system
+from probes.common.netopts import NetSpec, load_client, parse_net, render_net
+from probes.common.step_common import more, parse_port, render_port, timed_run
+from probes.common.tls_facts import (
+    TLS_VERSIONS,
+    TlsFacts,
+    check_days_left,
+    facts_of,
+    hostname_matches,
+    version_at_least,
+)
+from probes.http.config import cert_days_left
+from probes.net import stream
 from qos_agent.errors import StepFailure
 from qos_agent.language.nodes import Node, Problems, Reader
 from qos_agent.language.text import shown as quoted

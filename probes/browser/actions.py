@@ -12,8 +12,8 @@ from typing import Any
 
 from playwright.async_api import Error, Page, TimeoutError, expect
 
-from probes.browser_artifacts import free_path
-from probes.browser_config import EXPECT_VERBS, Action
+from probes.browser.artifacts import free_path
+from probes.browser.config import EXPECT_VERBS, Action
 from qos_agent.language.text import shown as quoted
 from qos_agent.model import ErrorClass
 from qos_agent.plugins.protocols import RunContext

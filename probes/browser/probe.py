@@ -18,21 +18,21 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from yarl import URL
 
-from probes.assertions import MISSING
-from probes.browser_artifacts import free_path, prune
-from probes.browser_config import BrowserSpec, parse_browser
-from probes.browser_net import context_options
-from probes.http_extract import ExtractError, extract_all
-from probes.netopts import render_net
+from probes.browser.artifacts import free_path, prune
+from probes.browser.config import BrowserSpec, parse_browser
+from probes.browser.net import context_options
+from probes.common.assertions import MISSING
+from probes.common.netopts import render_net
+from probes.http.extract import ExtractError, extract_all
 from qos_agent.errors import SetupError
 from qos_agent.language.nodes import Node, Problems
 from qos_agent.model import ErrorClass, Outcome, Step, StepResult
 from qos_agent.plugins.protocols import LoadContext, Probe, RunContext
 
 if TYPE_CHECKING:
-    from probes.browser_actions import ActionRunner
-    from probes.browser_session import BrowserSession
-    from probes.browser_vitals import StepCounters
+    from probes.browser.actions import ActionRunner
+    from probes.browser.session import BrowserSession
+    from probes.browser.vitals import StepCounters
 
 # Playwright (~110 ms of imports) loads only when a browser probe is made: validating a file, or
 # running only HTTP journeys, never pays for it (docs/benchmarks.md, `check` start-up).
@@ -48,7 +48,7 @@ class BrowserProbe(Probe[BrowserSpec]):
     step_keys: ClassVar[frozenset[str]] = frozenset({"mask"})
 
     def __init__(self, executable: str | None = None) -> None:
-        from probes.browser_launch import BrowserHost
+        from probes.browser.launch import BrowserHost
 
         self.host = BrowserHost(executable)
         self.failed_last: set[str] = set()  # journeys whose latest browser step failed (`trace: on-retry`)
@@ -83,7 +83,7 @@ class BrowserProbe(Probe[BrowserSpec]):
     def _maker(self, ctx: RunContext, spec: BrowserSpec
                ) -> Callable[[], Awaitable[tuple[BrowserSession, Callable[[], Awaitable[None]]]]]:
         async def make() -> tuple[BrowserSession, Callable[[], Awaitable[None]]]:
-            from probes.browser_session import BrowserSession
+            from probes.browser.session import BrowserSession
 
             urls = [ctx.render(a.value) for a in spec.actions if a.verb == "goto"]
             options = context_options(render_net(spec.net, ctx.render), urls, spec.verify_tls)
@@ -94,8 +94,8 @@ class BrowserProbe(Probe[BrowserSpec]):
         return make
 
     async def run(self, step: Step, ctx: RunContext) -> StepResult:
-        from probes.browser_actions import ActionFailed, ActionRunner
-        from probes.browser_vitals import StepCounters
+        from probes.browser.actions import ActionFailed, ActionRunner
+        from probes.browser.vitals import StepCounters
 
         spec: BrowserSpec = step.spec
         result = StepResult(step=step.name, probe=self.kind, outcome=Outcome.PASSED,
@@ -153,7 +153,7 @@ class BrowserProbe(Probe[BrowserSpec]):
 
     async def _actions(self, step: Step, spec: BrowserSpec, session: BrowserSession, runner: ActionRunner,
                        ctx: RunContext, result: StepResult) -> None:
-        from probes.browser_actions import ActionFailed, holds_secret, typed_value
+        from probes.browser.actions import ActionFailed, holds_secret, typed_value
 
         t0 = time.perf_counter_ns()
         deadline = time.monotonic() + step.timeout_s
@@ -195,7 +195,7 @@ class BrowserProbe(Probe[BrowserSpec]):
         The cookie round trip doubles as a liveness check: a browser that does not answer it
         within LIVENESS_S hangs, and is killed so the next run gets a fresh one.
         """
-        from probes.browser_vitals import collect
+        from probes.browser.vitals import collect
 
         counters = session.watch.reset()
         try:

@@ -28,8 +28,8 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
-from probes.castore import trust_system
-from probes.http_trace import TimedResolver, _TimedContext, ssl_context, timed_socket
+from probes.common.castore import trust_system
+from probes.common.http_trace import TimedResolver, _TimedContext, ssl_context, timed_socket
 from qos_agent.language.nodes import Node, Problems, Reader
 from qos_agent.language.templating import has_template
 from qos_agent.language.text import shown as quoted

@@ -10,7 +10,7 @@ Durability and retries are the core's (the records wait in the sink's durable st
 Alertmanager is away). `endsAt` of a firing alert is stamped when it is sent, not when it was
 stored, so a record delivered late still fires; and a firing record whose disruption has closed
 since is not sent at all, so a late re-send never re-opens a resolved alert. Which alerts are open
-lives in a state file (exporters/alert_state.py) so a restarted agent re-sends them and resolves
+lives in a state file (exporters/alerts/state.py) so a restarted agent re-sends them and resolves
 those it does not open again. `urls: [a, b]` (an HA pair) makes one sink per instance: each has its
 own durable queue, so one instance down never holds back or loses the other's alerts.
 """
@@ -28,8 +28,8 @@ from typing import Any, ClassVar
 
 import aiohttp
 
-from exporters.alert_state import Held, OpenAlerts
-from exporters.alerts import DisruptionEvent, check_url, iso, label_name, post_json, read_auth, valid_label
+from exporters.alerts.common import DisruptionEvent, check_url, iso, label_name, post_json, read_auth, valid_label
+from exporters.alerts.state import Held, OpenAlerts
 from qos_agent.errors import PermanentError
 from qos_agent.language.nodes import Node, Problems, Reader
 from qos_agent.language.text import shown as quoted

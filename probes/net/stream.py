@@ -19,7 +19,7 @@ import ssl
 import time
 from dataclasses import dataclass, field
 
-from probes.tls_facts import verify_reason
+from probes.common.tls_facts import verify_reason
 from qos_agent.errors import StepFailure
 from qos_agent.model import ErrorClass
 

@@ -30,8 +30,8 @@ import dns.rcode
 import dns.rdatatype
 import dns.resolver
 
-from probes import schemas
-from probes.step_common import host_port, more, timed_run
+from probes.common import schemas
+from probes.common.step_common import host_port, more, timed_run
 from qos_agent.errors import StepFailure
 from qos_agent.language.nodes import Node, Problems, Reader, suggest
 from qos_agent.language.templating import has_template

@@ -12,8 +12,8 @@ from typing import Any
 
 from yarl import URL
 
-from probes.assertions import Check, parse_header_checks, parse_json_checks
-from probes.netopts import NET_KEYS, NetSpec, parse_net
+from probes.common.assertions import Check, parse_header_checks, parse_json_checks
+from probes.common.netopts import NET_KEYS, NetSpec, parse_net
 from qos_agent.language.nodes import Node, Problems, Reader, suggest
 from qos_agent.language.safety import check_headers
 from qos_agent.language.templating import has_template

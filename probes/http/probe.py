@@ -21,13 +21,13 @@ import aiohttp
 from multidict import CIMultiDict
 from yarl import URL
 
-from probes.assertions import MISSING, check_headers, check_json, parse_json_body
-from probes.http_config import HttpSpec, parse_http
-from probes.http_errors import BodyTooLarge, classify
-from probes.http_extract import ExtractError, extract_all
-from probes.http_trace import CURRENT, RequestTrace, ssl_context, timed_session
-from probes.netopts import NetSpec, connector_for, context_for, env_names_a_proxy, render_net, session_key
-from probes.tls_facts import check_days_left, facts_of_response
+from probes.common.assertions import MISSING, check_headers, check_json, parse_json_body
+from probes.common.http_errors import BodyTooLarge, classify
+from probes.common.http_trace import CURRENT, RequestTrace, ssl_context, timed_session
+from probes.common.netopts import NetSpec, connector_for, context_for, env_names_a_proxy, render_net, session_key
+from probes.common.tls_facts import check_days_left, facts_of_response
+from probes.http.config import HttpSpec, parse_http
+from probes.http.extract import ExtractError, extract_all
 from qos_agent.language.nodes import Node, Problems
 from qos_agent.language.secrets import SENSITIVE_HEADERS, header_secrets
 from qos_agent.language.text import one_line

@@ -24,13 +24,21 @@ from typing import Any, ClassVar
 import aiohttp
 from yarl import URL
 
-from probes import schemas
-from probes.assertions import MISSING, Check, check_json, parse_json_checks
-from probes.http_trace import CURRENT, RequestTrace, timed_session
-from probes.netopts import NET_KEYS, NetSpec, connector_for, context_for, env_names_a_proxy, parse_net, render_net
-from probes.step_common import timed_run
-from probes.tls import TlsExpect, parse_tls_expect
-from probes.tls_facts import check_days_left, facts_of
+from probes.common import schemas
+from probes.common.assertions import MISSING, Check, check_json, parse_json_checks
+from probes.common.http_trace import CURRENT, RequestTrace, timed_session
+from probes.common.netopts import (
+    NET_KEYS,
+    NetSpec,
+    connector_for,
+    context_for,
+    env_names_a_proxy,
+    parse_net,
+    render_net,
+)
+from probes.common.step_common import timed_run
+from probes.common.tls_facts import check_days_left, facts_of
+from probes.net.tls import TlsExpect, parse_tls_expect
 from qos_agent.errors import StepFailure
 from qos_agent.language.nodes import Node, Problems, Reader
 from qos_agent.language.text import shown as quoted
@@ -167,7 +175,7 @@ class WebSocketProbe(Probe[WsSpec]):
             except aiohttp.WSServerHandshakeError as exc:
                 raise StepFailure(ErrorClass.STATUS, f"upgrade refused: HTTP {exc.status} {exc.message}") from None
             except aiohttp.ClientError as exc:
-                from probes.http_errors import classify
+                from probes.common.http_errors import classify
 
                 error, message = classify(exc, trace.stage, 0)
                 raise StepFailure(error, message) from None

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 from urllib.parse import urlsplit
 
-from exporters.influx_send import Target, V1Sender, V2Sender
-from exporters.lineprotocol import encode_many
+from exporters.influxdb.lineprotocol import encode_many
+from exporters.influxdb.send import Target, V1Sender, V2Sender
 from qos_agent.language.nodes import Node, Problems, Reader
 from qos_agent.language.text import shown as quoted
 from qos_agent.model import Point

@@ -15,8 +15,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from probes.browser_net import BROWSER_NET_KEYS
-from probes.netopts import NetSpec, parse_net
+from probes.browser.net import BROWSER_NET_KEYS
+from probes.common.netopts import NetSpec, parse_net
 from qos_agent.language.nodes import Node, Problems, Reader, suggest
 from qos_agent.language.templating import TEMPLATE, has_template
 from qos_agent.language.text import shown
