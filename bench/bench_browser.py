@@ -36,7 +36,7 @@ from qos_agent.language.nodes import Problems
 from qos_agent.language.secrets import Redactor
 from qos_agent.language.yamlload import load_nodes
 from qos_agent.model import Journey, Location, Outcome, Step
-from qos_agent.plugins.protocols import RunContext
+from qos_agent.plugins.context import RunContext
 
 CARD = "4242 4242 4242 4242"
 STEP_YAML = """name: pay

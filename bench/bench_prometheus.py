@@ -26,7 +26,7 @@ from exporters.prometheus.remote_write import PrometheusRemoteWriteSink, RemoteW
 from qos_agent.delivery.points import points_of
 from qos_agent.model import JourneyKind, JourneyResult, Outcome, StepResult
 from qos_agent.ops.journey_metrics import JourneyMetrics
-from qos_agent.plugins.protocols import ExporterEnv
+from qos_agent.plugins.sinks import ExporterEnv
 from tests.support.prometheus import PrometheusServer
 
 from .common import Others, header, proc_cpu_s, table

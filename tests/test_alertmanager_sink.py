@@ -21,7 +21,7 @@ from exporters.alerts.common import iso
 from qos_agent.errors import PermanentError, RetryableError
 from qos_agent.language.secrets import Redactor
 from qos_agent.model import AlertSpec, ErrorClass, Journey, JourneyKind, JourneyResult, Location, Outcome, Point
-from qos_agent.plugins.protocols import ExporterEnv
+from qos_agent.plugins.sinks import ExporterEnv
 from qos_agent.quality.evaluator import Evaluator
 from tests.support.alertmanager import AlertmanagerServer, Receiver
 

@@ -9,7 +9,7 @@ import pytest
 
 from probes.net.dns import DnsProbe
 from qos_agent.model import ErrorClass, Outcome, StepResult
-from qos_agent.plugins.protocols import RunContext
+from qos_agent.plugins.context import RunContext
 from tests.support.dnsmasq import dnsmasq
 from tests.support.probe_ctx import make_step, parse_step, run_context
 

@@ -19,7 +19,8 @@ from exporters.files.sqlite import SCHEMA, SCHEMA_VERSION, SqliteExporter, Sqlit
 from qos_agent.delivery.points import points_of, result_points
 from qos_agent.language.nodes import Node, Problems
 from qos_agent.model import AgentConfig, Config, ErrorClass, JourneyResult, Location, Outcome, Point
-from qos_agent.plugins.protocols import ExporterEnv, LoadContext
+from qos_agent.plugins.context import LoadContext
+from qos_agent.plugins.sinks import ExporterEnv
 from qos_agent.runloop import check
 from tests.support.results import T0_MS, degraded, disruption, failed, journey, passed, skipped
 

@@ -18,7 +18,7 @@ from probes.grpc.probe import GrpcProbe
 from qos_agent.config.loader import load_config
 from qos_agent.errors import ConfigError
 from qos_agent.model import ErrorClass, Outcome, StepResult
-from qos_agent.plugins.protocols import RunContext
+from qos_agent.plugins.context import RunContext
 from tests.support.certs import Pki
 from tests.support.faults import closed_port
 from tests.support.probe_ctx import make_step, parse_step, run_context

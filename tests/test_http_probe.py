@@ -10,7 +10,7 @@ import pytest
 from probes.http.config import HttpSpec
 from probes.http.probe import HttpProbe
 from qos_agent.model import ErrorClass, Outcome, StepResult
-from qos_agent.plugins.protocols import RunContext
+from qos_agent.plugins.context import RunContext
 from tests.support.faults import (
     STREAM_CHUNK,
     SelfSigned,

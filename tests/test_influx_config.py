@@ -9,7 +9,8 @@ from exporters.influxdb.sink import InfluxDBExporter, InfluxSpec
 from qos_agent.delivery.pipeline import Pipeline
 from qos_agent.language.nodes import Node, Problems
 from qos_agent.model import Location
-from qos_agent.plugins.protocols import ExporterEnv, LoadContext
+from qos_agent.plugins.context import LoadContext
+from qos_agent.plugins.sinks import ExporterEnv
 
 
 def parse(cfg: dict[str, Any]) -> tuple[InfluxSpec | None, list[str]]:

@@ -14,7 +14,9 @@ from qos_agent.language.nodes import Node, Problems
 from qos_agent.model import Point, Step, StepResult
 from qos_agent.plugins import registry
 from qos_agent.plugins.conformance import problems_of
-from qos_agent.plugins.protocols import Exporter, ExporterEnv, LoadContext, NetworkSink, Probe, RunContext
+from qos_agent.plugins.context import LoadContext, RunContext
+from qos_agent.plugins.sinks import Exporter, ExporterEnv, NetworkSink
+from qos_agent.plugins.steps import Probe
 
 
 def test_every_registered_probe_conforms() -> None:
@@ -120,7 +122,7 @@ def test_the_registry_refuses_a_broken_plugin_with_one_clear_line(monkeypatch: p
             load_config(path, env={})
         (problem,) = [str(p) for p in info.value.problems]
         assert problem.startswith(f"{path}:6:9: plug-in tests.test_plugins:NoRun does not implement Probe")
-        assert problem.endswith("(subclass qos_agent.plugins.protocols.Probe and implement them)")
+        assert problem.endswith("(subclass qos_agent.plugins.Probe and implement them)")
     finally:
         registry.probe_class.cache_clear()
 

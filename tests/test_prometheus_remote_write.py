@@ -24,7 +24,7 @@ from qos_agent.demo.faults import parse_fault_spec
 from qos_agent.errors import ConfigError, PermanentError, RetryableError
 from qos_agent.model import ErrorClass
 from qos_agent.ops.journey_metrics import JourneyMetrics
-from qos_agent.plugins.protocols import ExporterEnv, SinkStats
+from qos_agent.plugins.sinks import ExporterEnv, SinkStats
 from qos_agent.runloop.agent import Agent
 from tests.support import demo as demo_support
 from tests.support.demo import CHECKOUT_STEPS, UPTIME_STEPS

@@ -12,7 +12,7 @@ from exporters.files import sqlite as store
 from exporters.files.sqlite import SqliteExporter, SqliteSpec
 from qos_agent.delivery.points import points_of
 from qos_agent.model import ErrorClass, Point
-from qos_agent.plugins.protocols import ExporterEnv
+from qos_agent.plugins.sinks import ExporterEnv
 from qos_agent.reports import table as report
 from qos_agent.reports.table import (
     Disruption,

@@ -17,7 +17,7 @@ from qos_agent.config.schema import build_schema, schema_text, untyped_keys
 from qos_agent.language.nodes import Problems
 from qos_agent.language.yamlload import load_nodes
 from qos_agent.plugins import registry
-from qos_agent.plugins.protocols import LoadContext
+from qos_agent.plugins.context import LoadContext
 from tests.support.cli import qos
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -20,7 +20,7 @@ import pytest
 from qos_agent.delivery.deliver import Delivery, Sender, backoff_delay
 from qos_agent.delivery.store import Store
 from qos_agent.errors import PermanentError, RetryableError
-from qos_agent.plugins.protocols import DeliveryOptions, SinkStats
+from qos_agent.plugins.sinks import DeliveryOptions, SinkStats
 
 
 class Spool:

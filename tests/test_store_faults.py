@@ -17,7 +17,7 @@ from typing import Any
 
 from qos_agent.delivery.deliver import Delivery
 from qos_agent.delivery.store import Store
-from qos_agent.plugins.protocols import DeliveryOptions, SinkStats
+from qos_agent.plugins.sinks import DeliveryOptions, SinkStats
 from tests.support import cli
 from tests.support.collector import Collector, CollectorSink, CollectorSpec
 from tests.support.influx import InfluxServer, free_port, influxd, needs_influxd

@@ -17,7 +17,7 @@ import pytest
 from qos_agent.delivery.bounds import KEEP_ASIDE
 from qos_agent.delivery.deliver import Delivery
 from qos_agent.delivery.store import Store
-from qos_agent.plugins.protocols import DeliveryOptions, SinkStats
+from qos_agent.plugins.sinks import DeliveryOptions, SinkStats
 from tests.support.collector import Collector, CollectorSink, CollectorSpec
 
 N = 3000

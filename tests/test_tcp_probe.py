@@ -10,7 +10,7 @@ import pytest
 
 from probes.net.tcp import TcpProbe
 from qos_agent.model import ErrorClass, Outcome, StepResult
-from qos_agent.plugins.protocols import RunContext
+from qos_agent.plugins.context import RunContext
 from tests.support.certs import Pki, tls_server
 from tests.support.faults import closed_port, silent_server
 from tests.support.probe_ctx import make_step, parse_step, run_context

@@ -10,7 +10,7 @@ from probes.http.probe import HttpProbe
 from probes.net.tls import TlsProbe
 from qos_agent.delivery.points import step_point
 from qos_agent.model import ErrorClass, JourneyKind, JourneyResult, Outcome, StepResult
-from qos_agent.plugins.protocols import RunContext
+from qos_agent.plugins.context import RunContext
 from tests.support.certs import Issued, Pki, tls_server
 from tests.support.faults import http_server
 from tests.support.probe_ctx import make_step, parse_step, run_context

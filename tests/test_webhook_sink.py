@@ -12,7 +12,7 @@ import pytest
 from exporters.alerts.webhook import WebhookSink, WebhookSpec
 from qos_agent.errors import PermanentError, RetryableError
 from qos_agent.language.secrets import Redactor
-from qos_agent.plugins.protocols import ExporterEnv
+from qos_agent.plugins.sinks import ExporterEnv
 from tests.support.alertmanager import Receiver
 from tests.test_alertmanager_sink import SECRET, disruption
 

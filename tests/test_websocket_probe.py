@@ -13,7 +13,7 @@ from aiohttp import web
 from probes.http.probe import HttpProbe
 from probes.websocket.probe import WebSocketProbe
 from qos_agent.model import ErrorClass, Outcome, StepResult
-from qos_agent.plugins.protocols import RunContext
+from qos_agent.plugins.context import RunContext
 from tests.support.certs import Pki
 from tests.support.probe_ctx import make_step, parse_step, run_context
 

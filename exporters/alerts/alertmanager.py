@@ -34,7 +34,8 @@ from qos_agent.errors import PermanentError
 from qos_agent.language.nodes import Node, Problems, Reader
 from qos_agent.language.text import shown as quoted
 from qos_agent.model import Point
-from qos_agent.plugins.protocols import DeliveryOptions, ExporterEnv, LoadContext, NetworkSink, Outbox
+from qos_agent.plugins.context import LoadContext
+from qos_agent.plugins.sinks import DeliveryOptions, ExporterEnv, NetworkSink, Outbox
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,8 @@ from exporters.alerts.common import DisruptionEvent, check_url, iso, post_json
 from qos_agent.language.nodes import Node, Problems, Reader
 from qos_agent.language.secrets import Redactor
 from qos_agent.model import Point
-from qos_agent.plugins.protocols import DeliveryOptions, ExporterEnv, LoadContext, NetworkSink
+from qos_agent.plugins.context import LoadContext
+from qos_agent.plugins.sinks import DeliveryOptions, ExporterEnv, NetworkSink
 
 KEYS = ("type", "name", "url", "format", "headers", "routing_key", "timeout")
 FORMATS = ("json", "slack", "pagerduty")

@@ -18,7 +18,8 @@ from typing import ClassVar, TextIO
 
 from qos_agent.language.nodes import Node, Problems, Reader
 from qos_agent.model import Point
-from qos_agent.plugins.protocols import Exporter, ExporterEnv, LoadContext
+from qos_agent.plugins.context import LoadContext
+from qos_agent.plugins.sinks import Exporter, ExporterEnv
 
 DEFAULT_PATH = "qos-results.jsonl"
 STDOUT = "-"

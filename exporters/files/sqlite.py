@@ -30,7 +30,8 @@ import orjson
 
 from qos_agent.language.nodes import Node, Problems, Reader
 from qos_agent.model import Point
-from qos_agent.plugins.protocols import Exporter, ExporterEnv, LoadContext
+from qos_agent.plugins.context import LoadContext
+from qos_agent.plugins.sinks import Exporter, ExporterEnv
 
 DEFAULT_PATH = "qos-results.db"
 DEFAULT_RETENTION_S = 30 * 86400.0

@@ -21,7 +21,8 @@ from exporters.influxdb.send import Target, V1Sender, V2Sender
 from qos_agent.language.nodes import Node, Problems, Reader
 from qos_agent.language.text import shown as quoted
 from qos_agent.model import Point
-from qos_agent.plugins.protocols import DeliveryOptions, ExporterEnv, LoadContext, NetworkSink
+from qos_agent.plugins.context import LoadContext
+from qos_agent.plugins.sinks import DeliveryOptions, ExporterEnv, NetworkSink
 
 V1_KEYS = frozenset({"database", "retention_policy", "username", "password", "create_database"})
 V2_KEYS = frozenset({"org", "bucket", "token"})

@@ -31,7 +31,8 @@ from qos_agent.errors import PermanentError, RetryableError
 from qos_agent.language.nodes import Node, Problems, Reader
 from qos_agent.language.text import shown as quoted
 from qos_agent.model import Point
-from qos_agent.plugins.protocols import DeliveryOptions, ExporterEnv, LoadContext, NetworkSink
+from qos_agent.plugins.context import LoadContext
+from qos_agent.plugins.sinks import DeliveryOptions, ExporterEnv, NetworkSink
 from qos_agent.sinks.series import FIXED_LABELS, Family, JourneySeries, Labels
 
 log = logging.getLogger(__name__)

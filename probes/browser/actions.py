@@ -16,7 +16,7 @@ from probes.browser.artifacts import free_path
 from probes.browser.config import EXPECT_VERBS, Action
 from qos_agent.language.text import shown as quoted
 from qos_agent.model import ErrorClass
-from qos_agent.plugins.protocols import RunContext
+from qos_agent.plugins.context import RunContext
 
 SECRET_VERBS = frozenset({"fill", "select", "press"})
 _NET_CLASSES = (

@@ -27,7 +27,8 @@ from probes.http.extract import ExtractError, extract_all
 from qos_agent.errors import SetupError
 from qos_agent.language.nodes import Node, Problems
 from qos_agent.model import ErrorClass, Outcome, Step, StepResult
-from qos_agent.plugins.protocols import LoadContext, Probe, RunContext
+from qos_agent.plugins.context import LoadContext, RunContext
+from qos_agent.plugins.steps import Probe
 
 if TYPE_CHECKING:
     from probes.browser.actions import ActionRunner

@@ -16,7 +16,7 @@ from probes.browser.cookies import CookieBridge
 from probes.browser.launch import CLOSE_TIMEOUT_S, BrowserHost
 from probes.browser.trace import TraceGuard
 from probes.browser.vitals import INIT_SCRIPT, PageWatch
-from qos_agent.plugins.protocols import RunContext
+from qos_agent.plugins.context import RunContext
 
 OPEN_TIMEOUT_S = 15.0
 REGION_HEADER = "X-QoS-Region"

@@ -16,7 +16,7 @@ from qos_agent.language.nodes import Problems, Reader
 from qos_agent.language.templating import has_template
 from qos_agent.language.text import shown as quoted
 from qos_agent.model import ErrorClass, Outcome, Step, StepResult
-from qos_agent.plugins.protocols import RunContext
+from qos_agent.plugins.context import RunContext
 
 
 def parse_port(r: Reader, problems: Problems, default: int | None) -> str:

@@ -26,7 +26,8 @@ from qos_agent.language.nodes import Node, Problems, Reader, suggest
 from qos_agent.language.templating import has_template
 from qos_agent.language.text import shown as quoted
 from qos_agent.model import ErrorClass, Step, StepResult
-from qos_agent.plugins.protocols import LoadContext, Probe, RunContext
+from qos_agent.plugins.context import LoadContext, RunContext
+from qos_agent.plugins.steps import Probe
 
 GRPC_KEYS = ("target", "service", "tls", "server_name", "ca_file", "client_cert", "client_key")
 EXPECT_KEYS = ("status", "latency")

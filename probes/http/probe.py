@@ -33,7 +33,8 @@ from qos_agent.language.secrets import SENSITIVE_HEADERS, header_secrets
 from qos_agent.language.text import one_line
 from qos_agent.language.text import shown as quoted
 from qos_agent.model import ErrorClass, Outcome, Step, StepResult
-from qos_agent.plugins.protocols import LoadContext, Probe, RunContext
+from qos_agent.plugins.context import LoadContext, RunContext
+from qos_agent.plugins.steps import Probe
 
 CHUNK = 64 * 1024
 SESSION_KEY = "http"

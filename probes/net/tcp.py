@@ -33,7 +33,8 @@ from qos_agent.language.nodes import Node, Problems, Reader
 from qos_agent.language.templating import has_template
 from qos_agent.language.text import shown as quoted
 from qos_agent.model import ErrorClass, Step, StepResult
-from qos_agent.plugins.protocols import LoadContext, Probe, RunContext
+from qos_agent.plugins.context import LoadContext, RunContext
+from qos_agent.plugins.steps import Probe
 
 TCP_KEYS = ("host", "port", "tls", "server_name", "verify_tls", "ca_file", "client_cert", "client_key", "ip_version",
             "send", "expect_bytes", "expect_regex", "read_timeout", "max_bytes")

@@ -36,7 +36,8 @@ from qos_agent.errors import StepFailure
 from qos_agent.language.nodes import Node, Problems, Reader
 from qos_agent.language.text import shown as quoted
 from qos_agent.model import ErrorClass, Step, StepResult
-from qos_agent.plugins.protocols import LoadContext, Probe, RunContext
+from qos_agent.plugins.context import LoadContext, RunContext
+from qos_agent.plugins.steps import Probe
 
 TLS_KEYS = ("host", "port", "server_name", "verify", "ca_file", "client_cert", "client_key", "ip_version")
 EXPECT_KEYS = ("cert_days_left", "tls_version_min", "hostname_valid", "chain_valid", "latency")

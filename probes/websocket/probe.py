@@ -43,7 +43,8 @@ from qos_agent.errors import StepFailure
 from qos_agent.language.nodes import Node, Problems, Reader
 from qos_agent.language.text import shown as quoted
 from qos_agent.model import ErrorClass, Step, StepResult
-from qos_agent.plugins.protocols import LoadContext, Probe, RunContext
+from qos_agent.plugins.context import LoadContext, RunContext
+from qos_agent.plugins.steps import Probe
 
 WS_KEYS = ("url", "headers", "send", "expect_message", "verify_tls", "max_messages", *NET_KEYS)
 MESSAGE_KEYS = ("contains", "json")

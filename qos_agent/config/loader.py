@@ -40,7 +40,7 @@ from qos_agent.model import (
     Step,
 )
 from qos_agent.plugins import registry
-from qos_agent.plugins.protocols import LoadContext
+from qos_agent.plugins.context import LoadContext
 
 TOP_KEYS = ("version", "agent", "defaults", "variables", "exporters", "journeys", "secrets")
 AGENT_KEYS = ("region", "name", "interval", "concurrency", "browser_concurrency", "state_dir", "listen", "shard",

@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from qos_agent.delivery.store import Store
 from qos_agent.errors import PermanentError, RetryableError
 from qos_agent.language.secrets import Redactor
-from qos_agent.plugins.protocols import DeliveryOptions, SinkStats
+from qos_agent.plugins.sinks import DeliveryOptions, SinkStats
 
 log = logging.getLogger(__name__)
 

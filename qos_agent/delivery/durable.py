@@ -17,7 +17,7 @@ from qos_agent.delivery.deliver import Delivery
 from qos_agent.delivery.store import Store, spool_path
 from qos_agent.language.secrets import Redactor
 from qos_agent.model import Point
-from qos_agent.plugins.protocols import DeliveryOptions, NetworkSink, SinkStats
+from qos_agent.plugins.sinks import DeliveryOptions, NetworkSink, SinkStats
 
 
 class DurableSink:

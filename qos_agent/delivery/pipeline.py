@@ -22,7 +22,7 @@ from qos_agent.errors import SetupError
 from qos_agent.language.secrets import Redactor
 from qos_agent.model import Config, JourneyResult, Point
 from qos_agent.plugins import registry
-from qos_agent.plugins.protocols import Exporter, ExporterEnv, SinkStats, is_network_sink
+from qos_agent.plugins.sinks import Exporter, ExporterEnv, SinkStats, is_network_sink
 
 if TYPE_CHECKING:  # the durable store (SQLite) is imported only when a network sink is configured
     from qos_agent.delivery.durable import DurableSink

@@ -42,7 +42,7 @@ from qos_agent.delivery.bounds import ASIDE_SHARE, DEAD_LETTER_SHARE, KEEP_ASIDE
 from qos_agent.delivery.salvage import Salvaged, salvage
 from qos_agent.errors import SetupError
 from qos_agent.language.secrets import Redactor
-from qos_agent.plugins.protocols import SinkStats
+from qos_agent.plugins.sinks import SinkStats
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from qos_agent.delivery.pipeline import SinkState
 from qos_agent.model import Point
-from qos_agent.plugins.protocols import SinkStats
+from qos_agent.plugins.sinks import SinkStats
 
 
 @dataclass(slots=True)

@@ -13,7 +13,8 @@ import inspect
 from collections.abc import Callable
 from typing import ClassVar
 
-from qos_agent.plugins.protocols import Exporter, NetworkSink, Probe
+from qos_agent.plugins.sinks import Exporter, NetworkSink
+from qos_agent.plugins.steps import Probe
 
 REQUIRED: dict[type, frozenset[str]] = {
     Probe: frozenset({"kind", "from_config", "run", "close"}),

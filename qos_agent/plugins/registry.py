@@ -16,7 +16,8 @@ from typing import Any, cast
 
 from qos_agent.errors import SetupError
 from qos_agent.plugins.conformance import problems_of
-from qos_agent.plugins.protocols import Exporter, Probe
+from qos_agent.plugins.sinks import Exporter
+from qos_agent.plugins.steps import Probe
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ def _load(ref: str, protocol: type) -> type:
     problems = problems_of(found, protocol)
     if problems:
         raise PluginError(f"plug-in {ref} does not implement {protocol.__name__}: {'; '.join(problems)}",
-                          f"subclass qos_agent.plugins.protocols.{protocol.__name__} and implement them")
+                          f"subclass qos_agent.plugins.{protocol.__name__} and implement them")
     return found
 
 

@@ -18,7 +18,8 @@ from qos_agent.language.nodes import Node, Problems
 from qos_agent.language.secrets import Redactor, redacted_logs
 from qos_agent.model import Config, JourneyResult, Location, Outcome
 from qos_agent.plugins import registry
-from qos_agent.plugins.protocols import ExporterEnv, LoadContext
+from qos_agent.plugins.context import LoadContext
+from qos_agent.plugins.sinks import ExporterEnv
 from qos_agent.runloop.placement import select_journeys
 from qos_agent.runloop.runner import ProbeSet, Runner
 

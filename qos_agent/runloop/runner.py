@@ -22,7 +22,8 @@ from qos_agent.language.secrets import Redactor
 from qos_agent.language.text import one_line
 from qos_agent.model import Config, ErrorClass, Journey, JourneyResult, Outcome, Step, StepResult
 from qos_agent.plugins import registry
-from qos_agent.plugins.protocols import Probe, RunContext
+from qos_agent.plugins.context import RunContext
+from qos_agent.plugins.steps import Probe
 from qos_agent.runloop.looplag import LoopLag
 
 RETRY_PAUSE_S = 0.25

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from probes.browser.probe import BrowserProbe
 from qos_agent.model import Step, StepResult
-from qos_agent.plugins.protocols import RunContext
+from qos_agent.plugins.context import RunContext
 from tests.support.probe_ctx import make_step, parse_step
 
 FORM = """<!doctype html><html><head><title>Form</title></head><body>

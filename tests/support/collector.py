@@ -18,7 +18,8 @@ from aiohttp import web
 from qos_agent.errors import PermanentError, RetryableError
 from qos_agent.language.nodes import Node, Problems, Reader
 from qos_agent.model import Point
-from qos_agent.plugins.protocols import DeliveryOptions, ExporterEnv, LoadContext, NetworkSink
+from qos_agent.plugins.context import LoadContext
+from qos_agent.plugins.sinks import DeliveryOptions, ExporterEnv, NetworkSink
 
 
 @dataclass(frozen=True, slots=True)

@@ -300,7 +300,7 @@ def exporter_spec(cfg: dict[str, Any]) -> Any:
     from exporters.influxdb.sink import InfluxDBExporter
     from qos_agent.language.nodes import Node, Problems
     from qos_agent.model import Location
-    from qos_agent.plugins.protocols import LoadContext
+    from qos_agent.plugins.context import LoadContext
 
     loc = Location("journeys.yaml", 1, 1)
     node = Node({k: Node(v, loc) for k, v in {"type": "influxdb", **cfg}.items()}, loc)
@@ -353,7 +353,7 @@ def make_exporter(state_dir: Path, cfg: dict[str, Any], backoff: float = 0.05, p
     which fault) deterministic."""
     from exporters.influxdb.sink import InfluxDBExporter
     from qos_agent.delivery.durable import DurableSink
-    from qos_agent.plugins.protocols import ExporterEnv
+    from qos_agent.plugins.sinks import ExporterEnv
 
     env = ExporterEnv(state_dir=state_dir, region="test", agent="t1")
     sink = InfluxDBExporter(exporter_spec({"flush_interval": "100ms", **cfg}), env)

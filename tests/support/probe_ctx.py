@@ -19,7 +19,7 @@ from qos_agent.language.nodes import Problems
 from qos_agent.language.secrets import Redactor
 from qos_agent.language.yamlload import load_nodes
 from qos_agent.model import Extraction, Journey, Location, Step
-from qos_agent.plugins.protocols import LoadContext, RunContext
+from qos_agent.plugins.context import LoadContext, RunContext
 
 LOC = Location("journeys.yaml", 1, 1)
 

@@ -1,81 +1,24 @@
-"""The two plug-in protocols (probes, exporters) and the per-run context a probe works in.
+"""The exporter protocols: a local sink writes points; a network sink only encodes and sends.
 
-A probe is one class per step kind, registered under an entry point of group `qos_agent.probes`;
-an exporter likewise under `qos_agent.exporters`. Both parse their own part of journeys.yaml in
-`from_config`, reporting located problems, so validation and the runner use the one registry.
+An exporter is one class per sink type, registered under an entry point of group
+`qos_agent.exporters`. It parses its own part of journeys.yaml in `from_config` (located problems),
+so validation and the agent use the one registry. The core wraps every network sink with the
+durable store and the delivery loop (qos_agent/delivery): the plug-in never writes to disk or retries.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeGuard, TypeVar
+from typing import Any, ClassVar, Protocol, TypeGuard, TypeVar
 
 from qos_agent.language.nodes import Node, Problems
 from qos_agent.language.secrets import Redactor
-from qos_agent.language.templating import render, render_deep
-from qos_agent.model import Journey, Point, Step, StepResult
+from qos_agent.model import Point
+from qos_agent.plugins.context import LoadContext
 
-if TYPE_CHECKING:  # aiohttp costs ~0.2 s to import: validate, schema and report never need it
-    import aiohttp
-
-T = TypeVar("T")
 SpecT = TypeVar("SpecT")
-
-
-@dataclass(frozen=True, slots=True)
-class LoadContext:
-    """What a plug-in's from_config may need to resolve its settings."""
-
-    config_dir: Path
-    state_dir: Path
-
-
-class Probe(Protocol[SpecT]):
-    """One step kind. One instance per agent (it may hold a browser); `run` is called per step.
-
-    Plug-ins subclass this explicitly (`class HttpProbe(Probe[HttpSpec])`) and so inherit the
-    defaults of the optional capabilities (`provides`, `start`); `conformance` checks the rest.
-    """
-
-    kind: ClassVar[str]
-    step_keys: ClassVar[frozenset[str]] = frozenset()  # extra step-level keys it reads (e.g. expect)
-    # `check`: each journey runs once, so evidence a probe saves only on a later run (the browser's
-    # `trace: on-retry`) is saved on the first; set by the runner's ProbeSet.
-    one_shot: bool = False
-    # True when `run` bounds all its waiting by `step.timeout_s` itself: the runner then sets no second
-    # timer of its own unless the journey's remaining time is shorter (one timer per step, not two).
-    bounds_own_wait: ClassVar[bool] = False
-
-    @classmethod
-    def from_config(cls, step: Node, problems: Problems, load: LoadContext) -> SpecT | None:
-        """Parse `step[kind]` (and step_keys) into a frozen spec; report mistakes to problems."""
-        ...
-
-    @classmethod
-    def provides(cls, spec: SpecT) -> set[str]:
-        """Variable names this step sets beyond `extract:` (e.g. a browser extract action)."""
-        return set()
-
-    @classmethod
-    def urls(cls, spec: SpecT) -> list[str]:
-        """The URLs (templates) a step of this kind calls: its service, for uptime per service."""
-        return []
-
-    @classmethod
-    def json_schema(cls) -> dict[str, Any] | None:
-        """This kind's parts of the JSON Schema (`{step key: schema}`); None: the key is left open."""
-        return None
-
-    async def start(self) -> None:
-        """Check the probe's setup (a browser present) before the first run; default: nothing."""
-        return None  # a body, so mypy does not take the default for an abstract stub
-
-    async def run(self, step: Step, ctx: RunContext) -> StepResult: ...
-
-    async def close(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -211,47 +154,3 @@ class ExporterEnv:
     redact: Redactor = field(default_factory=Redactor)
 
 
-@dataclass(slots=True)
-class RunContext:
-    """One journey run: one conversation. Steps share the cookie jar, variables and resources."""
-
-    journey: Journey
-    region: str
-    agent: str
-    run_id: str
-    state_dir: Path
-    variables: dict[str, str]
-    cookie_jar: aiohttp.CookieJar
-    redact: Redactor
-    attempt: int = 1
-    _resources: dict[str, Any] = field(default_factory=dict)
-    _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-
-    def render(self, text: str) -> str:
-        return render(text, self.variables)
-
-    def render_deep(self, value: object) -> object:
-        return render_deep(value, self.variables)
-
-    async def resource(self, key: str, make: Callable[[], Awaitable[tuple[T, Callable[[], Awaitable[None]]]]]) -> T:
-        """A per-run resource (HTTP session, browser page), made on first use, closed after the run."""
-        if key not in self._resources:
-            value, close = await make()
-            self._resources[key] = value
-            self._closers.append(close)
-        return self._resources[key]  # type: ignore[no-any-return]
-
-    def peek(self, key: str) -> Any:
-        return self._resources.get(key)
-
-    @property
-    def artifacts_dir(self) -> Path:
-        return self.state_dir / "artifacts" / self.journey.name / self.run_id
-
-    async def close(self) -> None:
-        """Close resources newest first; one failing close never stops the others."""
-        while self._closers:
-            close = self._closers.pop()
-            with contextlib.suppress(Exception):
-                await close()
-        self._resources.clear()

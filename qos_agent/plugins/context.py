@@ -1,0 +1,76 @@
+"""The contexts a plug-in works in: loading its part of journeys.yaml, and one journey run.
+
+`RunContext` is one conversation: the run's steps share its cookie jar, variables, redactor
+(what the run learnt is masked too) and resources (an HTTP session, a browser page).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from qos_agent.language.secrets import Redactor
+from qos_agent.language.templating import render, render_deep
+from qos_agent.model import Journey
+
+if TYPE_CHECKING:  # aiohttp costs ~0.2 s to import: validate, schema and report never need it
+    import aiohttp
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class LoadContext:
+    """What a plug-in's from_config may need to resolve its settings."""
+
+    config_dir: Path
+    state_dir: Path
+
+
+@dataclass(slots=True)
+class RunContext:
+    """One journey run: one conversation. Steps share the cookie jar, variables and resources."""
+
+    journey: Journey
+    region: str
+    agent: str
+    run_id: str
+    state_dir: Path
+    variables: dict[str, str]
+    cookie_jar: aiohttp.CookieJar
+    redact: Redactor
+    attempt: int = 1
+    _resources: dict[str, Any] = field(default_factory=dict)
+    _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    def render(self, text: str) -> str:
+        return render(text, self.variables)
+
+    def render_deep(self, value: object) -> object:
+        return render_deep(value, self.variables)
+
+    async def resource(self, key: str, make: Callable[[], Awaitable[tuple[T, Callable[[], Awaitable[None]]]]]) -> T:
+        """A per-run resource (HTTP session, browser page), made on first use, closed after the run."""
+        if key not in self._resources:
+            value, close = await make()
+            self._resources[key] = value
+            self._closers.append(close)
+        return self._resources[key]  # type: ignore[no-any-return]
+
+    def peek(self, key: str) -> Any:
+        return self._resources.get(key)
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.state_dir / "artifacts" / self.journey.name / self.run_id
+
+    async def close(self) -> None:
+        """Close resources newest first; one failing close never stops the others."""
+        while self._closers:
+            close = self._closers.pop()
+            with contextlib.suppress(Exception):
+                await close()
+        self._resources.clear()
