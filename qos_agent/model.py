@@ -79,6 +79,20 @@ class Extraction:
 
 
 @dataclass(frozen=True, slots=True)
+class Sends:
+    """What a step sends that may carry credentials (a step kind declares it, `StepKind.sends`).
+
+    The core renders these for every run and learns the secrets in them, whatever the kind and
+    however its probe renders them: a sensitive header's value (Authorization, Cookie...), URL
+    userinfo (and the Basic credentials a client derives from it), a credential's value."""
+
+    headers: tuple[tuple[str, str], ...] = ()  # (name, template)
+    urls: tuple[str, ...] = ()  # templates
+    credentials: tuple[str, ...] = ()  # templates whose value is a secret (a basic-auth password...)
+    journey_headers: bool = False  # the journey's `headers:` (and defaults) go out with the step too
+
+
+@dataclass(frozen=True, slots=True)
 class Step:
     name: str
     kind: str  # the probe's registry key: http, browser, ...
@@ -88,6 +102,10 @@ class Step:
     always_run: bool = False
     degraded_latency_s: float | None = None
     extract: tuple[Extraction, ...] = ()
+    # What the core renders per run to learn secrets (from Sends, only what may hold one):
+    # ("header", name, template), ("url", "", template) or ("credential", "", template).
+    learn: tuple[tuple[str, str, str], ...] = ()
+    heavy: bool = False  # its kind takes a slot of agent.browser_concurrency (a browser)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +200,20 @@ PHASES = ("dns_ms", "connect_ms", "tls_ms", "ttfb_ms", "transfer_ms")
 
 
 @dataclass(slots=True)
+class Yielded:
+    """What a step gives `extract:` (never exported; dropped once the core has extracted).
+
+    `body` is what `json` and `regex` read (for a browser, regex reads the HTML and json the page's
+    text: `json_body`); `headers` what `header` reads (lower-case names); `url` the address whose
+    cookies `cookie` prefers. Named strings for `field` are the result's own `text`."""
+
+    body: str = ""
+    json_body: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    url: str = ""
+
+
+@dataclass(slots=True)
 class StepResult:
     """One step of one run. Probes fill it; the runner stamps identity and redacts secrets."""
 
@@ -197,7 +229,9 @@ class StepResult:
     metrics: dict[str, float] = field(default_factory=dict)  # probe-specific numbers (fcp_ms, cls...)
     artifacts: dict[str, str] = field(default_factory=dict)  # screenshot / trace paths (fields)
     text: dict[str, str] = field(default_factory=dict)  # probe-specific strings (tls_version, rcode...)
+    body_excerpt: str = ""  # a failed step: the start of the response or message, masked, printable
     extracted: dict[str, str] = field(default_factory=dict)  # values for later steps; never exported
+    yielded: Yielded | None = None  # what `extract:` reads; set by the probe when the step extracts
     start_ms: int = 0
     url: str = ""
     loop_lag_ms: float = 0.0  # the worst event-loop lateness seen while the step was in flight

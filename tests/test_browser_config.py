@@ -7,20 +7,19 @@ import zipfile
 from pathlib import Path
 
 from probes.browser.artifacts import prune
-from probes.browser.config import BrowserSpec
-from probes.browser.probe import BrowserProbe
+from probes.browser.config import BrowserKind, BrowserSpec
 from probes.browser.trace import scrub
 from tests.support.probe_ctx import parse_step
 
 
 def problems_of(text: str) -> list[str]:
-    _, problems = parse_step(BrowserProbe, text)
+    _, problems = parse_step("browser", text)
     return [str(p) for p in problems.sorted()]
 
 
 def test_list_and_mapping_forms() -> None:
-    listed, p1 = parse_step(BrowserProbe, 'name: a\nbrowser:\n  - goto: "{{ base }}/"\n  - click: "text=Pay"\n')
-    mapped, p2 = parse_step(BrowserProbe, 'name: a\nbrowser:\n  actions:\n    - goto: "{{ base }}/"\n'
+    listed, p1 = parse_step("browser", 'name: a\nbrowser:\n  - goto: "{{ base }}/"\n  - click: "text=Pay"\n')
+    mapped, p2 = parse_step("browser", 'name: a\nbrowser:\n  actions:\n    - goto: "{{ base }}/"\n'
                             '    - click: {selector: "text=Pay", timeout: 2s}\n  fail_on_http_errors: true\n')
     assert not p1 and not p2
     assert isinstance(listed, BrowserSpec) and not listed.fail_on_http_errors
@@ -30,8 +29,8 @@ def test_list_and_mapping_forms() -> None:
 
 
 def test_extract_is_provided_for_later_steps() -> None:
-    spec, problems = parse_step(BrowserProbe, 'name: a\nbrowser:\n  - extract: {selector: "#o", name: order_id}\n')
-    assert not problems and BrowserProbe.provides(spec) == {"order_id"}
+    spec, problems = parse_step("browser", 'name: a\nbrowser:\n  - extract: {selector: "#o", name: order_id}\n')
+    assert not problems and BrowserKind.provides(spec) == {"order_id"}
 
 
 def test_problems_are_located_and_helpful() -> None:

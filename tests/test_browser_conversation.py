@@ -12,7 +12,7 @@ from probes.http.probe import HttpProbe
 from qos_agent.model import ErrorClass, Outcome
 from tests.support import browser as support
 from tests.support.browser import run_browser, trace_actions, zip_bytes
-from tests.support.probe_ctx import make_step, parse_step, run_context
+from tests.support.probe_ctx import make_step, parse_step, run_context, run_step
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
@@ -25,19 +25,19 @@ SECRET = "Sup3r-S3cret value&more"
 async def test_cookies_flow_both_ways_with_http_steps(browser_probe: BrowserProbe, site: str,
                                                       tmp_path: Path) -> None:
     http = HttpProbe()
-    set_spec, p1 = parse_step(HttpProbe, 'name: s\nhttp: {url: "{{ base }}/set-cookie"}')
-    echo_spec, p2 = parse_step(HttpProbe, 'name: e\nhttp: {url: "{{ base }}/echo-cookies"}\n'
+    set_spec, p1 = parse_step("http", 'name: s\nhttp: {url: "{{ base }}/set-cookie"}')
+    echo_spec, p2 = parse_step("http", 'name: e\nhttp: {url: "{{ base }}/echo-cookies"}\n'
                                'expect: {json: {"$.from_browser": {equals: b1}}}')
     assert not p1 and not p2
     async with run_context(variables={"base": site}, state_dir=tmp_path) as ctx:
-        first = await http.run(make_step(set_spec), ctx)
+        first = await run_step(http, make_step(set_spec), ctx)
         assert first.outcome is Outcome.PASSED, first.error_message
         seen = await run_browser(browser_probe, 'browser:\n  - goto: "{{ base }}/cookies"\n'
                                  '  - expect_text: {selector: "#seen", text: "from_http=h1"}\n', ctx)
         assert seen.outcome is Outcome.PASSED, seen.error_message
         jar = {c.key: c.value for c in ctx.cookie_jar.filter_cookies(URL(site)).values()}
         assert jar == {"from_http": "h1", "from_browser": "b1"}
-        echoed = await http.run(make_step(echo_spec), ctx)
+        echoed = await run_step(http, make_step(echo_spec), ctx)
         assert echoed.outcome is Outcome.PASSED, echoed.error_message
         # A cookie the HTTP side drops is gone for the browser too.
         ctx.cookie_jar.clear(lambda m: m.key == "from_http")

@@ -17,7 +17,7 @@ from qos_agent.demo import FaultBook, start_demo
 from qos_agent.model import ErrorClass, Outcome, StepResult
 from tests.support import browser as support
 from tests.support.browser import browser_step
-from tests.support.probe_ctx import make_step, parse_step, run_context
+from tests.support.probe_ctx import make_step, parse_step, run_context, run_step
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
@@ -55,13 +55,13 @@ async def demo() -> AsyncIterator[Demo]:
 
 async def checkout(probe: BrowserProbe, demo: Demo, state_dir: Path) -> tuple[StepResult, StepResult, StepResult]:
     http = HttpProbe()
-    login, page = (make_step(parse_step(HttpProbe, text)[0], name=n) for text, n in ((LOGIN, "login"), (PAGE, "page")))
+    login, page = (make_step(parse_step("http", text)[0], name=n) for text, n in ((LOGIN, "login"), (PAGE, "page")))
     try:
         async with run_context(variables={"base": demo.url, "pw": "demo"}, state_dir=state_dir) as ctx:
-            signed_in = await http.run(login, ctx)
+            signed_in = await run_step(http, login, ctx)
             assert signed_in.outcome is Outcome.PASSED, signed_in.error_message
-            paid = await probe.run(browser_step(PAY, name="pay", timeout_s=8), ctx)
-            plain = await http.run(page, ctx)
+            paid = await run_step(probe, browser_step(PAY, name="pay", timeout_s=8), ctx)
+            plain = await run_step(http, page, ctx)
     finally:
         await http.close()
     return signed_in, paid, plain

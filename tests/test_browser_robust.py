@@ -16,7 +16,7 @@ from qos_agent.errors import SetupError
 from qos_agent.model import ErrorClass, Outcome
 from tests.support import browser as support
 from tests.support.browser import browser_step, rss_kb, run_browser
-from tests.support.probe_ctx import run_context
+from tests.support.probe_ctx import run_context, run_step
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
@@ -82,7 +82,7 @@ async def test_rss_stays_bounded_over_many_runs(browser_probe: BrowserProbe, sit
 
     async def one() -> None:
         async with run_context(variables={"base": site}, state_dir=tmp_path) as ctx:
-            r = await browser_probe.run(step, ctx)
+            r = await run_step(browser_probe, step, ctx)
             assert r.outcome is Outcome.PASSED, r.error_message
 
     for _ in range(10):  # warm up: caches, the JIT, the first renderers

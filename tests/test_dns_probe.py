@@ -7,11 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from probes.net.dns import DnsProbe
+from probes.net.dns.probe import DnsProbe
 from qos_agent.model import ErrorClass, Outcome, StepResult
 from qos_agent.plugins.context import RunContext
 from tests.support.dnsmasq import dnsmasq
-from tests.support.probe_ctx import make_step, parse_step, run_context
+from tests.support.probe_ctx import make_step, parse_step, run_context, run_step
 
 
 @pytest.fixture(scope="module")
@@ -21,9 +21,9 @@ def server() -> Iterator[str]:
 
 
 async def ask(ctx: RunContext, text: str, timeout_s: float = 5.0) -> StepResult:
-    spec, problems = parse_step(DnsProbe, text)
+    spec, problems = parse_step("dns", text)
     assert not problems, [str(p) for p in problems.sorted()]
-    return await DnsProbe().run(make_step(spec, kind="dns", timeout_s=timeout_s), ctx)
+    return await run_step(DnsProbe(), make_step(spec, kind="dns", timeout_s=timeout_s), ctx)
 
 
 def failed(r: StepResult, error: ErrorClass) -> str:
@@ -109,6 +109,6 @@ async def test_a_silent_udp_server_times_out() -> None:
     ("dns: {name: x}\nexpect: {answers: {}}", "'expect.answers' has no condition"),
 ])
 def test_config_mistakes_are_located(text: str, message: str) -> None:
-    _, problems = parse_step(DnsProbe, text)
+    _, problems = parse_step("dns", text)
     assert any(message in str(p) and str(p).startswith("journeys.yaml:") for p in problems.items), \
         [str(p) for p in problems.items]

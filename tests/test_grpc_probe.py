@@ -21,7 +21,7 @@ from qos_agent.model import ErrorClass, Outcome, StepResult
 from qos_agent.plugins.context import RunContext
 from tests.support.certs import Pki
 from tests.support.faults import closed_port
-from tests.support.probe_ctx import make_step, parse_step, run_context
+from tests.support.probe_ctx import make_step, parse_step, run_context, run_step
 
 try:
     import grpc
@@ -53,9 +53,9 @@ async def health_server(tls: Any = None) -> AsyncIterator[tuple[int, Any]]:
 
 
 async def check(ctx: RunContext, text: str, timeout_s: float = 5.0) -> StepResult:
-    spec, problems = parse_step(GrpcProbe, text)
+    spec, problems = parse_step("grpc", text)
     assert not problems, [str(p) for p in problems.sorted()]
-    return await GrpcProbe().run(make_step(spec, kind="grpc", timeout_s=timeout_s), ctx)
+    return await run_step(GrpcProbe(), make_step(spec, kind="grpc", timeout_s=timeout_s), ctx)
 
 
 def failed(r: StepResult, error: ErrorClass) -> str:

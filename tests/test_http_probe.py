@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from probes.http.config import HttpSpec
+from probes.http.config import HttpKind, HttpSpec
 from probes.http.probe import HttpProbe
 from qos_agent.model import ErrorClass, Outcome, StepResult
 from qos_agent.plugins.context import RunContext
@@ -18,7 +18,7 @@ from tests.support.faults import (
     http_server,
     silent_server,
 )
-from tests.support.probe_ctx import make_step, parse_step, run_context
+from tests.support.probe_ctx import make_step, parse_step, run_context, run_step
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def self_signed() -> SelfSigned:
 
 
 def spec_of(text: str) -> HttpSpec:
-    spec, problems = parse_step(HttpProbe, text)
+    spec, problems = parse_step("http", text)
     assert not problems, [str(p) for p in problems.sorted()]
     assert isinstance(spec, HttpSpec)
     return spec
@@ -37,7 +37,7 @@ async def run(ctx: RunContext, text: str, timeout_s: float = 5.0,
               extract: tuple[tuple[str, str, str], ...] = ()) -> StepResult:
     probe = HttpProbe()
     try:
-        return await probe.run(make_step(spec_of(text), timeout_s=timeout_s, extract=extract), ctx)
+        return await run_step(probe, make_step(spec_of(text), timeout_s=timeout_s, extract=extract), ctx)
     finally:
         await probe.close()
 
@@ -344,7 +344,7 @@ async def test_extraction_of_each_kind() -> None:
     ("/html", ("t", "json", "$.a"), "extract t (json '$.a'): body is not JSON"),
     ("/ok", ("t", "header", "X-Nope"), "extract t (header 'X-Nope'): header missing"),
     ("/ok", ("t", "regex", "zebra=(\\d+)"), "extract t (regex 'zebra=(\\d+)'): no match in the body"),
-    ("/ok", ("t", "cookie", "session"), "extract t (cookie 'session'): no such cookie after the response"),
+    ("/ok", ("t", "cookie", "session"), "extract t (cookie 'session'): no such cookie after the step"),
 ])
 async def test_extraction_failures_are_extract(path: str, extraction: tuple[str, str, str], message: str) -> None:
     async with http_server() as srv, run_context({"base": srv.base}) as ctx:
@@ -433,7 +433,7 @@ async def test_secret_in_a_failing_expectation_is_masked() -> None:
 
 
 def problems_of(text: str) -> list[str]:
-    _, problems = parse_step(HttpProbe, text)
+    _, problems = parse_step("http", text)
     return [str(p) for p in problems.sorted()]
 
 
@@ -463,7 +463,7 @@ expect:
     assert (spec.verify_tls, spec.max_redirects, spec.max_body) == (False, 3, 512 * 1024)
     assert spec.expect.status == (200, 204) and spec.expect.latency_s == 0.8
     assert spec.expect.body_contains == ("token",) and len(spec.expect.json) == 1
-    assert HttpProbe.provides(spec) == set()
+    assert HttpKind.provides(spec) == set()
 
 
 @pytest.mark.parametrize(("text", "expected"), [

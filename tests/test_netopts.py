@@ -13,7 +13,7 @@ from qos_agent.model import ErrorClass, Outcome, StepResult
 from qos_agent.plugins.context import RunContext
 from tests.support.certs import Pki
 from tests.support.faults import http_server
-from tests.support.probe_ctx import make_step, parse_step, run_context
+from tests.support.probe_ctx import make_step, parse_step, run_context, run_step
 from tests.support.proxy import forward_proxy
 
 
@@ -30,9 +30,9 @@ def no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def get(ctx: RunContext, text: str) -> StepResult:
-    spec, problems = parse_step(HttpProbe, text)
+    spec, problems = parse_step("http", text)
     assert not problems, [str(p) for p in problems.sorted()]
-    return await HttpProbe().run(make_step(spec), ctx)
+    return await run_step(HttpProbe(), make_step(spec), ctx)
 
 
 async def test_explicit_proxy_for_http_and_https(pki: Pki) -> None:
@@ -136,6 +136,6 @@ async def test_ip_version_limits_the_address_family() -> None:
     ("http: {url: 'http://x'}\nexpect: {cert_days_left: -1}", "'cert_days_left' must be a number of days >= 0"),
 ])
 def test_config_mistakes_are_located(text: str, message: str) -> None:
-    _, problems = parse_step(HttpProbe, text)
+    _, problems = parse_step("http", text)
     assert any(message in str(p) and str(p).startswith("journeys.yaml:") for p in problems.items), \
         [str(p) for p in problems.items]

@@ -1,4 +1,5 @@
-"""Every registered plug-in keeps its protocol; a plug-in missing a method is refused with the reason."""
+"""Every registered plug-in keeps its protocol; a plug-in missing a method is refused with the reason.
+A step kind is its light class (`StepKind`) and the probe it makes (`Probe`): both are checked."""
 
 from __future__ import annotations
 
@@ -16,16 +17,17 @@ from qos_agent.plugins import registry
 from qos_agent.plugins.conformance import problems_of
 from qos_agent.plugins.context import LoadContext, RunContext
 from qos_agent.plugins.sinks import Exporter, ExporterEnv, NetworkSink
-from qos_agent.plugins.steps import Probe
+from qos_agent.plugins.steps import Probe, StepKind
 
 
-def test_every_registered_probe_conforms() -> None:
+def test_every_registered_step_kind_and_its_probe_conform() -> None:
     kinds = registry.probe_kinds()
     assert {"http", "browser"} <= set(kinds)
     for kind in kinds:  # entry points included: probe_refs() reads them
-        cls = registry.probe_class(kind)
-        assert problems_of(cls, Probe) == [], kind
+        cls = registry.step_kind(kind)
+        assert problems_of(cls, StepKind) == [], kind
         assert cls.kind == kind
+        assert problems_of(type(registry.make_probe(kind)), Probe) == [], kind
 
 
 def test_every_registered_exporter_conforms() -> None:
@@ -45,8 +47,15 @@ def test_the_entry_points_are_the_ones_installed() -> None:
     assert "influxdb" in names  # pyproject's entry points are installed, and so loaded above
 
 
-class NoRun(Probe[str]):
+class NoRun(Probe):
     """A probe whose author forgot `run`."""
+
+    async def close(self) -> None:
+        return None
+
+
+class NoRunKind(StepKind[str]):
+    """A kind whose probe has no `run`."""
 
     kind: ClassVar[str] = "norun"
 
@@ -54,17 +63,36 @@ class NoRun(Probe[str]):
     def from_config(cls, step: Node, problems: Problems, load: LoadContext) -> str | None:
         return "spec"
 
-    async def close(self) -> None:
-        return None
+    @classmethod
+    def probe(cls) -> Probe:
+        return NoRun()  # type: ignore[abstract]
 
 
-class SyncRun:
-    """Not a subclass, and `run` is not a coroutine, `from_config` not a classmethod."""
+class NoProbeKind(StepKind[str]):
+    """A kind whose author forgot `probe`."""
 
-    kind = "syncrun"
+    kind: ClassVar[str] = "noprobe"
+
+    @classmethod
+    def from_config(cls, step: Node, problems: Problems, load: LoadContext) -> str | None:
+        return "spec"
+
+
+class SyncKind:
+    """Not a subclass, and `from_config` not a classmethod."""
+
+    kind = "synckind"
 
     def from_config(self, step: Node, problems: Problems, load: LoadContext) -> str:
         return "spec"
+
+    @classmethod
+    def probe(cls) -> Probe:
+        raise NotImplementedError
+
+
+class SyncRun:
+    """Not a subclass, and `run` is not a coroutine."""
 
     def run(self, step: Step, ctx: RunContext) -> StepResult:
         raise NotImplementedError
@@ -95,13 +123,15 @@ class NoSend(NetworkSink[str]):
 
 def test_a_probe_missing_run_fails_conformance() -> None:
     assert problems_of(NoRun, Probe) == ["'run' is not implemented (only the protocol's stub)"]
+    assert problems_of(NoProbeKind, StepKind) == ["'probe' is not implemented (only the protocol's stub)"]
 
 
-def test_a_structural_probe_is_checked_member_by_member() -> None:
-    problems = problems_of(SyncRun, Probe)
+def test_a_structural_plugin_is_checked_member_by_member() -> None:
+    problems = problems_of(SyncKind, StepKind)
     assert "'from_config' must be a classmethod" in problems
-    assert "'run' must be async" in problems
-    assert "'provides' is missing" in problems and "'start' is missing" in problems
+    assert "'provides' is missing" in problems and "'sends' is missing" in problems
+    assert "'run' must be async" in problems_of(SyncRun, Probe)
+    assert "'start' is missing" in problems_of(SyncRun, Probe)
 
 
 def test_a_network_sink_missing_send_fails_conformance() -> None:
@@ -110,48 +140,54 @@ def test_a_network_sink_missing_send_fails_conformance() -> None:
 
 def test_the_registry_refuses_a_broken_plugin_with_one_clear_line(monkeypatch: pytest.MonkeyPatch,
                                                                    tmp_path: Path) -> None:
-    refs: dict[str, str] = {**registry.probe_refs(), "norun": f"{__name__}:NoRun"}
+    refs: dict[str, str] = {**registry.probe_refs(), "noprobe": f"{__name__}:NoProbeKind",
+                            "norun": f"{__name__}:NoRunKind"}
     monkeypatch.setattr(registry, "probe_refs", lambda: refs)
-    registry.probe_class.cache_clear()
+    registry.step_kind.cache_clear()
     try:
-        with pytest.raises(SetupError, match=r"tests.test_plugins:NoRun does not implement Probe: 'run' is not "):
-            registry.probe_class("norun")
+        with pytest.raises(SetupError, match=r"tests.test_plugins:NoProbeKind does not implement StepKind: 'probe' "):
+            registry.step_kind("noprobe")
+        with pytest.raises(SetupError, match=r"the probe of plug-in tests.test_plugins:NoRunKind does not implement "
+                                             r"Probe: 'run' is not "):
+            registry.make_probe("norun")
         path = tmp_path / "journeys.yaml"  # in a journeys file: a located problem, not a traceback
-        path.write_text("version: 1\njourneys:\n  - name: j\n    steps:\n      - name: s\n        norun: {}\n")
+        path.write_text("version: 1\njourneys:\n  - name: j\n    steps:\n      - name: s\n        noprobe: {}\n")
         with pytest.raises(ConfigError) as info:
             load_config(path, env={})
         (problem,) = [str(p) for p in info.value.problems]
-        assert problem.startswith(f"{path}:6:9: plug-in tests.test_plugins:NoRun does not implement Probe")
-        assert problem.endswith("(subclass qos_agent.plugins.Probe and implement them)")
+        assert problem.startswith(f"{path}:6:9: plug-in tests.test_plugins:NoProbeKind does not implement StepKind")
+        assert problem.endswith("(subclass qos_agent.plugins.steps.StepKind and implement them)")
     finally:
-        registry.probe_class.cache_clear()
+        registry.step_kind.cache_clear()
 
 
 def test_built_in_names_resolve_without_entry_points_and_a_plugin_cannot_take_one(
         monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
-    refs: dict[str, str] = {"http": f"{__name__}:NoRun", "norun": f"{__name__}:NoRun"}
+    refs: dict[str, str] = {"http": f"{__name__}:NoRunKind", "norun": f"{__name__}:NoRunKind"}
     monkeypatch.setattr(registry, "probe_refs", lambda: calls.append("scan") or refs)
-    registry.probe_class.cache_clear()
+    registry.step_kind.cache_clear()
     try:
-        assert registry.is_probe_kind("http") and registry.probe_class("http").__name__ == "HttpProbe"
+        assert registry.is_probe_kind("http") and registry.step_kind("http").__name__ == "HttpKind"
         assert calls == []  # a built-in name never reads the entry points (~30 ms of importlib.metadata)
         assert registry.is_probe_kind("norun") and not registry.is_probe_kind("nosuch")
         assert calls == ["scan", "scan"]
     finally:
-        registry.probe_class.cache_clear()
+        registry.step_kind.cache_clear()
 
 
-class Minimal(NoRun):
-    kind: ClassVar[str] = "minimal"
-
+class Minimal(Probe):
     async def run(self, step: Step, ctx: RunContext) -> StepResult:
         raise AssertionError("not run here")
 
+    async def close(self) -> None:
+        return None
+
 
 async def test_the_protocol_defaults_are_inherited() -> None:
-    assert problems_of(Minimal, Probe) == []
-    assert Minimal.provides("spec") == set() and Minimal.step_keys == frozenset()
+    assert problems_of(Minimal, Probe) == [] and problems_of(NoRunKind, StepKind) == []
+    assert NoRunKind.provides("spec") == set() and NoRunKind.step_keys == frozenset()
+    assert NoRunKind.yields.sources == () and not NoRunKind.heavy and NoRunKind.sends("spec").headers == ()
     await Minimal().start()  # the default: nothing to check
     assert NoSend().delivery().batch_size == 5000 and NoSend().stats().delivered == 0  # type: ignore[abstract]
 

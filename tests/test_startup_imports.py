@@ -82,3 +82,18 @@ def test_version_imports_no_network_stack_and_validate_no_runner() -> None:
     valid, out = modules_of("validate", SAMPLE)
     assert "valid (7 journeys" in out
     assert present(valid, ("pydantic", "playwright", "qos_agent.runloop.runner", *NEVER_FOR_HTTP)) == []
+
+
+def test_validate_imports_only_the_kinds_the_file_uses(tmp_path: Path) -> None:
+    """validate reads each kind's light class: no aiohttp, Playwright, cryptography or dnspython for
+    an HTTP-only file (issue 22: aiohttp 159 ms and cryptography 39 ms were imported for every file)."""
+    (tmp_path / "journeys.yaml").write_text(
+        "version: 1\njourneys:\n  - name: api\n    steps:\n      - name: login\n"
+        "        http: {url: 'https://shop.example/login', headers: {Authorization: 'Bearer abcdef'}}\n"
+        "        expect: {status: 200, cert_days_left: 14}\n        extract: {token: {json: $.token}}\n")
+    modules, out = modules_of("validate", "journeys.yaml", cwd=tmp_path)
+    assert "valid (1 journey" in out
+    assert present(modules, ("aiohttp", "playwright", "cryptography", "dns", "grpc", "influxdb_client",
+                             "probes.http.probe", "probes.common.netopts", "probes.common.tls_facts")) == []
+    assert "probes.http.config" in modules  # the kind it uses, and only its light part
+    assert present(modules, ("probes.browser.config", "probes.net.tcp.config", "probes.websocket.config")) == []

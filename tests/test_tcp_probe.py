@@ -8,12 +8,12 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from probes.net.tcp import TcpProbe
+from probes.net.tcp.probe import TcpProbe
 from qos_agent.model import ErrorClass, Outcome, StepResult
 from qos_agent.plugins.context import RunContext
 from tests.support.certs import Pki, tls_server
 from tests.support.faults import closed_port, silent_server
-from tests.support.probe_ctx import make_step, parse_step, run_context
+from tests.support.probe_ctx import make_step, parse_step, run_context, run_step
 
 
 @asynccontextmanager
@@ -42,9 +42,9 @@ async def line_server(banner: bytes = b"220 mail.test ESMTP ready\r\n") -> Async
 
 
 async def tcp(ctx: RunContext, text: str, timeout_s: float = 5.0) -> StepResult:
-    spec, problems = parse_step(TcpProbe, text)
+    spec, problems = parse_step("tcp", text)
     assert not problems, [str(p) for p in problems.sorted()]
-    return await TcpProbe().run(make_step(spec, kind="tcp", timeout_s=timeout_s), ctx)
+    return await run_step(TcpProbe(), make_step(spec, kind="tcp", timeout_s=timeout_s), ctx)
 
 
 def failed(r: StepResult, error: ErrorClass) -> str:
@@ -133,7 +133,7 @@ async def test_refused_port_is_connect() -> None:
     ("tcp: {host: x, port: 1, sned: a}", "did you mean 'send'?"),
 ])
 def test_config_mistakes_are_located(text: str, message: str) -> None:
-    _, problems = parse_step(TcpProbe, text)
+    _, problems = parse_step("tcp", text)
     assert any(message in str(p) and str(p).startswith("journeys.yaml:1:") for p in problems.items), \
         [str(p) for p in problems.items]
 

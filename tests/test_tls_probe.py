@@ -7,13 +7,13 @@ import time
 import pytest
 
 from probes.http.probe import HttpProbe
-from probes.net.tls import TlsProbe
+from probes.net.tls.probe import TlsProbe
 from qos_agent.delivery.points import step_point
 from qos_agent.model import ErrorClass, JourneyKind, JourneyResult, Outcome, StepResult
 from qos_agent.plugins.context import RunContext
 from tests.support.certs import Issued, Pki, tls_server
 from tests.support.faults import http_server
-from tests.support.probe_ctx import make_step, parse_step, run_context
+from tests.support.probe_ctx import make_step, parse_step, run_context, run_step
 
 
 @pytest.fixture(scope="module")
@@ -22,15 +22,15 @@ def pki() -> Pki:
 
 
 async def tls_step(ctx: RunContext, text: str, timeout_s: float = 5.0) -> StepResult:
-    spec, problems = parse_step(TlsProbe, text)
+    spec, problems = parse_step("tls", text)
     assert not problems, [str(p) for p in problems.sorted()]
-    return await TlsProbe().run(make_step(spec, kind="tls", timeout_s=timeout_s), ctx)
+    return await run_step(TlsProbe(), make_step(spec, kind="tls", timeout_s=timeout_s), ctx)
 
 
 async def http_step(ctx: RunContext, text: str) -> StepResult:
-    spec, problems = parse_step(HttpProbe, text)
+    spec, problems = parse_step("http", text)
     assert not problems, [str(p) for p in problems.sorted()]
-    return await HttpProbe().run(make_step(spec), ctx)
+    return await run_step(HttpProbe(), make_step(spec), ctx)
 
 
 def days_left(issued: Issued) -> float:

@@ -15,7 +15,7 @@ from probes.websocket.probe import WebSocketProbe
 from qos_agent.model import ErrorClass, Outcome, StepResult
 from qos_agent.plugins.context import RunContext
 from tests.support.certs import Pki
-from tests.support.probe_ctx import make_step, parse_step, run_context
+from tests.support.probe_ctx import make_step, parse_step, run_context, run_step
 
 
 @asynccontextmanager
@@ -66,9 +66,9 @@ async def ws_server(tls: Any = None) -> AsyncIterator[tuple[str, list[dict[str, 
 
 
 async def ws(ctx: RunContext, text: str, timeout_s: float = 5.0) -> StepResult:
-    spec, problems = parse_step(WebSocketProbe, text)
+    spec, problems = parse_step("websocket", text)
     assert not problems, [str(p) for p in problems.sorted()]
-    return await WebSocketProbe().run(make_step(spec, kind="websocket", timeout_s=timeout_s), ctx)
+    return await run_step(WebSocketProbe(), make_step(spec, kind="websocket", timeout_s=timeout_s), ctx)
 
 
 def failed(r: StepResult, error: ErrorClass) -> str:
@@ -104,8 +104,8 @@ async def test_a_close_with_an_error_code_is_a_status_failure() -> None:
 async def test_cookies_from_an_earlier_http_step_ride_on_the_upgrade_and_come_back() -> None:
     async with ws_server() as (base, seen), run_context({"base": base.replace("ws://", "http://")}) as ctx:
         refused = await ws(ctx, 'websocket: {url: "{{ base }}/private", expect_message: {contains: hello}}')
-        spec, _ = parse_step(HttpProbe, 'http: {url: "{{ base }}/login"}')
-        login = await HttpProbe().run(make_step(spec), ctx)
+        spec, _ = parse_step("http", 'http: {url: "{{ base }}/login"}')
+        login = await run_step(HttpProbe(), make_step(spec), ctx)
         r = await ws(ctx, 'websocket: {url: "{{ base }}/private", expect_message: {contains: hello}}')
         jar = {c.key: c.value for c in ctx.cookie_jar}
     assert "upgrade refused: HTTP 403" in failed(refused, ErrorClass.STATUS)
@@ -141,5 +141,5 @@ def test_config_mistakes_are_located() -> None:
         ("websocket: {url: 'ws://x', expect_message: {json: {'$[': {exists: true}}}}", "bad JSONPath"),
         ("websocket: {url: 'ws://x', send: {a: 1}}", "'send' must be a list of strings"),
     ]:
-        _, problems = parse_step(WebSocketProbe, text)
+        _, problems = parse_step("websocket", text)
         assert any(message in str(p) for p in problems.items), (text, [str(p) for p in problems.items])

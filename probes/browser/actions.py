@@ -14,6 +14,7 @@ from playwright.async_api import Error, Page, TimeoutError, expect
 
 from probes.browser.artifacts import free_path
 from probes.browser.config import EXPECT_VERBS, Action
+from qos_agent.errors import StepFailure
 from qos_agent.language.text import shown as quoted
 from qos_agent.model import ErrorClass
 from qos_agent.plugins.context import RunContext
@@ -30,11 +31,8 @@ CLOSED = "the browser closed or crashed"
 MAX_MESSAGE = 300
 
 
-class ActionFailed(Exception):
-    def __init__(self, error: ErrorClass, message: str) -> None:
-        super().__init__(message)
-        self.error = error
-        self.message = message
+class ActionFailed(StepFailure):
+    """A browser action failed: its class and a short message (a StepFailure like every kind's)."""
 
 
 def typed_value(action: Action, ctx: RunContext) -> str | None:

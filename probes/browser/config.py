@@ -1,11 +1,13 @@
-"""The `browser:` step's language: a list of one-key actions, parsed once into frozen specs.
+"""The `browser` step kind as the loader and the schema see it: a list of one-key actions, parsed
+once into frozen specs, and what the kind declares (it yields the page, needs a browser).
 
     browser:                                 browser:
       - goto: "{{ base }}/checkout"            actions: [...]
       - click: "text=Pay"                      fail_on_http_errors: true
 
 Every mistake is a located problem (unknown action with a did-you-mean and the valid list, a
-missing selector, a bad state), reported with all the others at load.
+missing selector, a bad state), reported with all the others at load. Nothing here imports
+Playwright: `BrowserKind.probe()` does, at run time.
 """
 
 from __future__ import annotations
@@ -14,13 +16,21 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
 
 from probes.browser.net import BROWSER_NET_KEYS
-from probes.common.netopts import NetSpec, parse_net
+from probes.common.netspec import NetSpec, parse_net
+from probes.common.schemas import NET
 from qos_agent.language.nodes import Node, Problems, Reader, suggest
 from qos_agent.language.templating import TEMPLATE, has_template
 from qos_agent.language.text import shown
-from qos_agent.model import Location
+from qos_agent.model import Location, Sends
+from qos_agent.plugins.context import LoadContext
+from qos_agent.plugins.schema_parts import BOOL, DURATION, Schema, enum, obj
+from qos_agent.plugins.steps import StepKind, Yields
+
+if TYPE_CHECKING:
+    from probes.browser.probe import BrowserProbe
 
 VERBS = ("goto", "click", "fill", "select", "press", "wait_for", "expect_text", "expect_url",
          "screenshot", "extract")
@@ -34,7 +44,7 @@ SHOT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
 # For each verb: the keys of its mapping form, the required ones, and the key its string form fills.
-_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str | None]] = {
+ACTION_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str | None]] = {
     "goto": (("url", "wait_until", "timeout"), ("url",), "url"),
     "click": (("selector", "timeout"), ("selector",), "selector"),
     "fill": (("selector", "value", "timeout"), ("selector", "value"), None),
@@ -152,12 +162,12 @@ def _action(index: int, item: Node, problems: Problems) -> Action | None:
                      "write e.g. - click: \"text=Pay\"; valid: " + ", ".join(VERBS))
         return None
     verb, arg = next(iter(item.value.items()))
-    if verb not in _KEYS:
+    if verb not in ACTION_KEYS:
         hint = suggest(verb, VERBS)
         hint = hint if hint.startswith("valid") else f"{hint} valid: {', '.join(VERBS)}"
         problems.add(item.key_loc(verb), f"unknown browser action '{verb}'", hint)
         return None
-    keys, required, short = _KEYS[verb]
+    keys, required, short = ACTION_KEYS[verb]
     if not arg.is_map:
         if short is None or not isinstance(arg.value, str | int | float) or isinstance(arg.value, bool) \
                 or arg.value == "":
@@ -230,3 +240,57 @@ def _name(r: Reader, key: str, pattern: re.Pattern[str], what: str) -> str:
         r.bad(key, n, f"is {shown(value)}, not {what}", "no '{{ }}' here: names are fixed in the file")
         return ""
     return value
+
+
+class BrowserKind(StepKind[BrowserSpec]):
+    """Actions in real headless Chromium, measured as the customer sees the page (probes/browser/probe.py)."""
+
+    kind: ClassVar[str] = "browser"
+    step_keys: ClassVar[frozenset[str]] = frozenset({"mask"})
+    yields: ClassVar[Yields] = Yields(body="the page's HTML (json reads the page's text)", headers=True,
+                                      cookies=True)
+    heavy: ClassVar[bool] = True
+
+    @classmethod
+    def from_config(cls, step: Node, problems: Problems, load: LoadContext) -> BrowserSpec:
+        return parse_browser(step, problems, load.config_dir)
+
+    @classmethod
+    def probe(cls) -> BrowserProbe:
+        from probes.browser.probe import BrowserProbe
+
+        return BrowserProbe()
+
+    @classmethod
+    def provides(cls, spec: BrowserSpec) -> set[str]:
+        return spec.provides()
+
+    @classmethod
+    def urls(cls, spec: BrowserSpec) -> list[str]:
+        """The URLs its `goto`s open (templates): the journey's origins, for uptime per service."""
+        return [a.value for a in spec.actions if a.verb == "goto"]
+
+    @classmethod
+    def sends(cls, spec: BrowserSpec) -> Sends:
+        return Sends(urls=(*cls.urls(spec), *((spec.net.proxy,) if spec.net.proxy else ())))
+
+    @classmethod
+    def json_schema(cls) -> dict[str, Schema]:
+        types: dict[str, Schema] = {"timeout": DURATION, "state": enum(STATES), "wait_until": enum(WAIT_UNTIL),
+                                    "full_page": BOOL, "value": {"type": ["string", "number"]}}
+        actions = []
+        for verb, (verb_keys, required, short) in ACTION_KEYS.items():
+            arg = obj(verb_keys, {k: types.get(k, {"type": "string"}) for k in verb_keys}, required=required)
+            if short is not None:
+                arg = {"anyOf": [{"type": ["string", "number"], "minLength": 1}, arg]}
+            actions.append({"type": "object", "additionalProperties": False, "required": [verb],
+                            "properties": {verb: arg}})
+        action_list = {"type": "array", "minItems": 1, "items": {"oneOf": actions}}
+        net_types = {k: v for k, v in {**NET, "verify_tls": BOOL}.items() if k in BROWSER_NET_KEYS}
+        long_form = obj(("actions", "fail_on_http_errors", "trace", *BROWSER_NET_KEYS),
+                        {"actions": action_list, "fail_on_http_errors": BOOL,
+                         "trace": {"enum": [*TRACE_MODES, False]}, **net_types},
+                        required=("actions",))
+        return {"browser": {"anyOf": [action_list, long_form]},
+                "mask": {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1},
+                         "description": "selectors painted over in the step's screenshots"}}

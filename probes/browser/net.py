@@ -19,7 +19,7 @@ from typing import Any
 
 from yarl import URL
 
-from probes.common.netopts import PEM, NetSpec
+from probes.common.netspec import PEM, NetSpec
 
 BROWSER_NET_KEYS = ("proxy", "client_cert", "client_key", "verify_tls")
 

@@ -11,23 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, ClassVar
-
-from yarl import URL
+from typing import TYPE_CHECKING
 
 from probes.browser.artifacts import free_path, prune
-from probes.browser.config import BrowserSpec, parse_browser
+from probes.browser.config import BrowserSpec
 from probes.browser.net import context_options
-from probes.common.assertions import MISSING
-from probes.common.netopts import render_net
-from probes.http.extract import ExtractError, extract_all
+from probes.common.netspec import render_net
 from qos_agent.errors import SetupError
-from qos_agent.language.nodes import Node, Problems
-from qos_agent.model import ErrorClass, Outcome, Step, StepResult
-from qos_agent.plugins.context import LoadContext, RunContext
+from qos_agent.model import ErrorClass, Outcome, Step, StepResult, Yielded
+from qos_agent.plugins.context import RunContext
 from qos_agent.plugins.steps import Probe
 
 if TYPE_CHECKING:
@@ -44,28 +38,12 @@ ARTIFACT_TIMEOUT_S = 10.0
 LIVENESS_S = 3.0
 
 
-class BrowserProbe(Probe[BrowserSpec]):
-    kind: ClassVar[str] = "browser"
-    step_keys: ClassVar[frozenset[str]] = frozenset({"mask"})
-
+class BrowserProbe(Probe):
     def __init__(self, executable: str | None = None) -> None:
         from probes.browser.launch import BrowserHost
 
         self.host = BrowserHost(executable)
         self.failed_last: set[str] = set()  # journeys whose latest browser step failed (`trace: on-retry`)
-
-    @classmethod
-    def from_config(cls, step: Node, problems: Problems, load: LoadContext) -> BrowserSpec:
-        return parse_browser(step, problems, load.config_dir)
-
-    @classmethod
-    def provides(cls, spec: BrowserSpec) -> set[str]:
-        return spec.provides()
-
-    @classmethod
-    def urls(cls, spec: BrowserSpec) -> list[str]:
-        """The URLs its `goto`s open (templates): the journey's origins, for uptime per service."""
-        return [a.value for a in spec.actions if a.verb == "goto"]
 
     async def start(self) -> None:
         """Before the first run: the browser must exist and launch (SetupError names the fix)."""
@@ -99,17 +77,17 @@ class BrowserProbe(Probe[BrowserSpec]):
         from probes.browser.vitals import StepCounters
 
         spec: BrowserSpec = step.spec
-        result = StepResult(step=step.name, probe=self.kind, outcome=Outcome.PASSED,
+        result = StepResult(step=step.name, probe="browser", outcome=Outcome.PASSED,
                             start_ms=time.time_ns() // 1_000_000)
         try:
             session = await ctx.resource(RESOURCE, self._maker(ctx, spec))
         except SetupError as e:
-            return _fail(result, ctx, ErrorClass.BROWSER, str(e))
+            return _fail(result, ErrorClass.BROWSER, str(e))
         except Exception as e:  # a launch that failed or a browser that does not answer
             await self.host.discard()
-            return _fail(result, ctx, ErrorClass.BROWSER, f"could not open a browser page: {_first_line(e)}")
+            return _fail(result, ErrorClass.BROWSER, f"could not open a browser page: {_first_line(e)}")
         if not session.alive:
-            return _fail(result, ctx, ErrorClass.BROWSER, "the browser closed or crashed earlier in this run")
+            return _fail(result, ErrorClass.BROWSER, "the browser closed or crashed earlier in this run")
         runner = ActionRunner(session.page, ctx, session.guard.secret_selectors, spec.mask)
         counters = StepCounters()
         try:
@@ -136,7 +114,7 @@ class BrowserProbe(Probe[BrowserSpec]):
             if session.broken and result.outcome is Outcome.FAILED:
                 result.error_message += " (the browser stopped answering; restarting it)"
         if step.extract and result.outcome is not Outcome.FAILED and session.alive:
-            await self._extract(step, session, runner, counters, result)
+            await self._yield_page(session, counters, result)
         self._finish(spec, result, runner, counters)
         if result.outcome is Outcome.FAILED:
             self.failed_last.add(ctx.journey.name)
@@ -145,11 +123,9 @@ class BrowserProbe(Probe[BrowserSpec]):
         if session.alive and (result.outcome is Outcome.FAILED or session.keep_trace):
             await self._failure_artifacts(step, session, runner, result.outcome is Outcome.FAILED)
         result.artifacts = runner.artifacts
-        result.extracted = runner.extracted
+        result.extracted = runner.extracted  # (`extract` actions; the core adds the step's `extract:`)
         if result.artifacts:
             await asyncio.to_thread(prune, ctx.state_dir / "artifacts", ctx.artifacts_dir)
-        result.error_message = ctx.redact(result.error_message)
-        result.url = ctx.redact(result.url)
         return result
 
     async def _actions(self, step: Step, spec: BrowserSpec, session: BrowserSession, runner: ActionRunner,
@@ -173,19 +149,15 @@ class BrowserProbe(Probe[BrowserSpec]):
             result.duration_ms = round((time.perf_counter_ns() - t0) / 1e6, 3)
 
     @staticmethod
-    async def _extract(step: Step, session: BrowserSession, runner: ActionRunner, counters: StepCounters,
-                       result: StepResult) -> None:
-        """The step's `extract:` from the page it ended on: regex over its HTML, json over its text
-        (a JSON document), header of its last document response, cookie from the run's jar."""
+    async def _yield_page(session: BrowserSession, counters: StepCounters, result: StepResult) -> None:
+        """What the step's `extract:` reads (the core extracts): regex the HTML of the page it ended
+        on, json its text (a JSON document), header its last document response, cookie the run's jar."""
         try:
             async with asyncio.timeout(ARTIFACT_TIMEOUT_S):
                 html = await session.page.content()
-                body = await session.page.evaluate("() => document.body ? document.body.innerText : ''")
-            runner.extracted.update(extract_all(
-                step.extract, text=html, json_doc=lambda: _json_or_missing(str(body)),
-                headers=counters.document_headers, jar=runner.ctx.cookie_jar, url=URL(session.page.url)))
-        except ExtractError as e:
-            result.outcome, result.error, result.error_message = Outcome.FAILED, ErrorClass.EXTRACT, str(e)
+                text = await session.page.evaluate("() => document.body ? document.body.innerText : ''")
+            result.yielded = Yielded(body=html, json_body=str(text), headers=dict(counters.document_headers),
+                                     url=session.page.url)
         except Exception as e:  # the page went away while reading it
             result.outcome, result.error = Outcome.FAILED, ErrorClass.BROWSER
             result.error_message = f"extract: could not read the page: {_first_line(e)}"
@@ -243,16 +215,9 @@ class BrowserProbe(Probe[BrowserSpec]):
                     runner.artifacts["trace"] = str(path)
 
 
-def _fail(result: StepResult, ctx: RunContext, error: ErrorClass, message: str) -> StepResult:
-    result.outcome, result.error, result.error_message = Outcome.FAILED, error, ctx.redact(message)
+def _fail(result: StepResult, error: ErrorClass, message: str) -> StepResult:
+    result.outcome, result.error, result.error_message = Outcome.FAILED, error, message
     return result
-
-
-def _json_or_missing(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return MISSING
 
 
 def _first_line(e: BaseException) -> str:

@@ -11,7 +11,6 @@ Failures are short sentences naming the condition and what was seen, e.g.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -20,15 +19,9 @@ from typing import Any
 from qos_agent.language.nodes import Node, Problems, Reader
 from qos_agent.language.templating import has_template
 from qos_agent.language.text import shown as quoted
+from qos_agent.steps.jsondoc import MISSING, TOO_DEEP, TOO_DEEP_MESSAGE, as_text, compile_jsonpath
 
 OPS = ("exists", "equals", "contains", "matches", "lt", "gt")
-MISSING = object()  # the value at a path or header that is not there
-TOO_DEEP = object()  # a body whose JSON nests deeper than MAX_JSON_DEPTH: never parsed
-MAX_JSON_DEPTH = 100  # JSONPath evaluation recurses per level; real APIs nest a dozen levels
-TOO_DEEP_MESSAGE = f"the body's JSON nests deeper than {MAX_JSON_DEPTH} levels"
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
-_PARENS = bytes.maketrans(b"[{]}", b"(())")
-_NOT_BRACKET = bytes(set(range(256)) - set(b"[]{}"))
 
 Render = Callable[[object], object]
 
@@ -48,18 +41,6 @@ class Check:
     label: str  # how failures name it: "$.token" or "header content-type"
     conditions: tuple[Condition, ...]
     path: Any = None  # compiled JSONPath for json checks
-
-
-def compile_jsonpath(expr: str) -> Any:
-    """A compiled JSONPath; raises ValueError with the parser's reason.
-
-    jsonpath-ng (its parser tables) is imported on the first path, at load, never for a file without one."""
-    from jsonpath_ng.ext.parser import parse as jsonpath_parse
-
-    try:
-        return jsonpath_parse(expr)
-    except Exception as exc:  # jsonpath-ng raises several unrelated types
-        raise ValueError(str(exc) or type(exc).__name__) from exc
 
 
 def _number_ok(value: Any) -> bool:
@@ -157,16 +138,6 @@ def parse_header_checks(node: Node, problems: Problems) -> tuple[Check, ...]:
 # ---------------------------------------------------------------------------------------------
 
 
-def as_text(value: Any) -> str:
-    """A value as text the way a user reads JSON: strings bare, the rest as JSON."""
-    if isinstance(value, str):
-        return value
-    try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    except (TypeError, ValueError):
-        return str(value)
-
-
 def show(value: Any, limit: int = 80) -> str:
     if value is MISSING:
         return "missing"
@@ -240,39 +211,6 @@ def evaluate(cond: Condition, actual: Any, label: str, render: Render) -> str | 
             return f"{head}: got {show(actual)} (not a number)"
         ok = got < want if op == "lt" else got > want
     return None if ok else f"{head}: got {show(actual)}"
-
-
-def json_depth_over(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
-    """Whether the JSON text nests deeper than `limit` (brackets in strings do not count).
-
-    No recursion and no Python loop per character: strings are cut out by `re`, everything but
-    brackets by `bytes.translate`, then each round of `replace(b"()", b"")` peels one level; `limit`
-    rounds leave a pair only when the text nests deeper.
-    """
-    if text.count("[") + text.count("{") <= limit:
-        return False
-    # Without escaped quotes, the text outside strings is every other piece between quotes (C speed).
-    bare = "".join(text.split('"')[0::2]) if '\\"' not in text else _JSON_STRING.sub("", text)
-    outside = bare.encode("utf-8", "replace")
-    skeleton = outside.translate(_PARENS, _NOT_BRACKET)
-    for _ in range(limit):
-        peeled = skeleton.replace(b"()", b"")
-        if len(peeled) == len(skeleton):
-            return False
-        skeleton = peeled
-    return b"()" in skeleton
-
-
-def parse_json_body(text: str) -> Any:
-    """The body as JSON; MISSING when it is not JSON, TOO_DEEP past MAX_JSON_DEPTH levels."""
-    if json_depth_over(text):
-        return TOO_DEEP
-    try:
-        return json.loads(text)
-    except RecursionError:
-        return TOO_DEEP
-    except ValueError:
-        return MISSING
 
 
 def json_value(check: Check, doc: Any) -> Any:

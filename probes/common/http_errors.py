@@ -14,17 +14,19 @@ import ssl
 
 import aiohttp
 
+from qos_agent.errors import StepFailure
 from qos_agent.language.text import one_line
 from qos_agent.model import ErrorClass
+from qos_agent.steps.measure import unexpected
 
 _INNER_MESSAGE = re.compile(r"message='([^']{1,300})'")
 
 
-class BodyTooLarge(Exception):
+class BodyTooLarge(StepFailure):
     """The response body grew past `max_body`."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(f"body larger than {limit} bytes (max_body)")
+        super().__init__(ErrorClass.TOO_LARGE, f"body larger than {limit} bytes (max_body)")
         self.limit = limit
 
 
@@ -60,8 +62,6 @@ def _host(exc: BaseException) -> str:
 
 def classify(exc: BaseException, stage: str, timeout_s: float) -> tuple[ErrorClass, str]:
     """(error class, message) for an exception raised while making one request."""
-    if isinstance(exc, BodyTooLarge):
-        return ErrorClass.TOO_LARGE, str(exc)
     if isinstance(exc, aiohttp.TooManyRedirects):
         return ErrorClass.REDIRECTS, f"too many redirects ({len(exc.history)}, max_redirects)"
     if isinstance(exc, TimeoutError):  # asyncio.timeout and every aiohttp timeout
@@ -87,4 +87,4 @@ def classify(exc: BaseException, stage: str, timeout_s: float) -> tuple[ErrorCla
         return ErrorClass.CONNECT, f"connection failed ({stage}): {_reason(exc)}"
     if isinstance(exc, aiohttp.InvalidURL):
         return ErrorClass.INTERNAL, f"invalid URL after rendering: {exc}"
-    return ErrorClass.INTERNAL, one_line(f"{type(exc).__name__}: {exc}", 200)
+    return unexpected(exc)

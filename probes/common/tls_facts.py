@@ -22,6 +22,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from probes.common.tls_expect import TLS_VERSIONS
 from qos_agent.language.text import shown as quoted
 from qos_agent.model import StepResult
 
@@ -174,7 +175,6 @@ def hostname_matches(name: str, sans: tuple[str, ...]) -> bool:
     return False
 
 
-TLS_VERSIONS = {"1.0": "TLSv1", "1.1": "TLSv1.1", "1.2": "TLSv1.2", "1.3": "TLSv1.3"}
 _ORDER = ["TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"]
 
 

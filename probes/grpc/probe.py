@@ -1,38 +1,21 @@
-"""The `grpc:` step: the standard health check, `grpc.health.v1.Health/Check`, plaintext or TLS.
-
-    - name: api-health
-      grpc: {target: "api.example:443", service: shop.Orders, tls: true}
-      expect: {status: SERVING}
-
-grpcio is an optional extra (`pip install 'qos-agent[grpc]'`) so the base install stays light; a
-journey using this step without it gets a located error saying so at load. Phases: connect_ms
-(channel ready: connect plus TLS, which grpcio does not split) and ttfb_ms (the Check call).
-A status other than the expected one is `status`; UNAVAILABLE is `connect`; DEADLINE_EXCEEDED
-`timeout`; an unknown service (NOT_FOUND) `status`.
+"""Runs `grpc` steps (probes/grpc/config.py): the standard health check, `grpc.health.v1.Health/Check`,
+plaintext or TLS; grpcio is imported here only, when a journey uses the kind.
 """
 
 from __future__ import annotations
 
 import importlib
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
-from probes.common import schemas
-from probes.common.step_common import host_port, timed_run
+from probes.grpc.config import INSTALL, GrpcSpec
 from qos_agent.errors import StepFailure
-from qos_agent.language.nodes import Node, Problems, Reader, suggest
-from qos_agent.language.templating import has_template
 from qos_agent.language.text import shown as quoted
 from qos_agent.model import ErrorClass, Step, StepResult
-from qos_agent.plugins.context import LoadContext, RunContext
+from qos_agent.plugins.context import RunContext
 from qos_agent.plugins.steps import Probe
-
-GRPC_KEYS = ("target", "service", "tls", "server_name", "ca_file", "client_cert", "client_key")
-EXPECT_KEYS = ("status", "latency")
-STATUSES = ("SERVING", "NOT_SERVING", "UNKNOWN", "SERVICE_UNKNOWN")
-INSTALL = "install it: pip install 'qos-agent[grpc]' (grpcio and grpcio-health-checking)"
+from qos_agent.steps.measure import measured
 
 
 def grpc_modules() -> tuple[Any, Any, Any]:
@@ -45,84 +28,11 @@ def grpc_modules() -> tuple[Any, Any, Any]:
     return grpc, pb2, stubs
 
 
-@dataclass(frozen=True, slots=True)
-class GrpcSpec:
-    target: str
-    service: str = ""
-    tls: bool = False
-    server_name: str = ""
-    ca_file: str = ""
-    client_cert: str = ""
-    client_key: str = ""
-    status: str = "SERVING"
-    latency_s: float | None = None
-
-
-def _path(r: Reader, key: str, base: Path, problems: Problems) -> str:
-    value = r.str(key, "")
-    if not value or has_template(value):
-        return value
-    path = Path(value) if Path(value).is_absolute() else base / value
-    if not path.is_file() and (n := r.get(key)) is not None:
-        problems.add(n.loc, f"'{key}' file not found: {path}", "give a PEM file's path (relative to journeys.yaml)")
-    return str(path)
-
-
-def parse_grpc(step: Node, problems: Problems, load: LoadContext) -> GrpcSpec:
-    status, latency = "SERVING", None
-    en = step.get("expect")
-    if en is not None:
-        e = Reader(en, problems, EXPECT_KEYS, "expect")
-        status = e.str("status", "SERVING").upper()
-        if status not in STATUSES and (n := e.get("status")) is not None:
-            problems.add(n.loc, f"'status' is {quoted(n.value)}", suggest(status, STATUSES))
-            status = "SERVING"
-        latency = (e.duration("latency", 0.0) or None) if e.has("latency") else None
-    node = step.get("grpc")
-    if node is None:
-        return GrpcSpec(target="")
-    try:
-        grpc_modules()
-    except ImportError:
-        problems.add(step.key_loc("grpc"), "the grpc step needs grpcio, which is not installed", INSTALL)
-    r = Reader(node, problems, GRPC_KEYS, "grpc", required=("target",))
-    if not r.ok:
-        return GrpcSpec(target="")
-    target = r.str("target", "")
-    tn = r.get("target")
-    if target and tn is not None and not has_template(target) and host_port(target, None)[1] is None:
-        problems.add(tn.loc, f"'target' is {quoted(target)}, not HOST:PORT", "write target: 127.0.0.1:50051")
-    base = load.config_dir
-    return GrpcSpec(target=target, service=r.str("service", ""), tls=r.bool("tls", False),
-                    server_name=r.str("server_name", ""), ca_file=_path(r, "ca_file", base, problems),
-                    client_cert=_path(r, "client_cert", base, problems),
-                    client_key=_path(r, "client_key", base, problems), status=status, latency_s=latency)
-
-
 def _read(path: str) -> bytes | None:
     return Path(path).read_bytes() if path else None
 
 
-class GrpcProbe(Probe[GrpcSpec]):
-    kind: ClassVar[str] = "grpc"
-    step_keys: ClassVar[frozenset[str]] = frozenset({"expect"})
-
-    @classmethod
-    def from_config(cls, step: Node, problems: Problems, load: LoadContext) -> GrpcSpec:
-        return parse_grpc(step, problems, load)
-
-    @classmethod
-    def json_schema(cls) -> dict[str, Any]:
-        target = {"type": "string", "pattern": schemas.HOST_PORT, "description": "HOST:PORT"}
-        types = {**schemas.COMMON, "target": target, "service": {"type": "string"}}
-        expect = {"status": {"enum": list(STATUSES)}, "latency": schemas.DURATION}
-        return {"grpc": schemas.obj(GRPC_KEYS, types, required=("target",)),
-                "expect": schemas.obj(EXPECT_KEYS, expect)}
-
-    @classmethod
-    def provides(cls, spec: Any) -> set[str]:
-        return set()
-
+class GrpcProbe(Probe):
     async def close(self) -> None:
         """Nothing held between runs: each step opens and closes its channel."""
 
@@ -133,7 +43,7 @@ class GrpcProbe(Probe[GrpcSpec]):
         async def body(result: StepResult) -> None:
             await self._check(spec, step, ctx, stage, result)
 
-        return await timed_run(step, ctx, self.kind, body, lambda: stage[0])
+        return await measured(step, "grpc", body, lambda: stage[0])
 
     async def _check(self, spec: GrpcSpec, step: Step, ctx: RunContext, stage: list[str], result: StepResult) -> None:
         try:
@@ -162,8 +72,9 @@ class GrpcProbe(Probe[GrpcSpec]):
             stage[0] = "health check"
             t1 = time.perf_counter_ns()
             try:
+                metadata = tuple((k, ctx.render(v)) for k, v in spec.metadata) or None
                 response = await stubs.HealthStub(channel).Check(pb2.HealthCheckRequest(service=service),
-                                                                  timeout=step.timeout_s)
+                                                                  timeout=step.timeout_s, metadata=metadata)
             except grpc.aio.AioRpcError as exc:
                 raise _rpc_failure(grpc, exc, target, service) from None
             finally:

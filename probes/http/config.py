@@ -1,6 +1,8 @@
-"""The `http:` and `expect:` keys of a step, parsed once into frozen specs with located problems.
+"""The `http` step kind as the loader and the schema see it: its `http:` and `expect:` keys parsed
+once into frozen specs with located problems, and what it declares (yields, sends, its schema).
 
-Templates (`{{ name }}`) are kept as written: the probe renders them per run, never here.
+Templates (`{{ name }}`) are kept as written: the probe renders them per run, never here. Nothing
+here imports aiohttp: `validate` never pays for it; `HttpKind.probe()` does, at run time.
 """
 
 from __future__ import annotations
@@ -8,16 +10,25 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from yarl import URL
 
-from probes.common.assertions import Check, parse_header_checks, parse_json_checks
-from probes.common.netopts import NET_KEYS, NetSpec, parse_net
+from probes.common.assertions import OPS, Check, parse_header_checks, parse_json_checks
+from probes.common.netspec import NET_KEYS, NetSpec, parse_net
+from probes.common.schemas import NET
+from probes.common.tls_expect import cert_days_left
 from qos_agent.language.nodes import Node, Problems, Reader, suggest
 from qos_agent.language.safety import check_headers
 from qos_agent.language.templating import has_template
 from qos_agent.language.text import shown
+from qos_agent.model import Sends
+from qos_agent.plugins.context import LoadContext
+from qos_agent.plugins.schema_parts import BOOL, DURATION, STR_MAP, Schema, integer, nocase, obj, or_env, ref
+from qos_agent.plugins.steps import StepKind, Yields
+
+if TYPE_CHECKING:
+    from probes.http.probe import HttpProbe
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 HTTP_KEYS = ("method", "url", "headers", "params", "json", "body", "form", "verify_tls",
@@ -138,16 +149,6 @@ def parse_expect(node: Node | None, problems: Problems) -> ExpectSpec:
     )
 
 
-def cert_days_left(r: Reader) -> float | None:
-    """`cert_days_left: 14`: a number of days >= 0 (the tls, tcp and websocket steps read it too)."""
-    days = r.number("cert_days_left", None)
-    n = r.get("cert_days_left")
-    if days is not None and days < 0 and n is not None:
-        r.bad("cert_days_left", n, "must be a number of days >= 0", "write cert_days_left: 14")
-        return None
-    return days
-
-
 def parse_http(step: Node, problems: Problems, base: Path | None = None) -> HttpSpec:
     """Parse `step.http` and `step.expect`; returns a usable spec even when problems were found."""
     node = step.get("http")
@@ -189,3 +190,57 @@ def parse_http(step: Node, problems: Problems, base: Path | None = None) -> Http
         expect=expect,
         net=parse_net(r, problems, base or Path.cwd()),
     )
+
+
+def _conditions(ops: tuple[str, ...]) -> Schema:
+    cond = {"type": "object", "minProperties": 1, "additionalProperties": False,
+            "properties": {op: ({"type": "number"} if op in ("lt", "gt") else {}) for op in ops}}
+    return {"anyOf": [cond, {"type": ["string", "number", "boolean"]}]}
+
+
+class HttpKind(StepKind[HttpSpec]):
+    """One HTTP request (following redirects), measured phase by phase (probes/http/probe.py)."""
+
+    kind: ClassVar[str] = "http"
+    step_keys: ClassVar[frozenset[str]] = frozenset({"expect"})
+    yields: ClassVar[Yields] = Yields(body="the response body", headers=True, cookies=True)
+
+    @classmethod
+    def from_config(cls, step: Node, problems: Problems, load: LoadContext) -> HttpSpec:
+        return parse_http(step, problems, load.config_dir)
+
+    @classmethod
+    def probe(cls) -> HttpProbe:
+        from probes.http.probe import HttpProbe
+
+        return HttpProbe()
+
+    @classmethod
+    def urls(cls, spec: HttpSpec) -> list[str]:
+        """The URL it calls (a template): the journey's origin, for uptime per service."""
+        return [spec.url] if spec.url else []
+
+    @classmethod
+    def sends(cls, spec: HttpSpec) -> Sends:
+        return Sends(headers=spec.headers, urls=tuple(u for u in (spec.url, spec.net.proxy) if u),
+                     journey_headers=True)
+
+    @classmethod
+    def json_schema(cls) -> dict[str, Schema]:
+        status_code = or_env({"type": "integer", "minimum": 100, "maximum": 599})
+        types: dict[str, Schema] = {
+            "method": nocase(METHODS), "url": {"type": "string", "minLength": 1}, "headers": STR_MAP,
+            "params": STR_MAP, "json": {}, "body": {"type": "string"}, "form": STR_MAP,
+            "verify_tls": BOOL, "max_redirects": integer(0, 100), "max_body": ref("size"),
+            "follow_redirects": BOOL, **NET,
+        }
+        expect: dict[str, Schema] = {
+            "status": {"anyOf": [status_code, {"type": "array", "minItems": 1, "items": status_code}]},
+            "latency": DURATION,
+            "json": {"type": "object", "additionalProperties": _conditions(OPS)},
+            "body_contains": ref("str_list"),
+            "headers": {"type": "object",
+                        "additionalProperties": _conditions(("exists", "equals", "contains", "matches"))},
+            "cert_days_left": or_env({"type": "number", "minimum": 0}),
+        }
+        return {"http": obj(HTTP_KEYS, types, required=("url",)), "expect": obj(EXPECT_KEYS, expect)}

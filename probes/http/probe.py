@@ -3,8 +3,8 @@
 Each journey run gets its own aiohttp session over a fresh connector without a DNS cache (like
 blackbox_exporter), so the run's first request really resolves, connects and handshakes; later steps
 of the same run reuse the connection, as a browser would. Phase times come from `http_trace`.
-Every failure becomes a classified `StepResult` (`http_errors`); `run` never raises, except for
-cancellation, which belongs to the caller.
+The core's wrapper (`measured`) classifies every failure (aiohttp's through `http_errors`); the
+core extracts from what the step yields and masks the result.
 """
 
 from __future__ import annotations
@@ -21,31 +21,24 @@ import aiohttp
 from multidict import CIMultiDict
 from yarl import URL
 
-from probes.common.assertions import MISSING, check_headers, check_json, parse_json_body
+from probes.common.assertions import check_headers, check_json
 from probes.common.http_errors import BodyTooLarge, classify
 from probes.common.http_trace import CURRENT, RequestTrace, ssl_context, timed_session
-from probes.common.netopts import NetSpec, connector_for, context_for, env_names_a_proxy, render_net, session_key
+from probes.common.netopts import connector_for, context_for, env_names_a_proxy, session_key
+from probes.common.netspec import NetSpec, render_net
 from probes.common.tls_facts import check_days_left, facts_of_response
-from probes.http.config import HttpSpec, parse_http
-from probes.http.extract import ExtractError, extract_all
-from qos_agent.language.nodes import Node, Problems
-from qos_agent.language.secrets import SENSITIVE_HEADERS, header_secrets
-from qos_agent.language.text import one_line
+from probes.http.config import HttpSpec
+from qos_agent.errors import StepFailure
 from qos_agent.language.text import shown as quoted
-from qos_agent.model import ErrorClass, Outcome, Step, StepResult
-from qos_agent.plugins.context import LoadContext, RunContext
+from qos_agent.model import ErrorClass, Step, StepResult, Yielded
+from qos_agent.plugins.context import RunContext
 from qos_agent.plugins.steps import Probe
+from qos_agent.steps.jsondoc import MISSING, parse_json_body
+from qos_agent.steps.measure import measured
 
 CHUNK = 64 * 1024
 SESSION_KEY = "http"
-
-
-class StepFailed(Exception):
-    """A response arrived but the step's expectations or extractions say no."""
-
-    def __init__(self, error: ErrorClass, message: str) -> None:
-        super().__init__(message)
-        self.error = error
+EXCERPT_SOURCE = 2048  # characters kept of a failed step's body, before masking cuts it to the excerpt
 
 
 NO_TIMEOUT = aiohttp.ClientTimeout(total=None)  # one timeout scope per request: the probe's asyncio.timeout
@@ -65,7 +58,7 @@ def session_maker(ctx: RunContext, net: NetSpec, trust_env: bool
     return make
 
 
-def _status_failure(spec: HttpSpec, status: int) -> StepFailed | None:
+def _status_failure(spec: HttpSpec, status: int) -> StepFailure | None:
     expected = spec.expect.status
     if expected:
         if status in expected:
@@ -74,16 +67,14 @@ def _status_failure(spec: HttpSpec, status: int) -> StepFailed | None:
         # The server answering an error is a status failure; a success the step did not expect
         # (200 where 201 was due) is a broken contract: an assertion.
         error = ErrorClass.ASSERTION if 200 <= status < 400 else ErrorClass.STATUS
-        return StepFailed(error, f"HTTP {status}, expected {want}")
+        return StepFailure(error, f"HTTP {status}, expected {want}")
     if 200 <= status < 400:
         return None
-    return StepFailed(ErrorClass.STATUS, f"HTTP {status}, expected 2xx or 3xx")
+    return StepFailure(ErrorClass.STATUS, f"HTTP {status}, expected 2xx or 3xx")
 
 
-class HttpProbe(Probe[HttpSpec]):
-    kind: ClassVar[str] = "http"
-    step_keys: ClassVar[frozenset[str]] = frozenset({"expect"})
-    bounds_own_wait: ClassVar[bool] = True  # every network wait is inside its asyncio.timeout(step.timeout_s)
+class HttpProbe(Probe):
+    bounds_own_wait: ClassVar[bool] = True  # every wait is inside the wrapper's asyncio.timeout(step.timeout_s)
 
     def __init__(self) -> None:
         # Load the CA store now, once per agent, so no run's duration pays for it.
@@ -92,54 +83,38 @@ class HttpProbe(Probe[HttpSpec]):
         # Read once per agent, not per run (scanning the environment cost ~40 µs a step).
         self.trust_env = env_names_a_proxy()
 
-    @classmethod
-    def from_config(cls, step: Node, problems: Problems, load: LoadContext) -> HttpSpec:
-        return parse_http(step, problems, load.config_dir)
-
-    @classmethod
-    def urls(cls, spec: HttpSpec) -> list[str]:
-        """The URL it calls (a template): the journey's origin, for uptime per service."""
-        return [spec.url] if spec.url else []
-
     async def close(self) -> None:
         """Nothing agent-wide to release: sessions belong to runs and close with them."""
 
     async def run(self, step: Step, ctx: RunContext) -> StepResult:
         spec: HttpSpec = step.spec
-        result = StepResult(step=step.name, probe=self.kind, outcome=Outcome.PASSED,
-                            start_ms=time.time_ns() // 1_000_000)
         trace = RequestTrace()
-        t0 = time.perf_counter_ns()
-        try:
-            await self._request(step, spec, ctx, trace, result, t0)
-        except StepFailed as exc:
-            result.outcome, result.error, result.error_message = Outcome.FAILED, exc.error, str(exc)
-        except Exception as exc:
-            result.outcome = Outcome.FAILED
-            result.error, result.error_message = classify(exc, trace.stage, step.timeout_s)
-            if isinstance(exc, aiohttp.TooManyRedirects) and exc.history:
-                result.status_code = exc.history[-1].status
-        result.duration_ms = round((time.perf_counter_ns() - t0) / 1e6, 3)
-        result.phases = trace.phases()
-        result.error_message = one_line(ctx.redact(result.error_message))  # bounded, printable, one line
-        result.url = ctx.redact(result.url)
-        return result
+
+        async def body(result: StepResult) -> None:
+            try:
+                await self._request(step, spec, ctx, trace, result)
+            except aiohttp.TooManyRedirects as exc:
+                if exc.history:
+                    result.status_code = exc.history[-1].status
+                raise
+            finally:
+                result.phases = trace.phases()
+
+        return await measured(step, "http", body, lambda: trace.stage,
+                              lambda exc: classify(exc, trace.stage, step.timeout_s))
 
     async def _request(self, step: Step, spec: HttpSpec, ctx: RunContext, trace: RequestTrace,
-                       result: StepResult, t0: int) -> None:
+                       result: StepResult) -> None:
+        t0 = time.perf_counter_ns()
         url = _url(ctx.render(spec.url))
         if spec.params:
             url = url.extend_query({k: ctx.render(v) for k, v in spec.params})
         result.url = str(url)
         headers: CIMultiDict[str] = CIMultiDict()
         for name, value in (*ctx.journey.headers, *spec.headers):
-            headers[name] = rendered = ctx.render(value)
-            if name.lower() in SENSITIVE_HEADERS:  # Authorization, Cookie...: masked always
-                ctx.redact.add(*header_secrets(name, rendered))
+            headers[name] = ctx.render(value)  # (the core learns the secrets of what it sends: Sends)
         headers["X-QoS-Region"] = ctx.region
         headers["X-QoS-Agent"] = ctx.agent
-        if len(ctx.cookie_jar):  # the cookies this request will carry are masked too
-            ctx.redact.add(*(m.value for m in ctx.cookie_jar.filter_cookies(url).values()))
         body: dict[str, Any] = {}
         if spec.has_json:
             body["json"] = ctx.render_deep(spec.json)
@@ -155,7 +130,7 @@ class HttpProbe(Probe[HttpSpec]):
         try:
             tls = context_for(spec.verify_tls, net)
         except (OSError, ssl.SSLError) as exc:
-            raise StepFailed(ErrorClass.TLS, f"cannot load client_cert/ca_file: {exc}") from None
+            raise StepFailure(ErrorClass.TLS, f"cannot load client_cert/ca_file: {exc}") from None
         token = CURRENT.set(trace)
         try:
             async with asyncio.timeout(step.timeout_s), session.request(
@@ -168,15 +143,15 @@ class HttpProbe(Probe[HttpSpec]):
                 facts = facts_of_response(resp) if resp.url.scheme == "https" else None
                 if facts is not None:
                     facts.apply(result)
-                # A step that checks nothing in the body only counts it.
-                keep = bool(spec.expect.body_contains or spec.expect.json or step.extract)
+                # A step that checks nothing in the body only counts it; an unexpected status keeps
+                # it for the failure's excerpt (what the server said).
+                keep = bool(spec.expect.body_contains or spec.expect.json or step.extract
+                            or _status_failure(spec, resp.status) is not None)
                 body_bytes = await _read_body(resp, result, spec.max_body, keep)
                 trace.body_read()
                 # Only what an expectation or an extraction reads is built.
                 resp_headers = ({k.lower(): ", ".join(resp.headers.getall(k)) for k in resp.headers}
                                 if spec.expect.headers or step.extract else {})
-                for value in resp.headers.getall("Set-Cookie", ()):
-                    ctx.redact.add(*header_secrets("set-cookie", value))
                 final_url = resp.url
                 text = body_bytes.decode(_charset(resp.charset), errors="replace") if keep else ""
                 del body_bytes
@@ -184,19 +159,19 @@ class HttpProbe(Probe[HttpSpec]):
             CURRENT.reset(token)
         elapsed_s = (time.perf_counter_ns() - t0) / 1e9
         if (expiring := check_days_left(facts, spec.expect.cert_days_left)) is not None:
-            raise StepFailed(ErrorClass.TLS, expiring)
-        self._check(spec, ctx, result.status_code, text, resp_headers, elapsed_s)
+            raise StepFailure(ErrorClass.TLS, expiring)
+        try:
+            self._check(spec, ctx, result.status_code, text, resp_headers, elapsed_s)
+        except StepFailure:
+            result.body_excerpt = text[:EXCERPT_SOURCE]  # the core masks it, then cuts it short
+            raise
         if step.extract:
-            try:
-                result.extracted = extract_all(step.extract, text=text, json_doc=_lazy_json(text),
-                                               headers=resp_headers, jar=ctx.cookie_jar, url=final_url)
-            except ExtractError as exc:
-                raise StepFailed(ErrorClass.EXTRACT, str(exc)) from None
+            result.yielded = Yielded(body=text, headers=resp_headers, url=str(final_url))
 
     @staticmethod
     def _check(spec: HttpSpec, ctx: RunContext, status: int, text: str, headers: dict[str, str],
                elapsed_s: float) -> None:
-        """Raise StepFailed for the first broken expectation (and how many more broke)."""
+        """Raise StepFailure for the first broken expectation (and how many more broke)."""
         if (failed := _status_failure(spec, status)) is not None:
             raise failed
         exp = spec.expect
@@ -216,7 +191,7 @@ class HttpProbe(Probe[HttpSpec]):
                 failures += check_json(exp.json, doc, ctx.render_deep)
         if failures:
             more = f" (+{len(failures) - 1} more)" if len(failures) > 1 else ""
-            raise StepFailed(ErrorClass.ASSERTION, failures[0] + more)
+            raise StepFailure(ErrorClass.ASSERTION, failures[0] + more)
 
 
 async def _read_body(resp: aiohttp.ClientResponse, result: StepResult, max_body: int, keep: bool

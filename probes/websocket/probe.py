@@ -1,100 +1,31 @@
-"""The `websocket:` step: upgrade, send messages, wait for the expected one (aiohttp's client).
-
-    - name: live
-      websocket:
-        url: "wss://shop.example/ws"
-        headers: {Authorization: "Bearer {{ token }}"}
-        send: ['{"subscribe": "orders"}']
-        expect_message: {json: {"$.type": {equals: ack}}}   # or {contains: ack}
-
-The upgrade goes through the journey's cookie jar, both ways (a login's cookie rides on the upgrade;
-a cookie set on the 101 is kept). Phases: dns_ms, connect_ms, tls_ms (from http_trace), upgrade_ms
-(request sent to 101), first_message_ms (last send to the first message received). A refused upgrade
-is `status` (HTTP code), a close with an error code before the expected message is `status` too
-(code and reason), a message that never matches is `assertion` or `timeout`.
+"""Runs `websocket` steps (probes/websocket/config.py) with aiohttp's client: upgrade, send, wait
+for the expected message.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
 
 import aiohttp
 from yarl import URL
 
-from probes.common import schemas
-from probes.common.assertions import MISSING, Check, check_json, parse_json_checks
+from probes.common.assertions import check_json
+from probes.common.http_errors import classify
 from probes.common.http_trace import CURRENT, RequestTrace, timed_session
-from probes.common.netopts import (
-    NET_KEYS,
-    NetSpec,
-    connector_for,
-    context_for,
-    env_names_a_proxy,
-    parse_net,
-    render_net,
-)
-from probes.common.step_common import timed_run
+from probes.common.netopts import connector_for, context_for, env_names_a_proxy
+from probes.common.netspec import render_net
 from probes.common.tls_facts import check_days_left, facts_of
-from probes.net.tls import TlsExpect, parse_tls_expect
+from probes.websocket.config import WsSpec
 from qos_agent.errors import StepFailure
-from qos_agent.language.nodes import Node, Problems, Reader
 from qos_agent.language.text import shown as quoted
-from qos_agent.model import ErrorClass, Step, StepResult
-from qos_agent.plugins.context import LoadContext, RunContext
+from qos_agent.model import ErrorClass, Step, StepResult, Yielded
+from qos_agent.plugins.context import RunContext
 from qos_agent.plugins.steps import Probe
+from qos_agent.steps.jsondoc import MISSING
+from qos_agent.steps.measure import measured
 
-WS_KEYS = ("url", "headers", "send", "expect_message", "verify_tls", "max_messages", *NET_KEYS)
-MESSAGE_KEYS = ("contains", "json")
-EXPECT_KEYS = ("cert_days_left", "latency")
-
-
-@dataclass(frozen=True, slots=True)
-class WsSpec:
-    url: str
-    headers: tuple[tuple[str, str], ...] = ()
-    send: tuple[str, ...] = ()
-    contains: str = ""
-    json: tuple[Check, ...] = ()
-    verify_tls: bool = True
-    max_messages: int = 100
-    net: NetSpec = field(default_factory=NetSpec)
-    expect: TlsExpect = field(default_factory=TlsExpect)
-
-    @property
-    def waits(self) -> bool:
-        return bool(self.contains or self.json)
-
-
-def parse_ws(step: Node, problems: Problems, load: LoadContext) -> WsSpec:
-    expect = parse_tls_expect(step.get("expect"), problems, EXPECT_KEYS)
-    node = step.get("websocket")
-    if node is None:
-        return WsSpec(url="", expect=expect)
-    r = Reader(node, problems, WS_KEYS, "websocket", required=("url",))
-    if not r.ok:
-        return WsSpec(url="", expect=expect)
-    url = r.str("url", "")
-    un = r.get("url")
-    if url and un is not None and not url.startswith("{{") and not url.startswith(
-            ("ws://", "wss://", "http://", "https://")):
-        problems.add(un.loc, f"'url' must start with ws:// or wss://, not {quoted(url[:40])}", 'write url: "wss://host/ws"')
-    contains = ""
-    checks: tuple[Check, ...] = ()
-    mn = r.get("expect_message")
-    if mn is not None:
-        m = Reader(mn, problems, MESSAGE_KEYS, "expect_message")
-        contains = m.str("contains", "")
-        jn = m.get("json")
-        checks = parse_json_checks(jn, problems) if jn is not None else ()
-        if m.ok and not (contains or jn is not None):
-            problems.add(mn.loc, "'expect_message' has no condition", "write expect_message: {contains: ok}")
-    return WsSpec(url=url, headers=tuple(r.str_map("headers").items()), send=r.str_list("send"), contains=contains,
-                  json=checks, verify_tls=r.bool("verify_tls", True),
-                  max_messages=r.int("max_messages", 100, minimum=1, maximum=100_000),
-                  net=parse_net(r, problems, load.config_dir), expect=expect)
+EXCERPT_SOURCE = 2048  # characters kept of the last message of a failed step, before masking cuts it
 
 
 def _matches(spec: WsSpec, ctx: RunContext, text: str) -> list[str]:
@@ -112,31 +43,9 @@ def _matches(spec: WsSpec, ctx: RunContext, text: str) -> list[str]:
     return failures
 
 
-class WebSocketProbe(Probe[WsSpec]):
-    kind: ClassVar[str] = "websocket"
-    step_keys: ClassVar[frozenset[str]] = frozenset({"expect"})
-
+class WebSocketProbe(Probe):
     def __init__(self) -> None:
         self.trust_env = env_names_a_proxy()  # once per agent, as the http step does
-
-    @classmethod
-    def from_config(cls, step: Node, problems: Problems, load: LoadContext) -> WsSpec:
-        return parse_ws(step, problems, load)
-
-    @classmethod
-    def json_schema(cls) -> dict[str, Any]:
-        message = {**schemas.obj(MESSAGE_KEYS, {"contains": schemas.TEXT, "json": {"type": "object"}}),
-                   "minProperties": 1}
-        url = {"type": "string", "pattern": r"^(wss?://|https?://|\{\{|\$\{)"}
-        types = {**schemas.NET, "url": url, "headers": schemas.STR_MAP, "send": schemas.STR_LIST,
-                 "expect_message": message, "verify_tls": schemas.BOOL,
-                 "max_messages": {"type": "integer", "minimum": 1, "maximum": 100_000}}
-        return {"websocket": schemas.obj(WS_KEYS, types, required=("url",)),
-                "expect": schemas.tls_expect(EXPECT_KEYS)}
-
-    @classmethod
-    def provides(cls, spec: Any) -> set[str]:
-        return set()
 
     async def close(self) -> None:
         """Nothing held between runs: each step opens and closes its own connection."""
@@ -148,16 +57,16 @@ class WebSocketProbe(Probe[WsSpec]):
 
         async def body(result: StepResult) -> None:
             try:
-                await self._converse(spec, ctx, trace, stage, result)
+                await self._converse(spec, ctx, trace, stage, result, bool(step.extract))
             finally:
                 result.phases = {**trace.phases(), **result.phases}
                 result.phases.pop("transfer_ms", None)
                 result.phases.pop("ttfb_ms", None)
 
-        return await timed_run(step, ctx, self.kind, body, lambda: stage[0] or trace.stage)
+        return await measured(step, "websocket", body, lambda: stage[0] or trace.stage)
 
     async def _converse(self, spec: WsSpec, ctx: RunContext, trace: RequestTrace, stage: list[str],
-                        result: StepResult) -> None:
+                        result: StepResult, extracts: bool) -> None:
         url = URL(ctx.render(spec.url))
         result.url = str(url)
         net = render_net(spec.net, ctx.render)
@@ -176,8 +85,6 @@ class WebSocketProbe(Probe[WsSpec]):
             except aiohttp.WSServerHandshakeError as exc:
                 raise StepFailure(ErrorClass.STATUS, f"upgrade refused: HTTP {exc.status} {exc.message}") from None
             except aiohttp.ClientError as exc:
-                from probes.common.http_errors import classify
-
                 error, message = classify(exc, trace.stage, 0)
                 raise StepFailure(error, message) from None
             finally:
@@ -196,16 +103,16 @@ class WebSocketProbe(Probe[WsSpec]):
                 for message in spec.send:
                     await ws.send_str(ctx.render(message))
                 sent = time.perf_counter_ns()
-                if spec.waits:
+                if spec.waits or extracts:  # without expect_message, `extract:` reads the first message
                     stage[0] = "waiting for the expected message"
-                    await self._wait(spec, ctx, ws, sent, result)
+                    await self._wait(spec, ctx, ws, sent, result, extracts)
         elapsed = (time.perf_counter_ns() - t0) / 1e9
         if spec.expect.latency_s is not None and elapsed > spec.expect.latency_s:
             raise StepFailure(ErrorClass.ASSERTION, f"latency {elapsed * 1000:.0f}ms, expected under "
                                                     f"{spec.expect.latency_s * 1000:.0f}ms")
 
     async def _wait(self, spec: WsSpec, ctx: RunContext, ws: aiohttp.ClientWebSocketResponse, sent: int,
-                    result: StepResult) -> None:
+                    result: StepResult, extracts: bool) -> None:
         last: list[str] = []
         for count in range(spec.max_messages):
             msg = await ws.receive()
@@ -221,7 +128,11 @@ class WebSocketProbe(Probe[WsSpec]):
                 raise StepFailure(ErrorClass.CONNECT, f"websocket error: {ws.exception()}")
             text = msg.data if isinstance(msg.data, str) else bytes(msg.data).decode("utf-8", "replace")
             result.bytes += len(text)
+            result.body_excerpt = text[:EXCERPT_SOURCE]  # kept (masked, cut) only if the step fails
             last = _matches(spec, ctx, text)
             if not last:
+                result.body_excerpt = ""
+                if extracts:
+                    result.yielded = Yielded(body=text, url=result.url)
                 return
         raise StepFailure(ErrorClass.ASSERTION, f"none of {spec.max_messages} messages matched: {last[0]}")

@@ -4,8 +4,7 @@ Generated, not written: the object keys come from the parser's own key lists (`c
 from each registered plug-in, so a key added to the parser shows up here; only the value types are
 described in this module (a key without one becomes "anything", and a test catches that).
 
-Built-in plug-ins are described here from their modules' key lists; a third-party plug-in gets its
-key accepted with any value. The schema is deliberately
+The schema is deliberately
 a little looser than the loader (it cannot see duplicate names, variables in scope, environment
 variables or JSONPath syntax); `qos-agent validate` stays the authority.
 """
@@ -14,13 +13,14 @@ from __future__ import annotations
 
 import importlib
 import json
-import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
-from qos_agent.config import loader as cfg
+from qos_agent.config import keys as cfg
 from qos_agent.model import RESERVED_TAGS, JourneyKind
 from qos_agent.plugins import registry
+from qos_agent.plugins.schema_parts import alternatives
+from qos_agent.plugins.steps import Yields
 
 Schema = dict[str, Any]
 
@@ -47,16 +47,6 @@ def _enum(values: Iterable[str]) -> Schema:
     return {"enum": list(values)}
 
 
-def _alternatives(words: Iterable[str]) -> str:
-    """A case-insensitive regex alternation spelled for ECMA-262 too (which has no `(?i)`)."""
-    return "|".join("".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in w) for w in words)
-
-
-def _nocase(words: Iterable[str]) -> Schema:
-    """Case-insensitive choice (the loader upper-cases, e.g. HTTP methods)."""
-    return {"type": "string", "pattern": "^(" + _alternatives(words) + ")$"}
-
-
 SIZE_UNITS = ("B", "KB", "KiB", "MB", "MiB", "GB", "GiB")  # probes/http/config.py's sizes
 
 
@@ -77,7 +67,7 @@ DEFS: dict[str, Schema] = {
                 "description": "names to strings"},
     "str_list": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
     "size": {"anyOf": [{"type": "integer", "minimum": 1},
-                       {"type": "string", "pattern": r"^\s*\d+\s*(" + _alternatives(SIZE_UNITS) + r")?\s*$"}, ENV],
+                       {"type": "string", "pattern": r"^\s*\d+\s*(" + alternatives(SIZE_UNITS) + r")?\s*$"}, ENV],
              "description": "bytes, or 512KiB, 10MiB, 1GB"},
 }
 
@@ -140,12 +130,21 @@ STEP: dict[str, Schema] = {
     "timeout": _ref("duration"),
     "always_run": _ref("bool"),
     "degraded_latency": _ref("duration"),
-    "extract": {"type": "object", "additionalProperties": {
-        "type": "object", "additionalProperties": False,
-        "oneOf": [{"required": [source]} for source in cfg.EXTRACT_SOURCES],
-        "properties": {**{source: {"type": "string"} for source in cfg.EXTRACT_SOURCES},
-                       "secret": _ref("bool")}}},
+    "extract": {"description": "values for later steps, from what the step's kind yields"},
 }
+
+
+def extract_schema(yields: Yields) -> Schema:
+    """`extract:` of one kind: only the sources its yield allows (`field` names its fields)."""
+    if not yields.sources:
+        return {"not": {}, "description": "this step kind yields nothing to extract"}
+    props: dict[str, Schema] = {s: {"type": "string"} for s in yields.sources}
+    if "field" in props:
+        props["field"] = {"enum": list(yields.fields)}
+    return {"type": "object", "additionalProperties": {
+        "type": "object", "additionalProperties": False,
+        "oneOf": [{"required": [source]} for source in yields.sources],
+        "properties": {**props, "secret": _ref("bool")}}}
 
 TOP: dict[str, Schema] = {
     "version": {"const": 1},
@@ -174,74 +173,6 @@ def _module(name: str) -> Any:
         return importlib.import_module(name)
     except ImportError:
         return None
-
-
-def _conditions(ops: Iterable[str]) -> Schema:
-    ops = list(ops)
-    cond = {"type": "object", "minProperties": 1, "additionalProperties": False,
-            "properties": {op: ({"type": "number"} if op in ("lt", "gt") else {}) for op in ops}}
-    return {"anyOf": [cond, {"type": ["string", "number", "boolean"]}]}
-
-
-def _net_types() -> dict[str, Schema]:
-    """proxy, client_cert, ... (probes/common/netopts.py), typed in probes/common/schemas.py."""
-    m = _module("probes.common.schemas")
-    return dict(m.NET) if m is not None else {}
-
-
-def _http_parts() -> dict[str, Schema] | None:
-    m, a = _module("probes.http.config"), _module("probes.common.assertions")
-    if m is None or a is None:
-        return None
-    status_code = _or_env({"type": "integer", "minimum": 100, "maximum": 599})
-    types: dict[str, Schema] = {
-        "method": _nocase(m.METHODS), "url": {"type": "string", "minLength": 1}, "headers": _ref("str_map"),
-        "params": _ref("str_map"), "json": {}, "body": {"type": "string"}, "form": _ref("str_map"),
-        "verify_tls": _ref("bool"), "max_redirects": _int(0, 100), "max_body": _ref("size"),
-        "follow_redirects": _ref("bool"), **_net_types(),
-    }
-    expect: dict[str, Schema] = {
-        "status": {"anyOf": [status_code, {"type": "array", "minItems": 1, "items": status_code}]},
-        "latency": _ref("duration"),
-        "json": {"type": "object", "additionalProperties": _conditions(a.OPS)},
-        "body_contains": _ref("str_list"),
-        "headers": {"type": "object",
-                    "additionalProperties": _conditions(("exists", "equals", "contains", "matches"))},
-        "cert_days_left": _or_env({"type": "number", "minimum": 0}),
-    }
-    return {"http": _object(m.HTTP_KEYS, types, required=("url",)), "expect": _object(m.EXPECT_KEYS, expect)}
-
-
-def _browser_parts() -> dict[str, Schema] | None:
-    m = _module("probes.browser.config")
-    keys = getattr(m, "_KEYS", None)
-    if m is None or not isinstance(keys, dict):
-        return None
-    types: dict[str, Schema] = {"timeout": _ref("duration"), "state": _enum(m.STATES),
-                                "wait_until": _enum(m.WAIT_UNTIL), "full_page": _ref("bool"),
-                                "value": {"type": ["string", "number"]}}
-    actions = []
-    for verb, (verb_keys, required, short) in keys.items():
-        arg = _object(verb_keys, {k: types.get(k, {"type": "string"}) for k in verb_keys}, required=required)
-        if short is not None:
-            arg = {"anyOf": [{"type": ["string", "number"], "minLength": 1}, arg]}
-        actions.append({"type": "object", "additionalProperties": False, "required": [verb],
-                        "properties": {verb: arg}})
-    action_list = {"type": "array", "minItems": 1, "items": {"oneOf": actions}}
-    net = _module("probes.browser.net")
-    net_keys = tuple(getattr(net, "BROWSER_NET_KEYS", ()))
-    net_types = {k: v for k, v in {**_net_types(), "verify_tls": _ref("bool")}.items() if k in net_keys}
-    long_form = _object(("actions", "fail_on_http_errors", "trace", *net_keys),
-                        {"actions": action_list, "fail_on_http_errors": _ref("bool"),
-                         "trace": {"enum": [*getattr(m, "TRACE_MODES", ("on-retry",)), False]}, **net_types},
-                        required=("actions",))
-    return {"browser": {"anyOf": [action_list, long_form]},
-            "mask": {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1},
-                     "description": "selectors painted over in the step's screenshots"}}
-
-
-BUILTIN_PROBES: dict[str, Callable[[], dict[str, Schema] | None]] = {"http": _http_parts,
-                                                                      "browser": _browser_parts}
 
 
 def _influx_keys() -> tuple[frozenset[str], ...] | None:
@@ -291,25 +222,18 @@ def _alert_keys(kind: str) -> tuple[str, ...] | None:
     return None if m is None else tuple(k for k in m.KEYS if k != "type")
 
 
-def _step_keys(kind: str) -> frozenset[str]:
-    try:
-        return registry.probe_class(kind).step_keys
-    except Exception:  # a plug-in that fails to import still gets its key accepted
-        return frozenset()
-
-
-def _plugin_parts(kind: str) -> dict[str, Schema] | None:
-    try:
-        return registry.probe_class(kind).json_schema()
-    except Exception:  # a plug-in that fails to import still gets its key accepted
-        return None
-
-
 def probe_parts(kind: str) -> dict[str, Schema]:
-    """`{step key: schema}` for one step kind: its own key, plus the step keys it reads (e.g. expect)."""
-    parts = (BUILTIN_PROBES[kind]() if kind in BUILTIN_PROBES else None) or _plugin_parts(kind) or {kind: {}}
-    for key in _step_keys(kind):
+    """`{step key: schema}` for one step kind: its own key, the step keys it reads (e.g. expect), and
+    `extract` as its yield allows. A plug-in that fails to import still gets its key accepted."""
+    try:
+        cls = registry.step_kind(kind)
+        parts = dict(cls.json_schema() or {kind: {}})
+        step_keys, yields = cls.step_keys, cls.yields
+    except Exception:
+        parts, step_keys, yields = {kind: {}}, frozenset(), Yields()
+    for key in step_keys:
         parts.setdefault(key, {})
+    parts["extract"] = extract_schema(yields)
     return parts
 
 

@@ -21,7 +21,7 @@ def origins_of(steps: list[Step], variables: dict[str, str]) -> tuple[str, ...]:
     rendered = {k: render(v, variables) for k, v in variables.items()}
     out: set[str] = set()
     for step in steps:
-        templates = registry.probe_class(step.kind).urls(step.spec) if step.spec is not None else []
+        templates = registry.step_kind(step.kind).urls(step.spec) if step.spec is not None else []
         for template in templates:
             text = render(template, rendered)
             if has_template(text):

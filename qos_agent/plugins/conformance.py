@@ -14,14 +14,15 @@ from collections.abc import Callable
 from typing import ClassVar
 
 from qos_agent.plugins.sinks import Exporter, NetworkSink
-from qos_agent.plugins.steps import Probe
+from qos_agent.plugins.steps import Probe, StepKind
 
 REQUIRED: dict[type, frozenset[str]] = {
-    Probe: frozenset({"kind", "from_config", "run", "close"}),
+    StepKind: frozenset({"kind", "from_config", "probe"}),
+    Probe: frozenset({"run", "close"}),
     Exporter: frozenset({"type", "from_config", "create", "write", "close"}),
     NetworkSink: frozenset({"type", "from_config", "create", "sink_name", "encode", "send"}),
 }
-_NAME_KEYS: dict[type, str] = {Probe: "kind", Exporter: "type", NetworkSink: "type"}
+_NAME_KEYS: dict[type, str] = {StepKind: "kind", Exporter: "type", NetworkSink: "type"}
 
 
 def _members(protocol: type) -> dict[str, object]:

@@ -17,18 +17,18 @@ from typing import Any, cast
 from qos_agent.errors import SetupError
 from qos_agent.plugins.conformance import problems_of
 from qos_agent.plugins.sinks import Exporter
-from qos_agent.plugins.steps import Probe
+from qos_agent.plugins.steps import Probe, StepKind
 
 log = logging.getLogger(__name__)
 
-BUILTIN_PROBES = {
-    "http": "probes.http.probe:HttpProbe",
-    "browser": "probes.browser.probe:BrowserProbe",
-    "tls": "probes.net.tls:TlsProbe",
-    "tcp": "probes.net.tcp:TcpProbe",
-    "dns": "probes.net.dns:DnsProbe",
-    "websocket": "probes.websocket.probe:WebSocketProbe",
-    "grpc": "probes.grpc.probe:GrpcProbe",
+BUILTIN_PROBES = {  # each names the kind's light class; its probe() imports what running needs
+    "http": "probes.http.config:HttpKind",
+    "browser": "probes.browser.config:BrowserKind",
+    "tls": "probes.net.tls.config:TlsKind",
+    "tcp": "probes.net.tcp.config:TcpKind",
+    "dns": "probes.net.dns.config:DnsKind",
+    "websocket": "probes.websocket.config:WebSocketKind",
+    "grpc": "probes.grpc.config:GrpcKind",
 }
 BUILTIN_EXPORTERS = {
     "sqlite": "exporters.files.sqlite:SqliteExporter",
@@ -59,7 +59,7 @@ def _load(ref: str, protocol: type) -> type:
     problems = problems_of(found, protocol)
     if problems:
         raise PluginError(f"plug-in {ref} does not implement {protocol.__name__}: {'; '.join(problems)}",
-                          f"subclass qos_agent.plugins.{protocol.__name__} and implement them")
+                          f"subclass {protocol.__module__}.{protocol.__name__} and implement them")
     return found
 
 
@@ -80,8 +80,19 @@ def exporter_refs() -> dict[str, str]:
 
 
 @cache
-def probe_class(kind: str) -> type[Probe[Any]]:
-    return cast("type[Probe[Any]]", _load(BUILTIN_PROBES.get(kind) or probe_refs()[kind], Probe))
+def step_kind(kind: str) -> type[StepKind[Any]]:
+    """The registered class of a step kind (light: its probe is made by `make_probe`)."""
+    return cast("type[StepKind[Any]]", _load(BUILTIN_PROBES.get(kind) or probe_refs()[kind], StepKind))
+
+
+def make_probe(kind: str) -> Probe:
+    """A new probe for a kind, checked against the Probe protocol (a third party's too)."""
+    probe = step_kind(kind).probe()
+    if problems := problems_of(type(probe), Probe):
+        ref = BUILTIN_PROBES.get(kind) or probe_refs()[kind]
+        raise PluginError(f"the probe of plug-in {ref} does not implement Probe: {'; '.join(problems)}",
+                          "subclass qos_agent.plugins.steps.Probe and implement them")
+    return probe
 
 
 @cache

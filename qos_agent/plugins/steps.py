@@ -1,29 +1,53 @@
-"""The step-kind protocol: one class per kind, registered under the entry point group `qos_agent.probes`.
+"""The step-kind protocols: what a kind declares (`StepKind`) and what runs its steps (`Probe`).
 
-A probe parses its own part of a step in `from_config` (located problems), so validation and the
-runner use the one registry; `run` turns one step into a classified StepResult and never raises.
+A kind is one class registered under the entry point group `qos_agent.probes`. It is light to
+import: it parses its part of a step (`from_config`, located problems), describes itself (its JSON
+Schema, what it yields to `extract:`, what it sends that may carry credentials, whether it needs a
+browser) and makes its probe on demand (`probe()`), which is where aiohttp, Playwright or dnspython
+are imported. So `validate` and `check` load only the kinds a file uses, and the core — not each
+kind — gives every step masking, extraction and its schema (qos_agent/steps).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from qos_agent.language.nodes import Node, Problems
-from qos_agent.model import Step, StepResult
+from qos_agent.model import Sends, Step, StepResult
 from qos_agent.plugins.context import LoadContext, RunContext
 
 SpecT = TypeVar("SpecT")
 
 
-class Probe(Protocol[SpecT]):
-    """One step kind. One instance per agent (it may hold a browser); `run` is called per step.
+@dataclass(frozen=True, slots=True)
+class Yields:
+    """What a kind's steps give `extract:`; a source reading something not yielded is a load error.
 
-    Plug-ins subclass this explicitly (`class HttpProbe(Probe[HttpSpec])`) and so inherit the
-    defaults of the optional capabilities (`provides`, `start`); `conformance` checks the rest.
+    `body` says in words what `json` and `regex` read ("" = nothing), `headers` enables `header`,
+    `cookies` enables `cookie` (the run's jar after the step), `fields` names the result's strings
+    `field` may read (a tls step's `cert_issuer`...)."""
+
+    body: str = ""
+    headers: bool = False
+    cookies: bool = False
+    fields: tuple[str, ...] = ()
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """The extraction sources these allow, in the order the docs list them."""
+        return tuple(source for source, ok in (("json", bool(self.body)), ("regex", bool(self.body)),
+                                               ("header", self.headers), ("cookie", self.cookies),
+                                               ("field", bool(self.fields))) if ok)
+
+
+class Probe(Protocol):
+    """Runs the steps of one kind: one instance per agent (it may hold a browser).
+
+    `run` turns every failure into a classified StepResult (qos_agent.steps.measure does it for
+    most kinds) and never raises; the core then extracts, learns and masks secrets, and stamps it.
     """
 
-    kind: ClassVar[str]
-    step_keys: ClassVar[frozenset[str]] = frozenset()  # extra step-level keys it reads (e.g. expect)
     # `check`: each journey runs once, so evidence a probe saves only on a later run (the browser's
     # `trace: on-retry`) is saved on the first; set by the runner's ProbeSet.
     one_shot: bool = False
@@ -31,9 +55,32 @@ class Probe(Protocol[SpecT]):
     # timer of its own unless the journey's remaining time is shorter (one timer per step, not two).
     bounds_own_wait: ClassVar[bool] = False
 
+    async def start(self) -> None:
+        """Check the probe's setup (a browser present) before the first run; default: nothing."""
+        return None  # a body, so mypy does not take the default for an abstract stub
+
+    async def run(self, step: Step, ctx: RunContext) -> StepResult: ...
+
+    async def close(self) -> None: ...
+
+
+class StepKind(Protocol[SpecT]):
+    """One step kind, as the loader, the schema and the runner see it. Subclass it explicitly
+    (`class HttpKind(StepKind[HttpSpec])`) to inherit the defaults of the optional members."""
+
+    kind: ClassVar[str]
+    step_keys: ClassVar[frozenset[str]] = frozenset()  # extra step-level keys it reads (e.g. expect)
+    yields: ClassVar[Yields] = Yields()  # what `extract:` may read; nothing by default
+    heavy: ClassVar[bool] = False  # needs a browser: runs take a slot of agent.browser_concurrency
+
     @classmethod
     def from_config(cls, step: Node, problems: Problems, load: LoadContext) -> SpecT | None:
         """Parse `step[kind]` (and step_keys) into a frozen spec; report mistakes to problems."""
+        ...
+
+    @classmethod
+    def probe(cls) -> Probe:
+        """A new probe for this kind (imports what running needs: only `run` and `check` call it)."""
         ...
 
     @classmethod
@@ -47,16 +94,11 @@ class Probe(Protocol[SpecT]):
         return []
 
     @classmethod
+    def sends(cls, spec: SpecT) -> Sends:
+        """What its steps send that may carry credentials: the core learns the secrets in them."""
+        return Sends()
+
+    @classmethod
     def json_schema(cls) -> dict[str, Any] | None:
         """This kind's parts of the JSON Schema (`{step key: schema}`); None: the key is left open."""
         return None
-
-    async def start(self) -> None:
-        """Check the probe's setup (a browser present) before the first run; default: nothing."""
-        return None  # a body, so mypy does not take the default for an abstract stub
-
-    async def run(self, step: Step, ctx: RunContext) -> StepResult: ...
-
-    async def close(self) -> None: ...
-
-

@@ -19,15 +19,14 @@ from typing import Any
 import aiohttp
 
 from qos_agent.language.secrets import Redactor
-from qos_agent.language.text import one_line
 from qos_agent.model import Config, ErrorClass, Journey, JourneyResult, Outcome, Step, StepResult
 from qos_agent.plugins import registry
 from qos_agent.plugins.context import RunContext
 from qos_agent.plugins.steps import Probe
 from qos_agent.runloop.looplag import LoopLag
+from qos_agent.steps.core import finish, prepare
 
 RETRY_PAUSE_S = 0.25
-HEAVY_KINDS = frozenset({"browser"})  # runs with such steps also take a slot of agent.browser_concurrency
 
 
 def journey_outcome(steps: Sequence[StepResult], duration_ms: float,
@@ -51,12 +50,12 @@ class ProbeSet:
     """
 
     def __init__(self, one_shot: bool = False) -> None:
-        self._probes: dict[str, Probe[Any]] = {}
+        self._probes: dict[str, Probe] = {}
         self.one_shot = one_shot
 
-    def get(self, kind: str) -> Probe[Any]:
+    def get(self, kind: str) -> Probe:
         if kind not in self._probes:
-            probe = registry.probe_class(kind)()
+            probe = registry.make_probe(kind)
             probe.one_shot = self.one_shot
             self._probes[kind] = probe
         return self._probes[kind]
@@ -101,7 +100,7 @@ class Runner:
     async def run(self, journey: Journey) -> list[JourneyResult]:
         """Every attempt of one scheduled run; the last one is final."""
         results: list[JourneyResult] = []
-        heavy = any(s.kind in HEAVY_KINDS for s in journey.steps)
+        heavy = any(s.heavy for s in journey.steps)  # takes a slot of agent.browser_concurrency
         for attempt in range(1, journey.retries + 2):
             if heavy:
                 async with self.browser_slots:
@@ -174,6 +173,7 @@ class Runner:
         mark = self.looplag.mark()
         t0 = time.perf_counter_ns()
         probe = self.probes.get(step.kind)
+        prepare(step, ctx)
         try:
             if probe.bounds_own_wait and remaining_s >= step.timeout_s:
                 result: StepResult = await probe.run(step, ctx)  # its own step timeout comes first
@@ -190,16 +190,10 @@ class Runner:
         result.step, result.probe = step.name, step.kind
         result.loop_lag_ms = lag_ms = self.looplag.delay_since(mark)
         result.lagged = lag_ms > self.looplag.threshold_ms
+        finish(step, result, ctx)
         if (result.outcome is Outcome.PASSED and step.degraded_latency_s is not None
                 and result.duration_ms > step.degraded_latency_s * 1000):
             result.outcome = Outcome.DEGRADED
-        if step.extract:  # `secret: true` extractions: masked from now on, in this step's own result too
-            ctx.redact.add(*(result.extracted[e.name] for e in step.extract
-                             if e.secret and e.name in result.extracted))
-        if result.error_message:
-            # One line: logs, tables and line protocol (VictoriaMetrics splits on newlines) stay readable.
-            result.error_message = one_line(" ".join(ctx.redact(result.error_message).split()))  # and bounded
-        result.url = ctx.redact(result.url)
         return result
 
     @staticmethod

@@ -21,7 +21,7 @@ from aiohttp import web
 from probes.browser.probe import BrowserProbe
 from qos_agent.model import Step, StepResult
 from qos_agent.plugins.context import RunContext
-from tests.support.probe_ctx import make_step, parse_step
+from tests.support.probe_ctx import make_step, parse_step, run_step
 
 FORM = """<!doctype html><html><head><title>Form</title></head><body>
 <h1 id="title">Form page</h1>
@@ -120,14 +120,14 @@ async def browser_probe() -> AsyncIterator[BrowserProbe]:
 
 def browser_step(text: str, name: str = "b", timeout_s: float = 5.0) -> Step:
     """A browser step from YAML (`browser:` and its actions); fails the test on config problems."""
-    spec, problems = parse_step(BrowserProbe, f"name: {name}\n{text}")
+    spec, problems = parse_step("browser", f"name: {name}\n{text}")
     assert not problems, [str(p) for p in problems.sorted()]
     return make_step(spec, name=name, kind="browser", timeout_s=timeout_s)
 
 
 async def run_browser(probe: BrowserProbe, text: str, ctx: RunContext, timeout_s: float = 5.0,
                       name: str = "b") -> StepResult:
-    return await probe.run(browser_step(text, name=name, timeout_s=timeout_s), ctx)
+    return await run_step(probe, browser_step(text, name=name, timeout_s=timeout_s), ctx)
 
 
 def zip_bytes(path: str | Path) -> bytes:

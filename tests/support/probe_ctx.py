@@ -1,8 +1,9 @@
-"""Build the objects a probe works with (Step, RunContext, a spec from YAML) without the runner.
+"""Build the objects a probe works with (Step, RunContext, a spec from YAML) without the runner,
+and run one step the way a run does (the core's `prepare` and `finish` around `Probe.run`).
 
-    spec, problems = parse_step(HttpProbe, 'http: {url: "http://x"}')
+    spec, problems = parse_step("http", 'http: {url: "http://x"}')
     async with run_context(variables={"base": url}, secrets=["s3cret"]) as ctx:
-        result = await probe.run(make_step(spec), ctx)
+        result = await run_step(probe, make_step(spec), ctx)
 """
 
 from __future__ import annotations
@@ -18,27 +19,42 @@ import aiohttp
 from qos_agent.language.nodes import Problems
 from qos_agent.language.secrets import Redactor
 from qos_agent.language.yamlload import load_nodes
-from qos_agent.model import Extraction, Journey, Location, Step
+from qos_agent.model import Extraction, Journey, Location, Step, StepResult
+from qos_agent.plugins import registry
 from qos_agent.plugins.context import LoadContext, RunContext
+from qos_agent.plugins.steps import Probe
+from qos_agent.steps.core import finish, prepare
+from qos_agent.steps.masking import learn_sources
 
 LOC = Location("journeys.yaml", 1, 1)
 
 
-def parse_step(probe: Any, text: str, file: str = "journeys.yaml") -> tuple[Any, Problems]:
-    """`from_config` of one step written as YAML (the step's mapping: name, http, expect...)."""
+def parse_step(kind: str, text: str, file: str = "journeys.yaml") -> tuple[Any, Problems]:
+    """The kind's `from_config` of one step written as YAML (the step's mapping: name, http, expect...)."""
     problems = Problems()
     loaded = load_nodes(text, file, {}, problems)
     assert loaded.root is not None, [str(p) for p in problems.sorted()]
     tmp = Path(tempfile.gettempdir())
-    spec = probe.from_config(loaded.root, problems, LoadContext(config_dir=tmp, state_dir=tmp))
+    spec = registry.step_kind(kind).from_config(loaded.root, problems, LoadContext(config_dir=tmp, state_dir=tmp))
     return spec, problems
 
 
 def make_step(spec: Any, name: str = "step", kind: str = "http", timeout_s: float = 5.0,
-              extract: Iterable[tuple[str, str, str]] = ()) -> Step:
-    """`extract` as (name, source, expr) triples."""
+              extract: Iterable[tuple[str, str, str]] = (), headers: Mapping[str, str] | None = None) -> Step:
+    """`extract` as (name, source, expr) triples; `headers` the journey's (what the step learns from)."""
+    cls = registry.step_kind(kind)
+    dynamic, known = learn_sources(cls.sends(spec), (headers or {}).items(), {})
     return Step(name=name, kind=kind, spec=spec, timeout_s=timeout_s, location=LOC,
-                extract=tuple(Extraction(n, s, e, LOC) for n, s, e in extract))
+                extract=tuple(Extraction(n, s, e, LOC) for n, s, e in extract),
+                learn=(*dynamic, *(("credential", "", s) for s in known)), heavy=cls.heavy)
+
+
+async def run_step(probe: Probe, step: Step, ctx: RunContext) -> StepResult:
+    """One step as a run does it: the core learns secrets, the probe runs, the core extracts and masks."""
+    prepare(step, ctx)
+    result = await probe.run(step, ctx)
+    finish(step, result, ctx)
+    return result
 
 
 @asynccontextmanager

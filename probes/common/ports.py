@@ -1,21 +1,13 @@
-"""What the network step kinds (tls, tcp, dns, websocket, grpc) share: ports, timing, failures.
-
-Each of them runs one exchange under the step's timeout and turns every failure into a classified
-StepResult: `StepFailure` carries its class, a timeout becomes `timeout` naming the stage reached,
-anything else is `internal`. `run` never raises except for cancellation.
-"""
+"""What the network step kinds (tls, tcp, dns, websocket, grpc) share: ports and host:port parsing,
+and one way to say "this failed, and N more"."""
 
 from __future__ import annotations
-
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
 
 from qos_agent.errors import StepFailure
 from qos_agent.language.nodes import Problems, Reader
 from qos_agent.language.templating import has_template
 from qos_agent.language.text import shown as quoted
-from qos_agent.model import ErrorClass, Outcome, Step, StepResult
+from qos_agent.model import ErrorClass
 from qos_agent.plugins.context import RunContext
 
 
@@ -56,28 +48,3 @@ def host_port(host: str, default_port: int | None) -> tuple[str, int | None]:
 
 def more(failures: list[str]) -> str:
     return failures[0] + (f" (+{len(failures) - 1} more)" if len(failures) > 1 else "")
-
-
-Body = Callable[[StepResult], Awaitable[None]]
-
-
-async def timed_run(step: Step, ctx: RunContext, kind: str, body: Body, stage: Callable[[], str]) -> StepResult:
-    """Run `body(result)` under the step's timeout; classify what went wrong; redact the message."""
-    result = StepResult(step=step.name, probe=kind, outcome=Outcome.PASSED, start_ms=time.time_ns() // 1_000_000)
-    t0 = time.perf_counter_ns()
-    try:
-        async with asyncio.timeout(step.timeout_s):
-            await body(result)
-    except StepFailure as exc:
-        result.outcome, result.error, result.error_message = Outcome.FAILED, exc.error, exc.message
-    except TimeoutError:
-        result.outcome, result.error = Outcome.FAILED, ErrorClass.TIMEOUT
-        result.error_message = f"timed out after {step.timeout_s:g}s ({stage()})"
-    except Exception as exc:
-        result.outcome, result.error = Outcome.FAILED, ErrorClass.INTERNAL
-        result.error_message = f"{type(exc).__name__}: {exc}"
-    result.duration_ms = round((time.perf_counter_ns() - t0) / 1e6, 3)
-    result.error_message = ctx.redact(result.error_message)
-    result.url = ctx.redact(result.url)
-    result.text = {k: ctx.redact(v) for k, v in result.text.items()}
-    return result

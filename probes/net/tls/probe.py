@@ -1,8 +1,4 @@
-"""The `tls:` step: connect, handshake, and judge the served certificate (expiry, chain, host name).
-
-    - name: cert
-      tls: {host: shop.example, port: 443, server_name: shop.example, verify: true, ca_file: ca.pem}
-      expect: {cert_days_left: 14, tls_version_min: "1.2", hostname_valid: true, chain_valid: true}
+"""Runs `tls` steps (probes/net/tls/config.py): connect, handshake, and judge the served certificate.
 
 The chain is verified by OpenSSL (system store plus `ca_file`) with host checking off, and the host
 name is matched against the leaf's names separately, so a failure says which of the two broke and
@@ -14,72 +10,22 @@ chain too. Reports the tls_facts fields plus dns_ms, connect_ms, tls_ms.
 from __future__ import annotations
 
 import ssl
-from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, ClassVar
 
-from probes.common import schemas
 from probes.common.castore import trust_system
-from probes.common.netopts import NetSpec, load_client, parse_net, render_net
-from probes.common.step_common import more, parse_port, render_port, timed_run
-from probes.common.tls_facts import (
-    TLS_VERSIONS,
-    TlsFacts,
-    check_days_left,
-    facts_of,
-    hostname_matches,
-    version_at_least,
-)
-from probes.http.config import cert_days_left
+from probes.common.netopts import load_client
+from probes.common.netspec import NetSpec, render_net
+from probes.common.ports import more, render_port
+from probes.common.tls_expect import TlsExpect
+from probes.common.tls_facts import TlsFacts, check_days_left, facts_of, hostname_matches, version_at_least
 from probes.net import stream
+from probes.net.tls.config import TlsSpec
 from qos_agent.errors import StepFailure
-from qos_agent.language.nodes import Node, Problems, Reader
 from qos_agent.language.text import shown as quoted
 from qos_agent.model import ErrorClass, Step, StepResult
-from qos_agent.plugins.context import LoadContext, RunContext
+from qos_agent.plugins.context import RunContext
 from qos_agent.plugins.steps import Probe
-
-TLS_KEYS = ("host", "port", "server_name", "verify", "ca_file", "client_cert", "client_key", "ip_version")
-EXPECT_KEYS = ("cert_days_left", "tls_version_min", "hostname_valid", "chain_valid", "latency")
-
-
-@dataclass(frozen=True, slots=True)
-class TlsExpect:
-    cert_days_left: float | None = None
-    tls_version_min: str = ""
-    hostname_valid: bool | None = None
-    chain_valid: bool | None = None
-    latency_s: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TlsSpec:
-    host: str
-    port: str = "443"
-    server_name: str = ""
-    verify: bool = True
-    net: NetSpec = field(default_factory=NetSpec)
-    expect: TlsExpect = field(default_factory=TlsExpect)
-
-
-def parse_tls_expect(node: Node | None, problems: Problems, keys: tuple[str, ...] = EXPECT_KEYS) -> TlsExpect:
-    if node is None:
-        return TlsExpect()
-    r = Reader(node, problems, keys, "expect")
-    if not r.ok:
-        return TlsExpect()
-    version = r.str("tls_version_min", "")
-    if version and version not in TLS_VERSIONS and (n := r.get("tls_version_min")) is not None:
-        problems.add(n.loc, f"'tls_version_min' is {quoted(version)}",
-                     "write tls_version_min: \"1.2\" (1.0, 1.1, 1.2, 1.3)")
-        version = ""
-    return TlsExpect(
-        cert_days_left=cert_days_left(r),
-        tls_version_min=version,
-        hostname_valid=r.bool("hostname_valid") if r.has("hostname_valid") else None,
-        chain_valid=r.bool("chain_valid") if r.has("chain_valid") else None,
-        latency_s=r.duration("latency", 0.0) or None if r.has("latency") else None,
-    )
+from qos_agent.steps.measure import measured
 
 
 def tls_expect_failures(exp: TlsExpect, facts: TlsFacts, chain_ok: bool, chain_why: str, host_ok: bool,
@@ -152,35 +98,11 @@ async def handshake(host: str, port: int, server_name: str, net: NetSpec, phases
     return facts, chain_ok, why
 
 
-class TlsProbe(Probe[TlsSpec]):
-    kind: ClassVar[str] = "tls"
-    step_keys: ClassVar[frozenset[str]] = frozenset({"expect"})
-
+class TlsProbe(Probe):
     def __init__(self) -> None:
         # Load the CA store now, once per agent, so no run's duration pays for it.
         chain_context("")
         open_context()
-
-    @classmethod
-    def from_config(cls, step: Node, problems: Problems, load: LoadContext) -> TlsSpec:
-        expect = parse_tls_expect(step.get("expect"), problems)
-        node = step.get("tls")
-        if node is None:
-            return TlsSpec(host="", expect=expect)
-        r = Reader(node, problems, TLS_KEYS, "tls", required=("host",))
-        if not r.ok:
-            return TlsSpec(host="", expect=expect)
-        return TlsSpec(host=r.str("host", ""), port=parse_port(r, problems, 443), server_name=r.str("server_name", ""),
-                       verify=r.bool("verify", True), net=parse_net(r, problems, load.config_dir), expect=expect)
-
-    @classmethod
-    def json_schema(cls) -> dict[str, Any]:
-        return {"tls": schemas.obj(TLS_KEYS, schemas.COMMON, required=("host",)),
-                "expect": schemas.tls_expect(EXPECT_KEYS)}
-
-    @classmethod
-    def provides(cls, spec: Any) -> set[str]:
-        return set()
 
     async def close(self) -> None:
         """Nothing held between runs."""
@@ -220,4 +142,4 @@ class TlsProbe(Probe[TlsSpec]):
                 raise StepFailure(ErrorClass.ASSERTION, f"latency {elapsed * 1000:.0f}ms, expected under "
                                                         f"{spec.expect.latency_s * 1000:.0f}ms")
 
-        return await timed_run(step, ctx, self.kind, body, lambda: phases.stage)
+        return await measured(step, "tls", body, lambda: phases.stage)
