@@ -123,13 +123,14 @@ class NoSend(NetworkSink[str]):
 
 def test_a_probe_missing_run_fails_conformance() -> None:
     assert problems_of(NoRun, Probe) == ["'run' is not implemented (only the protocol's stub)"]
-    assert problems_of(NoProbeKind, StepKind) == ["'probe' is not implemented (only the protocol's stub)"]
+    assert problems_of(NoProbeKind, StepKind) == ["neither 'runtime' (module:Class of its probe) nor 'probe' is given"]
 
 
 def test_a_structural_plugin_is_checked_member_by_member() -> None:
     problems = problems_of(SyncKind, StepKind)
     assert "'from_config' must be a classmethod" in problems
     assert "'provides' is missing" in problems and "'sends' is missing" in problems
+    assert "'runtime' is missing" in problems
     assert "'run' must be async" in problems_of(SyncRun, Probe)
     assert "'start' is missing" in problems_of(SyncRun, Probe)
 
@@ -145,7 +146,7 @@ def test_the_registry_refuses_a_broken_plugin_with_one_clear_line(monkeypatch: p
     monkeypatch.setattr(registry, "probe_refs", lambda: refs)
     registry.step_kind.cache_clear()
     try:
-        with pytest.raises(SetupError, match=r"tests.test_plugins:NoProbeKind does not implement StepKind: 'probe' "):
+        with pytest.raises(SetupError, match=r"tests.test_plugins:NoProbeKind does not implement StepKind: neither "):
             registry.step_kind("noprobe")
         with pytest.raises(SetupError, match=r"the probe of plug-in tests.test_plugins:NoRunKind does not implement "
                                              r"Probe: 'run' is not "):

@@ -16,7 +16,7 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from probes.browser.net import BROWSER_NET_KEYS
 from probes.common.netspec import NetSpec, parse_net
@@ -28,9 +28,6 @@ from qos_agent.model import Location, Sends
 from qos_agent.plugins.context import LoadContext
 from qos_agent.plugins.schema_parts import BOOL, DURATION, Schema, enum, obj
 from qos_agent.plugins.steps import StepKind, Yields
-
-if TYPE_CHECKING:
-    from probes.browser.probe import BrowserProbe
 
 VERBS = ("goto", "click", "fill", "select", "press", "wait_for", "expect_text", "expect_url",
          "screenshot", "extract")
@@ -246,6 +243,7 @@ class BrowserKind(StepKind[BrowserSpec]):
     """Actions in real headless Chromium, measured as the customer sees the page (probes/browser/probe.py)."""
 
     kind: ClassVar[str] = "browser"
+    runtime: ClassVar[str] = "probes.browser.probe:BrowserProbe"
     step_keys: ClassVar[frozenset[str]] = frozenset({"mask"})
     yields: ClassVar[Yields] = Yields(body="the page's HTML (json reads the page's text)", headers=True,
                                       cookies=True)
@@ -254,12 +252,6 @@ class BrowserKind(StepKind[BrowserSpec]):
     @classmethod
     def from_config(cls, step: Node, problems: Problems, load: LoadContext) -> BrowserSpec:
         return parse_browser(step, problems, load.config_dir)
-
-    @classmethod
-    def probe(cls) -> BrowserProbe:
-        from probes.browser.probe import BrowserProbe
-
-        return BrowserProbe()
 
     @classmethod
     def provides(cls, spec: BrowserSpec) -> set[str]:

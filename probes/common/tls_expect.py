@@ -32,10 +32,8 @@ def cert_days_left(r: Reader) -> float | None:
 
 
 def parse_tls_expect(node: Node | None, problems: Problems, keys: tuple[str, ...] = EXPECT_KEYS) -> TlsExpect:
-    if node is None:
-        return TlsExpect()
-    r = Reader(node, problems, keys, "expect")
-    if not r.ok:
+    r = Reader.section(node, problems, keys, "expect")
+    if r is None:
         return TlsExpect()
     version = r.str("tls_version_min", "")
     if version and version not in TLS_VERSIONS and (n := r.get("tls_version_min")) is not None:

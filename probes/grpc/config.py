@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from probes.common import schemas
 from probes.common.ports import host_port
@@ -29,9 +29,6 @@ from qos_agent.model import Sends
 from qos_agent.plugins.context import LoadContext
 from qos_agent.plugins.schema_parts import DURATION, STR_MAP, obj
 from qos_agent.plugins.steps import StepKind, Yields
-
-if TYPE_CHECKING:
-    from probes.grpc.probe import GrpcProbe
 
 GRPC_KEYS = ("target", "service", "tls", "server_name", "ca_file", "client_cert", "client_key", "metadata")
 EXPECT_KEYS = ("status", "latency")
@@ -107,18 +104,13 @@ def _metadata(r: Reader, problems: Problems) -> tuple[tuple[str, str], ...]:
 
 class GrpcKind(StepKind[GrpcSpec]):
     kind: ClassVar[str] = "grpc"
+    runtime: ClassVar[str] = "probes.grpc.probe:GrpcProbe"
     step_keys: ClassVar[frozenset[str]] = frozenset({"expect"})
     yields: ClassVar[Yields] = Yields(fields=("grpc_status",))
 
     @classmethod
     def from_config(cls, step: Node, problems: Problems, load: LoadContext) -> GrpcSpec:
         return parse_grpc(step, problems, load)
-
-    @classmethod
-    def probe(cls) -> GrpcProbe:
-        from probes.grpc.probe import GrpcProbe
-
-        return GrpcProbe()
 
     @classmethod
     def sends(cls, spec: GrpcSpec) -> Sends:

@@ -15,7 +15,7 @@ from qos_agent.language.text import shown as quoted
 from qos_agent.model import ErrorClass, Step, StepResult
 from qos_agent.plugins.context import RunContext
 from qos_agent.plugins.steps import Probe
-from qos_agent.steps.measure import measured
+from qos_agent.steps.measure import check_latency, measured
 
 
 def grpc_modules() -> tuple[Any, Any, Any]:
@@ -85,9 +85,7 @@ class GrpcProbe(Probe):
             raise StepFailure(ErrorClass.STATUS, f"health of {service or 'the server'}: {status}, "
                                                  f"expected {spec.status}")
         elapsed = sum(result.phases.values()) / 1000
-        if spec.latency_s is not None and elapsed > spec.latency_s:
-            raise StepFailure(ErrorClass.ASSERTION, f"latency {elapsed * 1000:.0f}ms, expected under "
-                                                    f"{spec.latency_s * 1000:.0f}ms")
+        check_latency(elapsed, spec.latency_s)
 
 
 async def _ready(grpc: Any, channel: Any, target: str) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from yarl import URL
 
@@ -26,9 +26,6 @@ from qos_agent.model import Sends
 from qos_agent.plugins.context import LoadContext
 from qos_agent.plugins.schema_parts import BOOL, DURATION, STR_MAP, Schema, integer, nocase, obj, or_env, ref
 from qos_agent.plugins.steps import StepKind, Yields
-
-if TYPE_CHECKING:
-    from probes.http.probe import HttpProbe
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 HTTP_KEYS = ("method", "url", "headers", "params", "json", "body", "form", "verify_tls",
@@ -202,18 +199,13 @@ class HttpKind(StepKind[HttpSpec]):
     """One HTTP request (following redirects), measured phase by phase (probes/http/probe.py)."""
 
     kind: ClassVar[str] = "http"
+    runtime: ClassVar[str] = "probes.http.probe:HttpProbe"
     step_keys: ClassVar[frozenset[str]] = frozenset({"expect"})
     yields: ClassVar[Yields] = Yields(body="the response body", headers=True, cookies=True)
 
     @classmethod
     def from_config(cls, step: Node, problems: Problems, load: LoadContext) -> HttpSpec:
         return parse_http(step, problems, load.config_dir)
-
-    @classmethod
-    def probe(cls) -> HttpProbe:
-        from probes.http.probe import HttpProbe
-
-        return HttpProbe()
 
     @classmethod
     def urls(cls, spec: HttpSpec) -> list[str]:

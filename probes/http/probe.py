@@ -34,7 +34,7 @@ from qos_agent.model import ErrorClass, Step, StepResult, Yielded
 from qos_agent.plugins.context import RunContext
 from qos_agent.plugins.steps import Probe
 from qos_agent.steps.jsondoc import MISSING, parse_json_body
-from qos_agent.steps.measure import measured
+from qos_agent.steps.measure import latency_failure, measured
 
 CHUNK = 64 * 1024
 SESSION_KEY = "http"
@@ -177,7 +177,7 @@ class HttpProbe(Probe):
         exp = spec.expect
         failures: list[str] = []
         if exp.latency_s is not None and elapsed_s > exp.latency_s:
-            failures.append(f"latency {elapsed_s * 1000:.0f}ms, expected under {exp.latency_s * 1000:.0f}ms")
+            failures.append(latency_failure(elapsed_s, exp.latency_s))
         for needle in exp.body_contains:
             want = ctx.render(needle)
             if want not in text:

@@ -18,7 +18,7 @@ is `status` (HTTP code), a close with an error code before the expected message 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from probes.common.assertions import Check, parse_json_checks
 from probes.common.netspec import NET_KEYS, NetSpec, parse_net
@@ -31,9 +31,6 @@ from qos_agent.model import Sends
 from qos_agent.plugins.context import LoadContext
 from qos_agent.plugins.schema_parts import BOOL, STR_LIST, STR_MAP, TEXT, obj
 from qos_agent.plugins.steps import StepKind, Yields
-
-if TYPE_CHECKING:
-    from probes.websocket.probe import WebSocketProbe
 
 WS_KEYS = ("url", "headers", "send", "expect_message", "verify_tls", "max_messages", *NET_KEYS)
 MESSAGE_KEYS = ("contains", "json")
@@ -59,11 +56,8 @@ class WsSpec:
 
 def parse_ws(step: Node, problems: Problems, load: LoadContext) -> WsSpec:
     expect = parse_tls_expect(step.get("expect"), problems, EXPECT_KEYS)
-    node = step.get("websocket")
-    if node is None:
-        return WsSpec(url="", expect=expect)
-    r = Reader(node, problems, WS_KEYS, "websocket", required=("url",))
-    if not r.ok:
+    r = Reader.section(step.get("websocket"), problems, WS_KEYS, "websocket", required=("url",))
+    if r is None:
         return WsSpec(url="", expect=expect)
     check_headers(r.get("headers"), problems)  # CR/LF in a value would inject a header
     url = r.str("url", "")
@@ -89,18 +83,13 @@ def parse_ws(step: Node, problems: Problems, load: LoadContext) -> WsSpec:
 
 class WebSocketKind(StepKind[WsSpec]):
     kind: ClassVar[str] = "websocket"
+    runtime: ClassVar[str] = "probes.websocket.probe:WebSocketProbe"
     step_keys: ClassVar[frozenset[str]] = frozenset({"expect"})
     yields: ClassVar[Yields] = Yields(body="the matched message", cookies=True)
 
     @classmethod
     def from_config(cls, step: Node, problems: Problems, load: LoadContext) -> WsSpec:
         return parse_ws(step, problems, load)
-
-    @classmethod
-    def probe(cls) -> WebSocketProbe:
-        from probes.websocket.probe import WebSocketProbe
-
-        return WebSocketProbe()
 
     @classmethod
     def urls(cls, spec: WsSpec) -> list[str]:

@@ -23,7 +23,7 @@ from qos_agent.model import ErrorClass, Step, StepResult, Yielded
 from qos_agent.plugins.context import RunContext
 from qos_agent.plugins.steps import Probe
 from qos_agent.steps.jsondoc import MISSING
-from qos_agent.steps.measure import measured
+from qos_agent.steps.measure import check_latency, measured
 
 EXCERPT_SOURCE = 2048  # characters kept of the last message of a failed step, before masking cuts it
 
@@ -107,9 +107,7 @@ class WebSocketProbe(Probe):
                     stage[0] = "waiting for the expected message"
                     await self._wait(spec, ctx, ws, sent, result, extracts)
         elapsed = (time.perf_counter_ns() - t0) / 1e9
-        if spec.expect.latency_s is not None and elapsed > spec.expect.latency_s:
-            raise StepFailure(ErrorClass.ASSERTION, f"latency {elapsed * 1000:.0f}ms, expected under "
-                                                    f"{spec.expect.latency_s * 1000:.0f}ms")
+        check_latency(elapsed, spec.expect.latency_s)
 
     async def _wait(self, spec: WsSpec, ctx: RunContext, ws: aiohttp.ClientWebSocketResponse, sent: int,
                     result: StepResult, extracts: bool) -> None:

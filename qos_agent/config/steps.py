@@ -150,7 +150,7 @@ class StepParser:
         if node is None:
             return ()
         if not yields.sources:
-            self.problems.add(node.loc, f"a {kind} step yields nothing to extract from",
+            self.problems.add(node.loc, f"{kind} steps yield nothing to extract from",
                               "remove 'extract:' (the kinds that yield values are listed in docs/journeys.md)")
             return ()
         if not node.is_map:
@@ -179,11 +179,11 @@ class StepParser:
         if source not in yields.sources:
             what = f"{yields.body}" if yields.body else "no body"
             self.problems.add(node.key_loc(source) if node.is_map else node.loc,
-                              f"a {kind} step cannot extract with '{source}' (it yields {what})",
+                              f"{kind} steps cannot extract with '{source}' (they yield {what})",
                               "use one of: " + ", ".join(yields.sources))
             return False
         if source == "field" and expr and expr not in yields.fields:
-            self.problems.add(node.loc, f"a {kind} step reports no field {shown(expr)}",
+            self.problems.add(node.loc, f"{kind} steps report no field {shown(expr)}",
                               choices(expr, list(yields.fields)))
             return False
         if source == "json" and expr:

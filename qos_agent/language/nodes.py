@@ -174,6 +174,16 @@ class Reader:
             if key not in node.value:
                 problems.add(node.loc, f"{what} needs '{key}'", f"add '{key}: ...'")
 
+    @classmethod
+    def section(cls, node: Node | None, problems: Problems, allowed: Iterable[builtins.str], what: builtins.str,
+                required: Iterable[str] = ()) -> Reader | None:
+        """A Reader of an optional mapping (a step's `tcp:`, its `expect:`); None when it is absent or
+        not a mapping (then the problem is reported), so the caller falls back to its defaults."""
+        if node is None:
+            return None
+        r = cls(node, problems, allowed, what, required)
+        return r if r.ok else None
+
     def has(self, key: builtins.str) -> builtins.bool:
         return self.ok and key in self.node.value
 

@@ -17,7 +17,7 @@ from qos_agent.plugins.sinks import Exporter, NetworkSink
 from qos_agent.plugins.steps import Probe, StepKind
 
 REQUIRED: dict[type, frozenset[str]] = {
-    StepKind: frozenset({"kind", "from_config", "probe"}),
+    StepKind: frozenset({"kind", "from_config"}),
     Probe: frozenset({"run", "close"}),
     Exporter: frozenset({"type", "from_config", "create", "write", "close"}),
     NetworkSink: frozenset({"type", "from_config", "create", "sink_name", "encode", "send"}),
@@ -79,6 +79,9 @@ def problems_of(cls: type, protocol: type) -> list[str]:
             problems.append(f"'{name}' must {'' if inspect.iscoroutinefunction(want_fn) else 'not '}be async")
         if _arity(have_fn) > _arity(want_fn):
             problems.append(f"'{name}' takes more arguments than the protocol passes")
+    if protocol is StepKind and not inspect.getattr_static(cls, "runtime", "") \
+            and inspect.getattr_static(cls, "probe", None) is vars(StepKind)["probe"]:
+        problems.append("neither 'runtime' (module:Class of its probe) nor 'probe' is given")
     key = _NAME_KEYS.get(protocol)
     if key is not None and not isinstance(inspect.getattr_static(cls, key, None), str):
         problems.append(f"'{key}' must be a string naming the plug-in")

@@ -10,6 +10,7 @@ kind — gives every step masking, extraction and its schema (qos_agent/steps).
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, TypeVar
 
@@ -69,6 +70,8 @@ class StepKind(Protocol[SpecT]):
     (`class HttpKind(StepKind[HttpSpec])`) to inherit the defaults of the optional members."""
 
     kind: ClassVar[str]
+    # "module:Class" of its probe, imported only when a probe is made (the default `probe()`).
+    runtime: ClassVar[str] = ""
     step_keys: ClassVar[frozenset[str]] = frozenset()  # extra step-level keys it reads (e.g. expect)
     yields: ClassVar[Yields] = Yields()  # what `extract:` may read; nothing by default
     heavy: ClassVar[bool] = False  # needs a browser: runs take a slot of agent.browser_concurrency
@@ -80,8 +83,10 @@ class StepKind(Protocol[SpecT]):
 
     @classmethod
     def probe(cls) -> Probe:
-        """A new probe for this kind (imports what running needs: only `run` and `check` call it)."""
-        ...
+        """A new probe for this kind, imported from `runtime` (only `run` and `check` make one)."""
+        module, _, name = cls.runtime.partition(":")
+        made: Probe = getattr(importlib.import_module(module), name)()
+        return made
 
     @classmethod
     def provides(cls, spec: SpecT) -> set[str]:

@@ -97,8 +97,9 @@ def mask_result(result: StepResult, redact: Redactor) -> None:
         result.text = {k: redact(v) for k, v in result.text.items()}
     if result.body_excerpt:
         result.body_excerpt = redact(result.body_excerpt)
-    if result.artifacts:
-        result.artifacts = {k: _masked_file(path, redact) for k, path in result.artifacts.items()}
+    if result.artifacts:  # keys become field names (`screenshot_NAME`): a secret there is masked too
+        result.artifacts = {redact(k).replace(MASK, MASKED_NAME): _masked_file(path, redact)
+                            for k, path in result.artifacts.items()}
 
 
 def _masked_file(path: str, redact: Redactor) -> str:

@@ -25,6 +25,16 @@ def _no_stage() -> str:
     return "waiting for the server"
 
 
+def check_latency(elapsed_s: float, limit_s: float | None) -> None:
+    """`expect: {latency: ...}` of any kind: slower than the limit is an `assertion` failure."""
+    if limit_s is not None and elapsed_s > limit_s:
+        raise StepFailure(ErrorClass.ASSERTION, latency_failure(elapsed_s, limit_s))
+
+
+def latency_failure(elapsed_s: float, limit_s: float) -> str:
+    return f"latency {elapsed_s * 1000:.0f}ms, expected under {limit_s * 1000:.0f}ms"
+
+
 def unexpected(exc: BaseException) -> tuple[ErrorClass, str]:
     """An exception no kind expected: class `internal`, named, one bounded line."""
     return ErrorClass.INTERNAL, one_line(f"{type(exc).__name__}: {exc}", 200)

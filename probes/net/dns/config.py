@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from probes.common import schemas
 from probes.common.ports import host_port
@@ -27,9 +27,6 @@ from qos_agent.language.text import shown as quoted
 from qos_agent.plugins.context import LoadContext
 from qos_agent.plugins.schema_parts import DURATION, STR_LIST, TEXT, obj
 from qos_agent.plugins.steps import StepKind, Yields
-
-if TYPE_CHECKING:
-    from probes.net.dns.probe import DnsProbe
 
 TYPES = ("A", "AAAA", "CNAME", "MX", "TXT", "NS", "SOA", "SRV")
 RCODES = ("NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED")
@@ -57,10 +54,8 @@ class DnsSpec:
 
 
 def _expect(node: Node | None, problems: Problems) -> DnsExpect:
-    if node is None:
-        return DnsExpect()
-    r = Reader(node, problems, EXPECT_KEYS, "expect")
-    if not r.ok:
+    r = Reader.section(node, problems, EXPECT_KEYS, "expect")
+    if r is None:
         return DnsExpect()
     rcode = r.str("rcode", "NOERROR").upper()
     if rcode not in RCODES and (n := r.get("rcode")) is not None:
@@ -87,11 +82,8 @@ def _expect(node: Node | None, problems: Problems) -> DnsExpect:
 
 def parse_dns(step: Node, problems: Problems) -> DnsSpec:
     expect = _expect(step.get("expect"), problems)
-    node = step.get("dns")
-    if node is None:
-        return DnsSpec(name="", expect=expect)
-    r = Reader(node, problems, DNS_KEYS, "dns", required=("name",))
-    if not r.ok:
+    r = Reader.section(step.get("dns"), problems, DNS_KEYS, "dns", required=("name",))
+    if r is None:
         return DnsSpec(name="", expect=expect)
     rtype = r.str("type", "A").upper()
     if rtype not in TYPES and (n := r.get("type")) is not None:
@@ -109,18 +101,13 @@ def parse_dns(step: Node, problems: Problems) -> DnsSpec:
 
 class DnsKind(StepKind[DnsSpec]):
     kind: ClassVar[str] = "dns"
+    runtime: ClassVar[str] = "probes.net.dns.probe:DnsProbe"
     step_keys: ClassVar[frozenset[str]] = frozenset({"expect"})
     yields: ClassVar[Yields] = Yields(body="the answers, one per line", fields=("rcode", "answers"))
 
     @classmethod
     def from_config(cls, step: Node, problems: Problems, load: LoadContext) -> DnsSpec:
         return parse_dns(step, problems)
-
-    @classmethod
-    def probe(cls) -> DnsProbe:
-        from probes.net.dns.probe import DnsProbe
-
-        return DnsProbe()
 
     @classmethod
     def json_schema(cls) -> dict[str, Any]:

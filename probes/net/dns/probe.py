@@ -26,7 +26,7 @@ from qos_agent.language.text import shown as quoted
 from qos_agent.model import ErrorClass, Step, StepResult, Yielded
 from qos_agent.plugins.context import RunContext
 from qos_agent.plugins.steps import Probe
-from qos_agent.steps.measure import measured
+from qos_agent.steps.measure import latency_failure, measured
 
 
 @cache
@@ -116,9 +116,9 @@ class DnsProbe(Probe):
             if rcode != spec.expect.rcode:
                 raise StepFailure(ErrorClass.DNS, f"{name} {spec.type}: rcode {rcode}, expected {spec.expect.rcode}")
             failures = failures_of(spec.expect, answers, ctx.render)
-            latency = spec.expect.latency_s
-            if latency is not None and result.phases["dns_ms"] > latency * 1000:
-                failures.append(f"latency {result.phases['dns_ms']:.0f}ms, expected under {latency * 1000:.0f}ms")
+            latency, took_s = spec.expect.latency_s, result.phases["dns_ms"] / 1000
+            if latency is not None and took_s > latency:
+                failures.append(latency_failure(took_s, latency))
             if failures:
                 raise StepFailure(ErrorClass.ASSERTION, more(failures))
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from probes.common import schemas
 from probes.common.netspec import NetSpec, parse_net
@@ -29,9 +29,6 @@ from qos_agent.language.text import shown as quoted
 from qos_agent.plugins.context import LoadContext
 from qos_agent.plugins.schema_parts import DURATION, TEXT, obj
 from qos_agent.plugins.steps import StepKind, Yields
-
-if TYPE_CHECKING:
-    from probes.net.tcp.probe import TcpProbe
 
 TCP_KEYS = ("host", "port", "tls", "server_name", "verify_tls", "ca_file", "client_cert", "client_key", "ip_version",
             "send", "expect_bytes", "expect_regex", "read_timeout", "max_bytes")
@@ -57,11 +54,8 @@ class TcpSpec:
 
 def parse_tcp(step: Node, problems: Problems, load: LoadContext) -> TcpSpec:
     expect = parse_tls_expect(step.get("expect"), problems, EXPECT_KEYS)
-    node = step.get("tcp")
-    if node is None:
-        return TcpSpec(host="", expect=expect)
-    r = Reader(node, problems, TCP_KEYS, "tcp", required=("host",))
-    if not r.ok:
+    r = Reader.section(node := step.get("tcp"), problems, TCP_KEYS, "tcp", required=("host",))
+    if r is None or node is None:
         return TcpSpec(host="", expect=expect)
     host, port_in_host = host_port(r.str("host", ""), None)
     port = parse_port(r, problems, port_in_host)
@@ -89,6 +83,7 @@ def parse_tcp(step: Node, problems: Problems, load: LoadContext) -> TcpSpec:
 
 class TcpKind(StepKind[TcpSpec]):
     kind: ClassVar[str] = "tcp"
+    runtime: ClassVar[str] = "probes.net.tcp.probe:TcpProbe"
     step_keys: ClassVar[frozenset[str]] = frozenset({"expect"})
     # Without expect_bytes/expect_regex, a step that extracts reads the first bytes that arrive.
     yields: ClassVar[Yields] = Yields(body="the bytes received")
@@ -96,12 +91,6 @@ class TcpKind(StepKind[TcpSpec]):
     @classmethod
     def from_config(cls, step: Node, problems: Problems, load: LoadContext) -> TcpSpec:
         return parse_tcp(step, problems, load)
-
-    @classmethod
-    def probe(cls) -> TcpProbe:
-        from probes.net.tcp.probe import TcpProbe
-
-        return TcpProbe()
 
     @classmethod
     def json_schema(cls) -> dict[str, Any]:

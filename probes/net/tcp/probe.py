@@ -21,7 +21,7 @@ from qos_agent.language.text import shown as quoted
 from qos_agent.model import ErrorClass, Step, StepResult, Yielded
 from qos_agent.plugins.context import RunContext
 from qos_agent.plugins.steps import Probe
-from qos_agent.steps.measure import measured
+from qos_agent.steps.measure import check_latency, measured
 
 
 def _shown(data: bytes, limit: int = 80) -> str:
@@ -48,9 +48,7 @@ class TcpProbe(Probe):
             finally:
                 result.phases = phases.as_dict()
             elapsed = sum(result.phases.values()) / 1000
-            if spec.expect.latency_s is not None and elapsed > spec.expect.latency_s:
-                raise StepFailure(ErrorClass.ASSERTION, f"latency {elapsed * 1000:.0f}ms, expected under "
-                                                        f"{spec.expect.latency_s * 1000:.0f}ms")
+            check_latency(elapsed, spec.expect.latency_s)
 
         return await measured(step, "tcp", body, lambda: phases.stage)
 

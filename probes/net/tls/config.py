@@ -9,7 +9,7 @@ certificate (expiry, chain, host name). The handshake itself is probes/net/tls/p
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from probes.common import schemas
 from probes.common.netspec import NetSpec, parse_net
@@ -19,9 +19,6 @@ from qos_agent.language.nodes import Node, Problems, Reader
 from qos_agent.plugins.context import LoadContext
 from qos_agent.plugins.schema_parts import obj
 from qos_agent.plugins.steps import StepKind, Yields
-
-if TYPE_CHECKING:
-    from probes.net.tls.probe import TlsProbe
 
 TLS_KEYS = ("host", "port", "server_name", "verify", "ca_file", "client_cert", "client_key", "ip_version")
 CERT_FIELDS = ("cert_subject", "cert_issuer", "tls_version", "tls_cipher")  # what `field` extraction reads
@@ -39,26 +36,18 @@ class TlsSpec:
 
 class TlsKind(StepKind[TlsSpec]):
     kind: ClassVar[str] = "tls"
+    runtime: ClassVar[str] = "probes.net.tls.probe:TlsProbe"
     step_keys: ClassVar[frozenset[str]] = frozenset({"expect"})
     yields: ClassVar[Yields] = Yields(fields=CERT_FIELDS)
 
     @classmethod
     def from_config(cls, step: Node, problems: Problems, load: LoadContext) -> TlsSpec:
         expect = parse_tls_expect(step.get("expect"), problems)
-        node = step.get("tls")
-        if node is None:
-            return TlsSpec(host="", expect=expect)
-        r = Reader(node, problems, TLS_KEYS, "tls", required=("host",))
-        if not r.ok:
+        r = Reader.section(step.get("tls"), problems, TLS_KEYS, "tls", required=("host",))
+        if r is None:
             return TlsSpec(host="", expect=expect)
         return TlsSpec(host=r.str("host", ""), port=parse_port(r, problems, 443), server_name=r.str("server_name", ""),
                        verify=r.bool("verify", True), net=parse_net(r, problems, load.config_dir), expect=expect)
-
-    @classmethod
-    def probe(cls) -> TlsProbe:
-        from probes.net.tls.probe import TlsProbe
-
-        return TlsProbe()
 
     @classmethod
     def json_schema(cls) -> dict[str, Any]:

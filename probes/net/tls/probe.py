@@ -25,7 +25,7 @@ from qos_agent.language.text import shown as quoted
 from qos_agent.model import ErrorClass, Step, StepResult
 from qos_agent.plugins.context import RunContext
 from qos_agent.plugins.steps import Probe
-from qos_agent.steps.measure import measured
+from qos_agent.steps.measure import check_latency, measured
 
 
 def tls_expect_failures(exp: TlsExpect, facts: TlsFacts, chain_ok: bool, chain_why: str, host_ok: bool,
@@ -138,8 +138,6 @@ class TlsProbe(Probe):
             if failures:
                 raise StepFailure(ErrorClass.TLS, more(failures))
             elapsed = sum(phases.as_dict().values()) / 1000
-            if spec.expect.latency_s is not None and elapsed > spec.expect.latency_s:
-                raise StepFailure(ErrorClass.ASSERTION, f"latency {elapsed * 1000:.0f}ms, expected under "
-                                                        f"{spec.expect.latency_s * 1000:.0f}ms")
+            check_latency(elapsed, spec.expect.latency_s)
 
         return await measured(step, "tls", body, lambda: phases.stage)
