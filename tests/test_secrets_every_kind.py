@@ -83,7 +83,7 @@ async def _echo_tcp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) 
 class DenyingHealth(health_pb2_grpc.HealthServicer):  # type: ignore[misc]
     """Refuses every check, quoting the metadata it got (as a careless server does)."""
 
-    async def Check(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC's name
+    async def Check(self, request: Any, context: Any) -> Any:
         metadata = dict(context.invocation_metadata())
         await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"denied for {metadata.get('authorization')}")
 

@@ -13,12 +13,12 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from qos_agent.errors import StepFailure
 from qos_agent.language.nodes import Node, Problems, Reader
 from qos_agent.model import ErrorClass, Sends, Step, StepResult, Yielded
 from qos_agent.plugins.context import LoadContext, RunContext
 from qos_agent.plugins.schema_parts import STR_MAP, TEXT, obj
 from qos_agent.plugins.steps import Probe, StepKind, Yields
-from qos_agent.errors import StepFailure
 from qos_agent.steps.measure import measured
 
 KEYS = ("host", "port", "message", "headers")
