@@ -204,3 +204,24 @@ def test_mypy_refuses_to_instantiate_a_plugin_missing_a_method() -> None:
                          text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
     assert 'Cannot instantiate abstract class "NoRun" with abstract attribute "run"' in out.stdout, out.stdout
     assert 'Cannot instantiate abstract class "NoSend" with abstract attribute "send"' in out.stdout, out.stdout
+
+
+def test_a_plugin_whose_module_fails_to_import_is_a_located_problem(monkeypatch: pytest.MonkeyPatch,
+                                                                     tmp_path: Path) -> None:
+    """Issue 23: a third-party plug-in whose module raised on import made `validate` print a traceback."""
+    (tmp_path / "broken_plugin.py").write_text("import no_such_dependency_qos\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    refs: dict[str, str] = {**registry.probe_refs(), "broken": "broken_plugin:Kind"}
+    monkeypatch.setattr(registry, "probe_refs", lambda: refs)
+    registry.step_kind.cache_clear()
+    try:
+        path = tmp_path / "journeys.yaml"
+        path.write_text("version: 1\njourneys:\n  - name: j\n    steps:\n      - name: s\n        broken: {}\n")
+        with pytest.raises(ConfigError) as info:
+            load_config(path, env={})
+        (problem,) = [str(p) for p in info.value.problems]
+        assert problem == (f"{path}:6:9: plug-in broken_plugin:Kind cannot be imported: ModuleNotFoundError: No "
+                           "module named 'no_such_dependency_qos' (install the plug-in's dependencies, or fix or "
+                           "uninstall the plug-in)")
+    finally:
+        registry.step_kind.cache_clear()

@@ -53,7 +53,12 @@ class PluginError(SetupError):
 def _load(ref: str, protocol: type) -> type:
     """The class an entry point names, checked against its protocol (a one-line refusal)."""
     module, _, attr = ref.partition(":")
-    found = vars(importlib.import_module(module)).get(attr)
+    try:
+        found = vars(importlib.import_module(module)).get(attr)
+    except Exception as e:  # a third party's module that fails to import: one line, never a traceback
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+        raise PluginError(f"plug-in {ref} cannot be imported: {type(e).__name__}{': ' + first if first else ''}",
+                          "install the plug-in's dependencies, or fix or uninstall the plug-in") from None
     if not isinstance(found, type):
         raise PluginError(f"plug-in {ref} is not a class", "fix the entry point")
     problems = problems_of(found, protocol)
