@@ -1,6 +1,8 @@
-"""The agent endpoint, in process: /healthz and /metrics of a real agent running real journeys against
-the demo service; 503 when the scheduler is starved or a spool is nearly full; degraded after a
-refused reload; `listen: off`; a taken port is a clear setup error."""
+"""The agent endpoint, in process: /livez, /readyz, /healthz and /metrics of a real agent running real
+journeys against the demo service. /livez is 503 only when the scheduler is starved (a restart would
+help), never for a sink; /healthz is unhealthy while points are being dropped (a full spool, a full
+disk) and degraded after a refused reload; /readyz is 503 while stopping; `listen: off`; a taken
+port is a clear setup error."""
 
 from __future__ import annotations
 
@@ -20,11 +22,13 @@ from qos_agent.config.loader import load_config
 from qos_agent.delivery.bounds import KEEP_ASIDE
 from qos_agent.demo.faults import parse_fault_spec
 from qos_agent.errors import SetupError
+from qos_agent.ops import health
 from qos_agent.runloop.agent import Agent
 from tests.support import demo as demo_support
 from tests.support.faults import closed_port
 from tests.support.health import sample, total
 from tests.support.influx import InfluxServer, influxd, needs_influxd
+from tests.support.smallfs import fill, tmpfs
 
 demo_service = demo_support.demo_service
 __all__ = ["influxd"]  # the fixture, imported for pytest
@@ -81,6 +85,11 @@ async def running(path: Path) -> AsyncIterator[tuple[Agent, aiohttp.ClientSessio
 async def healthz(agent: Agent, http: aiohttp.ClientSession) -> tuple[int, dict[str, Any]]:
     async with http.get(agent.health_url + "/healthz") as r:
         return r.status, await r.json()
+
+
+async def probe(agent: Agent, http: aiohttp.ClientSession, path: str) -> int:
+    async with http.get(agent.health_url + path) as r:
+        return r.status
 
 
 async def metrics(agent: Agent, http: aiohttp.ClientSession) -> str:
@@ -162,6 +171,7 @@ async def test_a_starved_scheduler_answers_503_then_recovers(
         body = await until(stuck)
         assert body["status"] == "unhealthy"
         assert any(p.startswith("scheduler stuck: no run started for") for p in body["problems"]), body
+        assert await probe(agent, http, "/livez") == 503  # this one a restart would help
         demo_service.faults.remove(rule)
 
         async def healthy() -> bool:
@@ -169,10 +179,14 @@ async def test_a_starved_scheduler_answers_503_then_recovers(
             return status == 200 and body["status"] == "ok"
 
         assert await until(healthy)
+        assert await probe(agent, http, "/livez") == 200
 
 
-async def test_a_nearly_full_spool_answers_503(tmp_path: Path, demo_service: demo_support.DemoService) -> None:
-    # InfluxDB that refuses connections: the spool (20 KiB here) fills up and stays full.
+async def test_a_full_spool_is_unhealthy_while_dropping_but_never_a_restart(
+        tmp_path: Path, demo_service: demo_support.DemoService) -> None:
+    # InfluxDB that refuses connections: the spool (20 KiB here) fills up and drops its oldest records.
+    # Restarting would not bring InfluxDB back: /livez and /readyz stay 200 throughout (issue 23: a
+    # full spool made the liveness probe 503, a crash loop exactly while the backend was down).
     port = closed_port()
     exporters = (f"exporters:\n  - {{type: influxdb, url: 'http://127.0.0.1:{port}', database: qos, "
                  "max_spool_mb: 0.02, timeout: 1s}")
@@ -180,11 +194,13 @@ async def test_a_nearly_full_spool_answers_503(tmp_path: Path, demo_service: dem
     async with running(path) as (agent, http):
 
         async def full() -> dict[str, Any] | None:
+            assert await probe(agent, http, "/livez") == 200 and await probe(agent, http, "/readyz") == 200
             status, body = await healthz(agent, http)
             return body if status == 503 else None
 
         body = await until(full, timeout=15)
         assert body["status"] == "unhealthy"
+        assert any(p.startswith("points are being dropped: ") and "(spool_full)" in p for p in body["problems"]), body
         assert any(p.startswith("spool influxdb#0 is ") and "full" in p for p in body["problems"]), body
         (spool,) = body["spools"]
         assert spool["fill"] > 0.9 and spool["max_bytes"] == int(0.02 * 2**20) and body["spool_depth"] > 0
@@ -205,6 +221,7 @@ async def test_a_refused_reload_is_degraded_not_down(tmp_path: Path,
         agent.reload()
         status, body = await healthz(agent, http)
         assert status == 200 and body["status"] == "degraded"
+        assert await probe(agent, http, "/livez") == 200 and await probe(agent, http, "/readyz") == 200
         assert f"{path}:8:5: unknown key 'intervall' in a journey" in body["reload_error"]
         assert body["config_hash"] == good_hash and body["reload_failures"] == 1 and body["reloads"] == 0
         text = await metrics(agent, http)
@@ -359,3 +376,51 @@ async def test_the_stores_pruning_counters_move_on_metrics(tmp_path: Path,
         assert not (spool / "refusing.db.corrupt-1000").exists()
     finally:
         await runner.cleanup()
+
+
+async def test_readyz_is_503_while_stopping(tmp_path: Path, demo_service: demo_support.DemoService) -> None:
+    """Ready once the scheduler runs; not ready while runs in flight finish after SIGTERM."""
+    rule = demo_service.faults.add(parse_fault_spec("path=/api/pay,latency=2000ms"))
+    path = write_config(tmp_path, demo_service.url)
+    try:
+        async with running(path) as (agent, http):
+            assert await probe(agent, http, "/readyz") == 200 and await probe(agent, http, "/livez") == 200
+            await until(lambda: asyncio.sleep(0, agent.scheduler.in_flight > 0))
+            agent.stop_event.set()  # a pay run is in flight: stopping waits for it, up to the grace period
+
+            async def not_ready() -> bool:
+                return await probe(agent, http, "/readyz") == 503
+
+            assert await until(not_ready)
+            assert agent.scheduler.in_flight > 0 and await probe(agent, http, "/livez") == 200
+    finally:
+        demo_service.faults.remove(rule)
+
+
+async def test_a_full_disk_is_unhealthy_while_points_are_dropped(
+        tmp_path: Path, demo_service: demo_support.DemoService, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 23: with the state directory's disk full every point was dropped (disk_full) while
+    /healthz said ok. Now unhealthy while it drops, never a restart, and ok again once space returns."""
+    monkeypatch.setattr(health, "DROPPING_WINDOW_S", 1.5)
+    port = closed_port()
+    exporters = f"exporters:\n  - {{type: influxdb, url: 'http://127.0.0.1:{port}', database: qos, timeout: 1s}}"
+    path = write_config(tmp_path, demo_service.url, exporters=exporters)
+    with tmpfs(tmp_path / "state", size="2m") as state:
+        async with running(path) as (agent, http):
+            filler = state / "filler"
+            fill(filler)
+
+            async def dropping() -> dict[str, Any] | None:
+                assert await probe(agent, http, "/livez") == 200
+                status, body = await healthz(agent, http)
+                return body if status == 503 else None
+
+            body = await until(dropping, timeout=15)
+            assert any(p.startswith("points are being dropped: ") and "(disk_full)" in p for p in body["problems"]), body
+            filler.unlink()
+
+            async def recovered() -> bool:
+                status, body = await healthz(agent, http)
+                return status == 200 and not any("dropped" in p for p in body["problems"])
+
+            assert await until(recovered, timeout=15)

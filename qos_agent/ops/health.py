@@ -1,12 +1,18 @@
-"""The agent's endpoint (`agent.listen`): `/healthz` for orchestrators, `/metrics` for Prometheus.
+"""The agent's endpoint (`agent.listen`): probes for orchestrators, `/healthz` for people, `/metrics`.
 
-`/healthz` answers 200 with `status: ok`; 200 with `status: degraded` when the last reload was
-refused (the previous configuration still runs: restarting would not help, fixing the file would)
-or a sink has records waiting and has delivered nothing for `agent.sink_stale_after` (named, with
-its last error); or 503 with `status: unhealthy` when the agent no longer measures: the scheduler
-is stuck (no run started for longer than any journey's allowance, or its lag p99 is huge) or a
-spool is over 90 % full (its sink has been down so long that points are about to be dropped). The
-body always says why, in `problems`. Both endpoints read the one AgentStats snapshot.
+Kubernetes' conventions (Prometheus' `/-/healthy` and `/-/ready` are the model):
+- `/livez`: 200 while a restart would not help; 503 only when it would: the scheduler is stuck (no
+  run started for longer than the longest a run may legitimately take). Never for a sink, a spool or
+  a refused reload: restarting never fixes a sink that is down (it restarted into the same 503, a
+  crash loop exactly while InfluxDB was down, and measured nothing then).
+- `/readyz`: 200 once the configuration is loaded and the scheduler runs; 503 before, and while
+  stopping.
+- `/healthz`: JSON for people and monitors, `ok | degraded | unhealthy` with `problems`. `unhealthy`
+  (503) when the agent no longer measures (stuck, or its lag p99 is huge) or points are being
+  dropped right now (a full disk, a full spool dropping its oldest records); `degraded` (200) for the
+  other sink and reload problems: a spool over 90 % full, a sink with records waiting that accepted
+  nothing for `agent.sink_stale_after`, a refused reload (the previous configuration runs on).
+All read the one AgentStats snapshot.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ log = logging.getLogger(__name__)
 SPOOL_FULL = 0.9
 LAG_HUGE_MIN_MS = 60_000.0  # runs start over a minute (and over an interval) late: unhealthy
 PROGRESS_POLL_S = 0.25
+DROPPING_WINDOW_S = 60.0  # a drop counted within this long is "being dropped right now"
 
 
 def parse_listen(listen: str) -> tuple[str, int] | None:
@@ -55,6 +62,31 @@ class Progress:
             self.at = time.monotonic()
 
 
+@dataclass(slots=True)
+class DropWatch:
+    """When points were last dropped, per cause, seen by polling the counters (they only grow)."""
+
+    seen: dict[str, int] = field(default_factory=dict)
+    last_at: dict[str, float] = field(default_factory=dict)
+    recent: dict[str, int] = field(default_factory=dict)  # dropped within the window, per cause
+
+    def update(self, by_cause: dict[str, int], now: float) -> None:
+        for cause, n in by_cause.items():
+            before = self.seen.get(cause)
+            if before is not None and n > before:
+                self.last_at[cause] = now
+                self.recent[cause] = self.recent.get(cause, 0) + n - before
+            self.seen[cause] = n
+        for cause, at in list(self.last_at.items()):
+            if now - at > DROPPING_WINDOW_S:
+                del self.last_at[cause]
+                self.recent.pop(cause, None)
+
+    def dropping(self) -> dict[str, int]:
+        """Causes that dropped points within the window, with how many."""
+        return dict(self.recent)
+
+
 def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -73,28 +105,38 @@ def _stale_sinks(stats: AgentStats, now_s: float) -> list[str]:
     return out
 
 
-def assess(stats: AgentStats, progress: Progress) -> tuple[int, dict[str, object]]:
+def stuck(stats: AgentStats, progress: Progress) -> str:
+    """Why a restart would help ("" when it would not): no run started for longer than the allowance."""
+    if stats.stuck_after_s is None:
+        return ""
+    idle = time.monotonic() - progress.at
+    if idle <= stats.stuck_after_s:
+        return ""
+    return f"scheduler stuck: no run started for {idle:.1f}s (allowance {stats.stuck_after_s:.1f}s)"
+
+
+def assess(stats: AgentStats, progress: Progress, drops: DropWatch | None = None) -> tuple[int, dict[str, object]]:
     """The /healthz answer: HTTP status and JSON body."""
     problems: list[str] = []
     unhealthy = False
-    if stats.stuck_after_s is not None:
-        idle = time.monotonic() - progress.at
-        if idle > stats.stuck_after_s:
-            unhealthy = True
-            problems.append(f"scheduler stuck: no run started for {idle:.1f}s (allowance {stats.stuck_after_s:.1f}s)")
+    if why := stuck(stats, progress):
+        unhealthy = True
+        problems.append(why)
     if stats.shortest_interval_s is not None and \
             stats.scheduler_lag_p99_ms > max(LAG_HUGE_MIN_MS, stats.shortest_interval_s * 1000):
         unhealthy = True
         problems.append(f"scheduler lag p99 is {stats.scheduler_lag_p99_ms / 1000:.1f}s")
-    for sink in stats.sinks:
-        if sink.spool_fill > SPOOL_FULL:
-            unhealthy = True
-            problems.append(f"spool {sink.name} is {sink.spool_fill:.0%} full: its sink is not accepting points")
-    stale = _stale_sinks(stats, time.time())
-    problems.extend(stale)
+    if drops is not None and (dropping := drops.dropping()):
+        unhealthy = True
+        causes = ", ".join(f"{n} ({cause})" for cause, n in sorted(dropping.items()))
+        problems.append(f"points are being dropped: {causes} in the last {DROPPING_WINDOW_S:.0f}s")
+    degraded = [f"spool {sink.name} is {sink.spool_fill:.0%} full: its sink is not accepting points"
+                for sink in stats.sinks if sink.spool_fill > SPOOL_FULL]
+    degraded += _stale_sinks(stats, time.time())
     if stats.reload_error:
-        problems.append("the last reload was refused; the previous configuration is still running")
-    status = "unhealthy" if unhealthy else "degraded" if stats.reload_error or stale else "ok"
+        degraded.append("the last reload was refused; the previous configuration is still running")
+    problems += degraded
+    status = "unhealthy" if unhealthy else "degraded" if degraded else "ok"
     total = stats.total
     body: dict[str, object] = {
         "status": status,
@@ -138,6 +180,7 @@ class HealthServer:
         self.snapshot = snapshot
         self.metrics = metrics
         self.progress = Progress()
+        self.drops = DropWatch()
         self.url = ""
         self._runner: web.AppRunner | None = None
         self._poller: asyncio.Task[None] | None = None
@@ -145,6 +188,8 @@ class HealthServer:
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/livez", self._livez)
+        app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/metrics", self._metrics)
         return app
 
@@ -177,14 +222,31 @@ class HealthServer:
 
     async def _poll(self) -> None:
         while True:
-            self.progress.update(self.snapshot().runs_started)
+            self._observe(self.snapshot())
             await asyncio.sleep(PROGRESS_POLL_S)
+
+    def _observe(self, stats: AgentStats) -> None:
+        self.progress.update(stats.runs_started)
+        self.drops.update(stats.total.dropped_by_cause, time.monotonic())
 
     async def _healthz(self, request: web.Request) -> web.Response:
         stats = self.snapshot()
-        self.progress.update(stats.runs_started)
-        status, body = assess(stats, self.progress)
+        self._observe(stats)
+        status, body = assess(stats, self.progress, self.drops)
         return web.json_response(body, status=status, headers={"Cache-Control": "no-store"})
+
+    async def _livez(self, request: web.Request) -> web.Response:
+        """It answers, so the loop turns; 503 only when the scheduler is stuck (a restart would help)."""
+        stats = self.snapshot()
+        self._observe(stats)
+        why = stuck(stats, self.progress)
+        return web.json_response({"status": "stuck" if why else "alive", "problems": [why] if why else []},
+                                 status=503 if why else 200, headers={"Cache-Control": "no-store"})
+
+    async def _readyz(self, request: web.Request) -> web.Response:
+        ready = self.snapshot().ready
+        return web.json_response({"status": "ready" if ready else "not ready"}, status=200 if ready else 503,
+                                 headers={"Cache-Control": "no-store"})
 
     async def _metrics(self, request: web.Request) -> web.Response:
         # Rendered on the loop: the collector reads live agent state that only the loop may touch.

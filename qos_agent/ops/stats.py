@@ -25,6 +25,7 @@ class AgentStats:
 
     agent: str = ""
     region: str = ""
+    ready: bool = False  # the configuration is loaded and the scheduler runs (not starting, not stopping)
     version: str = ""
     journeys_scheduled: list[str] = field(default_factory=list)
     in_flight: int = 0

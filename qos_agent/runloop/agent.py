@@ -75,6 +75,7 @@ class Agent:
                                    config.agent.concurrency, overloaded=lag.overloaded,
                                    lag_ms=lag.recent_worst_ms)
         self.stop_event = asyncio.Event()
+        self.ready = False  # /readyz: the scheduler runs (set once started, cleared when stopping)
         self.reload_error = ""
         self.reloads = 0
         self.listeners: list[Callable[[list[JourneyResult], list[Point]], None]] = []  # e.g. the live demo view
@@ -126,6 +127,7 @@ class Agent:
         self.runner.looplag.start()
         self.pipeline.start()
         self.scheduler.start()
+        self.ready = True
         selected = len(self.scheduler.journeys)
         log.info("agent %s in region %s: %d journeys scheduled (event loop: %s)", self.config.agent.name,
                  self.config.agent.region, selected, type(loop).__module__.split(".")[0])
@@ -140,6 +142,7 @@ class Agent:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop_event.wait(), duration_s)
         finally:
+            self.ready = False
             log.info("stopping: waiting up to %.0fs for %d runs in flight", GRACE_S, self.scheduler.in_flight)
             await self.scheduler.stop(GRACE_S)
             if self.reloader.task is not None:
@@ -201,7 +204,7 @@ class Agent:
         sched = self.scheduler.stats
         journeys = list(self.scheduler.journeys.values())
         return AgentStats(
-            agent=self.config.agent.name, region=self.config.agent.region, version=__version__,
+            agent=self.config.agent.name, region=self.config.agent.region, version=__version__, ready=self.ready,
             journeys_scheduled=sorted(self.scheduler.journeys), in_flight=self.scheduler.in_flight,
             runs_started=sched.started, skipped_overlaps=sched.skipped_overlaps, runs_shed=sched.shed,
             scheduler_lag_p99_ms=sched.lag_p99_ms(), event_loop_lag_ms=self.loop_lag_ms,
