@@ -9,7 +9,6 @@ server: what arrives is what each kind yielded. A source a kind does not yield i
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from qos_agent.errors import ConfigError
 from qos_agent.model import Outcome
 from qos_agent.runloop.runner import Runner
 from tests.support.certs import Pki, tls_server
+from tests.support.components import missing
 from tests.support.dnsmasq import dnsmasq
 from tests.support.faults import http_server
 
@@ -29,9 +29,7 @@ try:
     import grpc
     from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 except ImportError:  # pragma: no cover - the dev extra installs it
-    if os.environ.get("CI") == "true":
-        raise
-    pytest.skip("grpcio is not installed (pip install -e '.[dev]')", allow_module_level=True)
+    missing("grpcio (the dev extra: pip install -e '.[dev]')", "make setup")
 
 
 async def _banner(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

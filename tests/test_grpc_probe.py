@@ -5,7 +5,6 @@ grpcio is an optional extra; the dev extra installs it. Under CI=true its absenc
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -20,6 +19,7 @@ from qos_agent.errors import ConfigError
 from qos_agent.model import ErrorClass, Outcome, StepResult
 from qos_agent.plugins.context import RunContext
 from tests.support.certs import Pki
+from tests.support.components import missing
 from tests.support.faults import closed_port
 from tests.support.probe_ctx import make_step, parse_step, run_context, run_step
 
@@ -27,9 +27,7 @@ try:
     import grpc
     from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 except ImportError:  # pragma: no cover - the dev extra installs it
-    if os.environ.get("CI") == "true":
-        raise
-    pytest.skip("grpcio is not installed (pip install -e '.[dev]')", allow_module_level=True)
+    missing("grpcio (the dev extra: pip install -e '.[dev]')", "make setup")
 
 
 @asynccontextmanager

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ import pytest_asyncio
 from aiohttp import WSMsgType, web
 
 from tests.support.cli import qos
-from tests.support.components import needs
+from tests.support.components import missing, needs
 from tests.test_secrets import spellings
 from tests.test_secrets_e2e import texts_under
 
@@ -31,9 +30,7 @@ try:
     import grpc
     from grpc_health.v1 import health_pb2_grpc
 except ImportError:  # pragma: no cover - the dev extra installs it
-    if os.environ.get("CI") == "true":
-        raise
-    pytest.skip("grpcio is not installed (pip install -e '.[dev]')", allow_module_level=True)
+    missing("grpcio (the dev extra: pip install -e '.[dev]')", "make setup")
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, needs(Path("/usr/bin/chromium").exists(), "Debian chromium")]
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import shutil
 import subprocess
 import time
@@ -21,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
 from aiohttp import web
 
+from tests.support.components import missing
 from tests.support.influx import free_port
 
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
@@ -33,9 +32,7 @@ _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 def require_alertmanager() -> str:
     """The binary's path; skip without it, except under CI=true, where that is a failure."""
     if ALERTMANAGER is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("prometheus-alertmanager is not installed (scripts/install-system-deps.sh installs it)")
-        pytest.skip("prometheus-alertmanager is not installed")
+        missing("prometheus-alertmanager (Debian prometheus-alertmanager)")
     return ALERTMANAGER
 
 

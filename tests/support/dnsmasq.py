@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
+from tests.support.components import missing
 
 ZONE = [
     "--address=/shop.test/127.0.0.1",
@@ -33,9 +33,7 @@ ZONE = [
 def dnsmasq_binary() -> str:
     found = shutil.which("dnsmasq") or ("/usr/sbin/dnsmasq" if os.path.exists("/usr/sbin/dnsmasq") else None)
     if found is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("dnsmasq is missing: run scripts/install-system-deps.sh (Debian dnsmasq-base)")
-        pytest.skip("dnsmasq is not installed (Debian dnsmasq-base)")
+        missing("dnsmasq (Debian dnsmasq-base)")
     return found
 
 

@@ -9,7 +9,6 @@ Under CI=true a missing binary fails the tests that need it instead of skipping 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 import urllib.parse
@@ -18,20 +17,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
+from tests.support.components import needs
 from tests.support.influx import _http, _Server, _wait_ready, free_port
 
 PROMETHEUS = shutil.which("prometheus")
 PROMTOOL = shutil.which("promtool")
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "prometheus" / "rules.yml"
-_IN_CI = os.environ.get("CI") == "true"
-needs_prometheus = pytest.mark.skipif(PROMETHEUS is None and not _IN_CI,
-                                      reason="prometheus (Debian prometheus) is not installed")
-needs_promtool = pytest.mark.skipif(PROMTOOL is None and not _IN_CI,
-                                    reason="promtool (Debian prometheus) is not installed")
+needs_prometheus = needs(PROMETHEUS is not None, "prometheus (Debian prometheus)")
+needs_promtool = needs(PROMTOOL is not None, "promtool (Debian prometheus)")
 
 
 def short_rules(path: Path, for_s: str = "1s") -> Path:
