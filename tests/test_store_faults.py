@@ -11,6 +11,7 @@ import signal
 import sqlite3
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -45,8 +46,12 @@ journeys:
 
 
 def healthz(port: int) -> dict[str, Any]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
-        return dict(json.loads(r.read()))
+    """The body of /healthz, whatever its status (503 while points are dropped)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
+            return dict(json.loads(r.read()))
+    except urllib.error.HTTPError as e:
+        return dict(json.loads(e.read()))
 
 
 def influx_sink(port: int) -> dict[str, Any]:
@@ -94,6 +99,8 @@ def test_disk_full_drops_are_counted_and_delivery_resumes_by_itself(tmp_path: Pa
                             30, "drops counted as disk_full", proc)
             assert full["delivered"] <= influx_points(influxd, {"journey", "step", "agent"})  # never overcounted
             assert "disk_full" in full["last_error"] or "disk" in full["last_error"]
+            status = healthz(port)  # the agent says it is dropping points, and why (issue 23: it said ok)
+            assert status["status"] == "unhealthy" and any("(disk_full)" in p for p in status["problems"]), status
             time.sleep(3)  # runs go on while full: writes fail, and so do the delivery loop's acks
             filler.unlink()  # space is back: no restart from here on
             freed_at = influx_points(influxd, {"journey", "step"})
