@@ -150,6 +150,7 @@ class Journey:
     headers: tuple[tuple[str, str], ...] = ()  # defaults.headers, sent by every HTTP step
     disruption: DisruptionRules = field(default_factory=DisruptionRules)
     alert: AlertSpec | None = None
+    traceparent: bool = True  # send W3C `traceparent` on its requests (ids and spans are recorded either way)
     origins: tuple[str, ...] = ()  # scheme://host:port its steps call (static URLs only)
     uptime: str = ""  # `uptime: NAME`: the uptime journey its disruptions are compared with
 
@@ -170,6 +171,8 @@ class AgentConfig:
     shard: tuple[int, int] | None = None  # (index 1-based, count)
     max_loop_lag_s: float = 0.05  # a sample taken while the event loop was later than this is `lagged`
     loop: str = "auto"  # auto | asyncio | uvloop: the event loop `run` and `check` use
+    traceparent: bool = True  # journeys send W3C `traceparent` unless they say otherwise
+    trace_url: str = ""  # a link template with {trace_id}: alerts and reports link each run's trace
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +239,8 @@ class StepResult:
     url: str = ""
     loop_lag_ms: float = 0.0  # the worst event-loop lateness seen while the step was in flight
     lagged: bool = False  # loop_lag_ms passed agent.max_loop_lag: the duration includes the agent's delay
+    span_id: str = ""  # the step's span in the run's trace (16 hex)
+    request_spans: list[str] = field(default_factory=list)  # span ids its requests carried (the parent id on the wire)
 
     @classmethod
     def failure(cls, step: str, probe: str, error: ErrorClass, message: str, **kw: Any) -> StepResult:
@@ -263,6 +268,9 @@ class JourneyResult:
     final: bool = True  # False for an attempt that a retry followed
     loop_lag_ms: float = 0.0  # the worst event-loop lateness during the whole run
     lagged: bool = False  # loop_lag_ms passed agent.max_loop_lag: its duration is not the target's alone
+    trace_id: str = ""  # W3C trace id of this attempt (32 hex): one trace per run
+    span_id: str = ""  # the run's root span
+    first_trace_id: str = ""  # a retry: the trace of the run's first attempt (a span link)
 
     @property
     def flaky(self) -> bool:

@@ -1,7 +1,7 @@
 """JUnit XML: every final journey run as a test case, so CI shows journeys like tests.
 
 One `<testsuite name="qos-agent">`; per final run one `<testcase classname="qos-agent.<region>"
-name="<journey>">`. A failed run's `<failure>` names the step, the error class and the detail,
+name="<journey>">` with a `<property name="trace_id">` (the run's W3C trace). A failed run's `<failure>` names the step, the error class and the detail,
 and its body lists every step (✓ passed, ✗ failed, - skipped) and the artifacts as
 `[[ATTACHMENT|path]]` lines. A run that passed only on a retry passes with a `flaky:` note.
 The file is written once, at `close()`, atomically: temp file + rename. `check --junit` writes
@@ -125,6 +125,8 @@ def testcase(run: Run) -> ET.Element:
         "name": clean(j.tag("journey") or ""),
         "time": f"{_num(j.field('duration_ms')) / 1000:.3f}",
     })
+    if trace_id := _str(j.field("trace_id")):  # the run's trace: find the backend's side of a failure
+        ET.SubElement(ET.SubElement(case, "properties"), "property", {"name": "trace_id", "value": clean(trace_id)})
     outcome = _str(j.field("outcome"))
     attempt = j.field("attempt")
     if outcome == "skipped":

@@ -62,12 +62,16 @@ class BrowserProbe(Probe):
     def _maker(self, ctx: RunContext, spec: BrowserSpec
                ) -> Callable[[], Awaitable[tuple[BrowserSession, Callable[[], Awaitable[None]]]]]:
         async def make() -> tuple[BrowserSession, Callable[[], Awaitable[None]]]:
-            from probes.browser.session import BrowserSession
+            from probes.browser.session import BrowserSession, origin_of
 
             urls = [ctx.render(a.value) for a in spec.actions if a.verb == "goto"]
             options = context_options(render_net(spec.net, ctx.render), urls, spec.verify_tls)
             failed_before = self.one_shot or ctx.journey.name in self.failed_last
-            session = await BrowserSession.open(self.host, ctx, options, spec.trace, failed_before)
+            # Every browser step of the journey shares this context: trace the origins all their gotos name.
+            gotos = [ctx.render(a.value) for s in ctx.journey.steps if isinstance(s.spec, BrowserSpec)
+                     for a in s.spec.actions if a.verb == "goto"]
+            origins = frozenset(filter(None, map(origin_of, gotos or urls)))
+            session = await BrowserSession.open(self.host, ctx, options, spec.trace, failed_before, origins)
             return session, session.close
 
         return make

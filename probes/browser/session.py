@@ -10,7 +10,8 @@ import asyncio
 import contextlib
 from typing import Any
 
-from playwright.async_api import Browser, BrowserContext, Page
+from playwright.async_api import Browser, BrowserContext, Page, Request, Route
+from yarl import URL
 
 from probes.browser.cookies import CookieBridge
 from probes.browser.launch import CLOSE_TIMEOUT_S, BrowserHost
@@ -21,6 +22,27 @@ from qos_agent.plugins.context import RunContext
 OPEN_TIMEOUT_S = 15.0
 REGION_HEADER = "X-QoS-Region"
 AGENT_HEADER = "X-QoS-Agent"
+
+
+def origin_of(url: str) -> str:
+    """scheme://host:port of a URL (the default port written out), "" when it has none."""
+    try:
+        u = URL(url)
+    except ValueError:
+        return ""
+    return f"{u.scheme}://{u.host}:{u.port}" if u.scheme and u.host and u.port else ""
+
+
+async def trace_first_party(context: BrowserContext, ctx: RunContext, origins: frozenset[str]) -> None:
+    """Every request to the origins the journey's `goto`s name carries `traceparent` (a new span of
+    the running step each), never a third party's: its backend is not the journey's to trace."""
+
+    async def add_header(route: Route, request: Request) -> None:
+        traceparent = ctx.traceparent_header()
+        headers = {**request.headers, "traceparent": traceparent} if traceparent else request.headers
+        await route.continue_(headers=headers)
+
+    await context.route(lambda url: origin_of(url) in origins, add_header)
 
 
 def tracing_enabled(mode: str, attempt: int, failed_before: bool) -> bool:
@@ -53,14 +75,18 @@ class BrowserSession:
 
     @classmethod
     async def open(cls, host: BrowserHost, ctx: RunContext, options: dict[str, Any] | None = None,
-                   mode: str = "on-retry", failed_before: bool = False) -> BrowserSession:
+                   mode: str = "on-retry", failed_before: bool = False, origins: frozenset[str] = frozenset()
+                   ) -> BrowserSession:
         """`options`: extra context options (proxy, client certificates: probes/browser/net.py);
-        `mode`: the step's `trace:`; `failed_before`: the journey's previous run failed (or `check`)."""
+        `mode`: the step's `trace:`; `failed_before`: the journey's previous run failed (or `check`);
+        `origins`: scheme://host:port of the step's `goto`s, the only ones that get `traceparent`."""
         browser = await host.browser()
         async with asyncio.timeout(OPEN_TIMEOUT_S):
             context = await browser.new_context(
                 extra_http_headers={REGION_HEADER: ctx.region, AGENT_HEADER: ctx.agent}, **(options or {}))
             try:
+                if ctx.traceparent and origins:
+                    await trace_first_party(context, ctx, origins)
                 await context.add_init_script(INIT_SCRIPT)
                 guard = TraceGuard(context, tracing_enabled(mode, ctx.attempt, failed_before))
                 await guard.start()

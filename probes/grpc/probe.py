@@ -72,9 +72,12 @@ class GrpcProbe(Probe):
             stage[0] = "health check"
             t1 = time.perf_counter_ns()
             try:
-                metadata = tuple((k, ctx.render(v)) for k, v in spec.metadata) or None
+                metadata = [(k, ctx.render(v)) for k, v in spec.metadata]
+                if (traceparent := ctx.traceparent_header()) is not None and "traceparent" not in dict(metadata):
+                    metadata.append(("traceparent", traceparent))
                 response = await stubs.HealthStub(channel).Check(pb2.HealthCheckRequest(service=service),
-                                                                  timeout=step.timeout_s, metadata=metadata)
+                                                                  timeout=step.timeout_s,
+                                                                  metadata=tuple(metadata) or None)
             except grpc.aio.AioRpcError as exc:
                 raise _rpc_failure(grpc, exc, target, service) from None
             finally:

@@ -115,6 +115,8 @@ class HttpProbe(Probe):
             headers[name] = ctx.render(value)  # (the core learns the secrets of what it sends: Sends)
         headers["X-QoS-Region"] = ctx.region
         headers["X-QoS-Agent"] = ctx.agent
+        if (traceparent := ctx.traceparent_header()) is not None and "traceparent" not in headers:
+            headers["traceparent"] = traceparent  # W3C Trace Context: the backend joins this run's trace
         body: dict[str, Any] = {}
         if spec.has_json:
             body["json"] = ctx.render_deep(spec.json)

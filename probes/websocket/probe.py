@@ -76,6 +76,8 @@ class WebSocketProbe(Probe):
             raise StepFailure(ErrorClass.TLS, f"cannot load client_cert/ca_file: {exc}") from None
         headers = {name: ctx.render(value) for name, value in (*ctx.journey.headers, *spec.headers)}
         headers.update({"X-QoS-Region": ctx.region, "X-QoS-Agent": ctx.agent})
+        if (traceparent := ctx.traceparent_header()) is not None and "traceparent" not in map(str.lower, headers):
+            headers["traceparent"] = traceparent
         async with timed_session(connector_for(net), cookie_jar=ctx.cookie_jar, trust_env=self.trust_env) as session:
             token = CURRENT.set(trace)
             t0 = time.perf_counter_ns()

@@ -95,6 +95,7 @@ class JourneyParser:
             headers=tuple(headers.items()),
             disruption=self.disruption_rules(r.get("disruption"), self.disruption_rules(defaults.get("disruption"))),
             alert=self.alert(r.get("alert")),
+            traceparent=r.bool("traceparent", agent.traceparent),
             origins=origins_of(steps, {**global_vars, **own_vars}),
             uptime=r.str("uptime", ""),
         )

@@ -147,6 +147,11 @@ class _Parser:
         if loop == "uvloop" and loop_node is not None and importlib.util.find_spec("uvloop") is None:
             self.problems.add(loop_node.loc, "'loop' is uvloop, but uvloop is not installed",
                               "pip install uvloop (Linux/macOS), or write loop: auto")
+        trace_url = r.str("trace_url", "")
+        if trace_url and (url_node := r.get("trace_url")) is not None and (
+                "{trace_id}" not in trace_url or not trace_url.startswith(("http://", "https://"))):
+            self.problems.add(url_node.loc, f"'trace_url' is {shown(trace_url)}, not an http(s) URL with {{trace_id}}",
+                              'write e.g. trace_url: "https://tempo.example/explore?traceId={trace_id}"')
         return AgentConfig(
             region=self.region_override or r.str("region", "local"),
             name=r.str("name", socket.gethostname() or "agent"),
@@ -159,4 +164,6 @@ class _Parser:
             shard=shard,
             max_loop_lag_s=max_lag,
             loop=loop,
+            traceparent=r.bool("traceparent", True),
+            trace_url=trace_url,
         )

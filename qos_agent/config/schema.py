@@ -93,6 +93,9 @@ AGENT: dict[str, Schema] = {
     "max_loop_lag": _ref("duration"),
     "loop": {**_enum(("auto", "asyncio", "uvloop")),
              "description": "the event loop: auto = uvloop where installed, else asyncio"},
+    "traceparent": {**_ref("bool"), "description": "send W3C traceparent on every request (default true)"},
+    "trace_url": {"type": "string", "pattern": "^(https?://.*\\{trace_id\\}|\\$\\{)",
+                  "description": "a link to each run's trace: an http(s) URL with {trace_id}"},
 }
 
 DEFAULTS: dict[str, Schema] = {
@@ -121,6 +124,7 @@ JOURNEY: dict[str, Schema] = {
               "properties": {"severity": {"type": "string", "pattern": cfg.NAME.pattern},
                              "runbook": {"type": "string", "pattern": "^(https?://|\\$\\{)"}},
               "description": "what alert sinks say about this journey's disruptions"},
+    "traceparent": {**_ref("bool"), "description": "send W3C traceparent (default: agent.traceparent)"},
     "uptime": {"type": "string", "minLength": 1,
                "description": "the kind: uptime journey this journey is compared with (default: same origin)"},
 }

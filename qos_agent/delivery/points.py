@@ -50,7 +50,10 @@ def journey_point(r: JourneyResult) -> Point:
         ("run_id", r.run_id),
         ("loop_lag_ms", round(float(r.loop_lag_ms), 3)),
         ("lagged", r.lagged),
+        ("trace_id", r.trace_id),
     ]
+    if r.first_trace_id:
+        fields.append(("first_trace_id", r.first_trace_id))
     return Point("journey", tags, tuple(fields), r.start_ms)
 
 
@@ -69,6 +72,8 @@ def step_point(r: JourneyResult, s: StepResult) -> Point:
         ("run_id", r.run_id),
         ("loop_lag_ms", round(float(s.loop_lag_ms), 3)),
         ("lagged", s.lagged),
+        ("trace_id", r.trace_id),
+        ("span_id", s.span_id),
     ]
     if s.status_code is not None:
         fields.append(("status_code", s.status_code))

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,11 +44,27 @@ class RunContext:
     cookie_jar: aiohttp.CookieJar
     redact: Redactor
     attempt: int = 1
+    trace_id: str = ""  # W3C trace id of this attempt (32 hex)
+    traceparent: bool = True  # send the header (the journey's and agent's `traceparent:`)
+    request_spans: list[str] = field(default_factory=list)  # the current step's requests' span ids
     _resources: dict[str, Any] = field(default_factory=dict)
     _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def render(self, text: str) -> str:
         return render(text, self.variables)
+
+    def request_span(self) -> str:
+        """A new span id for one request of the current step (recorded on the step's result)."""
+        span = os.urandom(8).hex()
+        self.request_spans.append(span)
+        return span
+
+    def traceparent_header(self) -> str | None:
+        """`traceparent` for one request (W3C Trace Context, sampled): the run's trace, a new span of
+        the current step as the parent id; None when the journey turned the header off (the span is
+        recorded all the same)."""
+        span = self.request_span()
+        return f"00-{self.trace_id}-{span}-01" if self.traceparent and self.trace_id else None
 
     def render_deep(self, value: object) -> object:
         return render_deep(value, self.variables)

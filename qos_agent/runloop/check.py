@@ -150,8 +150,9 @@ def results_json(results: Sequence[JourneyResult]) -> str:
             "journey": r.journey, "region": r.region, "outcome": str(r.outcome), "success": r.outcome.ok,
             "flaky": r.flaky, "attempt": r.attempt, "duration_ms": round(r.duration_ms, 3),
             "failed_step": r.failed_step or None, "error": str(r.error) if r.error else None,
-            "error_message": r.error_message or None,
+            "error_message": r.error_message or None, "trace_id": r.trace_id or None,
             "steps": [{"name": s.step, "outcome": str(s.outcome), "duration_ms": round(s.duration_ms, 3),
+                       "span_id": s.span_id or None,
                        "error": str(s.error) if s.error else None, "error_message": s.error_message or None,
                        "status_code": s.status_code, "url": s.url or None,
                        **({"artifacts": s.artifacts} if s.artifacts else {})}

@@ -100,12 +100,14 @@ class Runner:
         """Every attempt of one scheduled run; the last one is final."""
         results: list[JourneyResult] = []
         heavy = any(s.heavy for s in journey.steps)  # takes a slot of agent.browser_concurrency
+        first_trace = ""  # a retry is a trace of its own, linked to the first attempt's
         for attempt in range(1, journey.retries + 2):
             if heavy:
                 async with self.browser_slots:
-                    result = await self.run_once(journey, attempt)
+                    result = await self.run_once(journey, attempt, first_trace)
             else:
-                result = await self.run_once(journey, attempt)
+                result = await self.run_once(journey, attempt, first_trace)
+            first_trace = first_trace or result.trace_id
             results.append(result)
             if result.outcome.ok:
                 break
@@ -115,7 +117,7 @@ class Runner:
             r.final = False
         return results
 
-    async def run_once(self, journey: Journey, attempt: int = 1) -> JourneyResult:
+    async def run_once(self, journey: Journey, attempt: int = 1, first_trace: str = "") -> JourneyResult:
         agent = self.config.agent
         self.looplag.threshold_ms = agent.max_loop_lag_s * 1000
         self.looplag.start()
@@ -123,10 +125,11 @@ class Runner:
         start_ns = time.perf_counter_ns()
         start_ms = self._unique_ms((journey.name,), time.time_ns() // 1_000_000)
         run_id = os.urandom(8).hex()  # 16 hex digits, as uuid4().hex[:16] gave, for a third of its cost
+        ids = os.urandom(24).hex()  # one call: the trace id (32 hex) and the run's root span (16 hex)
         ctx = RunContext(
             journey=journey, region=agent.region, agent=agent.name, run_id=run_id, state_dir=self.state_dir,
             variables=dict(journey.variables), cookie_jar=aiohttp.CookieJar(unsafe=True), redact=self.redact.child(),
-            attempt=attempt,
+            attempt=attempt, trace_id=ids[:32], traceparent=journey.traceparent,
         )
         ctx.variables = {k: ctx.render(v) for k, v in ctx.variables.items()}
         steps: list[StepResult] = []
@@ -144,6 +147,7 @@ class Runner:
             tags=journey.tags, failed_step=failed.step if failed else "",
             error=failed.error if failed else None, error_message=failed.error_message if failed else "",
             loop_lag_ms=loop_lag_ms, lagged=loop_lag_ms > self.looplag.threshold_ms,  # (covers every step's mark)
+            trace_id=ctx.trace_id, span_id=ids[32:], first_trace_id=first_trace,
         )
 
     async def _run_steps(self, journey: Journey, ctx: RunContext, out: list[StepResult]) -> None:
@@ -173,6 +177,8 @@ class Runner:
         t0 = time.perf_counter_ns()
         probe = self.probes.get(step.kind)
         prepare(step, ctx)
+        spans: list[str] = []
+        ctx.request_spans = spans  # the spans this step's requests carry (traceparent's parent ids)
         try:
             if probe.bounds_own_wait and remaining_s >= step.timeout_s:
                 result: StepResult = await probe.run(step, ctx)  # its own step timeout comes first
@@ -187,6 +193,7 @@ class Runner:
             result.duration_ms = (time.perf_counter_ns() - t0) / 1e6
         result.start_ms = start_ms
         result.step, result.probe = step.name, step.kind
+        result.span_id, result.request_spans = os.urandom(8).hex(), spans
         result.loop_lag_ms = lag_ms = self.looplag.delay_since(mark)
         result.lagged = lag_ms > self.looplag.threshold_ms
         finish(step, result, ctx)
