@@ -4,8 +4,9 @@ One `<testsuite name="qos-agent">`; per final run one `<testcase classname="qos-
 name="<journey>">` with a `<property name="trace_id">` (the run's W3C trace). A failed run's
 `<failure>` names the step, the error class and the detail, and its body lists every step
 (✓ passed, ✗ failed, - skipped) and the artifacts as `[[ATTACHMENT|path]]` lines. A run that
-passed only on a retry passes with a `flaky:` note. The file is written once, at `close()`, atomically: temp file + rename. `check --junit` writes
-through this exporter too (qos_agent/runloop/check.py): one JUnit writer.
+passed only on a retry passes with a `flaky:` note. The file is written once, at `close()`,
+atomically: temp file + rename. `check --junit` writes through this exporter too
+(qos_agent/runloop/check.py): one JUnit writer.
 """
 
 from __future__ import annotations
