@@ -137,9 +137,9 @@ def check(
     except (SetupError, ImportError) as e:
         raise _setup_error(e) from None
     if fmt == "json":
-        print(checking.results_json(results))
+        print(checking.results_json(results, config.agent.trace_url))
     else:
-        checking.print_summary(results, out)
+        checking.print_summary(results, out, config.agent.trace_url)
     raise typer.Exit(checking.exit_code(results))
 
 

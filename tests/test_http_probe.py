@@ -207,10 +207,12 @@ async def test_503_is_status() -> None:
     assert allowed.outcome is Outcome.PASSED
 
 
-async def test_unexpected_success_status_is_assertion() -> None:
+async def test_an_unexpected_status_is_status_whatever_was_expected() -> None:
+    """Issue 27: one rule for error classes. 200 where 201 was due was `assertion`, 503 where 200 was
+    due `status`: both are now `status` (assertion is for what the body and headers say)."""
     async with http_server() as srv, run_context({"base": srv.base}) as ctx:
         r = await run(ctx, 'http: {url: "{{ base }}/ok"}\nexpect: {status: [201, 204]}')
-    assert failed_with(r, ErrorClass.ASSERTION) == "HTTP 200, expected one of 201, 204"
+    assert failed_with(r, ErrorClass.STATUS) == "HTTP 200, expected one of 201, 204"
 
 
 async def test_slow_answer_fails_latency() -> None:

@@ -108,7 +108,8 @@ def step_line(s: Point) -> str:
         return f"✓ {name} {_num(s.field('duration_ms')):.0f} ms{note}"
     error, message = _str(s.field("error")), _str(s.field("error_message"))
     detail = f"{error}: {message}" if error and message else (error or message or "failed")
-    return f"✗ {name} {detail}"
+    body = _str(s.field("body_excerpt"))
+    return f"✗ {name} {detail}" + (f"\n    response: {body}" if body else "")
 
 
 def failure_message(j: Point) -> str:

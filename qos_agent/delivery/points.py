@@ -79,6 +79,8 @@ def step_point(r: JourneyResult, s: StepResult) -> Point:
         fields.append(("status_code", s.status_code))
     if s.url:
         fields.append(("url", s.url))
+    if s.body_excerpt:
+        fields.append(("body_excerpt", s.body_excerpt))
     fields += [(k, v if v.__class__ is float else round(float(v), 3)) for k, v in s.phases.items()]  # probes round
     fields.extend((k, _metric(k, v)) for k, v in s.metrics.items())
     fields.extend(s.artifacts.items())

@@ -15,25 +15,45 @@ MESSAGE_LIMIT = 300  # characters in one problem or error message
 VALUE_LIMIT = 60  # characters of a user's value quoted inside a message
 
 
+def _printable(ch: str) -> str:
+    """One character as a person can read it on one line: itself, or its escape (\\n, \\x1b, \\u202e)."""
+    if ch.isprintable() or ch == " ":
+        return ch
+    if ch in "\n\r\t":
+        return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}[ch]
+    if ord(ch) < 0x100:
+        return f"\\x{ord(ch):02x}"
+    return f"\\u{ord(ch):04x}" if ord(ch) < 0x10000 else f"\\U{ord(ch):08x}"
+
+
 def one_line(text: object, limit: int = MESSAGE_LIMIT) -> str:
     """Control and invisible characters escaped (\\n, \\x1b, \\u202e), whitespace runs kept, cut at `limit`."""
     if isinstance(text, bytes | bytearray):
         text = bytes(text[: limit * 4]).decode("utf-8", "backslashreplace")
-    s = str(text)
     out: list[str] = []
     size = 0
-    for ch in s:
-        if ch.isprintable() or ch == " ":
-            piece = ch
-        elif ch in "\n\r\t":
-            piece = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}[ch]
-        elif ord(ch) < 0x100:
-            piece = f"\\x{ord(ch):02x}"
-        else:
-            piece = f"\\u{ord(ch):04x}" if ord(ch) < 0x10000 else f"\\U{ord(ch):08x}"
+    for ch in str(text):
+        piece = _printable(ch)
         size += len(piece)
         if size > limit:
             out.append("...")
+            break
+        out.append(piece)
+    return "".join(out)
+
+
+EXCERPT_BYTES = 200  # a failure's body excerpt: the first 200 bytes of what the server answered
+
+
+def excerpt(text: str, limit_bytes: int = EXCERPT_BYTES) -> str:
+    """The start of a response for a person: one printable line (control characters escaped), at most
+    `limit_bytes` of UTF-8, cut between characters."""
+    out: list[str] = []
+    size = 0
+    for ch in text:
+        piece = _printable(ch)
+        size += len(piece.encode("utf-8"))
+        if size > limit_bytes:  # never half a character, nor half an escape
             break
         out.append(piece)
     return "".join(out)

@@ -115,16 +115,25 @@ def _label(r: JourneyResult) -> str:
     }[r.outcome]
 
 
-def _why(r: JourneyResult) -> str:
+def trace_link(trace_id: str, trace_url: str) -> str:
+    """The run's trace as a person opens it: `agent.trace_url` with the id, else the id."""
+    return trace_url.replace("{trace_id}", trace_id) if trace_url else trace_id
+
+
+def _why(r: JourneyResult, trace_url: str = "") -> str:
     if r.outcome is Outcome.FAILED:
-        return f"{r.failed_step}: {r.error}: {r.error_message}"
+        why = f"{r.failed_step}: {r.error}: {r.error_message}"
+        failed = next((s for s in r.steps if s.step == r.failed_step), None)
+        if failed is not None and failed.body_excerpt:  # what the server said (k6 and Checkly show it too)
+            why += f"\n  response: {failed.body_excerpt}"
+        return why + (f"\n  trace: {trace_link(r.trace_id, trace_url)}" if r.trace_id else "")
     if r.outcome is Outcome.DEGRADED:
         slow = [s.step for s in r.steps if s.outcome is Outcome.DEGRADED]
         return "slower than its objective" + (f" ({', '.join(slow)})" if slow else "")
     return ""
 
 
-def print_summary(results: Sequence[JourneyResult], console: Console) -> None:
+def print_summary(results: Sequence[JourneyResult], console: Console, trace_url: str = "") -> None:
     table = Table(title="qos-agent check", title_justify="left")
     for col, kw in (("journey", {}), ("result", {}), ("duration", {"justify": "right"}), ("steps", {}),
                     ("failed step and why", {"overflow": "fold"})):
@@ -132,7 +141,7 @@ def print_summary(results: Sequence[JourneyResult], console: Console) -> None:
     finals = [r for r in results if r.final]
     for r in finals:
         steps = " ".join({"passed": "✓", "degraded": "~", "failed": "✗", "skipped": "-"}[s.outcome] for s in r.steps)
-        table.add_row(r.journey, _label(r), f"{r.duration_ms:,.0f} ms", steps, _why(r))
+        table.add_row(r.journey, _label(r), f"{r.duration_ms:,.0f} ms", steps, _why(r, trace_url))
     console.print(table)
     failed = sum(1 for r in finals if not r.outcome.ok)
     flaky = sum(1 for r in finals if r.flaky)
@@ -140,7 +149,7 @@ def print_summary(results: Sequence[JourneyResult], console: Console) -> None:
     console.print(("[red bold]" if failed else "[green]") + summary + "[/]")
 
 
-def results_json(results: Sequence[JourneyResult]) -> str:
+def results_json(results: Sequence[JourneyResult], trace_url: str = "") -> str:
     """`check --format json`: one object per final run, for scripts."""
     out = []
     for r in results:
@@ -151,10 +160,11 @@ def results_json(results: Sequence[JourneyResult]) -> str:
             "flaky": r.flaky, "attempt": r.attempt, "duration_ms": round(r.duration_ms, 3),
             "failed_step": r.failed_step or None, "error": str(r.error) if r.error else None,
             "error_message": r.error_message or None, "trace_id": r.trace_id or None,
+            **({"trace_url": trace_link(r.trace_id, trace_url)} if trace_url and r.trace_id else {}),
             "steps": [{"name": s.step, "outcome": str(s.outcome), "duration_ms": round(s.duration_ms, 3),
                        "span_id": s.span_id or None,
                        "error": str(s.error) if s.error else None, "error_message": s.error_message or None,
-                       "status_code": s.status_code, "url": s.url or None,
+                       "status_code": s.status_code, "url": s.url or None, "body_excerpt": s.body_excerpt or None,
                        **({"artifacts": s.artifacts} if s.artifacts else {})}
                       for s in r.steps],
         })

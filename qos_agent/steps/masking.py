@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlsplit
 
 from qos_agent.language.secrets import MASK, SENSITIVE_HEADERS, Redactor, header_secrets
 from qos_agent.language.templating import has_template, render
-from qos_agent.language.text import one_line
+from qos_agent.language.text import excerpt, one_line
 from qos_agent.model import Sends, StepResult
 from qos_agent.plugins.context import RunContext
 
@@ -95,8 +95,8 @@ def mask_result(result: StepResult, redact: Redactor) -> None:
         result.url = redact(result.url)
     if result.text:
         result.text = {k: redact(v) for k, v in result.text.items()}
-    if result.body_excerpt:
-        result.body_excerpt = redact(result.body_excerpt)
+    if result.body_excerpt:  # masked before it is cut: a secret cut in half would slip past the mask
+        result.body_excerpt = excerpt(redact(result.body_excerpt))
     if result.artifacts:  # keys become field names (`screenshot_NAME`): a secret there is masked too
         result.artifacts = {redact(k).replace(MASK, MASKED_NAME): _masked_file(path, redact)
                             for k, path in result.artifacts.items()}
