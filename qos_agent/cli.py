@@ -6,11 +6,13 @@ not writable, a step kind's optional extra not installed).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -19,6 +21,10 @@ from qos_agent import __version__
 from qos_agent.errors import ConfigError, SetupError
 from qos_agent.language.nodes import parse_duration
 from qos_agent.language.text import one_line, shown
+
+if TYPE_CHECKING:
+    from qos_agent.language.nodes import Problem
+    from qos_agent.model import Location
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="qos-agent: replays customer journeys and reports what customers feel.")
@@ -34,6 +40,8 @@ setattr(typer.core.TyperArgument, "display_type_rich", lambda self, ctx: None)  
 
 FileArg = Annotated[Path, typer.Argument(help="journeys file", show_default=True, metavar="FILE")]
 DEFAULT_FILE = Path("journeys.yaml")
+# -v works before the command and after it: `qos-agent -v check` and `qos-agent check -v`.
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")]
 
 
 EXIT_ENVIRONMENT = 3
@@ -58,6 +66,25 @@ def _config_error(e: ConfigError) -> typer.Exit:
     return typer.Exit(2)
 
 
+def _problems_json(valid: bool, problems: Sequence[Problem], warnings: Sequence[str]) -> str:
+    def item(loc: Location, message: str) -> dict[str, object]:
+        return {"file": loc.file, "line": loc.line, "column": loc.col, "message": message}
+
+    return json.dumps({"valid": valid,
+                       "problems": [item(p.loc, str(p).removeprefix(f"{p.loc}: ")) for p in problems],
+                       "warnings": [_located(w) for w in warnings]}, indent=2, ensure_ascii=False)
+
+
+def _located(warning: str) -> dict[str, object]:
+    """A located warning's text ('FILE:LINE:COL: what') as the same object as a problem."""
+    head, sep, message = warning.partition(": ")
+    file, _, rest = head.rpartition(":")
+    file, _, line = file.rpartition(":")
+    if sep and line.isdigit() and rest.isdigit():
+        return {"file": file, "line": int(line), "column": int(rest), "message": message}
+    return {"file": "", "line": 0, "column": 0, "message": warning}
+
+
 def _warnings(warnings: tuple[str, ...]) -> None:
     """Located warnings (a secret too short to mask): the file runs, but the user should know."""
     for warning in warnings:
@@ -80,11 +107,16 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _verbose(verbose: bool) -> None:
+    if verbose:
+        logging.getLogger().setLevel(logging.DEBUG)
+
+
 @app.callback()
 def main_options(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="print the version and exit")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -92,22 +124,39 @@ def main_options(
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-@app.command()
-def validate(file: FileArg = DEFAULT_FILE) -> None:
-    """Check journeys.yaml and print every problem, located. Exit 0 or 2."""
+@app.command(short_help="Check journeys.yaml: every problem, located (exit 0 or 2).")
+def validate(
+    file: FileArg = DEFAULT_FILE,
+    fmt: Annotated[str, typer.Option("--format", metavar="[text|json]", help="text or json")] = "text",
+    verbose: VerboseOpt = False,
+) -> None:
+    """Check journeys.yaml and print every problem, located. Exit 0 or 2.
+
+    --format json prints {"valid": bool, "problems": [{"file", "line", "column", "message"}],
+    "warnings": [...]} on stdout (an editor or a CI step reads it), with the same exit code."""
     from qos_agent.config.loader import load_config
 
+    _verbose(verbose)
+    if fmt not in ("text", "json"):
+        err.print(f"--format {shown(fmt)}: use text or json", markup=False)
+        raise typer.Exit(2)
     try:
         config = load_config(file)
     except ConfigError as e:
+        if fmt == "json":
+            print(_problems_json(False, e.problems, ()))
+            raise typer.Exit(2) from None
         raise _config_error(e) from None
+    if fmt == "json":
+        print(_problems_json(True, (), config.warnings))
+        raise typer.Exit(0)
     _warnings(config.warnings)
     steps = sum(len(j.steps) for j in config.journeys)
     out.print(f"{one_line(file, 1000)}: valid ({len(config.journeys)} journeys, {steps} steps, "
               f"{len(config.exporters)} exporters)", markup=False)
 
 
-@app.command()
+@app.command(short_help="Run each journey once, for CI: exit 0 passed, 1 failed.")
 def check(
     file: FileArg = DEFAULT_FILE,
     journey: Annotated[list[str] | None, typer.Option("--journey", "-j", metavar="TEXT", help="run only this journey "
@@ -116,12 +165,14 @@ def check(
     region: Annotated[str | None, typer.Option(metavar="TEXT", help="act as an agent of this region")] = None,
     fmt: Annotated[str, typer.Option("--format", metavar="[table|json]", help="table or json")] = "table",
     export: Annotated[bool, typer.Option(help="also send results to the configured exporters")] = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Run every selected journey once. Exit 0 all passed, 1 a journey failed, 2 bad config, 3 cannot run here."""
     from qos_agent.config.loader import load_config
     from qos_agent.runloop import check as checking
     from qos_agent.runloop import loops
 
+    _verbose(verbose)
     if fmt not in ("table", "json"):
         err.print(f"--format {shown(fmt)}: use table or json", markup=False)
         raise typer.Exit(2)
@@ -143,30 +194,36 @@ def check(
     raise typer.Exit(checking.exit_code(results))
 
 
-@app.command()
+@app.command(short_help="The agent: run journeys on their intervals until SIGTERM.")
 def run(
     file: FileArg = DEFAULT_FILE,
+    journey: Annotated[list[str] | None, typer.Option("--journey", "-j", metavar="TEXT", help="run only this "
+                                                      "journey (repeatable; kept across reloads)")] = None,
     region: Annotated[str | None, typer.Option(metavar="TEXT", help="override agent.region")] = None,
     duration: Annotated[str | None, typer.Option(metavar="DURATION", help="stop after this long (e.g. 30s); default: "
                                                  "until SIGTERM")] = None,
     watch: Annotated[bool, typer.Option(help="also reload when the file changes (checked every second)")] = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """The agent: schedule, run, export, until SIGTERM (SIGHUP reloads the file)."""
     from qos_agent.config.loader import load_config
+    from qos_agent.runloop import check as checking
     from qos_agent.runloop import loops
     from qos_agent.runloop.agent import run_agent
 
+    _verbose(verbose)
     try:
         config = load_config(file, region=region)
+        checking.choose(config, journey or [])  # an unknown name is a clear error, as for check
         loops.run(run_agent(str(file), region=region, duration_s=_seconds(duration, "--duration"), watch=watch,
-                            config=config), config.agent.loop)
+                            config=config, only=frozenset(journey or ())), config.agent.loop)
     except ConfigError as e:
         raise _config_error(e) from None
     except (SetupError, ImportError) as e:
         raise _setup_error(e) from None
 
 
-@app.command()
+@app.command(short_help="What the results say: success, latency, disruptions.")
 def report(
     db: Annotated[Path | None, typer.Option(metavar="PATH",
                                             help="the SQLite store (default: from journeys.yaml)")] = None,
@@ -175,11 +232,13 @@ def report(
     since: Annotated[str | None, typer.Option(metavar="DURATION", help="only the last e.g. 1h")] = None,
     html: Annotated[Path | None, typer.Option("--html", help="write a self-contained HTML page (charts) to PATH",
                                               metavar="PATH")] = None,
+    verbose: VerboseOpt = False,
 ) -> None:
     """What the embedded store holds: per journey × region runs, success, p50/p95/p99, disruptions."""
     from qos_agent.reports.storepath import store_path
     from qos_agent.reports.table import ReportError, show_report
 
+    _verbose(verbose)
     since_s = _seconds(since, "--since")
     try:
         path = db or store_path(file)
@@ -198,7 +257,7 @@ def report(
     raise typer.Exit(show_report(path, since_s, out))
 
 
-@app.command()
+@app.command(short_help="Three regions, one broken, and what uptime missed.")
 def demo(
     state_dir: Annotated[Path, typer.Option(metavar="PATH",
                                             help="where the shared store goes")] = Path(".qos-agent-demo"),
@@ -208,6 +267,7 @@ def demo(
     alertmanager: Annotated[str, typer.Option(
         metavar="URL", help="send the disruption to Alertmanager: a URL, or 'local' to start Debian's "
                             "prometheus-alertmanager here")] = "",
+    verbose: VerboseOpt = False,
 ) -> None:
     """Three regions, a fault in one region's checkout while /health stays green, and what uptime missed."""
     import asyncio
@@ -219,7 +279,7 @@ def demo(
                         fault_at_s=_seconds(fault_at, "--fault-at") or 20.0,
                         heal_at_s=_seconds(heal_at, "--heal-at") or 45.0)
     timeline.end_at_s = timeline.heal_at_s + 10 * timeline.interval_s
-    logging.getLogger().setLevel(logging.ERROR)  # the live view tells the story
+    logging.getLogger().setLevel(logging.DEBUG if verbose else logging.ERROR)  # the live view tells the story
     try:
         db = asyncio.run(run_demo(state_dir.resolve(), timeline, out, alertmanager))
     except SetupError as e:
@@ -229,24 +289,54 @@ def demo(
     raise typer.Exit(show_report(db, None, out))
 
 
-@app.command()
-def schema() -> None:
+@app.command(short_help="Print the JSON Schema of journeys.yaml (for editors).")
+def schema(verbose: VerboseOpt = False) -> None:
     """Print the JSON Schema of journeys.yaml (for editors; docs/journeys.schema.json is this output)."""
     from qos_agent.config.schema import schema_text
 
+    _verbose(verbose)
     print(schema_text(), end="")
 
 
-@app.command("demo-service")
+@app.command(short_help="Write a first, commented journeys.yaml for a URL.")
+def init(
+    url: Annotated[str, typer.Argument(metavar="URL", help="the service to watch, e.g. https://shop.example")],
+    force: Annotated[bool, typer.Option(help="overwrite an existing journeys.yaml")] = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Write a commented journeys.yaml in this directory for URL: an uptime journey, an API journey
+    and a browser step, shaped by what URL answers now. It validates, and `check` passes against it."""
+    from qos_agent.config.loader import load_config
+    from qos_agent.config.scaffold import write_journeys
+
+    _verbose(verbose)
+    try:
+        path, seen = write_journeys(url, DEFAULT_FILE, force)
+    except (ValueError, FileExistsError, OSError) as e:
+        err.print(str(e), markup=False)
+        raise typer.Exit(2) from None
+    try:
+        load_config(path)
+    except ConfigError as e:  # a bug in the template: say so, never leave a file that does not validate
+        raise _config_error(e) from None
+    out.print(f"wrote {path} for {url}", markup=False, highlight=False)
+    if seen.status is None:
+        out.print(f"note: {url} did not answer just now; the expectations are the generic ones", markup=False)
+    out.print("next: qos-agent validate, then qos-agent check (docs/journeys.md has the language)", markup=False)
+
+
+@app.command("demo-service", short_help="The bundled demo SaaS, with fault knobs.")
 def demo_service(
     port: Annotated[int, typer.Option(metavar="INTEGER", help="port on 127.0.0.1 (0: any free one)")] = 8080,
     host: Annotated[str, typer.Option(metavar="TEXT", help="address to bind")] = "127.0.0.1",
     fault: Annotated[list[str] | None, typer.Option(
-        metavar="TEXT", help="e.g. path=/api/pay,region=ap-south,status=503 (repeatable)")] = None,
+        metavar="TEXT", help="e.g. path=/api/pay,region=ap-south,status=503 (repeatable; docs/demo.md)")] = None,
+    verbose: VerboseOpt = False,
 ) -> None:
-    """The bundled demo SaaS the sample journeys run against."""
+    """The bundled demo SaaS the sample journeys run against; faults via --fault or /admin/faults."""
     from qos_agent.demo.service import serve
 
+    _verbose(verbose)
     try:
         serve(host, port, fault or [])
     except ValueError as e:

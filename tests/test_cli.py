@@ -202,3 +202,69 @@ def test_secrets_never_leave_the_agent(tmp_path: Path) -> None:
     for blob in outputs + [f.read_bytes().decode("latin-1") for f in files]:
         assert SECRET not in blob
     assert "/api/tickets/***" in (tmp_path / "state" / "points.jsonl").read_text()
+
+
+COMMANDS = ("validate", "check", "run", "report", "demo", "schema", "init", "demo-service")
+
+
+def test_every_command_takes_verbose_and_the_help_is_whole() -> None:
+    """Issue 27: `check -v` was refused (only `qos-agent -v check` worked); help lines were cut short."""
+    for command in COMMANDS:
+        r = qos(command, "--help")
+        assert r.returncode == 0 and "-v, --verbose" in r.stdout, (command, r.stdout)
+    top = qos("--help").stdout
+    listed = [line for line in top.splitlines() if line.startswith("  ") and line.split()[0] in COMMANDS]
+    assert len(listed) == len(COMMANDS) and not any(line.rstrip().endswith("...") for line in listed), top
+    assert qos("validate", SAMPLE, "-v").returncode == 0
+
+
+def test_validate_format_json(tmp_path: Path) -> None:
+    ok = qos("validate", SAMPLE, "--format", "json")
+    assert ok.returncode == 0 and json.loads(ok.stdout) == {"valid": True, "problems": [], "warnings": []}
+    bad = tmp_path / "journeys.yaml"
+    bad.write_text("version: 1\njourneys:\n  - name: shop\n    intervall: 10s\n    steps: []\n")
+    r = qos("validate", str(bad), "--format", "json")
+    assert r.returncode == 2 and r.stderr == ""
+    doc = json.loads(r.stdout)
+    assert doc["valid"] is False and doc["problems"][0] == {
+        "file": str(bad), "line": 4, "column": 5,
+        "message": "unknown key 'intervall' in a journey (did you mean 'interval'?)"}
+    assert {p["line"] for p in doc["problems"]} == {4, 5}
+
+
+def test_run_journey_runs_only_the_named_ones(tmp_path: Path) -> None:
+    with DemoProcess() as demo:
+        r = qos("run", SAMPLE, "--journey", "uptime", "--duration", "3s", env={"SHOP_URL": demo.url,
+                "QOS_STATE_DIR": str(tmp_path / "state")}, cwd=tmp_path, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "1 journeys scheduled" in r.stderr
+    unknown = qos("run", SAMPLE, "--journey", "nope", "--duration", "1s", cwd=tmp_path)
+    assert unknown.returncode == 2 and "nope" in unknown.stderr
+
+
+def test_init_writes_a_file_that_validates_and_passes_check(tmp_path: Path) -> None:
+    with DemoProcess() as demo:
+        made = qos("init", demo.url, cwd=tmp_path)
+        assert made.returncode == 0, made.stderr
+        assert "wrote journeys.yaml" in made.stdout
+        text = (tmp_path / "journeys.yaml").read_text()
+        assert text.startswith("# journeys.yaml for ") and 'http: {url: "{{ base }}/health"}' in text
+        assert qos("validate", cwd=tmp_path).returncode == 0
+        checked = qos("check", cwd=tmp_path, timeout=120)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        assert "3 passed, 0 failed" in checked.stdout
+        again = qos("init", demo.url, cwd=tmp_path)
+        assert again.returncode == 2 and "exists (add --force to overwrite it)" in again.stderr
+        assert qos("init", demo.url, "--force", cwd=tmp_path).returncode == 0
+    assert qos("init", "ftp://x", cwd=tmp_path).returncode == 2
+
+
+def test_the_readme_example_passes_against_the_demo(tmp_path: Path) -> None:
+    """Issue 27: the README's own example failed against the bundled demo (no card sent)."""
+    readme = (ROOT / "README.md").read_text()
+    block = next(b for b in readme.split("```yaml\n")[1:] if b.startswith("version: 1"))
+    (tmp_path / "journeys.yaml").write_text(block.split("```")[0])
+    with DemoProcess() as demo:
+        r = qos("check", env={"SHOP_URL": demo.url, "SHOP_PASSWORD": "demo"}, cwd=tmp_path, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "2 passed, 0 failed" in r.stdout

@@ -62,7 +62,9 @@ def rss_mb() -> float:
 
 
 class Agent:
-    def __init__(self, config: Config, config_path: str | None = None, region: str | None = None) -> None:
+    def __init__(self, config: Config, config_path: str | None = None, region: str | None = None,
+                 only: frozenset[str] = frozenset()) -> None:
+        self.only = only  # `run --journey NAME`: the names to run (empty: all)
         self.config = config
         self.config_path = config_path or config.path
         self.region_override = region
@@ -95,7 +97,9 @@ class Agent:
         self.reloader = Reloader(self.config_path, region, self.apply_config, self.refuse_reload)
 
     def journeys(self, config: Config) -> list[Journey]:
-        return select_journeys(config.journeys, config.agent)
+        """This agent's journeys (region, shard), and only those `run --journey` named, across reloads."""
+        mine = select_journeys(config.journeys, config.agent)
+        return [j for j in mine if j.name in self.only] if self.only else mine
 
     def on_results(self, results: list[JourneyResult]) -> None:
         self.pipeline.submit(results)
@@ -222,10 +226,10 @@ class Agent:
 
 
 async def run_agent(path: str, region: str | None = None, duration_s: float | None = None,
-                    watch: bool = False, config: Config | None = None) -> None:
+                    watch: bool = False, config: Config | None = None, only: frozenset[str] = frozenset()) -> None:
     config = config or load_config(path, region=region)
     for warning in config.warnings:
         log.warning("%s", warning)
-    agent = Agent(config, path, region)
+    agent = Agent(config, path, region, only)
     agent.watch = watch
     await agent.run(duration_s)
