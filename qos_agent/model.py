@@ -271,6 +271,7 @@ class JourneyResult:
     trace_id: str = ""  # W3C trace id of this attempt (32 hex): one trace per run
     span_id: str = ""  # the run's root span
     first_trace_id: str = ""  # a retry: the trace of the run's first attempt (a span link)
+    first_span_id: str = ""  # ...and that attempt's root span
 
     @property
     def flaky(self) -> bool:

@@ -109,6 +109,7 @@ class HttpProbe(Probe):
         if spec.params:
             url = url.extend_query({k: ctx.render(v) for k, v in spec.params})
         result.url = str(url)
+        result.text["http_method"] = spec.method  # http.request.method of its span (OTLP)
         headers: CIMultiDict[str] = CIMultiDict()
         for name, value in (*ctx.journey.headers, *spec.headers):
             headers[name] = ctx.render(value)  # (the core learns the secrets of what it sends: Sends)

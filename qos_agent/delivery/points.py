@@ -51,9 +51,10 @@ def journey_point(r: JourneyResult) -> Point:
         ("loop_lag_ms", round(float(r.loop_lag_ms), 3)),
         ("lagged", r.lagged),
         ("trace_id", r.trace_id),
+        ("span_id", r.span_id),
     ]
-    if r.first_trace_id:
-        fields.append(("first_trace_id", r.first_trace_id))
+    if r.first_trace_id:  # a retry: the first attempt's run (a span link in OTLP)
+        fields += [("first_trace_id", r.first_trace_id), ("first_span_id", r.first_span_id)]
     return Point("journey", tags, tuple(fields), r.start_ms)
 
 
@@ -81,6 +82,8 @@ def step_point(r: JourneyResult, s: StepResult) -> Point:
         fields.append(("url", s.url))
     if s.body_excerpt:
         fields.append(("body_excerpt", s.body_excerpt))
+    if s.request_spans:  # the span ids its requests carried (W3C parent ids), space-separated
+        fields.append(("request_spans", " ".join(s.request_spans)))
     fields += [(k, v if v.__class__ is float else round(float(v), 3)) for k, v in s.phases.items()]  # probes round
     fields.extend((k, _metric(k, v)) for k, v in s.metrics.items())
     fields.extend(s.artifacts.items())

@@ -100,14 +100,14 @@ class Runner:
         """Every attempt of one scheduled run; the last one is final."""
         results: list[JourneyResult] = []
         heavy = any(s.heavy for s in journey.steps)  # takes a slot of agent.browser_concurrency
-        first_trace = ""  # a retry is a trace of its own, linked to the first attempt's
+        first: tuple[str, str] = ("", "")  # a retry is a trace of its own, linked to the first attempt's run
         for attempt in range(1, journey.retries + 2):
             if heavy:
                 async with self.browser_slots:
-                    result = await self.run_once(journey, attempt, first_trace)
+                    result = await self.run_once(journey, attempt, first)
             else:
-                result = await self.run_once(journey, attempt, first_trace)
-            first_trace = first_trace or result.trace_id
+                result = await self.run_once(journey, attempt, first)
+            first = first if first[0] else (result.trace_id, result.span_id)
             results.append(result)
             if result.outcome.ok:
                 break
@@ -117,7 +117,7 @@ class Runner:
             r.final = False
         return results
 
-    async def run_once(self, journey: Journey, attempt: int = 1, first_trace: str = "") -> JourneyResult:
+    async def run_once(self, journey: Journey, attempt: int = 1, first: tuple[str, str] = ("", "")) -> JourneyResult:
         agent = self.config.agent
         self.looplag.threshold_ms = agent.max_loop_lag_s * 1000
         self.looplag.start()
@@ -147,7 +147,7 @@ class Runner:
             tags=journey.tags, failed_step=failed.step if failed else "",
             error=failed.error if failed else None, error_message=failed.error_message if failed else "",
             loop_lag_ms=loop_lag_ms, lagged=loop_lag_ms > self.looplag.threshold_ms,  # (covers every step's mark)
-            trace_id=ctx.trace_id, span_id=ids[32:], first_trace_id=first_trace,
+            trace_id=ctx.trace_id, span_id=ids[32:], first_trace_id=first[0], first_span_id=first[1],
         )
 
     async def _run_steps(self, journey: Journey, ctx: RunContext, out: list[StepResult]) -> None:
