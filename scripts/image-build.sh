@@ -8,8 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export STORAGE_DRIVER=${STORAGE_DRIVER:-vfs} BUILDAH_ISOLATION=${BUILDAH_ISOLATION:-chroot}
 # Debian's buildah 1.28 does not read STORAGE_DRIVER itself: every call gets it as a flag.
-buildah() { command buildah --storage-driver "$STORAGE_DRIVER" "$@"; }
-export -f buildah
+buildah() { "$(type -P buildah)" --storage-driver "$STORAGE_DRIVER" "$@"; }
 image=${IMAGE:-localhost/qos-agent:latest}
 official=docker.io/library/python:3.11-slim-bookworm
 say() { echo "make image: $*"; }
@@ -20,7 +19,8 @@ if [ -n "${BASE:-}" ]; then
   present "$BASE" || buildah pull --quiet "$BASE" >/dev/null
   base=$BASE
   say "base: $base (BASE was given)"
-elif present "$official" || err=$(timeout 300 buildah pull --quiet "$official" 2>&1 >/dev/null); then
+elif present "$official" || err=$(timeout 300 "$(type -P buildah)" --storage-driver "$STORAGE_DRIVER" pull --quiet \
+                                   "$official" 2>&1 >/dev/null); then
   base=$official
   say "base: $base (the official image)"
 else

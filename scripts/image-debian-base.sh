@@ -19,7 +19,7 @@ key=$(printf '%s\n' "$suite" "$mirror" "$packages" "$recipe" | sha256sum | cut -
 tarball=$cache/qos-base-$suite-$key.tar
 say() { echo "image-debian-base: $*" >&2; }
 export STORAGE_DRIVER=${STORAGE_DRIVER:-vfs}
-buildah() { command buildah --storage-driver "$STORAGE_DRIVER" "$@"; }  # 1.28 does not read STORAGE_DRIVER
+buildah() { "$(type -P buildah)" --storage-driver "$STORAGE_DRIVER" "$@"; }  # 1.28 ignores STORAGE_DRIVER
 
 if [ "$(buildah inspect --type image --format '{{index .OCIv1.Config.Labels "org.qos-agent.base-key"}}' "$image" 2>/dev/null)" = "$key" ]; then
   say "reusing $image (in buildah's storage)"
