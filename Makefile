@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-deps demo-run test lint typecheck imports pytest fuzz bench clean
+.PHONY: setup system-deps demo-run test lint typecheck imports pytest fuzz bench image image-test clean
 
 setup: system-deps $(STAMP)
 
@@ -40,6 +40,22 @@ fuzz: setup
 
 bench: setup
 	$(PY) -m bench.run_all
+
+# The image, built with Debian's buildah (no Docker engine; vfs storage, chroot isolation). BASE=... picks
+# its base; by default python:3.11-slim-bookworm, or where that cannot be pulled a bookworm base made
+# from Debian's archive, cached in QOS_IMAGE_CACHE (scripts/image-build.sh).
+IMAGE           ?= localhost/qos-agent:latest
+BASE            ?=
+STORAGE_DRIVER  ?= vfs
+QOS_IMAGE_CACHE ?= /var/cache/qos-agent
+image:
+	@bash scripts/install-system-deps.sh buildah debootstrap
+	@IMAGE="$(IMAGE)" BASE="$(BASE)" STORAGE_DRIVER="$(STORAGE_DRIVER)" QOS_IMAGE_CACHE="$(QOS_IMAGE_CACHE)" \
+	  bash scripts/image-build.sh
+
+# Runs the built image (tests/image/): uid 10001, tini as PID 1, `check` with its Chromium, `run`, SIGHUP, SIGTERM.
+image-test: setup
+	QOS_IMAGE="$(IMAGE)" STORAGE_DRIVER="$(STORAGE_DRIVER)" $(BIN)/pytest -q tests/image
 
 clean:
 	rm -rf $(VENV) .qos-agent .pytest_cache .mypy_cache .ruff_cache

