@@ -4,7 +4,11 @@
 #   scripts/install-system-deps.sh                        what `make setup` needs
 #   scripts/install-system-deps.sh buildah debootstrap    just these (`make image`)
 set -euo pipefail
-pkgs=(influxdb chromium openssl ca-certificates victoria-metrics prometheus-blackbox-exporter prometheus-alertmanager prometheus dnsmasq-base iproute2 fonts-liberation)
+# systemd: systemd-analyze verifies deploy/qos-agent.service (the unit runs nowhere here).
+pkgs=(influxdb chromium openssl ca-certificates victoria-metrics prometheus-blackbox-exporter prometheus-alertmanager
+      prometheus dnsmasq-base iproute2 fonts-liberation systemd)
+# kubectl renders deploy/kustomization.yaml in a test; Debian's kubernetes-client when none is on PATH.
+command -v kubectl >/dev/null 2>&1 || pkgs+=(kubernetes-client)
 if [ $# -gt 0 ]; then pkgs=("$@"); fi
 missing=()
 for p in "${pkgs[@]}"; do

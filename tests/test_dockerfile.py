@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
-import pytest
 import yaml
 
 from qos_agent.config.loader import load_config
 from tests.support import influx as influx_support
+from tests.support.components import needs
 from tests.support.demo import DemoProcess
 from tests.support.dockerfile import DOCKERFILE, exec_form, final_stage, instructions
 from tests.support.health import get, wait_for
@@ -149,7 +149,7 @@ def test_compose_mounts_exist_and_its_agent_environment_loads_the_config(tmp_pat
     assert [e.type for e in config.exporters] == ["sqlite", "influxdb"]
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+@needs(shutil.which("systemd-analyze") is not None, "systemd-analyze (Debian systemd)")
 def test_the_systemd_unit_verifies(tmp_path: Path) -> None:
     unit = (ROOT / "deploy" / "qos-agent.service").read_text()
     binary = str(Path(sys.executable).parent / "qos-agent")
@@ -159,7 +159,7 @@ def test_the_systemd_unit_verifies(tmp_path: Path) -> None:
     assert r.returncode == 0 and "qos-agent.service" not in r.stderr, r.stderr
 
 
-@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+@needs(shutil.which("kubectl") is not None, "kubectl (Debian kubernetes-client)")
 def test_kubernetes_example_renders_one_agent_per_region(tmp_path: Path) -> None:
     r = subprocess.run(["kubectl", "kustomize", str(ROOT / "deploy")], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
