@@ -3,6 +3,11 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Arize Phoenix: the real OTLP receiver the tracing tests send spans to. Large, so in a virtualenv of
+# its own (its dependencies never meet the agent's); pinned, so CI installs what was tested.
+PHOENIX_VENV    ?= .venv-phoenix
+PHOENIX_VERSION := 20.26.1
+PHOENIX_STAMP   := $(PHOENIX_VENV)/.installed-$(PHOENIX_VERSION)
 
 .PHONY: setup system-deps demo-run test lint typecheck imports pytest fuzz bench image image-test clean
 
@@ -15,6 +20,11 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
+
+$(PHOENIX_STAMP):
+	@test -x $(PHOENIX_VENV)/bin/python || python3 -m venv $(PHOENIX_VENV)
+	@$(PHOENIX_VENV)/bin/pip install -q --disable-pip-version-check 'arize-phoenix==$(PHOENIX_VERSION)'
+	@touch $(PHOENIX_STAMP)
 
 # The main job: the demo service, the agent on the sample journeys into SQLite, then the report.
 demo-run: setup
@@ -29,7 +39,7 @@ typecheck: $(STAMP)
 imports: $(STAMP)
 	$(BIN)/lint-imports
 
-pytest: setup
+pytest: setup $(PHOENIX_STAMP)
 	$(BIN)/pytest -q
 
 test: setup lint typecheck imports pytest
@@ -58,4 +68,4 @@ image-test: setup
 	QOS_IMAGE="$(IMAGE)" STORAGE_DRIVER="$(STORAGE_DRIVER)" $(BIN)/pytest -q tests/image
 
 clean:
-	rm -rf $(VENV) .qos-agent .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(PHOENIX_VENV) .qos-agent .pytest_cache .mypy_cache .ruff_cache
