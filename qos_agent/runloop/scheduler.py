@@ -83,10 +83,13 @@ class Scheduler:
         self._loops[journey.name] = asyncio.create_task(self._loop(journey.name, delay), name=f"sched-{journey.name}")
 
     def replace(self, journeys: Sequence[Journey]) -> None:
-        """Swap the schedule (live reload): unchanged journeys keep their timing and runs."""
+        """Swap the schedule (live reload): unchanged journeys keep their timing and runs.
+
+        Unchanged means the same meaning (`Journey.same_meaning`): a comment, the key order or the
+        line a journey starts on do not restart its timing; a new interval or step does."""
         new = {j.name: j for j in journeys}
         for name in list(self._loops):
-            if name not in new or new[name] != self.journeys.get(name):
+            if name not in new or not new[name].same_meaning(self.journeys.get(name)):
                 self._loops.pop(name).cancel()
         self.journeys = new
         for name, journey in new.items():
