@@ -4,7 +4,8 @@
 refused (the previous configuration still runs: restarting would not help, fixing the file would)
 or a sink has records waiting and has delivered nothing for `agent.sink_stale_after` (named, with
 its last error); or 503 with `status: unhealthy` when the agent no longer measures: the scheduler
-is stuck (no run started for longer than any journey's allowance, or its lag p99 is huge) or a
+is stuck (no run started or ended for longer than the allowance the agent computes: the longest
+a run may legitimately take, retries included, `Agent.stuck_after_s`; or its lag p99 is huge) or a
 spool is over 90 % full (its sink has been down so long that points are about to be dropped). The
 body always says why, in `problems`. Both endpoints read the one AgentStats snapshot.
 """
@@ -44,14 +45,16 @@ def parse_listen(listen: str) -> tuple[str, int] | None:
 
 @dataclass(slots=True)
 class Progress:
-    """When a run last started, seen by polling the scheduler's counter (the scheduler stays untouched)."""
+    """When a run last started or ended, seen by polling the scheduler's counter and the journeys in
+    flight (the scheduler stays untouched: nothing is counted per run)."""
 
     started: int = -1
+    running: tuple[str, ...] = ()
     at: float = field(default_factory=time.monotonic)
 
-    def update(self, started: int) -> None:
-        if started != self.started:
-            self.started = started
+    def update(self, started: int, running: tuple[str, ...] = ()) -> None:
+        if started != self.started or running != self.running:
+            self.started, self.running = started, running
             self.at = time.monotonic()
 
 
@@ -81,7 +84,8 @@ def assess(stats: AgentStats, progress: Progress) -> tuple[int, dict[str, object
         idle = time.monotonic() - progress.at
         if idle > stats.stuck_after_s:
             unhealthy = True
-            problems.append(f"scheduler stuck: no run started for {idle:.1f}s (allowance {stats.stuck_after_s:.1f}s)")
+            problems.append(f"scheduler stuck: no run started or ended for {idle:.1f}s "
+                            f"(allowance {stats.stuck_after_s:.1f}s)")
     if stats.shortest_interval_s is not None and \
             stats.scheduler_lag_p99_ms > max(LAG_HUGE_MIN_MS, stats.shortest_interval_s * 1000):
         unhealthy = True
@@ -177,12 +181,13 @@ class HealthServer:
 
     async def _poll(self) -> None:
         while True:
-            self.progress.update(self.snapshot().runs_started)
+            stats = self.snapshot()
+            self.progress.update(stats.runs_started, stats.runs_in_flight)
             await asyncio.sleep(PROGRESS_POLL_S)
 
     async def _healthz(self, request: web.Request) -> web.Response:
         stats = self.snapshot()
-        self.progress.update(stats.runs_started)
+        self.progress.update(stats.runs_started, stats.runs_in_flight)
         status, body = assess(stats, self.progress)
         return web.json_response(body, status=status, headers={"Cache-Control": "no-store"})
 

@@ -28,7 +28,7 @@ from qos_agent.ops.stats import AgentStats, LastRun
 from qos_agent.ops.watch import file_sha256, watch_file
 from qos_agent.quality.evaluator import Evaluator
 from qos_agent.runloop.placement import select_journeys
-from qos_agent.runloop.runner import Runner
+from qos_agent.runloop.runner import Runner, longest_run_s
 from qos_agent.runloop.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 SELF_METRICS_EVERY_S = 10.0
 GRACE_S = 15.0
 STUCK_INTERVALS = 3.0  # no run started for this many intervals of the most frequent journey: stuck
+STUCK_MARGIN_S, STUCK_MARGIN_SHARE = 1.0, 0.1  # on top of the longest a run may legitimately take
 
 
 def ensure_state_dir(config: Config) -> Path:
@@ -196,10 +197,29 @@ class Agent:
             await asyncio.sleep(SELF_METRICS_EVERY_S)
             self.pipeline.submit_points([self.stats().point()])
 
+    def stuck_after_s(self, running: tuple[str, ...]) -> float | None:
+        """How long no run may start (or end) before /healthz calls the scheduler stuck (None: nothing scheduled).
+
+        The most frequent journey should start a run within 3 intervals, or within an interval after
+        its own longest run (timeout × attempts + the pauses between them, `longest_run_s`). A run in
+        flight can hold what would start next (the concurrency cap, a browser slot) for as long as it
+        may legitimately take, so the allowance is never shorter than the longest of the runs in flight.
+        """
+        journeys = self.scheduler.journeys
+        if not journeys:
+            return None
+        def allowed(seconds: float) -> float:
+            return seconds * (1 + STUCK_MARGIN_SHARE) + STUCK_MARGIN_S
+        base = min(max(STUCK_INTERVALS * j.interval_s, allowed(j.interval_s + longest_run_s(j)))
+                   for j in journeys.values())
+        busy = (allowed(longest_run_s(journeys[name])) for name in running if name in journeys)
+        return max([base, *busy])
+
     def stats(self) -> AgentStats:
         """The one snapshot /metrics, /healthz and the `agent` point read (built here, only here)."""
         sched = self.scheduler.stats
         journeys = list(self.scheduler.journeys.values())
+        running = self.scheduler.running
         return AgentStats(
             agent=self.config.agent.name, region=self.config.agent.region, version=__version__,
             journeys_scheduled=sorted(self.scheduler.journeys), in_flight=self.scheduler.in_flight,
@@ -208,9 +228,7 @@ class Agent:
             event_loop_lag_worst_ms=self.runner.looplag.worst_ms,
             rss_bytes=rss_mb() * 2**20, sinks=self.pipeline.snapshot(),
             last_run={name: LastRun(ms, sched.last_outcome.get(name, "")) for name, ms in sched.last_run_ms.items()},
-            # A run that hangs until its timeout legitimately delays the next one: at least interval + timeout.
-            stuck_after_s=min((max(STUCK_INTERVALS * j.interval_s, j.interval_s + j.timeout_s) for j in journeys),
-                              default=None),
+            stuck_after_s=self.stuck_after_s(running), runs_in_flight=running,
             shortest_interval_s=min((j.interval_s for j in journeys), default=None),
             sink_stale_after_s=self.config.agent.sink_stale_after_s, started_s=self.started_s,
             reloads=self.reloads, reload_failures=self.reload_failures,

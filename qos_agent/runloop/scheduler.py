@@ -151,6 +151,11 @@ class Scheduler:
     def in_flight(self) -> int:
         return len(self._runs)
 
+    @property
+    def running(self) -> tuple[str, ...]:
+        """The journeys with a run in flight (started, or waiting for a slot): read by /healthz, not per run."""
+        return tuple(self._runs)
+
     async def stop(self, grace_s: float) -> None:
         """Stop scheduling, let runs in flight finish within the grace period, cancel the rest."""
         self._stopping.set()
