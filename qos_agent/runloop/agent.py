@@ -27,6 +27,7 @@ from qos_agent.ops.reload import Reloader, log_refusal
 from qos_agent.ops.stats import AgentStats, LastRun
 from qos_agent.ops.watch import file_sha256, watch_file
 from qos_agent.quality.evaluator import Evaluator
+from qos_agent.quality.openfile import DisruptionFile, file_for
 from qos_agent.runloop.placement import select_journeys
 from qos_agent.runloop.runner import Runner, longest_run_s
 from qos_agent.runloop.scheduler import Scheduler
@@ -70,7 +71,10 @@ class Agent:
         self.redact = Redactor(config.secrets)
         self.runner = Runner(config, self.redact)
         self.pipeline = Pipeline.from_config(config, self.redact)
-        self.evaluator = Evaluator(config.journeys, config.agent.name)
+        # Open disruptions are kept in state_dir, so a restart closes every one a sink was told of.
+        self.evaluator = Evaluator(config.journeys, config.agent.name, owned=self.owned(config),
+                                   region=config.agent.region,
+                                   store=DisruptionFile(file_for(config.agent.state_dir, config.agent.name)))
         lag = self.runner.looplag
         self.scheduler = Scheduler(self.journeys(config), self.runner.run, self.on_results,
                                    config.agent.concurrency, overloaded=lag.overloaded,
@@ -97,14 +101,22 @@ class Agent:
     def journeys(self, config: Config) -> list[Journey]:
         return select_journeys(config.journeys, config.agent)
 
+    def owned(self, config: Config) -> list[str]:
+        """The journeys this agent runs (its region's, its shard's): the evaluator closes the others' disruptions."""
+        return [j.name for j in self.journeys(config)]
+
     def on_results(self, results: list[JourneyResult]) -> None:
         self.pipeline.submit(results)
-        disruptions = self.evaluator.observe(results)
+        self.announce(results, self.evaluator.observe(results))
+
+    def announce(self, results: list[JourneyResult], disruptions: list[Point]) -> None:
+        """Results and disruption points to /metrics, the sinks and the listeners (after a run, a reload, at start)."""
         self.metrics.observe(results, disruptions)
         if disruptions:
             for point in disruptions:
-                log.warning("disruption %s: %s in %s: %s (uptime %s)", point.tag("state"), point.tag("journey"),
-                            point.tag("region"), point.field("reason"),
+                closed = f", {point.field('close_reason')}" if point.tag("state") == "close" else ""
+                log.warning("disruption %s%s: %s in %s: %s (uptime %s)", point.tag("state"), closed,
+                            point.tag("journey"), point.tag("region"), point.field("reason"),
                             {True: "green", False: "red", None: "not checked"}[point.field("uptime_ok")])  # type: ignore[index]
             self.pipeline.submit_points(disruptions)
         for listener in self.listeners:
@@ -126,6 +138,7 @@ class Agent:
         await self.runner.probes.start(self.scheduler.journeys.values())
         self.runner.looplag.start()
         self.pipeline.start()
+        self.announce([], self.evaluator.start_points())  # what the last agent left open (or lost in a kill -9)
         self.scheduler.start()
         selected = len(self.scheduler.journeys)
         log.info("agent %s in region %s: %d journeys scheduled (event loop: %s)", self.config.agent.name,
@@ -151,6 +164,7 @@ class Agent:
             self.pipeline.submit_points([self.stats().point()])
             await self.runner.close()
             await self.pipeline.close()
+            self.evaluator.stop()  # the sinks have every point: the next start need not repeat closes
             if self.health is not None:
                 await self.health.stop()
             for sig in signals:
@@ -181,7 +195,8 @@ class Agent:
         self.config = config
         self.redact.set(config.secrets)
         self.runner.config = config
-        self.evaluator.update_journeys(config.journeys)
+        closes = self.evaluator.update_journeys(config.journeys, self.owned(config), config.agent.region)
+        self.announce([], closes)  # open disruptions of journeys gone, renamed or moved away: closed, `removed`
         self.scheduler.replace(self.journeys(config))
         self.metrics.journeys.configure(self.journeys(config), config.agent.region, config.agent.name)
         log.info("reloaded %s: %d journeys scheduled", self.config_path, len(self.scheduler.journeys))
