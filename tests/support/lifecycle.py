@@ -118,7 +118,8 @@ class Life:
 def events(seed: int, count: int) -> list[Event]:
     """A seeded sequence of `count` events that is valid from the start state (`Life()`)."""
     rng = random.Random(seed)
-    life, out = Life(), []
+    life = Life()
+    out: list[Event] = []
     weights = {"runs": 30, "fault": 18, "restart": 8, "add": 8, "remove": 6, "rename": 7, "move": 7,
                "shard": 5, "relayout": 8}
     while len(out) < count:
