@@ -53,6 +53,10 @@ def ensure_state_dir(config: Config) -> Path:
     return path
 
 
+def _with_margin(seconds: float) -> float:
+    return seconds * (1 + STUCK_MARGIN_SHARE) + STUCK_MARGIN_S
+
+
 def rss_mb() -> float:
     """Resident memory now (not the peak), from /proc; 0 where /proc is missing."""
     try:
@@ -223,11 +227,9 @@ class Agent:
         journeys = self.scheduler.journeys
         if not journeys:
             return None
-        def allowed(seconds: float) -> float:
-            return seconds * (1 + STUCK_MARGIN_SHARE) + STUCK_MARGIN_S
-        base = min(max(STUCK_INTERVALS * j.interval_s, allowed(j.interval_s + longest_run_s(j)))
+        base = min(max(STUCK_INTERVALS * j.interval_s, _with_margin(j.interval_s + longest_run_s(j)))
                    for j in journeys.values())
-        busy = (allowed(longest_run_s(journeys[name])) for name in running if name in journeys)
+        busy = (_with_margin(longest_run_s(journeys[name])) for name in running if name in journeys)
         return max([base, *busy])
 
     def stats(self) -> AgentStats:
