@@ -153,6 +153,17 @@ class Journey:
     traceparent: bool = True  # send W3C `traceparent` on its requests (ids and spans are recorded either way)
     origins: tuple[str, ...] = ()  # scheme://host:port its steps call (static URLs only)
     uptime: str = ""  # `uptime: NAME`: the uptime journey its disruptions are compared with
+    # A digest of what it was built from, not how it was written (config/meaning.py): a reload keeps
+    # the timing of a journey whose meaning is unchanged. Empty for journeys built in code.
+    meaning: str = field(default="", compare=False)
+
+    def same_meaning(self, other: Journey | None) -> bool:
+        """Unchanged for a reload: the same digest (or, built in code, equal objects)."""
+        if other is None:
+            return False
+        if self.meaning and other.meaning:
+            return self.meaning == other.meaning
+        return self == other
 
     def runs_in(self, region: str) -> bool:
         return not self.regions or region in self.regions

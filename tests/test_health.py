@@ -22,10 +22,12 @@ from qos_agent.config.loader import load_config
 from qos_agent.delivery.bounds import KEEP_ASIDE
 from qos_agent.demo.faults import parse_fault_spec
 from qos_agent.errors import SetupError
+from qos_agent.model import Journey, JourneyResult
 from qos_agent.ops import health
 from qos_agent.runloop.agent import Agent
+from qos_agent.runloop.runner import RETRY_PAUSE_S, longest_run_s
 from tests.support import demo as demo_support
-from tests.support.faults import closed_port
+from tests.support.faults import closed_port, silent_server
 from tests.support.health import sample, total
 from tests.support.influx import InfluxServer, influxd, needs_influxd
 from tests.support.smallfs import fill, tmpfs
@@ -156,23 +158,32 @@ async def test_healthz_and_metrics_of_a_running_agent(tmp_path: Path, demo_servi
     assert sample(text, "qos_agent_config_last_reload_success") == 1
 
 
-async def test_a_starved_scheduler_answers_503_then_recovers(
-        tmp_path: Path, demo_service: demo_support.DemoService) -> None:
-    # One run slot; `pay` holds it 2.5 s while `uptime` (allowance: 3 × 200 ms, or 200 ms + its 500 ms
-    # timeout) cannot start: the agent measures nothing, and says so.
-    rule = demo_service.faults.add(parse_fault_spec("path=/api/pay,latency=2500ms"))
+async def test_a_run_held_past_its_longest_legitimate_time_answers_503_then_recovers(
+        tmp_path: Path, demo_service: demo_support.DemoService, monkeypatch: pytest.MonkeyPatch) -> None:
+    # One run slot; an `uptime` run that outlives anything its 500 ms timeout allows (as a probe that
+    # ignored its cancellation would) holds it, so `pay` cannot start either: the agent measures
+    # nothing, and says so (allowance: uptime's interval + longest run, with the margin, about 1.8 s).
     path = write_config(tmp_path, demo_service.url, concurrency=1)
+    release = asyncio.Event()
     async with running(path) as (agent, http):
+        real = agent.scheduler.run_journey
+
+        async def hung(journey: Journey) -> list[JourneyResult]:
+            if journey.name == "uptime" and not release.is_set():
+                await release.wait()
+            return await real(journey)
+
+        monkeypatch.setattr(agent.scheduler, "run_journey", hung)
 
         async def stuck() -> dict[str, Any] | None:
             status, body = await healthz(agent, http)
             return body if status == 503 else None
 
-        body = await until(stuck)
+        body = await until(stuck, timeout=15)
         assert body["status"] == "unhealthy"
-        assert any(p.startswith("scheduler stuck: no run started for") for p in body["problems"]), body
+        assert any(p.startswith("scheduler stuck: no run started or ended for") for p in body["problems"]), body
         assert await probe(agent, http, "/livez") == 503  # this one a restart would help
-        demo_service.faults.remove(rule)
+        release.set()
 
         async def healthy() -> bool:
             status, body = await healthz(agent, http)
@@ -180,6 +191,41 @@ async def test_a_starved_scheduler_answers_503_then_recovers(
 
         assert await until(healthy)
         assert await probe(agent, http, "/livez") == 200
+
+
+async def test_a_retrying_run_against_a_hanging_target_is_not_stuck(tmp_path: Path) -> None:
+    # Issue 23: the allowance ignored `retries`. One journey every 200 ms whose target never answers:
+    # each run is 4 attempts of 500 ms plus 3 pauses (2.75 s) with no other run starting meanwhile;
+    # the old allowance (interval + timeout = 0.7 s) called that stuck during every such outage.
+    async with silent_server() as port:
+        path = tmp_path / "journeys.yaml"
+        path.write_text(f"""\
+version: 1
+agent: {{state_dir: state, region: eu-west, name: a1, listen: "127.0.0.1:0"}}
+journeys:
+  - name: api
+    interval: 200ms
+    timeout: 500ms
+    retries: 3
+    steps:
+      - name: get
+        timeout: 400ms
+        http: {{url: "http://127.0.0.1:{port}/"}}
+""")
+        async with running(path) as (agent, http):
+            seen: list[tuple[int, str]] = []
+            loop = asyncio.get_running_loop()
+            end = loop.time() + 7.0  # two whole retrying runs and more
+            while loop.time() < end:
+                status, body = await healthz(agent, http)
+                seen.append((status, body["status"]))
+                await asyncio.sleep(0.1)
+            assert agent.scheduler.stats.started >= 2
+            last = agent.stats().last_run["api"]
+            assert last.outcome == "failed"
+        assert all(s == (200, "ok") for s in seen), [s for s in seen if s != (200, "ok")][:3]
+        allowance = agent.stuck_after_s(("api",))
+        assert allowance is not None and allowance > 0.2 + 4 * 0.5 + 3 * 0.25
 
 
 async def test_a_full_spool_is_unhealthy_while_dropping_but_never_a_restart(
@@ -424,3 +470,31 @@ async def test_a_full_disk_is_unhealthy_while_points_are_dropped(
                 return status == 200 and not any("dropped" in p for p in body["problems"])
 
             assert await until(recovered, timeout=15)
+
+
+def test_the_stuck_allowance_is_the_longest_a_run_may_take(tmp_path: Path) -> None:
+    path = tmp_path / "journeys.yaml"
+    path.write_text("""\
+version: 1
+agent: {state_dir: state, listen: off}
+journeys:
+  - name: fast
+    interval: 1s
+    timeout: 500ms
+    steps: [{name: a, http: {url: "http://127.0.0.1:1/"}}]
+  - name: slow
+    interval: 5m
+    timeout: 10s
+    retries: 2
+    steps:
+      - {name: a, http: {url: "http://127.0.0.1:1/"}}
+      - {name: logout, always_run: true, timeout: 5s, http: {url: "http://127.0.0.1:1/"}}
+""")
+    agent = Agent(load_config(path, env={}), str(path))
+    slow = agent.scheduler.journeys["slow"]
+    assert longest_run_s(slow) == 3 * (10 + 5) + 2 * RETRY_PAUSE_S  # attempts, cleanups, pauses
+    idle = agent.stuck_after_s(())
+    assert idle is not None and 3.0 <= idle < 5.0  # the fast journey's: 3 intervals or interval + 0.5 s, + margin
+    busy = agent.stuck_after_s(("slow",))  # a slow run in flight may hold the slot that long
+    assert busy is not None and busy > longest_run_s(slow)
+    assert agent.stuck_after_s(("fast",)) == idle

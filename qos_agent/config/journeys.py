@@ -7,6 +7,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from qos_agent.config.keys import ALERT_KEYS, DISRUPTION_KEYS, JOURNEY_KEYS, MIN_INTERVAL_S, NAME
+from qos_agent.config.meaning import canonical, journey_digest
 from qos_agent.config.steps import StepParser, tag_safe_name
 from qos_agent.config.uptime import check_uptime_refs, origins_of
 from qos_agent.language import safety
@@ -20,6 +21,7 @@ from qos_agent.plugins.context import LoadContext
 class JourneyParser:
     def __init__(self, problems: Problems, load: LoadContext) -> None:
         self.problems = problems
+        self.load = load
         self.step_parser = StepParser(problems, load)
         self.uptime_refs: list[tuple[str, Node]] = []  # (journey, its `uptime:` node)
 
@@ -37,8 +39,10 @@ class JourneyParser:
             return []
         seen: dict[str, Location] = {}
         out = []
+        # What every journey is built from besides its own mapping (config/meaning.py).
+        shared = canonical([agent.interval_s, defaults.node.plain(), variables, str(self.load.config_dir)])
         for item in node.value:
-            journey = self.journey(item, agent, defaults, variables)
+            journey = self.journey(item, agent, defaults, variables, shared)
             if journey is None:
                 continue
             if journey.name in seen:
@@ -50,8 +54,8 @@ class JourneyParser:
         check_uptime_refs(self.uptime_refs, out, self.problems)
         return out
 
-    def journey(self, node: Node, agent: AgentConfig, defaults: Reader, global_vars: dict[str, str]
-                ) -> Journey | None:
+    def journey(self, node: Node, agent: AgentConfig, defaults: Reader, global_vars: dict[str, str],
+                shared: str = "") -> Journey | None:
         r = Reader(node, self.problems, JOURNEY_KEYS, "a journey", required=("name", "steps"))
         if not r.ok:
             return None
@@ -98,6 +102,7 @@ class JourneyParser:
             traceparent=r.bool("traceparent", agent.traceparent),
             origins=origins_of(steps, {**global_vars, **own_vars}),
             uptime=r.str("uptime", ""),
+            meaning=journey_digest(shared, node.plain()),
         )
 
     def alert(self, node: Node | None) -> AlertSpec | None:

@@ -157,7 +157,8 @@ async def run_demo(state_dir: Path, timeline: Timeline, console: Console, alertm
     """Run the whole demo; return the path of the shared store. `alertmanager`: a URL, `local`, or off."""
     state_dir.mkdir(parents=True, exist_ok=True)
     db = state_dir / DEFAULT_DB
-    for stale in state_dir.glob(f"{DEFAULT_DB}*"):
+    # The story starts afresh: no store, and no disruption an earlier demo left open (its agents' files).
+    for stale in [*state_dir.glob(f"{DEFAULT_DB}*"), *state_dir.glob("disruptions/demo-*.json")]:
         stale.unlink()
     local = LocalAlertmanager(state_dir / "alertmanager") if alertmanager == "local" else None
     am_url = await local.start() if local is not None else alertmanager.rstrip("/")

@@ -2,7 +2,8 @@
 
 Kubernetes' conventions (Prometheus' `/-/healthy` and `/-/ready` are the model):
 - `/livez`: 200 while a restart would not help; 503 only when it would: the scheduler is stuck (no
-  run started for longer than the longest a run may legitimately take). Never for a sink, a spool or
+  run started or ended for longer than the longest a run may legitimately take, retries included:
+  `Agent.stuck_after_s`). Never for a sink, a spool or
   a refused reload: restarting never fixes a sink that is down (it restarted into the same 503, a
   crash loop exactly while InfluxDB was down, and measured nothing then).
 - `/readyz`: 200 once the configuration is loaded and the scheduler runs; 503 before, and while
@@ -51,14 +52,16 @@ def parse_listen(listen: str) -> tuple[str, int] | None:
 
 @dataclass(slots=True)
 class Progress:
-    """When a run last started, seen by polling the scheduler's counter (the scheduler stays untouched)."""
+    """When a run last started or ended, seen by polling the scheduler's counter and the journeys in
+    flight (the scheduler stays untouched: nothing is counted per run)."""
 
     started: int = -1
+    running: tuple[str, ...] = ()
     at: float = field(default_factory=time.monotonic)
 
-    def update(self, started: int) -> None:
-        if started != self.started:
-            self.started = started
+    def update(self, started: int, running: tuple[str, ...] = ()) -> None:
+        if started != self.started or running != self.running:
+            self.started, self.running = started, running
             self.at = time.monotonic()
 
 
@@ -112,7 +115,7 @@ def stuck(stats: AgentStats, progress: Progress) -> str:
     idle = time.monotonic() - progress.at
     if idle <= stats.stuck_after_s:
         return ""
-    return f"scheduler stuck: no run started for {idle:.1f}s (allowance {stats.stuck_after_s:.1f}s)"
+    return f"scheduler stuck: no run started or ended for {idle:.1f}s (allowance {stats.stuck_after_s:.1f}s)"
 
 
 def assess(stats: AgentStats, progress: Progress, drops: DropWatch | None = None) -> tuple[int, dict[str, object]]:
@@ -226,7 +229,7 @@ class HealthServer:
             await asyncio.sleep(PROGRESS_POLL_S)
 
     def _observe(self, stats: AgentStats) -> None:
-        self.progress.update(stats.runs_started)
+        self.progress.update(stats.runs_started, stats.runs_in_flight)
         self.drops.update(stats.total.dropped_by_cause, time.monotonic())
 
     async def _healthz(self, request: web.Request) -> web.Response:

@@ -7,6 +7,13 @@ the child accepted are then parsed in the agent, in a thread. So an alias bomb, 
 nesting levels or anything the loader has not thought of costs a child process, not the agent: runs
 go on, /healthz answers, RSS stays put, SIGTERM is honoured. Requests arriving during a reload are
 coalesced into one more reload afterwards.
+
+The loader's own bounds (5 MB, 100,000 values after aliases, 64 levels) keep every real file far
+below the child's limits, so no file reaches them today; they are the second line. So that their
+branches are still run by tests, the environment variable QOS_RELOAD_TEST (tests only; unset, it
+does nothing) makes the child misbehave after taking its limits: `stall` sleeps until the wall time
+kills it, `hog` allocates until the address-space limit refuses (MemoryError), `spin` lowers its
+CPU limit to 1 s and spins until the kernel kills it (SIGXCPU).
 """
 
 from __future__ import annotations
@@ -16,7 +23,10 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
+import signal
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,6 +41,7 @@ VET_TIMEOUT_S = 20.0  # wall clock for the child (its start-up included; a valid
 VET_CPU_S = 10  # RLIMIT_CPU of the child
 VET_MEMORY_MB = 1024  # RLIMIT_AS of the child: the interpreter and the plug-ins, plus room for a large file
 MAX_PROBLEMS = 50  # located problems kept in the log, /healthz and the reload error
+TEST_ENV = "QOS_RELOAD_TEST"  # tests only: stall | hog | spin (see the module docstring)
 
 
 def _limit_self() -> None:
@@ -42,10 +53,27 @@ def _limit_self() -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (VET_CPU_S, VET_CPU_S + 1))
 
 
+def _misbehave(how: str) -> None:
+    """In the child, for tests (QOS_RELOAD_TEST): drive the limits' branches, which no real file reaches."""
+    import resource
+
+    if how == "stall":
+        time.sleep(3600)
+    elif how == "hog":
+        held = []
+        while True:  # untouched zeroed pages: address space, not resident memory
+            held.append(bytearray(64 * 2**20))
+    elif how == "spin":
+        resource.setrlimit(resource.RLIMIT_CPU, (1, 2))
+        while True:
+            pass
+
+
 def _child_main(argv: list[str]) -> int:
     """`python -m qos_agent.ops.reload FILE [REGION]`: the file's bytes on stdin, JSON problems on stdout."""
     try:
         _limit_self()
+        _misbehave(os.environ.get(TEST_ENV, ""))
         data = sys.stdin.buffer.read(MAX_READ)
         path, region = argv[0], (argv[1] if len(argv) > 1 and argv[1] else None)
         try:
@@ -85,9 +113,16 @@ async def vet(data: bytes, path: str, region: str | None) -> list[str]:
         problems = json.loads(out)["problems"]
         return [one_line(p) for p in problems][:MAX_PROBLEMS]
     except (ValueError, KeyError, TypeError):
-        why = f"was killed by signal {-proc.returncode}" if proc.returncode and proc.returncode < 0 else \
-            f"ended with status {proc.returncode}"
-        return [f"{path}:1:1: checking the file {why} (over {VET_MEMORY_MB} MB or {VET_CPU_S}s of CPU?)"]
+        return [f"{path}:1:1: checking the file {_death(proc.returncode)} "
+                f"(over {VET_MEMORY_MB} MB or {VET_CPU_S}s of CPU? fix the file: fewer aliases, less nesting, smaller)"]
+
+
+def _death(code: int | None) -> str:
+    """How the child ended without an answer, in words."""
+    if code is not None and code < 0:
+        name = signal.Signals(-code).name if -code in signal.valid_signals() else f"signal {-code}"
+        return "ran out of CPU time (SIGXCPU)" if -code == signal.SIGXCPU else f"was killed by {name}"
+    return f"ended with status {code}"
 
 
 class Reloader:

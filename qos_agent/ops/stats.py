@@ -38,7 +38,8 @@ class AgentStats:
     rss_bytes: float = 0.0
     sinks: list[SinkState] = field(default_factory=list)
     last_run: dict[str, LastRun] = field(default_factory=dict)
-    stuck_after_s: float | None = None  # no run started for this long: stuck (None: nothing scheduled)
+    stuck_after_s: float | None = None  # no run started or ended for this long: stuck (None: nothing scheduled)
+    runs_in_flight: tuple[str, ...] = ()  # journeys with a run in flight (a run ending is progress too)
     shortest_interval_s: float | None = None
     sink_stale_after_s: float = 300.0  # agent.sink_stale_after
     started_s: float = 0.0  # unix time the agent started (a sink that never delivered is stale from here)

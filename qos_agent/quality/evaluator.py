@@ -1,14 +1,17 @@
 """Disruptions: when a journey's customers in one region stop getting what its objective promises.
 
-Per journey × region the evaluator keeps the recent runs and applies three rules:
-- fast: `open_after` consecutive failed runs (default 2), so a hard outage opens within two intervals;
-- slow: the failure share over `window` (default 30 min) breaks the `slo.success` objective, with at
-  least `min_failures` failures in it, so one isolated failure never opens anything;
-- latency: the p95 over the window is above `slo.latency` (with at least `min_runs` runs).
-Lagged runs (taken while the agent's own event loop was late, `lagged=true`) still count for success
-and failure, but never for the latency rule: their duration includes the agent's delay.
-A disruption closes after `close_after` consecutive good runs (default 3), so a flapping target is
-one long disruption, not dozens; the window restarts at the close.
+Per journey × region the evaluator keeps the recent runs and applies three rules (rules.py: fast,
+slow, latency). A disruption closes after `close_after` consecutive good runs (default 3), so a
+flapping target is one long disruption, not dozens; the window restarts at the close.
+
+Every disruption opened is closed exactly once (disruption.py, `close_reason`): `healed` by the
+close rule, `removed` when a reload (`update_journeys`) no longer gives its journey to this agent
+(removed, renamed, moved to another region or shard). With a `DisruptionFile` (openfile.py) the open
+ones survive SIGTERM and `kill -9`: at start, one whose journey is no longer this agent's is closed
+`removed`; the others are announced again (`start_points`) with their first open time, and the
+first final run after the restart decides: a good one closes it (`healed`, at that run's time, not
+after `close_after` runs), any other leaves it to the usual rule. The file is written only when a
+disruption opens or closes (or its uptime verdict turns red), never per run.
 
 `uptime_ok` says whether the uptime journeys of the same service (those checking one of the
 journey's origins, or the one it names with `uptime: NAME`; config/uptime.py) were passing in the
@@ -21,60 +24,99 @@ milliseconds.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 from qos_agent.config.uptime import uptime_refs
-from qos_agent.model import DisruptionRules, Journey, JourneyKind, JourneyResult, Outcome, Point
+from qos_agent.model import Journey, JourneyKind, JourneyResult, Outcome, Point
+from qos_agent.quality.disruption import HEALED, REMOVED, Disruption, close_point, open_point
+from qos_agent.quality.openfile import DisruptionFile, OpenEntry, Saved
+from qos_agent.quality.rules import MAX_WINDOW_RUNS, Run, State, broken, window
 
-MAX_WINDOW_RUNS = 10_000  # per journey x region: a 30-minute window at one run a second is 1,800
 MAX_HISTORY = 1_000  # closed disruptions kept for open_disruptions()/reports in memory
+RECENT_CLOSES_MS = 10 * 60_000  # close points kept in the file, announced again after a kill -9
+RECENT_CLOSES_MAX = 200
+__all__ = ["HEALED", "MAX_WINDOW_RUNS", "REMOVED", "Disruption", "Evaluator"]
 
 
-@dataclass(slots=True)
-class _Run:
-    time_ms: int
-    ok: bool
-    duration_ms: float
-    lagged: bool = False
-
-
-@dataclass(slots=True)
-class Disruption:
-    journey: str
-    region: str
-    reason: str
-    opened_ms: int
-    uptime_ok: bool | None  # None: no uptime journey checks this service
-    closed_ms: int | None = None
-    hidden_ms: float = 0.0
-    failed_step: str = ""  # of the last failed run: what an alert names
-    error: str = ""
-    error_message: str = ""
-
-
-@dataclass(slots=True)
-class _State:
-    runs: deque[_Run] = field(default_factory=lambda: deque(maxlen=MAX_WINDOW_RUNS))
-    failed_streak: int = 0
-    good_streak: int = 0
-    open: Disruption | None = None
-    last_ms: int = 0
-    last_failure: tuple[str, str, str] = ("", "", "")  # failed_step, error, error_message
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 class Evaluator:
-    def __init__(self, journeys: Iterable[Journey], agent: str) -> None:
+    """`owned`: the journeys this agent runs (default: all); `region`: this agent's (default: any);
+    `store`: where open disruptions are kept across restarts (default: in memory only)."""
+
+    def __init__(self, journeys: Iterable[Journey], agent: str, *, owned: Iterable[str] | None = None,
+                 region: str | None = None, store: DisruptionFile | None = None, now_ms: int | None = None) -> None:
         self.agent = agent
-        self.states: dict[tuple[str, str], _State] = {}
+        self.region = region
+        self.store = store
+        self.states: dict[tuple[str, str], State] = {}
         self.uptime: dict[tuple[str, str], bool] = {}  # (region, uptime journey) -> last run ok
         self.history: deque[Disruption] = deque(maxlen=MAX_HISTORY)
-        self.update_journeys(journeys)
+        self.recent: deque[Point] = deque(maxlen=RECENT_CLOSES_MAX)  # close points, kept in the file
+        self._start: list[Point] = []
+        self._dirty = False  # the file is behind memory (a write failed): written with the next change
+        self._set_journeys(journeys, owned)
+        if store is not None:
+            self._restore(store.load(), _now_ms() if now_ms is None else now_ms)
 
-    def update_journeys(self, journeys: Iterable[Journey]) -> None:
+    def _set_journeys(self, journeys: Iterable[Journey], owned: Iterable[str] | None) -> None:
         self.journeys = {j.name: j for j in journeys}
         self.refs = {name: uptime_refs(j, self.journeys) for name, j in self.journeys.items()}
+        self.owned = set(self.journeys) if owned is None else set(owned) & set(self.journeys)
+
+    def owns(self, journey: str, region: str) -> bool:
+        """The journey runs here: configured, this agent's (region, shard) and, when set, in this region."""
+        return journey in self.owned and (self.region is None or region == self.region)
+
+    def update_journeys(self, journeys: Iterable[Journey], owned: Iterable[str] | None = None,
+                        region: str | None = None, now_ms: int | None = None) -> list[Point]:
+        """A reload: the new journeys, and a `removed` close for each open disruption whose journey is no
+        longer this agent's (gone, renamed, moved to another region or shard): hand them to the sinks."""
+        self._set_journeys(journeys, owned)
+        if region is not None:
+            self.region = region
+        now = _now_ms() if now_ms is None else now_ms
+        points = []
+        for key in [k for k in self.states if not self.owns(*k)]:
+            state = self.states.pop(key)  # a journey that comes back starts afresh
+            if state.open is not None:
+                points.append(self._close(state, max(now, state.last_ms, state.open.opened_ms), REMOVED))
+        self._save(bool(points))
+        return points
+
+    def start_points(self) -> list[Point]:
+        """Once, at start, what the file holds, for the sinks: after a `kill -9` the close points of the
+        last minutes again (one may not have reached a sink), each disruption still open as it was
+        first announced, and a `removed` close for each whose journey is no longer this agent's."""
+        points, self._start = self._start, []
+        return points
+
+    def stop(self) -> None:
+        """A clean stop, after the sinks were flushed: keep the hidden time counted so far, and mark
+        the file clean, so the next start does not announce closes again."""
+        self._save(True, clean=True)
+
+    def _restore(self, saved: Saved, now_ms: int) -> None:
+        if not saved.clean:  # a kill -9: a close may have been lost between the file and a sink's spool
+            lately = [p for p in saved.closed if p.time_ms >= now_ms - RECENT_CLOSES_MS]
+            self._start.extend(lately)
+            self.recent.extend(lately)
+        closes = []
+        for entry in saved.open:
+            d = Disruption.of_open_point(entry.point, entry.uptime_ok, entry.hidden_ms)
+            state = State(open=d, last_ms=now_ms)  # the time the agent was down is not counted as hidden
+            if self.owns(d.journey, d.region) and (d.journey, d.region) not in self.states:
+                d.restored = True
+                self.states[(d.journey, d.region)] = state
+                self._start.append(entry.point)
+            else:
+                closes.append(self._close(state, max(now_ms, d.opened_ms), REMOVED))
+        self._start.extend(closes)
+        self._save(bool(closes) or not saved.clean)
 
     def uptime_ok(self, region: str, journey: str) -> bool | None:
         """The journey's uptime journeys all pass now in the region; None when it has none.
@@ -89,28 +131,32 @@ class Evaluator:
     def observe(self, results: Iterable[JourneyResult]) -> list[Point]:
         """Feed results (final attempts count); return the disruption points to export."""
         points: list[Point] = []
+        turned_red = False
         for r in results:
-            if not r.final or r.journey not in self.journeys:
-                continue
+            if not r.final or r.journey not in self.owned or (self.region is not None and r.region != self.region):
+                continue  # e.g. a run that ended after a reload took its journey away
             if r.kind is JourneyKind.UPTIME:
                 self.uptime[(r.region, r.journey)] = r.outcome.ok
                 if not r.outcome.ok:
                     for (journey, region), state in self.states.items():
-                        if (region == r.region and state.open is not None
+                        if (region == r.region and state.open is not None and state.open.uptime_ok
                                 and r.journey in self.refs.get(journey, ())):
                             state.open.uptime_ok = False
+                            turned_red = True
             points.extend(self._observe_one(r))
+        if points or turned_red:
+            self._save(True)
         return points
 
     def _observe_one(self, r: JourneyResult) -> list[Point]:
         journey = self.journeys[r.journey]
         rules = journey.disruption
-        state = self.states.setdefault((r.journey, r.region), _State())
+        state = self.states.setdefault((r.journey, r.region), State())
         ok = r.outcome.ok
         if state.open is not None and state.open.uptime_ok and self.uptime_ok(r.region, r.journey):
             state.open.hidden_ms += max(0, r.start_ms - state.last_ms)
         state.last_ms = r.start_ms
-        state.runs.append(_Run(r.start_ms, ok, r.duration_ms, r.lagged))
+        state.runs.append(Run(r.start_ms, ok, r.duration_ms, r.lagged))
         horizon = r.start_ms - rules.window_s * 1000
         while state.runs and state.runs[0].time_ms < horizon:
             state.runs.popleft()
@@ -121,76 +167,43 @@ class Evaluator:
         if not ok:
             state.last_failure = (r.failed_step, str(r.error or ""), r.error_message)
 
-        if state.open is None:
-            reason = self._broken(journey, state)
+        d = state.open
+        if d is None:
+            reason = broken(journey, state)
             if reason:
                 uptime = self.uptime_ok(r.region, r.journey) if journey.kind is JourneyKind.JOURNEY else False
-                state.open = Disruption(r.journey, r.region, reason, r.start_ms, uptime, None, 0.0,
-                                        *state.last_failure)
-                return [self._point(state, "open", r.start_ms)]
-        elif state.good_streak >= rules.close_after:
-            state.open.closed_ms = r.start_ms
-            point = self._point(state, "close", r.start_ms)
-            self.history.append(state.open)
-            state.open = None
-            state.runs.clear()
-            return [point]
+                d = state.open = Disruption(r.journey, r.region, reason, r.start_ms, uptime, None, 0.0,
+                                            *state.last_failure)
+                alert = (journey.alert.severity, journey.alert.runbook) if journey.alert is not None else ("", "")
+                d.opened = open_point(d, self.agent, journey.tags, window(state), alert)
+                return [d.opened]
+        elif state.good_streak >= rules.close_after or (d.restored and good):
+            return [self._close(state, r.start_ms, HEALED)]
+        else:
+            d.restored = False  # the first run after the restart was not good: the usual rule from here
         return []
 
-    @classmethod
-    def _broken(cls, journey: Journey, state: _State) -> str:
-        rules: DisruptionRules = journey.disruption
-        if state.failed_streak >= rules.open_after:
-            return f"{state.failed_streak} consecutive failed runs"
-        failures = sum(1 for run in state.runs if not run.ok)
-        ratio = cls._success_ratio(state)
-        if failures >= rules.min_failures and ratio < journey.slo.success:
-            return f"success {ratio:.1%} below objective {journey.slo.success:.1%}"
-        measured = sum(1 for run in state.runs if not run.lagged)
-        if journey.slo.latency_s is not None and measured >= rules.min_runs:
-            p95 = cls._p95(state)
-            if p95 > journey.slo.latency_s * 1000:
-                return f"p95 {p95:.0f} ms above objective {journey.slo.latency_s * 1000:.0f} ms"
-        return ""
-
-    @staticmethod
-    def _success_ratio(state: _State) -> float:
-        return sum(1 for run in state.runs if run.ok) / len(state.runs) if state.runs else 1.0
-
-    @staticmethod
-    def _p95(state: _State) -> float:
-        durations = sorted(run.duration_ms for run in state.runs if run.ok and not run.lagged)
-        if not durations:
-            return 0.0
-        return durations[min(len(durations) - 1, round(0.95 * (len(durations) - 1)))]
-
-    def _point(self, state: _State, which: str, time_ms: int) -> Point:
+    def _close(self, state: State, time_ms: int, why: str) -> Point:
         d = state.open
         assert d is not None
-        journey = self.journeys.get(d.journey)
-        own = journey.tags if journey is not None else ()
-        tags = tuple(sorted((("agent", self.agent), ("journey", d.journey), ("region", d.region),
-                             ("state", which), *own)))
-        fields: list[tuple[str, float | int | bool | str]] = [
-            ("reason", d.reason),
-            ("success_ratio", round(self._success_ratio(state), 4)),
-            ("latency_p95_ms", round(self._p95(state), 3)),
-            ("opened_ms", d.opened_ms),
-        ]
-        # What an alert needs to say (extra fields, never tags): the failing step and why, and the
-        # journey's `alert: {severity, runbook}`.
-        extra: tuple[tuple[str, str], ...] = (("failed_step", d.failed_step), ("error", d.error),
-                                              ("error_message", d.error_message))
-        if journey is not None and journey.alert is not None:
-            extra += (("severity", journey.alert.severity), ("runbook", journey.alert.runbook))
-        fields.extend((name, value) for name, value in extra if value)
-        if d.uptime_ok is not None:
-            fields.append(("uptime_ok", d.uptime_ok))
-        if which == "close":
-            fields.append(("duration_s", round((time_ms - d.opened_ms) / 1000, 3)))
-            if d.uptime_ok is not None:
-                fields.append(("hidden_minutes", round(d.hidden_ms / 60000, 3)))
-        return Point("disruption", tags, tuple(fields), time_ms)
+        d.closed_ms, d.close_reason = time_ms, why
+        point = close_point(d, time_ms, window(state), why)
+        self.history.append(d)
+        self.recent.append(point)
+        state.open = None
+        state.runs.clear()
+        return point
+
+    def _save(self, changed: bool, clean: bool = False) -> None:
+        """Rewrite the file when something changed, or a failed write is pending (never per run)."""
+        if self.store is None or not (changed or self._dirty):
+            return
+        newest = self.recent[-1].time_ms if self.recent else 0
+        while self.recent and self.recent[0].time_ms < newest - RECENT_CLOSES_MS:
+            self.recent.popleft()
+        entries = [OpenEntry(d.opened, d.uptime_ok, d.hidden_ms) for d in self.open_disruptions()
+                   if d.opened is not None]
+        self._dirty = not self.store.save(Saved(entries, [] if clean else list(self.recent), clean))
 
     def hidden_now(self, now_ms: int) -> list[tuple[str, str, float]]:
         """(journey, region, hidden ms) of each open disruption with an uptime journey, as of `now_ms`:

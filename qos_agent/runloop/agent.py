@@ -27,8 +27,9 @@ from qos_agent.ops.reload import Reloader, log_refusal
 from qos_agent.ops.stats import AgentStats, LastRun
 from qos_agent.ops.watch import file_sha256, watch_file
 from qos_agent.quality.evaluator import Evaluator
+from qos_agent.quality.openfile import DisruptionFile, file_for
 from qos_agent.runloop.placement import select_journeys
-from qos_agent.runloop.runner import Runner
+from qos_agent.runloop.runner import Runner, longest_run_s
 from qos_agent.runloop.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 SELF_METRICS_EVERY_S = 10.0
 GRACE_S = 15.0
 STUCK_INTERVALS = 3.0  # no run started for this many intervals of the most frequent journey: stuck
+STUCK_MARGIN_S, STUCK_MARGIN_SHARE = 1.0, 0.1  # on top of the longest a run may legitimately take
 
 
 def ensure_state_dir(config: Config) -> Path:
@@ -49,6 +51,10 @@ def ensure_state_dir(config: Config) -> Path:
         raise SetupError(f"state_dir {path} is not writable: {e.strerror} "
                          "(set agent.state_dir to a writable directory)") from None
     return path
+
+
+def _with_margin(seconds: float) -> float:
+    return seconds * (1 + STUCK_MARGIN_SHARE) + STUCK_MARGIN_S
 
 
 def rss_mb() -> float:
@@ -71,7 +77,10 @@ class Agent:
         self.redact = Redactor(config.secrets)
         self.runner = Runner(config, self.redact)
         self.pipeline = Pipeline.from_config(config, self.redact)
-        self.evaluator = Evaluator(config.journeys, config.agent.name)
+        # Open disruptions are kept in state_dir, so a restart closes every one a sink was told of.
+        self.evaluator = Evaluator(config.journeys, config.agent.name, owned=self.owned(config),
+                                   region=config.agent.region,
+                                   store=DisruptionFile(file_for(config.agent.state_dir, config.agent.name)))
         lag = self.runner.looplag
         self.scheduler = Scheduler(self.journeys(config), self.runner.run, self.on_results,
                                    config.agent.concurrency, overloaded=lag.overloaded,
@@ -101,14 +110,22 @@ class Agent:
         mine = select_journeys(config.journeys, config.agent)
         return [j for j in mine if j.name in self.only] if self.only else mine
 
+    def owned(self, config: Config) -> list[str]:
+        """The journeys this agent runs (its region's, its shard's): the evaluator closes the others' disruptions."""
+        return [j.name for j in self.journeys(config)]
+
     def on_results(self, results: list[JourneyResult]) -> None:
         self.pipeline.submit(results)
-        disruptions = self.evaluator.observe(results)
+        self.announce(results, self.evaluator.observe(results))
+
+    def announce(self, results: list[JourneyResult], disruptions: list[Point]) -> None:
+        """Results and disruption points to /metrics, the sinks and the listeners (after a run, a reload, at start)."""
         self.metrics.observe(results, disruptions)
         if disruptions:
             for point in disruptions:
-                log.warning("disruption %s: %s in %s: %s (uptime %s)", point.tag("state"), point.tag("journey"),
-                            point.tag("region"), point.field("reason"),
+                closed = f", {point.field('close_reason')}" if point.tag("state") == "close" else ""
+                log.warning("disruption %s%s: %s in %s: %s (uptime %s)", point.tag("state"), closed,
+                            point.tag("journey"), point.tag("region"), point.field("reason"),
                             {True: "green", False: "red", None: "not checked"}[point.field("uptime_ok")])  # type: ignore[index]
             self.pipeline.submit_points(disruptions)
         for listener in self.listeners:
@@ -130,6 +147,7 @@ class Agent:
         await self.runner.probes.start(self.scheduler.journeys.values())
         self.runner.looplag.start()
         self.pipeline.start()
+        self.announce([], self.evaluator.start_points())  # what the last agent left open (or lost in a kill -9)
         self.scheduler.start()
         self.ready = True
         selected = len(self.scheduler.journeys)
@@ -157,6 +175,7 @@ class Agent:
             self.pipeline.submit_points([self.stats().point()])
             await self.runner.close()
             await self.pipeline.close()
+            self.evaluator.stop()  # the sinks have every point: the next start need not repeat closes
             if self.health is not None:
                 await self.health.stop()
             for sig in signals:
@@ -187,7 +206,8 @@ class Agent:
         self.config = config
         self.redact.set(config.secrets)
         self.runner.config = config
-        self.evaluator.update_journeys(config.journeys)
+        closes = self.evaluator.update_journeys(config.journeys, self.owned(config), config.agent.region)
+        self.announce([], closes)  # open disruptions of journeys gone, renamed or moved away: closed, `removed`
         self.scheduler.replace(self.journeys(config))
         self.metrics.journeys.configure(self.journeys(config), config.agent.region, config.agent.name)
         log.info("reloaded %s: %d journeys scheduled", self.config_path, len(self.scheduler.journeys))
@@ -203,10 +223,27 @@ class Agent:
             await asyncio.sleep(SELF_METRICS_EVERY_S)
             self.pipeline.submit_points([self.stats().point()])
 
+    def stuck_after_s(self, running: tuple[str, ...]) -> float | None:
+        """How long no run may start (or end) before /healthz calls the scheduler stuck (None: nothing scheduled).
+
+        The most frequent journey should start a run within 3 intervals, or within an interval after
+        its own longest run (timeout × attempts + the pauses between them, `longest_run_s`). A run in
+        flight can hold what would start next (the concurrency cap, a browser slot) for as long as it
+        may legitimately take, so the allowance is never shorter than the longest of the runs in flight.
+        """
+        journeys = self.scheduler.journeys
+        if not journeys:
+            return None
+        base = min(max(STUCK_INTERVALS * j.interval_s, _with_margin(j.interval_s + longest_run_s(j)))
+                   for j in journeys.values())
+        busy = (_with_margin(longest_run_s(journeys[name])) for name in running if name in journeys)
+        return max([base, *busy])
+
     def stats(self) -> AgentStats:
         """The one snapshot /metrics, /healthz and the `agent` point read (built here, only here)."""
         sched = self.scheduler.stats
         journeys = list(self.scheduler.journeys.values())
+        running = self.scheduler.running
         return AgentStats(
             agent=self.config.agent.name, region=self.config.agent.region, version=__version__, ready=self.ready,
             journeys_scheduled=sorted(self.scheduler.journeys), in_flight=self.scheduler.in_flight,
@@ -215,9 +252,7 @@ class Agent:
             event_loop_lag_worst_ms=self.runner.looplag.worst_ms,
             rss_bytes=rss_mb() * 2**20, sinks=self.pipeline.snapshot(),
             last_run={name: LastRun(ms, sched.last_outcome.get(name, "")) for name, ms in sched.last_run_ms.items()},
-            # A run that hangs until its timeout legitimately delays the next one: at least interval + timeout.
-            stuck_after_s=min((max(STUCK_INTERVALS * j.interval_s, j.interval_s + j.timeout_s) for j in journeys),
-                              default=None),
+            stuck_after_s=self.stuck_after_s(running), runs_in_flight=running,
             shortest_interval_s=min((j.interval_s for j in journeys), default=None),
             sink_stale_after_s=self.config.agent.sink_stale_after_s, started_s=self.started_s,
             reloads=self.reloads, reload_failures=self.reload_failures,

@@ -28,6 +28,14 @@ from qos_agent.steps.core import finish, prepare
 RETRY_PAUSE_S = 0.25
 
 
+def longest_run_s(journey: Journey) -> float:
+    """The longest one scheduled run may legitimately take: every attempt (retries + 1) up to the
+    journey's timeout, plus its `always_run` steps (a cleanup runs on after the timeout, bounded by
+    its own), plus the pauses between attempts. /healthz must not call a run this long stuck."""
+    attempt_s = journey.timeout_s + sum(s.timeout_s for s in journey.steps if s.always_run)
+    return (journey.retries + 1) * attempt_s + journey.retries * RETRY_PAUSE_S
+
+
 def journey_outcome(steps: Sequence[StepResult], duration_ms: float,
                     latency_slo_s: float | None = None) -> tuple[Outcome, StepResult | None]:
     """The outcome rules (tests and benches call these too): a failed step fails the run (the first

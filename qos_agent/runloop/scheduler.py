@@ -83,10 +83,13 @@ class Scheduler:
         self._loops[journey.name] = asyncio.create_task(self._loop(journey.name, delay), name=f"sched-{journey.name}")
 
     def replace(self, journeys: Sequence[Journey]) -> None:
-        """Swap the schedule (live reload): unchanged journeys keep their timing and runs."""
+        """Swap the schedule (live reload): unchanged journeys keep their timing and runs.
+
+        Unchanged means the same meaning (`Journey.same_meaning`): a comment, the key order or the
+        line a journey starts on do not restart its timing; a new interval or step does."""
         new = {j.name: j for j in journeys}
         for name in list(self._loops):
-            if name not in new or new[name] != self.journeys.get(name):
+            if name not in new or not new[name].same_meaning(self.journeys.get(name)):
                 self._loops.pop(name).cancel()
         self.journeys = new
         for name, journey in new.items():
@@ -147,6 +150,11 @@ class Scheduler:
     @property
     def in_flight(self) -> int:
         return len(self._runs)
+
+    @property
+    def running(self) -> tuple[str, ...]:
+        """The journeys with a run in flight (started, or waiting for a slot): read by /healthz, not per run."""
+        return tuple(self._runs)
 
     async def stop(self, grace_s: float) -> None:
         """Stop scheduling, let runs in flight finish within the grace period, cancel the rest."""
