@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from exporters.alerts.alertmanager import AlertmanagerSink, AlertmanagerSpec
-from exporters.alerts.common import iso
+from exporters.alerts.alertmanager import AlertmanagerSink
+from exporters.alerts.config import AlertmanagerSpec
+from exporters.alerts.event import iso
 from qos_agent.errors import PermanentError, RetryableError
 from qos_agent.language.secrets import Redactor
 from qos_agent.model import AlertSpec, ErrorClass, Journey, JourneyKind, JourneyResult, Location, Outcome, Point

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from exporters.alerts.webhook import WebhookSink, WebhookSpec
+from exporters.alerts.config import WebhookSpec
+from exporters.alerts.webhook import WebhookSink
 from qos_agent.errors import PermanentError, RetryableError
 from qos_agent.language.secrets import Redactor
 from qos_agent.plugins.sinks import ExporterEnv

@@ -18,125 +18,53 @@ own durable queue, so one instance down never holds back or loses the other's al
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
-import aiohttp
-
-from exporters.alerts.common import DisruptionEvent, check_url, iso, label_name, post_json, read_auth, valid_label
+from exporters.alerts.config import AlertmanagerSpec
+from exporters.alerts.event import DisruptionEvent, iso
 from exporters.alerts.state import Held, OpenAlerts
 from qos_agent.errors import PermanentError
-from qos_agent.language.nodes import Node, Problems, Reader
+from qos_agent.language.secrets import Redactor
 from qos_agent.language.text import shown as quoted
 from qos_agent.model import Point
-from qos_agent.plugins.context import LoadContext
 from qos_agent.plugins.sinks import DeliveryOptions, ExporterEnv, NetworkSink, Outbox
+from qos_agent.sinks.http import Poster
+from qos_agent.sinks.labels import is_reserved, label_name
+from qos_agent.sinks.urls import without_userinfo
 
 log = logging.getLogger(__name__)
 
-KEYS = ("type", "name", "url", "urls", "resend", "labels", "auth", "timeout")
-MIN_RESEND_S = 10.0
 ENDS_AHEAD = 4  # a firing alert's endsAt is this many resends ahead of its send
 # After a restart, held alerts wait this many resends for the evaluator to open them again (two failed
 # runs at intervals up to 1.5 resends) before they are resolved; less than ENDS_AHEAD, so none lapses.
 RESTART_GRACE = 3
 ALERTNAME = "JourneyDisruption"
-CORE_LABELS = frozenset({"alertname", "journey", "region", "agent", "severity", "hidden_from_uptime"})
+FIX = "check url and auth; alerts wait until it works"
 
 
-@dataclass(frozen=True, slots=True)
-class AlertmanagerSpec:
-    url: str
-    name: str  # stable: names the durable store and the state file
-    resend_s: float = 60.0
-    labels: tuple[tuple[str, str], ...] = ()
-    authorization: str = ""
-    timeout_s: float = 10.0
-    more: tuple[tuple[str, str], ...] = ()  # (url, name) of the other instances of an HA pair (see `split`)
-
-
-def _parse_urls(r: Reader, problems: Problems) -> list[str]:
-    node = r.get("url") if r.has("url") else r.get("urls")
-    if r.has("url") and r.has("urls"):
-        problems.add(r.node.key_loc("urls"), "give 'url' or 'urls', not both", "an HA pair is urls: [a, b]")
-        return []
-    if node is None:
-        problems.add(r.node.loc, "alertmanager exporter needs 'url' (or 'urls' for an HA pair)",
-                     "add url: http://127.0.0.1:9093")
-        return []
-    items = [node] if not node.is_list else list(node.value)
-    if not items or any(not isinstance(i.value, str) or not i.value for i in items):
-        problems.add(node.loc, "'urls' must be a non-empty list of URLs", "write urls: [http://am-1:9093, http://am-2:9093]")
-        return []
-    urls = [check_url(i, str(i.value), problems, "url: http://127.0.0.1:9093") for i in items]
-    if len(set(urls)) != len(urls):
-        problems.add(node.loc, "'urls' lists one URL twice", "list each Alertmanager once")
-    return urls
-
-
-class AlertmanagerSink(NetworkSink[AlertmanagerSpec]):
+class AlertmanagerSink(NetworkSink):
     """Disruptions -> Alertmanager alerts, through the core's durable delivery."""
 
     type: ClassVar[str] = "alertmanager"
-    durable: ClassVar[bool] = True
-
-    @classmethod
-    def from_config(cls, node: Node, problems: Problems, load: LoadContext) -> AlertmanagerSpec | None:
-        r = Reader(node, problems, KEYS, "alertmanager exporter")
-        if not r.ok:
-            return None
-        before = len(problems)
-        urls = _parse_urls(r, problems)
-        resend = r.duration("resend", 60.0)
-        resend_node = r.get("resend")
-        if resend_node is not None and resend < MIN_RESEND_S:
-            problems.add(resend_node.loc, f"'resend' is {resend_node.value}, below {MIN_RESEND_S:.0f}s",
-                         "write resend: 10s or more (1m is usual)")
-        labels = r.str_map("labels")
-        labels_node = r.get("labels")
-        for name in labels:
-            loc = labels_node.key_loc(name) if labels_node is not None else node.loc
-            if name in CORE_LABELS:
-                problems.add(loc, f"label '{name}' is set by the agent itself", "choose another label name")
-            elif not valid_label(name):
-                problems.add(loc, f"'{name}' is not a valid label name", "use letters, digits and '_'")
-        authorization = read_auth(r, problems)
-        name = r.str("name")
-        if len(problems) != before:
-            return None
-        instances = []
-        for i, url in enumerate(urls):
-            if name:
-                sink = name if len(urls) == 1 else f"{name}-{i + 1}"
-            else:
-                sink = f"alertmanager-{hashlib.sha1(url.encode()).hexdigest()[:8]}"
-            instances.append((url, sink))
-        (url, sink), *more = instances
-        return AlertmanagerSpec(url=url, name=sink, resend_s=resend, labels=tuple(sorted(labels.items())),
-                                authorization=authorization, timeout_s=r.duration("timeout", 10.0), more=tuple(more))
-
-    @classmethod
-    def split(cls, spec: AlertmanagerSpec) -> list[AlertmanagerSpec]:
-        """One spec per instance of an HA pair: the loader makes one sink (one durable queue) of each."""
-        return [replace(spec, more=()), *(replace(spec, url=url, name=name, more=()) for url, name in spec.more)]
-
-    @classmethod
-    def create(cls, spec: AlertmanagerSpec, env: ExporterEnv) -> AlertmanagerSink:
-        return cls(spec, env)
 
     def __init__(self, spec: AlertmanagerSpec, env: ExporterEnv) -> None:
         self.spec = spec
         self.env = env
         self.redact = env.redact
+        self.where = without_userinfo(spec.url)
+        self.mask = Redactor(self.credentials(), parent=env.redact)
         self.state = OpenAlerts(env.state_dir / "alerts" / f"{spec.name}.json")
         self.outbox: Outbox | None = None
-        self._session: aiohttp.ClientSession | None = None
+        self.poster = Poster(where=self.where, timeout_s=spec.timeout_s, fix=FIX, mask=self.mask)
         self._timer: asyncio.Task[None] | None = None
+
+    def credentials(self) -> list[str]:
+        auth = self.spec.authorization
+        return [c for c in (auth, auth.partition(" ")[2]) if c]
 
     def sink_name(self) -> str:
         return self.spec.name
@@ -149,7 +77,7 @@ class AlertmanagerSink(NetworkSink[AlertmanagerSpec]):
     # -- records ------------------------------------------------------------------------------------------
     def _labels(self, ev: DisruptionEvent) -> dict[str, str]:
         labels = dict(self.spec.labels)
-        labels.update({label_name(k): v for k, v in ev.tags if label_name(k) not in CORE_LABELS})
+        labels.update({label_name(k): v for k, v in ev.tags if not is_reserved(label_name(k))})
         labels.update(alertname=ALERTNAME, journey=ev.journey, region=ev.region, agent=ev.agent,
                       severity=ev.severity, hidden_from_uptime="true" if ev.hidden else "false")
         return labels
@@ -198,11 +126,6 @@ class AlertmanagerSink(NetworkSink[AlertmanagerSpec]):
         return out
 
     # -- sending ------------------------------------------------------------------------------------------
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.spec.timeout_s))
-        return self._session
-
     async def send(self, records: Sequence[str]) -> None:
         """POST the batch's alerts in one request; firing ones get a fresh endsAt, stale ones are left out."""
         ends = iso((time.time() + ENDS_AHEAD * self.spec.resend_s) * 1000)
@@ -220,10 +143,10 @@ class AlertmanagerSink(NetworkSink[AlertmanagerSpec]):
             alerts[(key, alert["startsAt"])] = alert  # the newest record of one alert wins
         if not alerts:
             return
-        headers = {"Authorization": self.spec.authorization} if self.spec.authorization else {}
-        body = json.dumps(list(alerts.values())).encode()
-        await post_json(self._http(), self.spec.url + "/api/v2/alerts", body, headers,
-                        waiting=frozenset({401, 403, 404}))
+        headers = {"Content-Type": "application/json"}
+        if self.spec.authorization:
+            headers["Authorization"] = self.spec.authorization  # added per request, never stored
+        await self.poster.post(self.spec.url + "/api/v2/alerts", json.dumps(list(alerts.values())).encode(), headers)
 
     # -- the resend timer ---------------------------------------------------------------------------------
     async def start(self, outbox: Outbox) -> None:
@@ -233,7 +156,7 @@ class AlertmanagerSink(NetworkSink[AlertmanagerSpec]):
         held = await asyncio.to_thread(self.state.load, grace)
         if held:
             log.info("alertmanager %s: %d alerts held open by the previous run; resolving those not opened again "
-                     "within %.0fs", self.spec.url, len(held), grace)
+                     "within %.0fs", self.where, len(held), grace)
         if self._timer is None:
             self._timer = asyncio.create_task(self._resend_loop(), name=f"resend-{self.spec.name}")
 
@@ -242,7 +165,7 @@ class AlertmanagerSink(NetworkSink[AlertmanagerSpec]):
             try:
                 await self.tick()
             except Exception as e:  # the timer must outlive one failed put
-                log.error("alertmanager %s: re-sending open alerts failed: %s", self.spec.url, self.redact(str(e)))
+                log.error("alertmanager %s: re-sending open alerts failed: %s", self.where, self.mask(str(e)))
             await asyncio.sleep(self.spec.resend_s)
 
     async def tick(self, now_s: float | None = None) -> None:
@@ -262,6 +185,4 @@ class AlertmanagerSink(NetworkSink[AlertmanagerSpec]):
             self._timer.cancel()
             await asyncio.gather(self._timer, return_exceptions=True)
             self._timer = None
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self.poster.close()

@@ -3,44 +3,31 @@
 `format: json` posts the event itself (every field of the `disruption` point); `slack` posts a Slack
 incoming-webhook message (`text` + blocks); `pagerduty` posts a PagerDuty Events API v2 event
 (`trigger` on open, `resolve` on close, one `dedup_key` per disruption, so PagerDuty pairs them).
-The body is made when the point arrives (`encode`) and kept by the core's durable store; `send`
-posts one body per request. A 4xx goes to the dead letter with the receiver's reason (it will never
-be accepted as it is); 5xx, 408, 429 and connection failures are retried by the core.
+The body is made when the point arrives (`encode`) and kept by the core's durable store, without
+credentials: PagerDuty's `routing_key` is added when it is sent, and the URL (for Slack its path is
+the credential) is shown as scheme://host/… only. `send` posts one body per request; the answer goes
+through the one send policy (qos_agent/sinks/policy.py), like every sink's.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import aiohttp
-
-from exporters.alerts.common import DisruptionEvent, check_url, iso, post_json
-from qos_agent.language.nodes import Node, Problems, Reader
+from exporters.alerts.config import WebhookSpec
+from exporters.alerts.event import DisruptionEvent, iso
+from qos_agent.errors import PermanentError
 from qos_agent.language.secrets import Redactor
+from qos_agent.language.text import shown as quoted
 from qos_agent.model import Point
-from qos_agent.plugins.context import LoadContext
 from qos_agent.plugins.sinks import DeliveryOptions, ExporterEnv, NetworkSink
+from qos_agent.sinks.http import Poster
+from qos_agent.sinks.urls import host_only, url_secrets
 
-KEYS = ("type", "name", "url", "format", "headers", "routing_key", "timeout")
-FORMATS = ("json", "slack", "pagerduty")
-PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
 # PagerDuty knows four severities; a journey's own words map onto them.
 PD_SEVERITY = {"page": "critical", "critical": "critical", "error": "error", "high": "error",
                "warning": "warning", "ticket": "warning", "low": "warning", "info": "info"}
-
-
-@dataclass(frozen=True, slots=True)
-class WebhookSpec:
-    url: str
-    name: str
-    format: str = "json"
-    headers: tuple[tuple[str, str], ...] = ()
-    routing_key: str = ""
-    timeout_s: float = 10.0
 
 
 def body_json(ev: DisruptionEvent, redact: Redactor) -> dict[str, Any]:
@@ -69,10 +56,11 @@ def dedup_key(ev: DisruptionEvent) -> str:
     return f"qos-agent/{ev.agent}/{ev.journey}/{ev.region}/{ev.opened_ms}"
 
 
-def body_pagerduty(ev: DisruptionEvent, redact: Redactor, routing_key: str) -> dict[str, Any]:
+def body_pagerduty(ev: DisruptionEvent, redact: Redactor) -> dict[str, Any]:
+    """The event without its `routing_key`: the key is added when it is sent (`with_routing_key`)."""
     details = {k: redact(v) if isinstance(v, str) else v for k, v in ev.fields.items()}
     body: dict[str, Any] = {
-        "routing_key": routing_key, "event_action": "trigger" if ev.state == "open" else "resolve",
+        "event_action": "trigger" if ev.state == "open" else "resolve",
         "dedup_key": dedup_key(ev), "client": "qos-agent",
         "payload": {"summary": redact(ev.summary())[:1024], "source": ev.agent or "qos-agent",
                     "severity": PD_SEVERITY.get(ev.severity.lower(), "error"), "timestamp": iso(ev.time_ms),
@@ -84,43 +72,16 @@ def body_pagerduty(ev: DisruptionEvent, redact: Redactor, routing_key: str) -> d
     return body
 
 
-class WebhookSink(NetworkSink[WebhookSpec]):
+class WebhookSink(NetworkSink):
     """Disruption events -> one HTTP POST each, in the configured format."""
 
     type: ClassVar[str] = "webhook"
-    durable: ClassVar[bool] = True
-
-    @classmethod
-    def from_config(cls, node: Node, problems: Problems, load: LoadContext) -> WebhookSpec | None:
-        r = Reader(node, problems, KEYS, "webhook exporter")
-        if not r.ok:
-            return None
-        before = len(problems)
-        fmt = r.choice("format", FORMATS, "json")
-        if not r.has("url") and fmt != "pagerduty":
-            problems.add(node.loc, "webhook exporter needs 'url'", "add url: ${ALERT_WEBHOOK_URL}")
-        url = check_url(r.get("url"), r.str("url", PAGERDUTY_URL if fmt == "pagerduty" else ""), problems,
-                        "url: https://hooks.example/alerts")
-        routing_key = r.str("routing_key")
-        if fmt == "pagerduty" and not routing_key:
-            problems.add(node.loc, "format: pagerduty needs 'routing_key'",
-                         "add routing_key: ${PAGERDUTY_ROUTING_KEY} (the integration key of a PagerDuty service)")
-        if fmt != "pagerduty" and r.has("routing_key"):
-            problems.add(node.key_loc("routing_key"), f"'routing_key' belongs to format: pagerduty, not {fmt}",
-                         "remove it or write format: pagerduty")
-        name = r.str("name") or f"webhook-{fmt}-{hashlib.sha1(url.encode()).hexdigest()[:8]}"
-        spec = WebhookSpec(url=url, name=name, format=fmt, headers=tuple(r.str_map("headers").items()),
-                           routing_key=routing_key, timeout_s=r.duration("timeout", 10.0))
-        return spec if len(problems) == before else None
-
-    @classmethod
-    def create(cls, spec: WebhookSpec, env: ExporterEnv) -> WebhookSink:
-        return cls(spec, env)
 
     def __init__(self, spec: WebhookSpec, env: ExporterEnv) -> None:
         self.spec = spec
         self.redact = env.redact
-        self._session: aiohttp.ClientSession | None = None
+        self.poster = Poster(where=host_only(spec.url), timeout_s=spec.timeout_s,
+                             mask=Redactor(self.credentials(), parent=env.redact))
 
     def sink_name(self) -> str:
         return self.spec.name
@@ -130,8 +91,13 @@ class WebhookSink(NetworkSink[WebhookSpec]):
         return DeliveryOptions(batch_size=1, flush_interval_s=0.0, max_spool_mb=16.0, parallel=1,
                                backoff_base_s=0.25, backoff_cap_s=10.0)
 
+    def credentials(self) -> list[str]:
+        """The URL's path and query (for Slack the path IS the credential), the routing key, the headers' values."""
+        found = [*url_secrets(self.spec.url), self.spec.routing_key, *(value for _, value in self.spec.headers)]
+        return [c for c in found if c]
+
     def encode(self, points: Sequence[Point]) -> list[str]:
-        """Disruption points -> the bodies to post (everything else: nothing)."""
+        """Disruption points -> the bodies to post (everything else: nothing), without credentials."""
         out = []
         for point in points:
             ev = DisruptionEvent.of(point)
@@ -140,19 +106,28 @@ class WebhookSink(NetworkSink[WebhookSpec]):
             if self.spec.format == "slack":
                 body = body_slack(ev, self.redact)
             elif self.spec.format == "pagerduty":
-                body = body_pagerduty(ev, self.redact, self.spec.routing_key)
+                body = body_pagerduty(ev, self.redact)
             else:
                 body = body_json(ev, self.redact)
             out.append(json.dumps(body, sort_keys=True))
         return out
 
+    def _wire(self, record: str) -> bytes:
+        """The body as posted: PagerDuty's routing key goes in here, at send time, and nowhere else."""
+        if self.spec.format != "pagerduty":
+            return record.encode()
+        try:
+            body = json.loads(record)
+            if not isinstance(body, dict):
+                raise TypeError("not an object")
+        except (ValueError, TypeError) as e:
+            raise PermanentError(f"not a webhook record ({e}): {quoted(record[:200])}") from None
+        return json.dumps({**body, "routing_key": self.spec.routing_key}, sort_keys=True).encode()
+
     async def send(self, records: Sequence[str]) -> None:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.spec.timeout_s))
+        headers = {"Content-Type": "application/json", **dict(self.spec.headers)}
         for record in records:
-            await post_json(self._session, self.spec.url, record.encode(), dict(self.spec.headers))
+            await self.poster.post(self.spec.url, self._wire(record), headers)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self.poster.close()

@@ -26,7 +26,6 @@ from qos_agent.language.text import shown
 from qos_agent.language.text import shown as quoted
 from qos_agent.language.yamlload import MAX_BYTES, decode, load_nodes
 from qos_agent.model import (
-    RESERVED_TAGS,
     AgentConfig,
     AlertSpec,
     Config,
@@ -41,6 +40,7 @@ from qos_agent.model import (
 )
 from qos_agent.plugins import registry
 from qos_agent.plugins.context import LoadContext
+from qos_agent.sinks.labels import check_tag_names
 
 TOP_KEYS = ("version", "agent", "defaults", "variables", "exporters", "journeys", "secrets")
 AGENT_KEYS = ("region", "name", "interval", "concurrency", "browser_concurrency", "state_dir", "listen", "shard",
@@ -226,10 +226,7 @@ class _Parser:
         tags = r.str_map("tags")
         safety.check_tags(r.get("tags"), self.problems)
         safety.check_headers(r.get("headers"), self.problems)
-        for tag in tags:
-            if tag in RESERVED_TAGS:
-                self.problems.add(r.get("tags").key_loc(tag) if r.get("tags") else node.loc,  # type: ignore[union-attr]
-                                  f"tag '{tag}' is set by the agent itself", "choose another tag name")
+        check_tag_names(r.get("tags"), self.problems)  # reserved and colliding label names (qos_agent/sinks/labels.py)
         slo = Slo()
         slo_node = r.get("slo")
         if slo_node is not None:

@@ -23,11 +23,12 @@ from qos_agent.plugins.sinks import DeliveryOptions, NetworkSink, SinkStats
 class DurableSink:
     """One network sink with its store and its delivery loop; `stats` is their one account."""
 
-    def __init__(self, sink: NetworkSink[Any], state_dir: Path, redact: Redactor | None = None,
+    def __init__(self, sink: NetworkSink, state_dir: Path, redact: Redactor | None = None,
                  options: DeliveryOptions | None = None) -> None:
         self.sink = sink
         self.options = options or sink.delivery()
         self.name = sink.sink_name()
+        redact = Redactor(sink.credentials(), parent=redact or Redactor())  # the sink's own secrets masked too
         self.account = SinkStats()
         self.store = Store(spool_path(state_dir, self.name), name=self.name, max_spool_mb=self.options.max_spool_mb,
                            stats=self.account, redact=redact)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from qos_agent.delivery.points import points_of
 from qos_agent.errors import SetupError
@@ -51,7 +51,7 @@ class SinkState:
 class _Sink:
     """One exporter behind its bounded queue; a network sink also behind its store and delivery loop."""
 
-    def __init__(self, name: str, type_: str, exporter: Exporter[Any], durable: DurableSink | None,
+    def __init__(self, name: str, type_: str, exporter: Exporter, durable: DurableSink | None,
                  redact: Redactor | None = None) -> None:
         self.name = name
         self.redact = redact or Redactor()
@@ -147,7 +147,7 @@ class Pipeline:
         self.sinks = list(sinks)
 
     @classmethod
-    def of(cls, exporters: Sequence[Exporter[Any]], state_dir: Path, redact: Redactor | None = None) -> Pipeline:
+    def of(cls, exporters: Sequence[Exporter], state_dir: Path, redact: Redactor | None = None) -> Pipeline:
         """Each exporter behind its queue; each network sink also behind the core's store and delivery."""
         made = []
         names: dict[str, str] = {}
@@ -168,7 +168,7 @@ class Pipeline:
     def from_config(cls, config: Config, redact: Redactor, only: Sequence[str] | None = None) -> Pipeline:
         env = ExporterEnv(state_dir=Path(config.agent.state_dir), region=config.agent.region,
                           agent=config.agent.name, redact=redact)
-        made = [registry.exporter_class(ec.type).create(ec.spec, env) for ec in config.exporters
+        made = [registry.make_sink(ec.type, ec.spec, env) for ec in config.exporters
                 if only is None or ec.type in only]
         return cls.of(made, env.state_dir, redact)
 

@@ -1,9 +1,11 @@
-"""The exporter protocols: a local sink writes points; a network sink only encodes and sends.
+"""The sink protocols: a sink type (light: config, schema, factory); at run time a local sink writes
+points and a network sink only encodes and sends.
 
-An exporter is one class per sink type, registered under an entry point of group
-`qos_agent.exporters`. It parses its own part of journeys.yaml in `from_config` (located problems),
-so validation and the agent use the one registry. The core wraps every network sink with the
-durable store and the delivery loop (qos_agent/delivery): the plug-in never writes to disk or retries.
+A sink type is one class registered under an entry point of group `qos_agent.exporters`. It parses
+its own part of journeys.yaml in `from_config` (located problems) and describes it in `json_schema`,
+so validation, the schema and the agent use the one registry. The core wraps every network sink with
+the durable store and the delivery loop (qos_agent/delivery): the plug-in never writes to disk or
+retries, and its credentials are added when a batch is sent, never stored with it.
 """
 
 from __future__ import annotations
@@ -74,17 +76,21 @@ class Outbox(Protocol):
     async def put(self, records: Sequence[str]) -> None: ...
 
 
-class Exporter(Protocol[SpecT]):
-    """A local sink (sqlite, jsonl, junit): `write` gets points of the metrics schema; `close` flushes.
+class SinkType(Protocol[SpecT]):
+    """One sink type as the loader, the schema generator and the pipeline see it: light to import.
 
-    Plug-ins subclass this (or NetworkSink) explicitly and so inherit the defaults (`stats`).
+    The class registered under `qos_agent.exporters` parses and describes its part of journeys.yaml
+    and makes the sink on demand: `create` is where a network client (aiohttp, influxdb-client,
+    protobuf...) is imported, so `validate` and `check` import only what a file's sinks need.
     """
 
     type: ClassVar[str]
-    durable: ClassVar[bool] = False  # True: a NetworkSink, fed by the core's store and delivery loop
+    durable: ClassVar[bool] = False  # True: `create` makes a NetworkSink (the core adds store + delivery)
 
     @classmethod
-    def from_config(cls, node: Node, problems: Problems, load: LoadContext) -> SpecT | None: ...
+    def from_config(cls, node: Node, problems: Problems, load: LoadContext) -> SpecT | None:
+        """Parse one `exporters:` item into a frozen spec; report mistakes to problems (located)."""
+        ...
 
     @classmethod
     def split(cls, spec: SpecT) -> list[SpecT]:
@@ -92,18 +98,35 @@ class Exporter(Protocol[SpecT]):
         return [spec]
 
     @classmethod
-    def create(cls, spec: SpecT, env: ExporterEnv) -> Exporter[SpecT]: ...
+    def json_schema(cls) -> dict[str, Any] | None:
+        """The JSON Schema of one `exporters:` item of this type (its keys but `type`); None: left open."""
+        return None
+
+    @classmethod
+    def create(cls, spec: SpecT, env: ExporterEnv) -> Exporter:
+        """The sink itself (run time): an Exporter, or a NetworkSink when `durable`."""
+        ...
+
+
+class Exporter(Protocol):
+    """A local sink at run time (sqlite, jsonl, junit): `write` gets points of the metrics schema; `close` flushes.
+
+    Plug-ins subclass this (or NetworkSink) explicitly and so inherit the defaults (`stats`).
+    """
+
+    type: ClassVar[str]
+    durable: ClassVar[bool] = False  # True: a NetworkSink, fed by the core's store and delivery loop
 
     async def write(self, points: Sequence[Point]) -> None: ...
 
     async def close(self) -> None: ...
 
     def stats(self) -> SinkStats:
-        """The sink's own counts on top of the core's (queue, writes); default: none of its own."""
+        """The counts only the sink itself can know (e.g. rows pruned early); default: none of its own."""
         return SinkStats()
 
 
-class NetworkSink(Exporter[SpecT], Protocol[SpecT]):
+class NetworkSink(Exporter, Protocol):
     """A sink behind the network. The CORE gives it a durable store (state_dir/spool/<name>.db) and a
     delivery loop (linger/batch, backoff with jitter, Retry-After, bisection of a refused batch to
     the bad records -> dead letter, parallel sends, drop-oldest over max_spool_mb, recovery from a
@@ -130,6 +153,11 @@ class NetworkSink(Exporter[SpecT], Protocol[SpecT]):
         """Called once delivery runs; outbox.put stores records for sending later. Default: nothing."""
         return None
 
+    def credentials(self) -> list[str]:
+        """Values masked in everything the core says about this sink (its log lines, last_error, the
+        dead letter's messages): passwords, tokens, a webhook URL's path. Default: none."""
+        return []
+
     async def write(self, points: Sequence[Point]) -> None:
         """Not called for a network sink: the core encodes into the store and sends from there."""
         raise TypeError("a NetworkSink is written through the core's durable store (qos_agent/delivery)")
@@ -139,7 +167,7 @@ class NetworkSink(Exporter[SpecT], Protocol[SpecT]):
         return None
 
 
-def is_network_sink(exporter: Exporter[Any]) -> TypeGuard[NetworkSink[Any]]:
+def is_network_sink(exporter: Exporter) -> TypeGuard[NetworkSink]:
     """Whether the core must wrap this exporter with the durable store and the delivery loop."""
     return exporter.durable
 

@@ -1,8 +1,9 @@
 """A network sink written only as encode + send, and a real HTTP collector for it to send to.
 
-`CollectorSink` is what a third party would write for a new destination: it parses its config,
-turns points into records and POSTs a batch; it neither stores nor retries. The core's store and
-delivery loop make it durable (tests/test_delivery_sink.py proves it: outage, kill -9).
+What a third party writes for a new destination: `CollectorType` (light: parses and describes its
+config, makes the sink) and `CollectorSink` (turns points into records and POSTs a batch; it neither
+stores nor retries). The core's store and delivery loop make it durable (tests/test_delivery_sink.py
+proves it: outage, kill -9).
 """
 
 from __future__ import annotations
@@ -10,16 +11,15 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
-import aiohttp
 from aiohttp import web
 
-from qos_agent.errors import PermanentError, RetryableError
 from qos_agent.language.nodes import Node, Problems, Reader
 from qos_agent.model import Point
 from qos_agent.plugins.context import LoadContext
-from qos_agent.plugins.sinks import DeliveryOptions, ExporterEnv, NetworkSink
+from qos_agent.plugins.sinks import DeliveryOptions, Exporter, ExporterEnv, NetworkSink, SinkType
+from qos_agent.sinks.http import Poster
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,10 +28,11 @@ class CollectorSpec:
     name: str = "collector"
 
 
-class CollectorSink(NetworkSink[CollectorSpec]):
-    """POSTs newline-separated JSON records to `url`; 5xx/unreachable retryable, 4xx permanent."""
+class CollectorType(SinkType[CollectorSpec]):
+    """The registered side: config, schema, and the sink on demand."""
 
     type: ClassVar[str] = "collector"
+    durable: ClassVar[bool] = True
 
     @classmethod
     def from_config(cls, node: Node, problems: Problems, load: LoadContext) -> CollectorSpec | None:
@@ -39,12 +40,23 @@ class CollectorSink(NetworkSink[CollectorSpec]):
         return CollectorSpec(r.str("url"), r.str("name") or "collector") if r.ok else None
 
     @classmethod
-    def create(cls, spec: CollectorSpec, env: ExporterEnv) -> CollectorSink:
-        return cls(spec)
+    def json_schema(cls) -> dict[str, Any]:
+        return {"type": "object", "additionalProperties": False, "required": ["url"],
+                "properties": {"url": {"type": "string"}, "name": {"type": "string"}}}
+
+    @classmethod
+    def create(cls, spec: CollectorSpec, env: ExporterEnv) -> Exporter:
+        return CollectorSink(spec)
+
+
+class CollectorSink(NetworkSink):
+    """POSTs newline-separated JSON records to `url`; the answer goes through the core's one send policy."""
+
+    type: ClassVar[str] = "collector"
 
     def __init__(self, spec: CollectorSpec) -> None:
         self.spec = spec
-        self._session: aiohttp.ClientSession | None = None
+        self.poster = Poster(where=spec.url, timeout_s=3.0)
 
     def sink_name(self) -> str:
         return self.spec.name
@@ -57,22 +69,10 @@ class CollectorSink(NetworkSink[CollectorSpec]):
                            sort_keys=True) for p in points]
 
     async def send(self, records: Sequence[str]) -> None:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3))
-        try:
-            async with self._session.post(self.spec.url, data="\n".join(records)) as resp:
-                text = await resp.text()
-        except (aiohttp.ClientError, TimeoutError, OSError) as e:
-            raise RetryableError(f"cannot reach {self.spec.url}: {type(e).__name__}") from e
-        if resp.status >= 500:
-            raise RetryableError(f"HTTP {resp.status}: {text[:200]}")
-        if resp.status >= 400:
-            raise PermanentError(f"HTTP {resp.status}: {text[:200]}")
+        await self.poster.post(self.spec.url, "\n".join(records).encode())
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self.poster.close()
 
 
 class Collector:
