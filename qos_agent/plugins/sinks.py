@@ -10,7 +10,7 @@ retries, and its credentials are added when a batch is sent, never stored with i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeGuard, TypeVar
@@ -23,38 +23,47 @@ from qos_agent.plugins.context import LoadContext
 SpecT = TypeVar("SpecT")
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class SinkStats:
-    """One sink's account, read by /metrics, /healthz and the `agent` point (counters since start)."""
+    """One sink's account as read now by /metrics, /healthz and the `agent` point (counters since start).
 
-    queued: int = 0  # points waiting in memory (the bounded queue)
-    spooled: int = 0  # records waiting in the durable store (network sinks)
+    A snapshot: every number has one writer — the memory queue (queued, dropped[queue_full], a local
+    sink's writes), the durable buffer of a network sink (spooled, delivered, dead_lettered, its
+    drops) or its delivery loop (failed_sends, last_error, last_delivery_s) — and each builds its
+    part; `plus` adds the parts (qos_agent/delivery)."""
+
+    queued: int = 0  # points waiting in memory (the bounded queue), a batch being stored included
+    spooled: int = 0  # records waiting in the durable store (network sinks), a batch being sent included
     delivered: int = 0  # points/records the destination ACCEPTED (never counted at enqueue/commit time)
     failed_sends: int = 0  # send attempts that failed (retryable or not)
     dropped: int = 0  # lost: full queue, store over max_spool_mb, disk write failed ...
-    dropped_by_cause: dict[str, int] = field(default_factory=dict)  # e.g. {"queue_full": 3, "spool_full": 10}
+    dropped_by_cause: Mapping[str, int] = field(default_factory=dict)  # e.g. {"queue_full": 3, "spool_full": 10}
     dead_lettered: int = 0  # refused for good (PermanentError)
     last_error: str = ""  # redacted
+    last_error_s: float = 0.0  # unix time of last_error (the newest of the parts' wins)
     last_delivery_s: float = 0.0  # unix time of the last accepted send (0: never)
+    pruned: int = 0  # kept records the sink removed early to stay within its size bound (sqlite max_mb)
 
-    def drop(self, cause: str, n: int) -> None:
-        """Count n lost points/records under cause."""
-        if n > 0:
-            self.dropped += n
-            self.dropped_by_cause[cause] = self.dropped_by_cause.get(cause, 0) + n
+    @classmethod
+    def dropping(cls, causes: Mapping[str, int], **counts: Any) -> SinkStats:
+        """A part whose drops are `causes` (dropped is their sum)."""
+        kept = {c: n for c, n in causes.items() if n}
+        return cls(dropped=sum(kept.values()), dropped_by_cause=kept, **counts)
 
     def plus(self, other: SinkStats) -> SinkStats:
-        """The sum of two accounts (the core's and a sink's own)."""
+        """The sum of two parts of an account (or of two sinks' accounts)."""
         causes = dict(self.dropped_by_cause)
         for cause, n in other.dropped_by_cause.items():
             causes[cause] = causes.get(cause, 0) + n
+        newer = other if other.last_error and other.last_error_s >= self.last_error_s else self
         return SinkStats(
             queued=self.queued + other.queued, spooled=self.spooled + other.spooled,
             delivered=self.delivered + other.delivered, failed_sends=self.failed_sends + other.failed_sends,
             dropped=self.dropped + other.dropped, dropped_by_cause=causes,
             dead_lettered=self.dead_lettered + other.dead_lettered,
-            last_error=other.last_error or self.last_error,
-            last_delivery_s=max(self.last_delivery_s, other.last_delivery_s))
+            last_error=newer.last_error or self.last_error or other.last_error,
+            last_error_s=max(self.last_error_s, other.last_error_s),
+            last_delivery_s=max(self.last_delivery_s, other.last_delivery_s), pruned=self.pruned + other.pruned)
 
 
 @dataclass(frozen=True, slots=True)
