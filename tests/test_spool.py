@@ -285,7 +285,7 @@ async def test_one_sink_down_never_stalls_another(tmp_path: Path) -> None:
     await up.close(0.5)
 
 
-async def test_parallel_parts_are_all_in_before_the_batch_counts(tmp_path: Path) -> None:
+async def test_parallel_parts_that_all_fail_wait_the_longest_retry_after(tmp_path: Path) -> None:
     spool, sink = make(tmp_path, flush_interval=0.0, parallel=2), Sink()
     sink.fail = [RetryableError("HTTP 500"), RetryableError("HTTP 429", retry_after=0.3)]
     spool.start(sink)

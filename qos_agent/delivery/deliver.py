@@ -6,7 +6,10 @@ raises `RetryableError` (connection, timeout, 5xx, 429/503 with `retry_after`, a
 must fix — the records wait) or `PermanentError` (a refusal that will never succeed). A refused batch
 is bisected down to the offending records, which go to dead_letter (counted; the message logged
 once) while the rest are delivered. Retries back off exponentially with full jitter, capped. A batch
-may be split into `parallel` requests sent at once; it counts as delivered when all are in.
+may be split into `parallel` requests sent at once; every part is waited for (a request under way is
+never cancelled: it may already be accepted), then the store settles what was taken and what was
+refused, and only what failed is leased again: within a process's life nothing the destination
+accepted is sent twice. Across `kill -9` the batch under way may be (delivery is at least once).
 
 Each counter has one writer. The store (the buffer) counts what it holds and what left it:
 `delivered` and `dead_lettered` grow when a batch is settled, once per record. This loop counts only
@@ -21,6 +24,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 
 from qos_agent.delivery.spoolfile import Batch
 from qos_agent.delivery.store import Store
@@ -38,6 +42,27 @@ STORE_RETRY_S = 1.0  # a failed local read/ack (disk full) is retried this often
 
 class _GiveUp(Exception):
     """Closing and the sink still fails: stop trying, the records stay on disk for the next start."""
+
+
+@dataclass(slots=True)
+class Sent:
+    """What became of each record of a batch (by position): what the store settles, what is retried."""
+
+    accepted: list[int] = field(default_factory=list)
+    dead: list[tuple[int, str]] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+    error: Exception | None = None  # the failure that asks for the longest wait (Retry-After)
+
+
+def _wait_of(e: Exception) -> float:
+    return (e.retry_after or 0.0) if isinstance(e, RetryableError) else 0.0
+
+
+def _why(e: Exception) -> tuple[str, str, float | None]:
+    """(message, fix, retry_after) of a failed part, for the log and the wait."""
+    if isinstance(e, RetryableError):
+        return e.message, e.fix, e.retry_after
+    return f"{type(e).__name__}: {e}", "", None
 
 
 def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
@@ -109,23 +134,27 @@ class Delivery:
                 if not await self._store_failed("read", e):
                     return
                 continue
+            sent = await self._send_batch(batch.records)
+            if not await self._settle(batch, sent.accepted, sent.dead):
+                return
+            if sent.error is None:
+                if self._failing:
+                    log.info("spool %s: delivering again after %d failed attempts", self.name, self._failing)
+                    self._failing = 0
+                    self._logged = {k for k in self._logged if not k.startswith("retry:")}
+                continue
+            # What failed stays in the store, the oldest rows: the next lease re-reads only that (and newer).
             try:
-                dead = await self._send_until_done(batch)
+                await self._failed(*_why(sent.error))
             except _GiveUp:
-                await self.store.release()
                 return
-            refused = {p for p, _ in dead}
-            taken = [p for p in range(len(batch.records)) if p not in refused]
-            if not await self._settle(batch, taken, dead):
-                return
-            if self._failing:
-                log.info("spool %s: the store works again after %d failed attempts", self.name, self._failing)
-                self._failing = 0
-                self._logged = {k for k in self._logged if not k.startswith("retry:")}
 
     async def _settle(self, batch: Batch, taken: list[int], dead: list[tuple[int, str]]) -> bool:
         """Settle until the store takes it (disk full: retried, never re-sent; counted once it works).
         False when closing with the store still failing (the rows stay and are re-sent next start)."""
+        if not taken and not dead:  # nothing was taken: the lease simply ends, the rows stay
+            await self.store.release()
+            return True
         while True:
             try:
                 await self.store.settle(batch, taken, dead)
@@ -153,22 +182,6 @@ class Delivery:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), left)
-
-    async def _send_until_done(self, batch: Batch) -> list[tuple[int, str]]:
-        while True:
-            try:
-                dead = await self._send_bisect(batch.records)
-            except RetryableError as e:
-                await self._failed(e.message, e.fix, e.retry_after)
-                continue
-            except Exception as e:  # a bug or an unclassified error in send: keep the records, retry
-                await self._failed(f"{type(e).__name__}: {e}", "", None)
-                continue
-            if self._failing:
-                log.info("spool %s: delivering again after %d failed attempts", self.name, self._failing)
-                self._failing = 0
-                self._logged = {k for k in self._logged if not k.startswith("retry:")}
-            return dead
 
     async def _failed(self, message: str, fix: str, retry_after: float | None) -> None:
         message = self.redact(message)
@@ -201,12 +214,15 @@ class Delivery:
             raise
         self.last_delivery_s = time.time()
 
-    async def _send_bisect(self, records: list[str]) -> list[tuple[int, str]]:
-        """Send records; a permanent refusal is halved until the refused records are found: their
-        positions and the destination's reason are returned (the store dead-letters them when settled)."""
+    async def _send_batch(self, records: list[str]) -> Sent:
+        """Send a batch in `parallel` parts at once and wait for every part (never cancel one: a request
+        under way may already be accepted). A permanent refusal is halved until the refused records are
+        found; a retryable failure leaves its part's unsent records for later. Each record ends accepted,
+        dead or failed, so the store settles exactly what the destination took."""
+        sent = Sent()
         budget = BISECT_BUDGET
 
-        async def go(positions: range, dead: list[tuple[int, str]]) -> None:
+        async def go(positions: range) -> None:
             nonlocal budget
             try:
                 await self._send_one([records[p] for p in positions])
@@ -217,27 +233,28 @@ class Delivery:
                     self._log_once(f"dead:{msg}", logging.ERROR, "spool %s: the sink refused %d record(s) for "
                                    "good, moved to dead_letter in %s: %s", self.name, len(positions),
                                    self.store.path, msg)
-                    dead.extend((p, msg) for p in positions)
+                    sent.dead.extend((p, msg) for p in positions)
                     return
                 budget -= 2
                 mid = len(positions) // 2
-                await go(positions[:mid], dead)
-                await go(positions[mid:], dead)
+                await go(positions[:mid])
+                if sent.error is not None and positions[mid:]:  # a retryable failure meanwhile: later
+                    sent.failed.extend(positions[mid:])
+                    return
+                await go(positions[mid:])
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # retryable, or an unclassified error (a bug): kept and retried
+                sent.failed.extend(positions)
+                if sent.error is None or _wait_of(e) > _wait_of(sent.error):
+                    sent.error = e
+            else:
+                sent.accepted.extend(positions)
 
         parts = 1 if len(records) < 2 * self.parallel else self.parallel
         step = -(-len(records) // parts)
-        deads: list[list[tuple[int, str]]] = [[] for _ in range(parts)]
-        if parts == 1:
-            await go(range(len(records)), deads[0])
-        else:
-            try:  # the parts go at once (the server uses its cores); the batch is settled when all are in
-                async with asyncio.TaskGroup() as tg:
-                    for k in range(parts):
-                        tg.create_task(go(range(k * step, min(len(records), (k + 1) * step)), deads[k]))
-            except BaseExceptionGroup as group:  # the whole batch is retried: re-sent parts just overwrite
-                waits = [e for e in group.exceptions if isinstance(e, RetryableError)]
-                raise max(waits, key=lambda e: e.retry_after or 0.0) if waits else group.exceptions[0] from None
-        return [d for part in deads for d in part]
+        await asyncio.gather(*(go(range(k * step, min(len(records), (k + 1) * step))) for k in range(parts)))
+        return sent
 
     def _log_once(self, key: str, level: int, msg: str, *args: object) -> None:
         if key in self._logged:

@@ -8,7 +8,9 @@ proves it: outage, kill -9).
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -75,12 +77,32 @@ class CollectorSink(NetworkSink):
         await self.poster.close()
 
 
+def record_id(record: str) -> str:
+    """A record's id as a receiver reads it: the point's series and time (InfluxDB's own identity); a
+    record that is not a point (a test's raw line) is its own id."""
+    try:
+        r = json.loads(record)
+        return json.dumps([r["m"], sorted(r["tags"].items()), r["t"]])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return record
+
+
 class Collector:
-    """A real HTTP server on 127.0.0.1 keeping every record it accepted; stop/start keep the port."""
+    """A real HTTP server on 127.0.0.1 recording every record it accepted, repeats included (a receiver
+    that counts duplicates by id, not a store that overwrites them); stop/start keep the port.
+
+    Faults: `down` answers 503 to everything; a request holding an id in `fail_once` answers 503 (and
+    those ids are then forgotten), after `fail_after_s` (so a sibling request settles first); `slow_s` records the body, then waits before answering (a request
+    under way when its sender is killed); a record holding "bad" is refused for good (400)."""
 
     def __init__(self) -> None:
         self.records: list[str] = []
         self.port = 0
+        self.down = False
+        self.fail_once: set[str] = set()
+        self.fail_after_s = 0.0
+        self.slow_s = 0.0
+        self.requests = 0
         self._runner: web.AppRunner | None = None
 
     @property
@@ -89,10 +111,20 @@ class Collector:
 
     async def _ingest(self, request: web.Request) -> web.Response:
         body = await request.text()
+        self.requests += 1
         lines = [line for line in body.split("\n") if line]
+        if self.down:
+            return web.Response(status=503, text="down for now")
+        failing = self.fail_once & {record_id(line) for line in lines} if self.fail_once else set()
+        if failing:
+            self.fail_once -= failing
+            await asyncio.sleep(self.fail_after_s)
+            return web.Response(status=503, text=f"{len(failing)} records could not be written now")
         if any('"bad"' in line for line in lines):
             return web.Response(status=400, text="record refused: bad")
         self.records.extend(lines)
+        if self.slow_s:
+            await asyncio.sleep(self.slow_s)
         return web.Response(status=204)
 
     async def start(self) -> None:
@@ -111,3 +143,11 @@ class Collector:
 
     def distinct(self) -> int:
         return len(set(self.records))
+
+    def ids(self) -> Counter[str]:
+        """How many times each record id arrived."""
+        return Counter(record_id(r) for r in self.records)
+
+    def duplicates(self) -> dict[str, int]:
+        """Record ids that arrived more than once, and how many times."""
+        return {i: n for i, n in self.ids().items() if n > 1}
