@@ -34,6 +34,7 @@ class DisruptionEvent:
     severity: str = DEFAULT_SEVERITY
     runbook: str = ""
     duration_s: float | None = None
+    close_reason: str = ""  # a close: healed | removed (from this agent by a reload) | restart (not seen again)
     tags: tuple[tuple[str, str], ...] = ()  # the journey's own tags
     fields: dict[str, object] = field(default_factory=dict)  # every field of the point
 
@@ -56,6 +57,7 @@ class DisruptionEvent:
             error_message=str(fields.get("error_message", "")),
             severity=str(fields.get("severity") or DEFAULT_SEVERITY), runbook=str(fields.get("runbook", "")),
             duration_s=float(duration) if isinstance(duration, int | float) else None,
+            close_reason=str(fields.get("close_reason", "")) if state == "close" else "",
             tags=tuple(sorted((k, v) for k, v in tags.items() if k not in _OWN_TAGS)), fields=fields)
 
     @property
@@ -72,6 +74,10 @@ class DisruptionEvent:
         """One line a person reads on a phone."""
         if self.state == "close":
             took = f" after {_duration(self.duration_s)}" if self.duration_s is not None else ""
+            if self.close_reason == "removed":
+                return f"RESOLVED: {self.journey} is no longer measured in {self.region} by this agent{took}"
+            if self.close_reason == "restart":
+                return f"RESOLVED: {self.journey} in {self.region} was not seen broken again after the agent restarted"
             return f"RESOLVED: {self.journey} works again in {self.region}{took}"
         where = f" at step {self.failed_step}" if self.failed_step else ""
         hidden = " (uptime green: hidden from uptime monitoring)" if self.hidden else ""
@@ -87,7 +93,9 @@ class DisruptionEvent:
         text += (" The uptime check of the same service stayed green, so uptime monitoring does not show this."
                  if self.hidden else " The uptime check saw a problem too (or there is none for this service).")
         if self.state == "close":
-            text += f" It closed at {iso(self.time_ms)}."
+            why = {"removed": " (a reload took the journey away from this agent: it is no longer measured here)",
+                   "restart": " (the agent restarted and did not see it broken again)"}.get(self.close_reason, "")
+            text += f" It closed at {iso(self.time_ms)}{why}."
         return text
 
 
