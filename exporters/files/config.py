@@ -17,10 +17,11 @@ from qos_agent.sinks.schemas import DURATION, PATH, Schema, entry, integer, posi
 
 SQLITE_PATH = "qos-results.db"
 DEFAULT_RETENTION_S = 30 * 86400.0
+DEFAULT_SQLITE_MB = 1024.0
 JSONL_PATH = "qos-results.jsonl"
 JUNIT_PATH = "qos-junit.xml"
 STDOUT = "-"
-SQLITE_KEYS = ("type", "path", "retention")
+SQLITE_KEYS = ("type", "path", "retention", "max_mb")
 JSONL_KEYS = ("type", "path", "max_mb", "keep")
 JUNIT_KEYS = ("type", "path", "max_cases")
 
@@ -29,6 +30,7 @@ JUNIT_KEYS = ("type", "path", "max_cases")
 class SqliteSpec:
     path: Path
     retention_s: float = DEFAULT_RETENTION_S
+    max_bytes: int = int(DEFAULT_SQLITE_MB * 1024 * 1024)  # past it the oldest points go (exporters/files/sizebound.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,11 +66,13 @@ class SqliteType(SinkType[SqliteSpec]):
     def from_config(cls, node: Node, problems: Problems, load: LoadContext) -> SqliteSpec:
         r = Reader(node, problems, SQLITE_KEYS, "sqlite exporter")
         path = Path(r.str("path", SQLITE_PATH))
-        return SqliteSpec(path=load.state_dir / path, retention_s=r.duration("retention", DEFAULT_RETENTION_S))
+        max_mb = positive_mb(r, "max_mb", DEFAULT_SQLITE_MB)
+        return SqliteSpec(path=load.state_dir / path, retention_s=r.duration("retention", DEFAULT_RETENTION_S),
+                          max_bytes=max(1, int(max_mb * 1024 * 1024)))
 
     @classmethod
     def json_schema(cls) -> Schema:
-        return entry(SQLITE_KEYS, {"path": PATH, "retention": DURATION})
+        return entry(SQLITE_KEYS, {"path": PATH, "retention": DURATION, "max_mb": positive(1e6)})
 
     @classmethod
     def create(cls, spec: SqliteSpec, env: ExporterEnv) -> Exporter:

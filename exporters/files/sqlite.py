@@ -28,11 +28,13 @@ from typing import Any, ClassVar
 import orjson
 
 from exporters.files.config import SQLITE_PATH, SqliteSpec
+from exporters.files.sizebound import MIN_CHECK_ROWS, check_every, prune_oldest
 from qos_agent.errors import SetupError
 from qos_agent.model import Point
-from qos_agent.plugins.sinks import Exporter
+from qos_agent.plugins.sinks import Exporter, SinkStats
 
 DEFAULT_PATH = SQLITE_PATH  # where `qos-agent report` looks without a file (qos_agent/reports/storepath.py)
+SIZE_LOG_EVERY_S = 600.0  # the max_mb prune is logged at most this often
 PRUNE_EVERY_S = float(os.environ.get("QOS_SQLITE_PRUNE_S", "3600"))  # benches shorten it
 AUTO_VACUUM_INCREMENTAL = 2  # PRAGMA auto_vacuum: 0 none, 1 full, 2 incremental
 log = logging.getLogger(__name__)
@@ -172,7 +174,8 @@ def reclaim(conn: sqlite3.Connection) -> None:
 
 
 class SqliteExporter(Exporter):
-    """Writes every batch in one transaction; prunes rows older than `retention` hourly."""
+    """Writes every batch in one transaction; prunes rows older than `retention` hourly, and the oldest
+    whenever the store outgrows `max_mb`."""
 
     type: ClassVar[str] = "sqlite"
 
@@ -182,6 +185,13 @@ class SqliteExporter(Exporter):
         self._conn: sqlite3.Connection | None = None  # touched only on the worker thread
         self._last_prune = float("-inf")
         self._closed = False
+        self._pruned = 0  # points removed before their retention to stay within max_mb (worker thread writes)
+        self._rows_to_check = MIN_CHECK_ROWS  # rows to write before the size is measured again
+        self._last_size_log = float("-inf")
+
+    def stats(self) -> SinkStats:
+        """What only the store knows: the points `max_mb` made it remove early (shown on /healthz)."""
+        return SinkStats(pruned=self._pruned)
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -215,6 +225,9 @@ class SqliteExporter(Exporter):
     def _write_sync(self, points: list[Point]) -> None:
         conn = self._connection()
         rows = [row_of(p) for p in points]
+        self._rows_to_check -= len(rows)
+        if self._rows_to_check <= 0:
+            self._bound_size(conn, len(rows))
         conn.execute("BEGIN IMMEDIATE")  # take the write lock up front: waits politely for other writers
         try:
             # Many rows per statement: sqlite3 lets go of the GIL once per statement step, and each
@@ -231,6 +244,19 @@ class SqliteExporter(Exporter):
         now = time.time()
         if now - self._last_prune >= PRUNE_EVERY_S:
             self._prune_sync(now)
+
+    def _bound_size(self, conn: sqlite3.Connection, incoming: int) -> None:
+        """Keep the store within max_mb, the oldest points first (exporters/files/sizebound.py)."""
+        deleted, per_row = prune_oldest(conn, self.spec.max_bytes, incoming)
+        self._rows_to_check = check_every(self.spec.max_bytes, per_row)
+        now = time.time()
+        if deleted:
+            self._pruned += deleted
+            if now - self._last_size_log >= SIZE_LOG_EVERY_S:
+                self._last_size_log = now
+                log.warning("sqlite store %s reached max_mb (%d MB): removed the %d oldest points (%d so far; "
+                            "raise max_mb or lower retention to keep more)", self.spec.path,
+                            self.spec.max_bytes >> 20, deleted, self._pruned)
 
     def _prune_sync(self, now_s: float) -> int:
         conn = self._connection()
