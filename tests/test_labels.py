@@ -59,7 +59,7 @@ def test_series_and_alerts_name_a_journey_tag_alike(tmp_path: Path) -> None:
 
     event = DisruptionEvent.of(point)
     assert event is not None
-    alert_labels = alert_sink._labels(event)  # type: ignore[attr-defined]
+    alert_labels = alert_sink.labels(event)  # type: ignore[attr-defined]
     own = {"_1team", "tier_1", "_under"}
     assert own <= {k for k, _ in labels} and own <= set(alert_labels)
     assert {k: v for k, v in labels if k in own} == {k: v for k, v in alert_labels.items() if k in own}
