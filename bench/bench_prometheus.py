@@ -21,8 +21,9 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
+from exporters.prometheus.config import RemoteWriteSpec
 from exporters.prometheus.proto import decode
-from exporters.prometheus.remote_write import PrometheusRemoteWriteSink, RemoteWriteSpec
+from exporters.prometheus.remote_write import PrometheusRemoteWriteSink
 from qos_agent.delivery.points import points_of
 from qos_agent.model import JourneyKind, JourneyResult, Outcome, StepResult
 from qos_agent.ops.journey_metrics import JourneyMetrics

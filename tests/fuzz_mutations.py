@@ -41,6 +41,14 @@ HOSTILE_VALUES = [
     "`x`", "%x", "a: b: c", "'it''s'", "ü", "😀", "\u0085", "x\ty", '"\\t\\x1b[31mred"', "\\",
 ]
 
+# Journey tags that cannot become labels: reserved by the agent, Prometheus or Alertmanager, or two that
+# would be one label (qos_agent/sinks/labels.py); the loader must locate each.
+HOSTILE_TAGS = ["{job: x}", "{instance: x}", "{__name__: x}", "{_.x: x}", "{hidden-from-uptime: x}", "{le: x, quantile: y}",
+                "{alertname: x}", "{severity: x}", "{sink: x}", "{outcome: x, lagged: y}", '{"a.b": 1, "a-b": 2}',
+                '{"tier-1": gold, tier_1: silver}', "{error: x, phase: y}"]
+_TAGS_LINE = re.compile(r"^(\s*)tags:(\s*).*$")
+_JOURNEY_NAME = re.compile(r"^(\s*)- name:")
+
 _KV = re.compile(r"^(\s*(?:- )?)([^\s:#'\"][^:#]*?):(\s+)(.+?)\s*$")
 
 
@@ -53,7 +61,7 @@ def _mutate_lines(draw: st.DrawFn, lines: list[str]) -> list[str]:
     if not lines:
         return ["version: 1\n"]
     op = draw(st.sampled_from(("delete", "duplicate", "swap", "value", "swap_values", "anchor", "merge", "tab",
-                               "rename", "indent", "bomb", "deep")))
+                               "rename", "indent", "bomb", "deep", "tags")))
     i = draw(st.integers(0, len(lines) - 1))
     j = draw(st.integers(0, len(lines) - 1))
     kv = _kv_lines(lines)
@@ -92,6 +100,16 @@ def _mutate_lines(draw: st.DrawFn, lines: list[str]) -> list[str]:
         lines[i] = ("  " + lines[i]) if draw(st.booleans()) else lines[i][2:]
     elif op == "bomb":
         lines.append(BOMB)
+    elif op == "tags":
+        tags = draw(st.sampled_from(HOSTILE_TAGS))
+        at = [n for n, line in enumerate(lines) if _TAGS_LINE.match(line)]
+        if at:
+            n = at[draw(st.integers(0, len(at) - 1))]
+            lines[n] = f"{_TAGS_LINE.match(lines[n]).group(1)}tags: {tags}\n"  # type: ignore[union-attr]
+        elif names := [n for n, line in enumerate(lines) if _JOURNEY_NAME.match(line)]:
+            n = names[draw(st.integers(0, len(names) - 1))]
+            indent = len(_JOURNEY_NAME.match(lines[n]).group(1)) + 2  # type: ignore[union-attr]
+            lines.insert(n + 1, " " * indent + f"tags: {tags}\n")
     elif op == "deep" and m:
         depth = draw(st.sampled_from((10, 63, 64, 65, 1000, 100_000)))
         lines[k] = f"{m.group(1)}{m.group(2)}:{m.group(3)}" + "[" * depth + "]" * depth + "\n"

@@ -9,8 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from exporters.alerts.alertmanager import AlertmanagerSpec
-from exporters.alerts.webhook import PAGERDUTY_URL, WebhookSpec
+from exporters.alerts.config import PAGERDUTY_URL, AlertmanagerSpec, WebhookSpec
 from qos_agent.config.loader import load_config
 from tests.support.cli import qos
 

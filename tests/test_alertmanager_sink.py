@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from exporters.alerts.alertmanager import AlertmanagerSink, AlertmanagerSpec
-from exporters.alerts.common import iso
+from exporters.alerts.alertmanager import AlertmanagerSink
+from exporters.alerts.config import AlertmanagerSpec
+from exporters.alerts.event import iso
 from qos_agent.errors import PermanentError, RetryableError
 from qos_agent.language.secrets import Redactor
 from qos_agent.model import AlertSpec, ErrorClass, Journey, JourneyKind, JourneyResult, Location, Outcome, Point
@@ -144,7 +145,7 @@ async def test_restart_resends_what_it_held_then_resolves_what_it_no_longer_hold
     await first.close()  # killed: no close ever came; the state file says it is open
     assert ours(await am.wait_for(lambda a: len(ours(a)) == 1, 5))
     state = json.loads((tmp_path / "alerts" / "am-test.json").read_text())
-    assert list(state["alerts"]) == ["agent-ap/checkout/ap-south"]
+    assert [(a["event_key"], a["status"]) for a in state["alerts"]] == [("agent-ap/checkout/ap-south", "firing")]
 
     second = make_sink(tmp_path, am.url)
     outbox = Outbox()
@@ -161,7 +162,7 @@ async def test_restart_resends_what_it_held_then_resolves_what_it_no_longer_hold
         assert [json.loads(r)["k"] for r in records] == ["resolved"]
         await second.send(records)
         assert ours(await am.wait_for(lambda a: not ours(a), 5)) == []
-        assert json.loads((tmp_path / "alerts" / "am-test.json").read_text())["alerts"] == {}
+        assert json.loads((tmp_path / "alerts" / "am-test.json").read_text())["alerts"] == []  # told: gone
     finally:
         await second.close()
 
@@ -223,8 +224,7 @@ async def test_refused_alerts_are_permanent_and_auth_problems_wait(tmp_path: Pat
     sink = make_sink(tmp_path, am.url)
     try:
         rec = json.loads(sink.encode([disruption("open")])[0])
-        rec["alert"]["labels"]["bad label"] = "x"  # Alertmanager answers 400: it never will accept it
-        sink.state.held["agent-ap/checkout/ap-south"].starts_at = rec["alert"]["startsAt"]
+        rec["body"]["labels"]["bad label"] = "x"  # Alertmanager answers 400: it never will accept it
         with pytest.raises(PermanentError, match="HTTP 400"):
             await sink.send([json.dumps(rec)])
         with pytest.raises(PermanentError, match="not an alert record"):
@@ -253,7 +253,7 @@ async def test_an_unreadable_state_file_starts_empty_and_is_rewritten_whole(tmp_
         await asyncio.sleep(0.2)
         assert outbox.take() == [] and "unreadable" in caplog.text
         sink.encode([disruption("open")])
-        assert list(json.loads(path.read_text())["alerts"]) == ["agent-ap/checkout/ap-south"]
+        assert [a["event_key"] for a in json.loads(path.read_text())["alerts"]] == ["agent-ap/checkout/ap-south"]
         assert [p.name for p in path.parent.iterdir()] == ["am-test.json"]  # no temp file left behind
     finally:
         await sink.close()

@@ -13,10 +13,12 @@ from typing import Any
 
 import pytest
 
-from exporters.files.jsonl import JsonlExporter, JsonlSpec
-from exporters.files.junit import JunitExporter, JunitSpec
-from exporters.files.sqlite import SCHEMA, SCHEMA_VERSION, SqliteExporter, SqliteSpec, StoreError
+from exporters.files.config import JsonlSpec, JsonlType, JunitSpec, JunitType, SqliteSpec, SqliteType
+from exporters.files.jsonl import JsonlExporter
+from exporters.files.junit import JunitExporter
+from exporters.files.sqlite import SCHEMA, SCHEMA_VERSION, SqliteExporter
 from qos_agent.delivery.points import points_of, result_points
+from qos_agent.errors import SetupError
 from qos_agent.language.nodes import Node, Problems
 from qos_agent.model import AgentConfig, Config, ErrorClass, JourneyResult, Location, Outcome, Point
 from qos_agent.plugins.context import LoadContext
@@ -78,14 +80,14 @@ def rows(db: Path, sql: str, *args: Any) -> list[Any]:
 
 def test_sqlite_config_defaults_and_errors(load: LoadContext) -> None:
     problems = Problems()
-    spec = SqliteExporter.from_config(node({"type": "sqlite"}), problems, load)
+    spec = SqliteType.from_config(node({"type": "sqlite"}), problems, load)
     assert not problems
     assert spec == SqliteSpec(path=load.state_dir / "qos-results.db", retention_s=30 * 86400)
-    spec = SqliteExporter.from_config(node({"type": "sqlite", "path": "db/r.db", "retention": "2h"}),
+    spec = SqliteType.from_config(node({"type": "sqlite", "path": "db/r.db", "retention": "2h"}),
                                       problems, load)
     assert spec == SqliteSpec(path=load.state_dir / "db/r.db", retention_s=7200)
     assert not problems
-    SqliteExporter.from_config(node({"type": "sqlite", "retension": "1h", "retention": "soon"}), problems,
+    SqliteType.from_config(node({"type": "sqlite", "retension": "1h", "retention": "soon"}), problems,
                                load)
     assert [str(p) for p in problems.sorted()] == [
         "journeys.yaml:3:3: unknown key 'retension' in sqlite exporter (did you mean 'retention'?)",
@@ -96,8 +98,8 @@ def test_sqlite_config_defaults_and_errors(load: LoadContext) -> None:
 
 async def test_sqlite_stores_every_point_with_typed_journey_columns(tmp_path: Path,
                                                                     load: LoadContext) -> None:
-    spec = SqliteExporter.from_config(node({"type": "sqlite", "path": "deep/dir/r.db"}), Problems(), load)
-    exporter = SqliteExporter.create(spec, env(tmp_path))
+    spec = SqliteType.from_config(node({"type": "sqlite", "path": "deep/dir/r.db"}), Problems(), load)
+    exporter = SqliteType.create(spec, env(tmp_path))
     t0 = recent()
     points = points_of(sample_results(t0))
     extra = [disruption("open", t0 + 5000),
@@ -153,7 +155,7 @@ async def test_sqlite_stores_every_point_with_typed_journey_columns(tmp_path: Pa
 async def test_sqlite_reopen_appends_and_keeps_schema(tmp_path: Path) -> None:
     spec = SqliteSpec(path=tmp_path / "r.db")
     for i in range(2):
-        exporter = SqliteExporter.create(spec, env(tmp_path))
+        exporter = SqliteType.create(spec, env(tmp_path))
         await exporter.write(result_points(journey(start_ms=int(time.time() * 1000) + i)))
         await exporter.close()
     assert rows(spec.path, "SELECT count(*) AS n FROM points WHERE measurement = 'journey'") == [{"n": 2}]
@@ -162,7 +164,7 @@ async def test_sqlite_reopen_appends_and_keeps_schema(tmp_path: Path) -> None:
 async def test_sqlite_retention_prunes_old_rows_at_most_hourly(tmp_path: Path) -> None:
     now_ms = int(time.time() * 1000)
     spec = SqliteSpec(path=tmp_path / "r.db", retention_s=3600)
-    exporter = SqliteExporter.create(spec, env(tmp_path))
+    exporter = SqliteType.create(spec, env(tmp_path))
     try:
         old, new = journey(start_ms=now_ms - 7200_000, run_id="old"), journey(start_ms=now_ms, run_id="new")
         await exporter.write(result_points(old) + result_points(new))  # first write prunes
@@ -195,7 +197,7 @@ async def test_sqlite_file_shrinks_after_a_prune(tmp_path: Path) -> None:
     """Pruned rows give their space back (auto_vacuum=INCREMENTAL), the WAL is truncated too."""
     now_ms = int(time.time() * 1000)
     spec = SqliteSpec(path=tmp_path / "r.db", retention_s=3600)
-    exporter = SqliteExporter.create(spec, env(tmp_path))
+    exporter = SqliteType.create(spec, env(tmp_path))
     try:
         await _fill(exporter, now_ms - 7200_000, 3000)  # old: pruned below
         await _fill(exporter, now_ms, 300)
@@ -216,7 +218,7 @@ async def test_an_older_store_is_converted_to_incremental_vacuum(tmp_path: Path)
         conn.executemany("INSERT INTO points (measurement, time_ms, tags, fields) VALUES (?, ?, '{}', '{}')",
                          [("journey", i) for i in range(1000)])
     conn.close()
-    exporter = SqliteExporter.create(SqliteSpec(path=db), env(tmp_path))
+    exporter = SqliteType.create(SqliteSpec(path=db), env(tmp_path))
     try:
         await exporter.write(result_points(journey(start_ms=int(time.time() * 1000))))
     finally:
@@ -233,14 +235,14 @@ async def test_sqlite_refuses_a_newer_schema(tmp_path: Path) -> None:
     with sqlite3.connect(db) as conn:
         conn.execute("PRAGMA user_version = 99")
     conn.close()
-    exporter = SqliteExporter.create(SqliteSpec(path=db), env(tmp_path))
-    with pytest.raises(StoreError, match="schema 99, newer than"):
+    exporter = SqliteType.create(SqliteSpec(path=db), env(tmp_path))
+    with pytest.raises(SetupError, match="schema 99, newer than"):
         await exporter.write(result_points(journey()))
     await exporter.close()
 
 
 async def test_sqlite_concurrent_writes_are_serialized(tmp_path: Path) -> None:
-    exporter = SqliteExporter.create(SqliteSpec(path=tmp_path / "r.db"), env(tmp_path))
+    exporter = SqliteType.create(SqliteSpec(path=tmp_path / "r.db"), env(tmp_path))
     batches = [[journey(run_id=f"b{b}-{i}", start_ms=recent() + i) for i in range(200)] for b in range(5)]
     await asyncio.gather(*(exporter.write(points_of(b)) for b in batches))
     await exporter.close()
@@ -248,7 +250,7 @@ async def test_sqlite_concurrent_writes_are_serialized(tmp_path: Path) -> None:
 
 
 async def test_sqlite_write_does_not_block_the_loop(tmp_path: Path) -> None:
-    exporter = SqliteExporter.create(SqliteSpec(path=tmp_path / "r.db"), env(tmp_path))
+    exporter = SqliteType.create(SqliteSpec(path=tmp_path / "r.db"), env(tmp_path))
     t0 = recent()
     results = [journey(run_id=f"r{i}", start_ms=t0 + i,
                        steps=[passed("login", 10.0, phases={"dns_ms": 1.0, "connect_ms": 2.0})])
@@ -286,11 +288,11 @@ async def test_sqlite_write_does_not_block_the_loop(tmp_path: Path) -> None:
 
 def test_jsonl_config(load: LoadContext) -> None:
     problems = Problems()
-    assert JsonlExporter.from_config(node({"type": "jsonl"}), problems, load) == JsonlSpec(
+    assert JsonlType.from_config(node({"type": "jsonl"}), problems, load) == JsonlSpec(
         path=load.state_dir / "qos-results.jsonl", max_bytes=100 * 1024 * 1024, keep=3)
-    assert JsonlExporter.from_config(node({"type": "jsonl", "path": "-"}), problems, load).path is None
+    assert JsonlType.from_config(node({"type": "jsonl", "path": "-"}), problems, load).path is None
     assert not problems
-    JsonlExporter.from_config(node({"type": "jsonl", "max_mb": 0, "keep": -1}), problems, load)
+    JsonlType.from_config(node({"type": "jsonl", "max_mb": 0, "keep": -1}), problems, load)
     assert [str(p) for p in problems.sorted()] == [
         "journeys.yaml:3:3: 'max_mb' must be a positive number of megabytes (write e.g. max_mb: 100)",
         "journeys.yaml:4:3: 'keep' must be a whole number 0..1000 (write e.g. keep: 3)",
@@ -298,10 +300,10 @@ def test_jsonl_config(load: LoadContext) -> None:
 
 
 async def test_jsonl_appends_one_object_per_point(tmp_path: Path, load: LoadContext) -> None:
-    spec = JsonlExporter.from_config(node({"type": "jsonl", "path": "out/r.jsonl"}), Problems(), load)
+    spec = JsonlType.from_config(node({"type": "jsonl", "path": "out/r.jsonl"}), Problems(), load)
     points = points_of(sample_results())
     for part in (points[:4], points[4:]):
-        exporter = JsonlExporter.create(spec, env(tmp_path))  # a restart appends
+        exporter = JsonlType.create(spec, env(tmp_path))  # a restart appends
         await exporter.write(part)
         await exporter.write([])
         await exporter.close()
@@ -338,8 +340,8 @@ async def test_jsonl_rotates_keeping_n_files(tmp_path: Path) -> None:
 
 async def test_jsonl_to_stdout(capsys: pytest.CaptureFixture[str], load: LoadContext,
                                tmp_path: Path) -> None:
-    spec = JsonlExporter.from_config(node({"type": "jsonl", "path": "-"}), Problems(), load)
-    exporter = JsonlExporter.create(spec, env(tmp_path))
+    spec = JsonlType.from_config(node({"type": "jsonl", "path": "-"}), Problems(), load)
+    exporter = JsonlType.create(spec, env(tmp_path))
     points = result_points(journey())
     await exporter.write(points)
     await exporter.close()
@@ -409,10 +411,10 @@ def check_suite(path: Path) -> None:
 
 async def test_junit_exporter_writes_at_close(tmp_path: Path, load: LoadContext) -> None:
     problems = Problems()
-    spec = JunitExporter.from_config(node({"type": "junit", "path": "reports/junit.xml"}), problems, load)
+    spec = JunitType.from_config(node({"type": "junit", "path": "reports/junit.xml"}), problems, load)
     assert not problems
     assert spec == JunitSpec(path=load.config_dir / "reports/junit.xml")
-    exporter = JunitExporter.create(spec, env(tmp_path))
+    exporter = JunitType.create(spec, env(tmp_path))
     points = points_of(junit_results())
     # Split so journey points and their steps arrive in different batches; other points are ignored.
     await exporter.write(points[:2])

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from exporters.files.sqlite import SqliteExporter, SqliteSpec
+from exporters.files.config import SqliteSpec
+from exporters.files.sqlite import SqliteExporter
 from qos_agent.delivery.points import result_points
 from qos_agent.model import ErrorClass, Journey, JourneyKind, JourneyResult, Location, Point, Slo
 from qos_agent.quality.evaluator import Evaluator

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from exporters.influxdb.sink import InfluxDBExporter, InfluxSpec
+from exporters.influxdb.config import InfluxDBType, InfluxSpec
 from qos_agent.delivery.pipeline import Pipeline
 from qos_agent.language.nodes import Node, Problems
 from qos_agent.model import Location
@@ -17,7 +17,7 @@ def parse(cfg: dict[str, Any]) -> tuple[InfluxSpec | None, list[str]]:
     nodes = {k: Node(v, Location("journeys.yaml", 10 + i, 5)) for i, (k, v) in enumerate(cfg.items())}
     node = Node(nodes, Location("journeys.yaml", 9, 3), key_locs={k: n.loc for k, n in nodes.items()})
     problems = Problems()
-    spec = InfluxDBExporter.from_config(node, problems, LoadContext(Path("."), Path(".")))
+    spec = InfluxDBType.from_config(node, problems, LoadContext(Path("."), Path(".")))
     return spec, [str(p) for p in problems.sorted()]
 
 
@@ -37,7 +37,8 @@ def test_malformed_url_is_a_located_error() -> None:
     for url in ("127.0.0.1:8086", "ftp://host", "http://", "http://host:99999", "not a url"):
         spec, problems = parse({"type": "influxdb", "url": url, "database": "qos"})
         assert spec is None
-        assert problems and problems[0].startswith("journeys.yaml:11:5: 'url' is not an http(s) URL"), problems
+        assert problems and problems[0].startswith("journeys.yaml:11:5: 'url' "), problems
+        assert "has no scheme" in problems[0] or "is not an http(s) URL" in problems[0]
 
 
 def test_keys_of_the_other_api_and_missing_keys() -> None:
@@ -70,11 +71,11 @@ async def test_each_exporter_has_its_own_spool_file(tmp_path: Path) -> None:
     b, _ = parse({"type": "influxdb", "url": "http://h2", "database": "d"})
     assert a is not None and b is not None
     env = ExporterEnv(state_dir=tmp_path, region="r", agent="a")
-    pipeline = Pipeline.of([InfluxDBExporter.create(a, env), InfluxDBExporter.create(b, env)], tmp_path)
+    pipeline = Pipeline.of([InfluxDBType.create(a, env), InfluxDBType.create(b, env)], tmp_path)
     da, db = (s.durable for s in pipeline.sinks)
     assert da is not None and db is not None
     assert da.store.path != db.store.path and da.store.path.parent == tmp_path / "spool"
-    assert InfluxDBExporter.durable and InfluxDBExporter.type == "influxdb"
+    assert InfluxDBType.durable and InfluxDBType.type == "influxdb"
     for d in (da, db):
         d.with_options(close_timeout_s=0.1)
     await pipeline.close()

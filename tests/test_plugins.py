@@ -16,8 +16,9 @@ from qos_agent.model import Point, Step, StepResult
 from qos_agent.plugins import registry
 from qos_agent.plugins.conformance import problems_of
 from qos_agent.plugins.context import LoadContext, RunContext
-from qos_agent.plugins.sinks import Exporter, ExporterEnv, NetworkSink
+from qos_agent.plugins.sinks import Exporter, ExporterEnv, NetworkSink, SinkType
 from qos_agent.plugins.steps import Probe, StepKind
+from tests.support.sinks import EXAMPLES, parse_exporter
 
 
 def test_every_registered_step_kind_and_its_probe_conform() -> None:
@@ -30,14 +31,43 @@ def test_every_registered_step_kind_and_its_probe_conform() -> None:
         assert problems_of(type(registry.make_probe(kind)), Probe) == [], kind
 
 
-def test_every_registered_exporter_conforms() -> None:
+def test_every_registered_sink_type_conforms() -> None:
     types = registry.exporter_types()
     assert {"sqlite", "jsonl", "junit", "influxdb"} <= set(types)
     for kind in types:
         cls = registry.exporter_class(kind)
-        assert problems_of(cls, Exporter) == [], kind
+        assert problems_of(cls, SinkType) == [], kind
         assert cls.type == kind
     assert registry.exporter_class("influxdb").durable and not registry.exporter_class("sqlite").durable
+
+
+@pytest.mark.parametrize("kind", sorted(EXAMPLES))
+async def test_every_built_in_sink_a_type_makes_conforms(kind: str, tmp_path: Path) -> None:
+    """The run-time side, made by the registry as the pipeline makes it (and checked there)."""
+    cls = registry.exporter_class(kind)
+    spec = parse_exporter(kind, EXAMPLES[kind], tmp_path)
+    sink = registry.make_sink(kind, spec, ExporterEnv(tmp_path, "r", "a"))
+    try:
+        assert problems_of(type(sink), Exporter) == [] and sink.type == kind and sink.durable == cls.durable
+    finally:
+        await sink.close()
+
+
+def test_every_built_in_sink_type_has_an_example() -> None:
+    assert set(EXAMPLES) == set(registry.BUILTIN_EXPORTERS)
+
+
+def test_a_sink_type_whose_sink_breaks_its_protocol_is_refused(monkeypatch: pytest.MonkeyPatch,
+                                                              tmp_path: Path) -> None:
+    refs = {**registry.exporter_refs(), "nosend": f"{__name__}:NoSendType"}
+    monkeypatch.setattr(registry, "exporter_refs", lambda: refs)
+    registry.exporter_class.cache_clear()
+    try:
+        with pytest.raises(SetupError, match=r"the sink nosend makes \(NoSend\) does not keep its protocol: "
+                                             r"'send' is not implemented"):
+            registry.make_sink("nosend", "spec", ExporterEnv(tmp_path, "r", "a"))
+    finally:
+        registry.exporter_class.cache_clear()
 
 
 def test_the_entry_points_are_the_ones_installed() -> None:
@@ -101,18 +131,10 @@ class SyncRun:
         return None
 
 
-class NoSend(NetworkSink[str]):
+class NoSend(NetworkSink):
     """A network sink without `send`."""
 
     type: ClassVar[str] = "nosend"
-
-    @classmethod
-    def from_config(cls, node: Node, problems: Problems, load: LoadContext) -> str | None:
-        return "spec"
-
-    @classmethod
-    def create(cls, spec: str, env: ExporterEnv) -> NoSend:
-        return cls()
 
     def sink_name(self) -> str:
         return "nosend"
@@ -133,6 +155,21 @@ def test_a_structural_plugin_is_checked_member_by_member() -> None:
     assert "'runtime' is missing" in problems
     assert "'run' must be async" in problems_of(SyncRun, Probe)
     assert "'start' is missing" in problems_of(SyncRun, Probe)
+
+
+class NoSendType(SinkType[str]):
+    """A well-formed type whose sink lacks `send`."""
+
+    type: ClassVar[str] = "nosend"
+    durable: ClassVar[bool] = True
+
+    @classmethod
+    def from_config(cls, node: Node, problems: Problems, load: LoadContext) -> str | None:
+        return "spec"
+
+    @classmethod
+    def create(cls, spec: str, env: ExporterEnv) -> Exporter:
+        return NoSend()  # type: ignore[abstract]
 
 
 def test_a_network_sink_missing_send_fails_conformance() -> None:
@@ -225,3 +262,10 @@ def test_a_plugin_whose_module_fails_to_import_is_a_located_problem(monkeypatch:
                            "uninstall the plug-in)")
     finally:
         registry.step_kind.cache_clear()
+
+
+def test_the_built_in_sink_types_are_the_entry_points_pyproject_declares() -> None:
+    import tomllib
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert pyproject["project"]["entry-points"]["qos_agent.exporters"] == registry.BUILTIN_EXPORTERS

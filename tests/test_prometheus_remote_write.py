@@ -15,13 +15,14 @@ from pathlib import Path
 
 import pytest
 
+from exporters.prometheus.config import RemoteWriteSpec
 from exporters.prometheus.proto import compress, decode, decompress, encode_series, label_bytes, timeseries_entry
-from exporters.prometheus.remote_write import PrometheusRemoteWriteSink, RemoteWriteSpec, classify
+from exporters.prometheus.remote_write import PrometheusRemoteWriteSink
 from qos_agent.config.loader import load_config
 from qos_agent.delivery.durable import DurableSink
 from qos_agent.delivery.points import points_of
 from qos_agent.demo.faults import parse_fault_spec
-from qos_agent.errors import ConfigError, PermanentError, RetryableError
+from qos_agent.errors import ConfigError
 from qos_agent.model import ErrorClass
 from qos_agent.ops.journey_metrics import JourneyMetrics
 from qos_agent.plugins.sinks import ExporterEnv, SinkStats
@@ -73,16 +74,6 @@ def test_the_wire_format_round_trips() -> None:
     assert decompress(compress(body)) == body
     twice = decode(body + body)  # records concatenate into one WriteRequest
     assert twice == [((("__name__", "x_total"), ("a", "b")), [(1.5, 1000), (2.5, 2000)])] * 2
-
-
-def test_answers_are_classified_as_the_spec_says() -> None:
-    assert isinstance(classify(503, "m", "7"), RetryableError) and classify(503, "m", "7").retry_after == 7
-    assert isinstance(classify(429, "m", None), RetryableError)
-    assert isinstance(classify(500, "m", None), RetryableError)
-    assert isinstance(classify(400, "out of order sample", None), PermanentError)
-    assert isinstance(classify(413, "m", None), PermanentError)
-    wrong_token = classify(401, "m", None)
-    assert isinstance(wrong_token, RetryableError) and "bearer_token" in wrong_token.fix
 
 
 def test_remote_write_carries_the_scrape_samples_at_the_run_time(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 
 from exporters.files import sqlite as store
-from exporters.files.sqlite import SqliteExporter, SqliteSpec
+from exporters.files.config import SqliteSpec, SqliteType
 from qos_agent.delivery.points import points_of
 from qos_agent.model import ErrorClass, Point
 from qos_agent.plugins.sinks import ExporterEnv
@@ -36,7 +36,7 @@ def console() -> tuple[Console, io.StringIO]:
 
 async def write_store(db: Path, points: list[Point]) -> None:
     # Retention far beyond NOW - 4h, so the first write's prune keeps every row whatever the clock.
-    exporter = SqliteExporter.create(SqliteSpec(path=db, retention_s=1e10),
+    exporter = SqliteType.create(SqliteSpec(path=db, retention_s=1e10),
                                      ExporterEnv(state_dir=db.parent, region="eu-west", agent="agent-1"))
     await exporter.write(points)
     await exporter.close()

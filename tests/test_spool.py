@@ -29,8 +29,7 @@ class Spool:
     def __init__(self, path: Path, *, batch_size: int = 5000, flush_interval: float = 1.0,
                  max_spool_mb: float = 512.0, backoff_base: float = 0.5, backoff_cap: float = 30.0,
                  parallel: int = 2) -> None:
-        self.stats = SinkStats()
-        self.store = Store(path, max_spool_mb=max_spool_mb, stats=self.stats)
+        self.store = Store(path, max_spool_mb=max_spool_mb)
         self.path = self.store.path
         self.options = DeliveryOptions(batch_size=batch_size, flush_interval_s=flush_interval,
                                        max_spool_mb=max_spool_mb, parallel=parallel, backoff_base_s=backoff_base,
@@ -43,8 +42,14 @@ class Spool:
     async def dead_letters(self) -> list[tuple[str, str]]:
         return await self.store.dead_letters()
 
+    @property
+    def stats(self) -> SinkStats:
+        """The account as the sink's owners report it now (the store's part and the loop's)."""
+        own = self.store.stats()
+        return own if self.delivery is None else own.plus(self.delivery.stats())
+
     def start(self, send: Sender) -> None:
-        self.delivery = Delivery(self.store, send, self.options, self.stats)
+        self.delivery = Delivery(self.store, send, self.options)
         self.delivery.start()
 
     async def close(self, timeout: float) -> None:
@@ -280,7 +285,7 @@ async def test_one_sink_down_never_stalls_another(tmp_path: Path) -> None:
     await up.close(0.5)
 
 
-async def test_parallel_parts_are_all_in_before_the_batch_counts(tmp_path: Path) -> None:
+async def test_parallel_parts_that_all_fail_wait_the_longest_retry_after(tmp_path: Path) -> None:
     spool, sink = make(tmp_path, flush_interval=0.0, parallel=2), Sink()
     sink.fail = [RetryableError("HTTP 500"), RetryableError("HTTP 429", retry_after=0.3)]
     spool.start(sink)
@@ -290,4 +295,25 @@ async def test_parallel_parts_are_all_in_before_the_batch_counts(tmp_path: Path)
     assert sorted(sink.lines) == sorted(lines("a", 10))
     assert sink.calls[2] - sink.calls[1] >= 0.29  # the longest Retry-After of the parts was honoured
     assert spool.stats.delivered == 10 and spool.stats.failed_sends == 2  # one per failed request
+    await spool.close(0.5)
+
+
+async def test_the_buffer_counts_every_record_in_exactly_one_place_at_every_read(tmp_path: Path) -> None:
+    """One writer (the store's worker thread) moves a record from spooled to delivered or dead_lettered in
+    one step, under the lock snapshots take: read while delivering, the buffer's counts always add up."""
+    spool, sink = make(tmp_path, batch_size=7, flush_interval=0.0, parallel=2), Sink()
+    sink.reject = "bad"
+    records = [f"m,t={'bad' if i % 13 == 0 else 'ok'} v={i}i {i}" for i in range(600)]
+    await spool.put(records)
+    spool.start(sink)
+    reads = 0
+    while True:
+        st = spool.store.stats()  # the buffer's own part, as /metrics reads it
+        assert st.spooled + st.delivered + st.dead_lettered + st.dropped == 600, st
+        reads += 1
+        if st.spooled == 0:
+            break
+        await asyncio.sleep(0)
+    assert reads > 10 and st.dead_lettered == 47 and st.delivered == 553
+    assert spool.stats.failed_sends > 0 and spool.stats.dead_lettered == 47  # the loop's part adds no record
     await spool.close(0.5)

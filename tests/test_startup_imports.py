@@ -97,3 +97,63 @@ def test_validate_imports_only_the_kinds_the_file_uses(tmp_path: Path) -> None:
                              "probes.http.probe", "probes.common.netopts", "probes.common.tls_facts")) == []
     assert "probes.http.config" in modules  # the kind it uses, and only its light part
     assert present(modules, ("probes.browser.config", "probes.net.tcp.config", "probes.websocket.config")) == []
+
+
+EVERY_SINK = """\
+version: 1
+exporters:
+  - {type: influxdb, url: "http://127.0.0.1:8086", database: qos, password: x}
+  - {type: influxdb, url: "http://127.0.0.1:8086", api: v2, org: o, bucket: b, token: t}
+  - {type: prometheus_remote_write, url: "http://127.0.0.1:9090/api/v1/write", bearer_token: t}
+  - {type: alertmanager, urls: ["http://127.0.0.1:9093", "http://127.0.0.1:9094"], auth: {username: u, password: p}}
+  - {type: webhook, url: "http://127.0.0.1:9/hook", format: slack}
+  - {type: webhook, format: pagerduty, routing_key: k}
+  - {type: sqlite}
+  - {type: jsonl}
+  - {type: junit}
+journeys:
+  - name: j
+    steps:
+      - name: s
+        tcp: {host: 127.0.0.1, port: 1}
+"""
+# What only sending needs: a sink's run-time side and its clients (imported by `SinkType.create`).
+SINK_RUN_TIME = ("aiohttp", "influxdb_client", "cramjam", "google.protobuf", "prometheus_client",
+                 "exporters.influxdb.sink", "exporters.influxdb.send", "exporters.influxdb.lineprotocol",
+                 "exporters.prometheus.remote_write", "exporters.prometheus.proto", "exporters.alerts.alertmanager",
+                 "exporters.alerts.webhook", "exporters.alerts.event", "exporters.files.sqlite",
+                 "exporters.files.jsonl", "exporters.files.junit", "qos_agent.sinks.http", "qos_agent.sinks.series",
+                 "qos_agent.delivery.store", "qos_agent.delivery.durable")
+SINK_SIDE = """
+import json, sys
+from pathlib import Path
+from qos_agent.config.schema import exporter_schema
+from qos_agent.language.nodes import Problems
+from qos_agent.language.yamlload import load_nodes
+from qos_agent.plugins import registry
+from qos_agent.plugins.context import LoadContext
+problems = Problems()
+root = load_nodes(Path(sys.argv[1]).read_text(), "j.yaml", {}, problems).root
+for item in root.get("exporters").value:
+    cls = registry.exporter_class(item.get("type").value)
+    spec = cls.from_config(item, problems, LoadContext(Path("."), Path(".")))
+    assert spec is not None and cls.split(spec) and exporter_schema(cls.type)["properties"], cls.type
+assert not problems, [str(p) for p in problems.sorted()]
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_the_sinks_side_of_validate_and_schema_imports_no_sink_run_time(tmp_path: Path) -> None:
+    """Every sink type parses, splits and describes itself without its client (aiohttp, influxdb-client...)."""
+    (tmp_path / "j.yaml").write_text(EVERY_SINK)
+    done = subprocess.run([sys.executable, "-c", SINK_SIDE, str(tmp_path / "j.yaml")], capture_output=True,
+                          text=True, timeout=60, cwd=ROOT, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    assert present(set(json.loads(done.stdout)), SINK_RUN_TIME) == []
+
+
+def test_validate_of_a_file_with_every_sink_imports_no_sink_client(tmp_path: Path) -> None:
+    (tmp_path / "j.yaml").write_text(EVERY_SINK)
+    modules, out = modules_of("validate", "j.yaml", cwd=tmp_path)
+    assert "valid (1 journeys, 1 steps, 10 exporters)" in out
+    assert present(modules, SINK_RUN_TIME) == []  # nor does the step kinds' side (aiohttp included)

@@ -145,10 +145,13 @@ async def test_an_ack_that_fails_on_a_full_disk_is_retried_and_delivery_goes_on(
     collector = Collector()
     await collector.start()
     with tmpfs(tmp_path / "state", size="4m") as state:
-        stats = SinkStats()
-        store = Store(state / "t.db", name="t", stats=stats)
+        store = Store(state / "t.db", name="t")
         sink = CollectorSink(CollectorSpec(collector.url))
-        delivery = Delivery(store, sink.send, OPTIONS, stats, name="t")
+        delivery = Delivery(store, sink.send, OPTIONS, name="t")
+
+        def stats() -> SinkStats:
+            return store.stats().plus(delivery.stats())
+
         try:
             await store.put([f'{{"i": {i}, "pad": "{"x" * 200}"}}' for i in range(2000)])
             with sqlite3.connect(state / "t.db") as db:  # an empty WAL: the ack's DELETE needs new space
@@ -156,13 +159,13 @@ async def test_an_ack_that_fails_on_a_full_disk_is_retried_and_delivery_goes_on(
             filler = state / "filler"
             fill(filler)
             delivery.start()
-            await until(lambda: len(collector.records) == 2000 and stats.last_error.startswith("spool ack failed"))
+            await until(lambda: len(collector.records) == 2000 and stats().last_error.startswith("spool ack failed"))
             await asyncio.sleep(1.5)  # at least one more retry, still full
-            assert stats.delivered == 0 and stats.spooled == 2000  # sent, but not yet out of the store
+            assert stats().delivered == 0 and stats().spooled == 2000  # sent, but not yet out of the store
             assert delivery._task is not None and not delivery._task.done()
             filler.unlink()
-            await until(lambda: stats.spooled == 0)
-            assert stats.delivered == 2000 and stats.dropped == 0
+            await until(lambda: stats().spooled == 0)
+            assert stats().delivered == 2000 and stats().dropped == 0
             assert len(collector.records) == 2000  # sent once: only the ack was retried
         finally:
             await delivery.close(1.0)

@@ -48,21 +48,20 @@ async def spooled_file(path: Path, n: int = N) -> None:
 
 async def deliver_all(path: Path, collector: Collector, caplog: pytest.LogCaptureFixture) -> tuple[SinkStats, str]:
     """Open the (damaged) file, deliver to the collector until quiet; (stats, the salvage log line)."""
-    stats = SinkStats()
     with caplog.at_level(logging.ERROR, logger="qos_agent.delivery"):
-        store = Store(path, name="t", stats=stats)
+        store = Store(path, name="t")
     (line,) = [r.getMessage() for r in caplog.records if "salvaged" in r.getMessage()]
     sink = CollectorSink(CollectorSpec(collector.url))
-    delivery = Delivery(store, sink.send, OPTIONS, stats, name="t")
+    delivery = Delivery(store, sink.send, OPTIONS, name="t")
     delivery.start()
     deadline = time.monotonic() + 15
-    while stats.spooled > 0:
+    while store.depth > 0:
         assert time.monotonic() < deadline, "not delivered in time"
         await asyncio.sleep(0.02)
     await delivery.close(1.0)
     await store.close()
     await sink.close()
-    return stats, line
+    return store.stats().plus(delivery.stats()), line
 
 
 async def test_garbage_in_the_middle_loses_only_the_damaged_pages(tmp_path: Path, collector: Collector,
@@ -134,22 +133,21 @@ async def test_damaged_files_count_against_their_share_of_max_spool_mb(tmp_path:
 
 
 async def test_dead_letter_rows_are_bounded_oldest_pruned_first(tmp_path: Path, collector: Collector) -> None:
-    stats = SinkStats()
-    store = Store(tmp_path / "t.db", name="t", max_spool_mb=0.1, stats=stats)  # dead_letter cap: ~10 KB
+    store = Store(tmp_path / "t.db", name="t", max_spool_mb=0.1)  # dead_letter cap: ~10 KB
     sink = CollectorSink(CollectorSpec(collector.url))
-    delivery = Delivery(store, sink.send, OPTIONS, stats, name="t")
+    delivery = Delivery(store, sink.send, OPTIONS, name="t")
     delivery.start()
     for k in range(4):  # the collector refuses '"bad"' records for good: 4 x 50 x ~100 B dead letters
         await store.put([f'{{"bad": {k * 50 + i}, "pad": "{"y" * 80}"}}' for i in range(50)])
         deadline = time.monotonic() + 10
-        while stats.dead_lettered < (k + 1) * 50:
+        while store.stats().dead_lettered < (k + 1) * 50:
             assert time.monotonic() < deadline
             await asyncio.sleep(0.02)
     await delivery.close(1.0)
     dead = await store.dead_letters()
     await store.close()
     await sink.close()
-    assert stats.dead_lettered == 200 and store.dead_pruned > 0
+    assert store.stats().dead_lettered == 200 and store.dead_pruned > 0
     assert len(dead) + store.dead_pruned == 200
     assert sum(len(r) + len(m) for r, m in dead) <= 0.1 * 0.1 * 2**20
     first = int(re.search(r'"bad": (\d+)', dead[0][0]).group(1))  # type: ignore[union-attr]

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from exporters.alerts.webhook import WebhookSink, WebhookSpec
+from exporters.alerts.config import WebhookSpec
+from exporters.alerts.webhook import WebhookSink
 from qos_agent.errors import PermanentError, RetryableError
 from qos_agent.language.secrets import Redactor
 from qos_agent.plugins.sinks import ExporterEnv
@@ -113,5 +114,7 @@ def test_other_points_make_no_records(tmp_path: Path) -> None:
 
     hook = sink(tmp_path, "http://127.0.0.1:1/hook", "pagerduty")
     assert hook.encode([Point("journey", (("journey", "checkout"),), (("success", False),), 1)]) == []
-    body = json.loads(hook.encode([disruption("open")])[0])
+    record = hook.encode([disruption("open")])[0]
+    body = json.loads(record)["body"]
     assert body["dedup_key"].startswith("qos-agent/agent-ap/checkout/ap-south/")
+    assert "routing_key" not in body and "R0UT1NGKEY" not in record  # added when it is sent, never stored

@@ -1,142 +1,62 @@
-"""The Alertmanager sink (`type: alertmanager`): each open disruption is one alert, firing then resolved.
+"""The Alertmanager sink (`type: alertmanager`): each disruption is one alert, firing then resolved.
 
 API v2, `POST /api/v2/alerts`. An alert is identified by its labels (`alertname="JourneyDisruption"`,
 journey, region, agent, severity, hidden_from_uptime, the journey's tags, the sink's `labels`);
 `startsAt` is when the disruption opened. While it is open the sink re-sends it every `resend` with an
 `endsAt` a few resends ahead (Alertmanager resolves an alert nobody refreshes, so a dead agent's
-alerts end by themselves); on close it is sent once more with `endsAt` = the close time.
+alerts end by themselves); on close (healed, or its journey removed from this agent) it is sent
+with `endsAt` = the close time, every `resend` until Alertmanager accepted it.
 
-Durability and retries are the core's (the records wait in the sink's durable store while
-Alertmanager is away). `endsAt` of a firing alert is stamped when it is sent, not when it was
-stored, so a record delivered late still fires; and a firing record whose disruption has closed
-since is not sent at all, so a late re-send never re-opens a resolved alert. Which alerts are open
-lives in a state file (exporters/alerts/state.py) so a restarted agent re-sends them and resolves
-those it does not open again. `urls: [a, b]` (an HA pair) makes one sink per instance: each has its
-own durable queue, so one instance down never holds back or loses the other's alerts.
+What is sent is the current state of the sink's book (exporters/alerts/book.py, sink.py), kept in
+`state_dir/alerts/<name>.json`: a restarted agent re-sends what it held at once, keeps an alert the
+new process opens again (labels, `startsAt`), resolves at once one the new process closes, and
+resolves the others after three `resend`s. `endsAt` of a firing alert is stamped when it is sent,
+so a record delivered late still fires; a record whose alert has changed since is left out, so a late
+firing never re-opens a resolved alert. `urls: [a, b]` (an HA pair) makes one sink per instance.
+An alert's id for a receiver that sees it twice is Alertmanager's own: its labels (and `startsAt`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import json
-import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
-import aiohttp
+from exporters.alerts.book import RESOLVED, Alert
+from exporters.alerts.config import AlertmanagerSpec
+from exporters.alerts.event import DisruptionEvent, iso
+from exporters.alerts.sink import AlertSink, Told
+from qos_agent.plugins.sinks import DeliveryOptions, ExporterEnv
+from qos_agent.sinks.http import Poster
+from qos_agent.sinks.labels import is_reserved, label_name
+from qos_agent.sinks.urls import without_userinfo
 
-from exporters.alerts.common import DisruptionEvent, check_url, iso, label_name, post_json, read_auth, valid_label
-from exporters.alerts.state import Held, OpenAlerts
-from qos_agent.errors import PermanentError
-from qos_agent.language.nodes import Node, Problems, Reader
-from qos_agent.language.text import shown as quoted
-from qos_agent.model import Point
-from qos_agent.plugins.context import LoadContext
-from qos_agent.plugins.sinks import DeliveryOptions, ExporterEnv, NetworkSink, Outbox
-
-log = logging.getLogger(__name__)
-
-KEYS = ("type", "name", "url", "urls", "resend", "labels", "auth", "timeout")
-MIN_RESEND_S = 10.0
 ENDS_AHEAD = 4  # a firing alert's endsAt is this many resends ahead of its send
 # After a restart, held alerts wait this many resends for the evaluator to open them again (two failed
 # runs at intervals up to 1.5 resends) before they are resolved; less than ENDS_AHEAD, so none lapses.
 RESTART_GRACE = 3
 ALERTNAME = "JourneyDisruption"
-CORE_LABELS = frozenset({"alertname", "journey", "region", "agent", "severity", "hidden_from_uptime"})
+FIX = "check url and auth; alerts wait until it works"
 
 
-@dataclass(frozen=True, slots=True)
-class AlertmanagerSpec:
-    url: str
-    name: str  # stable: names the durable store and the state file
-    resend_s: float = 60.0
-    labels: tuple[tuple[str, str], ...] = ()
-    authorization: str = ""
-    timeout_s: float = 10.0
-    more: tuple[tuple[str, str], ...] = ()  # (url, name) of the other instances of an HA pair (see `split`)
-
-
-def _parse_urls(r: Reader, problems: Problems) -> list[str]:
-    node = r.get("url") if r.has("url") else r.get("urls")
-    if r.has("url") and r.has("urls"):
-        problems.add(r.node.key_loc("urls"), "give 'url' or 'urls', not both", "an HA pair is urls: [a, b]")
-        return []
-    if node is None:
-        problems.add(r.node.loc, "alertmanager exporter needs 'url' (or 'urls' for an HA pair)",
-                     "add url: http://127.0.0.1:9093")
-        return []
-    items = [node] if not node.is_list else list(node.value)
-    if not items or any(not isinstance(i.value, str) or not i.value for i in items):
-        problems.add(node.loc, "'urls' must be a non-empty list of URLs", "write urls: [http://am-1:9093, http://am-2:9093]")
-        return []
-    urls = [check_url(i, str(i.value), problems, "url: http://127.0.0.1:9093") for i in items]
-    if len(set(urls)) != len(urls):
-        problems.add(node.loc, "'urls' lists one URL twice", "list each Alertmanager once")
-    return urls
-
-
-class AlertmanagerSink(NetworkSink[AlertmanagerSpec]):
+class AlertmanagerSink(AlertSink):
     """Disruptions -> Alertmanager alerts, through the core's durable delivery."""
 
     type: ClassVar[str] = "alertmanager"
-    durable: ClassVar[bool] = True
-
-    @classmethod
-    def from_config(cls, node: Node, problems: Problems, load: LoadContext) -> AlertmanagerSpec | None:
-        r = Reader(node, problems, KEYS, "alertmanager exporter")
-        if not r.ok:
-            return None
-        before = len(problems)
-        urls = _parse_urls(r, problems)
-        resend = r.duration("resend", 60.0)
-        resend_node = r.get("resend")
-        if resend_node is not None and resend < MIN_RESEND_S:
-            problems.add(resend_node.loc, f"'resend' is {resend_node.value}, below {MIN_RESEND_S:.0f}s",
-                         "write resend: 10s or more (1m is usual)")
-        labels = r.str_map("labels")
-        labels_node = r.get("labels")
-        for name in labels:
-            loc = labels_node.key_loc(name) if labels_node is not None else node.loc
-            if name in CORE_LABELS:
-                problems.add(loc, f"label '{name}' is set by the agent itself", "choose another label name")
-            elif not valid_label(name):
-                problems.add(loc, f"'{name}' is not a valid label name", "use letters, digits and '_'")
-        authorization = read_auth(r, problems)
-        name = r.str("name")
-        if len(problems) != before:
-            return None
-        instances = []
-        for i, url in enumerate(urls):
-            if name:
-                sink = name if len(urls) == 1 else f"{name}-{i + 1}"
-            else:
-                sink = f"alertmanager-{hashlib.sha1(url.encode()).hexdigest()[:8]}"
-            instances.append((url, sink))
-        (url, sink), *more = instances
-        return AlertmanagerSpec(url=url, name=sink, resend_s=resend, labels=tuple(sorted(labels.items())),
-                                authorization=authorization, timeout_s=r.duration("timeout", 10.0), more=tuple(more))
-
-    @classmethod
-    def split(cls, spec: AlertmanagerSpec) -> list[AlertmanagerSpec]:
-        """One spec per instance of an HA pair: the loader makes one sink (one durable queue) of each."""
-        return [replace(spec, more=()), *(replace(spec, url=url, name=name, more=()) for url, name in spec.more)]
-
-    @classmethod
-    def create(cls, spec: AlertmanagerSpec, env: ExporterEnv) -> AlertmanagerSink:
-        return cls(spec, env)
 
     def __init__(self, spec: AlertmanagerSpec, env: ExporterEnv) -> None:
         self.spec = spec
-        self.env = env
-        self.redact = env.redact
-        self.state = OpenAlerts(env.state_dir / "alerts" / f"{spec.name}.json")
-        self.outbox: Outbox | None = None
-        self._session: aiohttp.ClientSession | None = None
-        self._timer: asyncio.Task[None] | None = None
+        super().__init__(spec.name, env, tick_s=spec.resend_s, reput_s=spec.resend_s,
+                         grace_s=RESTART_GRACE * spec.resend_s, firing_too=True)
+        self.poster = Poster(where=self.where(), timeout_s=spec.timeout_s, fix=FIX, mask=self.mask)
+
+    def credentials(self) -> list[str]:
+        auth = self.spec.authorization
+        return [c for c in (auth, auth.partition(" ")[2]) if c]
+
+    def where(self) -> str:
+        return without_userinfo(self.spec.url)
 
     def sink_name(self) -> str:
         return self.spec.name
@@ -146,10 +66,9 @@ class AlertmanagerSink(NetworkSink[AlertmanagerSpec]):
         return DeliveryOptions(batch_size=64, flush_interval_s=0.0, max_spool_mb=16.0, parallel=1,
                                backoff_base_s=0.25, backoff_cap_s=5.0)
 
-    # -- records ------------------------------------------------------------------------------------------
-    def _labels(self, ev: DisruptionEvent) -> dict[str, str]:
+    def labels(self, ev: DisruptionEvent) -> dict[str, str]:
         labels = dict(self.spec.labels)
-        labels.update({label_name(k): v for k, v in ev.tags if label_name(k) not in CORE_LABELS})
+        labels.update({label_name(k): v for k, v in ev.tags if not is_reserved(label_name(k))})
         labels.update(alertname=ALERTNAME, journey=ev.journey, region=ev.region, agent=ev.agent,
                       severity=ev.severity, hidden_from_uptime="true" if ev.hidden else "false")
         return labels
@@ -157,111 +76,27 @@ class AlertmanagerSink(NetworkSink[AlertmanagerSpec]):
     def _annotations(self, ev: DisruptionEvent) -> dict[str, str]:
         notes = {"summary": ev.summary(), "description": ev.description(), "reason": ev.reason,
                  "failed_step": ev.failed_step, "error": ev.error, "error_message": ev.error_message,
-                 "runbook_url": ev.runbook}
+                 "runbook_url": ev.runbook, "close_reason": ev.close_reason}
         return {k: self.redact(v) for k, v in notes.items() if v}
 
-    @staticmethod
-    def _record(kind: str, key: str, held: Held, ends_at: str = "") -> str:
-        alert: dict[str, Any] = {"labels": held.labels, "annotations": held.annotations, "startsAt": held.starts_at}
-        if ends_at:
-            alert["endsAt"] = ends_at
-        return json.dumps({"k": kind, "key": key, "alert": alert}, sort_keys=True)
-
-    def encode(self, points: Sequence[Point]) -> list[str]:
-        """Disruption points -> alert records (everything else: nothing). Runs on a worker thread.
-
-        The state file is rewritten once per call (one fsync for a burst of disruptions), before the
-        records are returned to be stored: a crash after it leaves at worst an alert held that no
-        record announced, which the next start re-sends and then resolves.
-        """
-        out = []
-        with self.state.lock:
-            changed = False
-            for point in points:
-                ev = DisruptionEvent.of(point)
-                if ev is None:
-                    continue
-                held = self.state.held.get(ev.key)
-                labels = held.labels if held else self._labels(ev)
-                starts = held.starts_at if held else iso(ev.opened_ms)
-                now = Held(labels=labels, annotations=self._annotations(ev), starts_at=starts)
-                if ev.state == "open":
-                    # An alert a restarted agent found in its file and opens again keeps its labels and start.
-                    self.state.held[ev.key] = now
-                    out.append(self._record("firing", ev.key, now))
-                else:
-                    self.state.held.pop(ev.key, None)
-                    out.append(self._record("resolved", ev.key, now, iso(max(ev.time_ms, ev.opened_ms + 1))))
-                changed = True
-            if changed:
-                self.state.save()
+    def body(self, alert: Alert) -> dict[str, Any]:
+        out: dict[str, Any] = {"labels": alert.labels, "annotations": self._annotations(alert.event()),
+                               "startsAt": alert.starts_at}
+        if alert.status == RESOLVED:
+            out["endsAt"] = alert.ends_at
         return out
 
-    # -- sending ------------------------------------------------------------------------------------------
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.spec.timeout_s))
-        return self._session
-
-    async def send(self, records: Sequence[str]) -> None:
-        """POST the batch's alerts in one request; firing ones get a fresh endsAt, stale ones are left out."""
+    async def post(self, told: Sequence[Told]) -> None:
+        """One request for the batch; a firing alert gets its endsAt now, a few resends ahead."""
         ends = iso((time.time() + ENDS_AHEAD * self.spec.resend_s) * 1000)
-        alerts: dict[tuple[str, str], dict[str, Any]] = {}
-        for record in records:
-            try:
-                r = json.loads(record)
-                key, alert = str(r["key"]), dict(r["alert"])
-                if r["k"] == "firing":
-                    if self.state.current_start(key) != alert["startsAt"]:
-                        continue  # closed (or replaced) since it was stored: never re-open a resolved alert
-                    alert["endsAt"] = ends
-            except (ValueError, KeyError, TypeError) as e:
-                raise PermanentError(f"not an alert record ({e}): {quoted(record[:200])}") from e
-            alerts[(key, alert["startsAt"])] = alert  # the newest record of one alert wins
-        if not alerts:
-            return
-        headers = {"Authorization": self.spec.authorization} if self.spec.authorization else {}
-        body = json.dumps(list(alerts.values())).encode()
-        await post_json(self._http(), self.spec.url + "/api/v2/alerts", body, headers,
-                        waiting=frozenset({401, 403, 404}))
-
-    # -- the resend timer ---------------------------------------------------------------------------------
-    async def start(self, outbox: Outbox) -> None:
-        """Load what a previous run held open, then re-send every `resend` (and let go of orphans)."""
-        self.outbox = outbox
-        grace = RESTART_GRACE * self.spec.resend_s
-        held = await asyncio.to_thread(self.state.load, grace)
-        if held:
-            log.info("alertmanager %s: %d alerts held open by the previous run; resolving those not opened again "
-                     "within %.0fs", self.spec.url, len(held), grace)
-        if self._timer is None:
-            self._timer = asyncio.create_task(self._resend_loop(), name=f"resend-{self.spec.name}")
-
-    async def _resend_loop(self) -> None:
-        while True:
-            try:
-                await self.tick()
-            except Exception as e:  # the timer must outlive one failed put
-                log.error("alertmanager %s: re-sending open alerts failed: %s", self.spec.url, self.redact(str(e)))
-            await asyncio.sleep(self.spec.resend_s)
-
-    async def tick(self, now_s: float | None = None) -> None:
-        """One resend: firing records for every held alert; resolved ones for orphans past their grace."""
-        if self.outbox is None:
-            return
-        when = time.time() if now_s is None else now_s
-        gone = await asyncio.to_thread(self.state.expired_orphans, when)
-        now = iso(time.time() * 1000)  # endsAt: the real now, so Alertmanager resolves it at once
-        records = [self._record("resolved", key, h, max(now, h.starts_at)) for key, h in gone.items()]
-        records += [self._record("firing", key, h) for key, h in self.state.snapshot().items()]
-        if records:
-            await self.outbox.put(records)
+        alerts: dict[str, dict[str, Any]] = {}
+        for t in told:
+            alerts[t.id] = {**t.body, "endsAt": ends} if t.status != RESOLVED else t.body  # the newest wins
+        headers = {"Content-Type": "application/json"}
+        if self.spec.authorization:
+            headers["Authorization"] = self.spec.authorization  # added per request, never stored
+        await self.poster.post(self.spec.url + "/api/v2/alerts", json.dumps(list(alerts.values())).encode(), headers)
 
     async def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            await asyncio.gather(self._timer, return_exceptions=True)
-            self._timer = None
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await super().close()
+        await self.poster.close()

@@ -1,58 +1,55 @@
-"""The webhook sink (`type: webhook`): each disruption open and close POSTed to a URL, for teams without Alertmanager.
+"""The webhook sink (`type: webhook`): each disruption's firing and resolve POSTed to a URL (no Alertmanager needed).
 
-`format: json` posts the event itself (every field of the `disruption` point); `slack` posts a Slack
-incoming-webhook message (`text` + blocks); `pagerduty` posts a PagerDuty Events API v2 event
-(`trigger` on open, `resolve` on close, one `dedup_key` per disruption, so PagerDuty pairs them).
-The body is made when the point arrives (`encode`) and kept by the core's durable store; `send`
-posts one body per request. A 4xx goes to the dead letter with the receiver's reason (it will never
-be accepted as it is); 5xx, 408, 429 and connection failures are retried by the core.
+`format: json` posts the event itself (every field of the `disruption` point, and `key`); `slack`
+posts a Slack incoming-webhook message (`text` + blocks); `pagerduty` posts a PagerDuty Events API v2
+event (`trigger` on open, `resolve` on close). One `key` per disruption (PagerDuty's `dedup_key`),
+shared by its firing and its resolve and kept across restarts in the sink's book
+(exporters/alerts/book.py, sink.py): a resolve accepted by nobody yet is posted again every ten
+minutes, an alert a restarted agent does not open again is resolved after three minutes, so every
+firing is told resolved. Records hold no credential: PagerDuty's `routing_key` is added when the
+event is sent, and the URL (for Slack its path is the credential) is shown as scheme://host/… only.
+A receiver that sees an event twice (re-sent after `kill -9`) can drop the repeat by `key` and
+`status` (json), `dedup_key` and `event_action` (PagerDuty, which does it itself).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import aiohttp
-
-from exporters.alerts.common import DisruptionEvent, check_url, iso, post_json
-from qos_agent.language.nodes import Node, Problems, Reader
+from exporters.alerts.book import Alert
+from exporters.alerts.config import WebhookSpec
+from exporters.alerts.event import DisruptionEvent, iso
+from exporters.alerts.sink import AlertSink, Told
 from qos_agent.language.secrets import Redactor
-from qos_agent.model import Point
-from qos_agent.plugins.context import LoadContext
-from qos_agent.plugins.sinks import DeliveryOptions, ExporterEnv, NetworkSink
+from qos_agent.plugins.sinks import DeliveryOptions, ExporterEnv
+from qos_agent.sinks.http import Poster
+from qos_agent.sinks.urls import host_only, url_secrets
 
-KEYS = ("type", "name", "url", "format", "headers", "routing_key", "timeout")
-FORMATS = ("json", "slack", "pagerduty")
-PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
+TICK_S = 60.0  # the timer looks at the book this often
+REPUT_S = 600.0  # an event no receiver accepted yet is posted again this often (a dropped resolve comes back)
+GRACE_S = 180.0  # a restarted agent has this long to open a held alert again before it is resolved
 # PagerDuty knows four severities; a journey's own words map onto them.
 PD_SEVERITY = {"page": "critical", "critical": "critical", "error": "error", "high": "error",
                "warning": "warning", "ticket": "warning", "low": "warning", "info": "info"}
 
 
-@dataclass(frozen=True, slots=True)
-class WebhookSpec:
-    url: str
-    name: str
-    format: str = "json"
-    headers: tuple[tuple[str, str], ...] = ()
-    routing_key: str = ""
-    timeout_s: float = 10.0
+def _status(ev: DisruptionEvent) -> str:
+    return "firing" if ev.state == "open" else "resolved"
 
 
-def body_json(ev: DisruptionEvent, redact: Redactor) -> dict[str, Any]:
+def body_json(ev: DisruptionEvent, key: str, redact: Redactor) -> dict[str, Any]:
     fields = {k: redact(v) if isinstance(v, str) else v for k, v in ev.fields.items()}
-    return {"version": 1, "event": ev.state, "status": "firing" if ev.state == "open" else "resolved",
+    return {"version": 1, "key": key, "event": ev.state, "status": _status(ev),
             "journey": ev.journey, "region": ev.region, "agent": ev.agent, "severity": ev.severity,
             "hidden_from_uptime": ev.hidden, "time": iso(ev.time_ms), "opened_at": iso(ev.opened_ms),
             "summary": redact(ev.summary()), "description": redact(ev.description()),
-            "tags": dict(ev.tags), "fields": fields, **({"runbook_url": ev.runbook} if ev.runbook else {})}
+            "tags": dict(ev.tags), "fields": fields, **({"runbook_url": ev.runbook} if ev.runbook else {}),
+            **({"close_reason": ev.close_reason} if ev.close_reason else {})}
 
 
-def body_slack(ev: DisruptionEvent, redact: Redactor) -> dict[str, Any]:
+def body_slack(ev: DisruptionEvent, key: str, redact: Redactor) -> dict[str, Any]:
     icon = ":red_circle:" if ev.state == "open" else ":large_green_circle:"
     text = f"{icon} {redact(ev.summary())}"
     context = [f"agent *{ev.agent}*", f"severity *{ev.severity}*", f"opened {iso(ev.opened_ms)}"]
@@ -64,16 +61,11 @@ def body_slack(ev: DisruptionEvent, redact: Redactor) -> dict[str, Any]:
     ]}
 
 
-def dedup_key(ev: DisruptionEvent) -> str:
-    """One per disruption: the same on its trigger and its resolve, another for the next disruption."""
-    return f"qos-agent/{ev.agent}/{ev.journey}/{ev.region}/{ev.opened_ms}"
-
-
-def body_pagerduty(ev: DisruptionEvent, redact: Redactor, routing_key: str) -> dict[str, Any]:
+def body_pagerduty(ev: DisruptionEvent, key: str, redact: Redactor) -> dict[str, Any]:
+    """The event without its `routing_key`: the key is added when it is sent (`WebhookSink._wire`)."""
     details = {k: redact(v) if isinstance(v, str) else v for k, v in ev.fields.items()}
     body: dict[str, Any] = {
-        "routing_key": routing_key, "event_action": "trigger" if ev.state == "open" else "resolve",
-        "dedup_key": dedup_key(ev), "client": "qos-agent",
+        "event_action": "trigger" if ev.state == "open" else "resolve", "dedup_key": key, "client": "qos-agent",
         "payload": {"summary": redact(ev.summary())[:1024], "source": ev.agent or "qos-agent",
                     "severity": PD_SEVERITY.get(ev.severity.lower(), "error"), "timestamp": iso(ev.time_ms),
                     "component": ev.journey, "group": ev.region, "class": ev.error or "disruption",
@@ -84,75 +76,49 @@ def body_pagerduty(ev: DisruptionEvent, redact: Redactor, routing_key: str) -> d
     return body
 
 
-class WebhookSink(NetworkSink[WebhookSpec]):
+BODIES = {"json": body_json, "slack": body_slack, "pagerduty": body_pagerduty}
+
+
+class WebhookSink(AlertSink):
     """Disruption events -> one HTTP POST each, in the configured format."""
 
     type: ClassVar[str] = "webhook"
-    durable: ClassVar[bool] = True
-
-    @classmethod
-    def from_config(cls, node: Node, problems: Problems, load: LoadContext) -> WebhookSpec | None:
-        r = Reader(node, problems, KEYS, "webhook exporter")
-        if not r.ok:
-            return None
-        before = len(problems)
-        fmt = r.choice("format", FORMATS, "json")
-        if not r.has("url") and fmt != "pagerduty":
-            problems.add(node.loc, "webhook exporter needs 'url'", "add url: ${ALERT_WEBHOOK_URL}")
-        url = check_url(r.get("url"), r.str("url", PAGERDUTY_URL if fmt == "pagerduty" else ""), problems,
-                        "url: https://hooks.example/alerts")
-        routing_key = r.str("routing_key")
-        if fmt == "pagerduty" and not routing_key:
-            problems.add(node.loc, "format: pagerduty needs 'routing_key'",
-                         "add routing_key: ${PAGERDUTY_ROUTING_KEY} (the integration key of a PagerDuty service)")
-        if fmt != "pagerduty" and r.has("routing_key"):
-            problems.add(node.key_loc("routing_key"), f"'routing_key' belongs to format: pagerduty, not {fmt}",
-                         "remove it or write format: pagerduty")
-        name = r.str("name") or f"webhook-{fmt}-{hashlib.sha1(url.encode()).hexdigest()[:8]}"
-        spec = WebhookSpec(url=url, name=name, format=fmt, headers=tuple(r.str_map("headers").items()),
-                           routing_key=routing_key, timeout_s=r.duration("timeout", 10.0))
-        return spec if len(problems) == before else None
-
-    @classmethod
-    def create(cls, spec: WebhookSpec, env: ExporterEnv) -> WebhookSink:
-        return cls(spec, env)
 
     def __init__(self, spec: WebhookSpec, env: ExporterEnv) -> None:
         self.spec = spec
-        self.redact = env.redact
-        self._session: aiohttp.ClientSession | None = None
+        super().__init__(spec.name, env, tick_s=TICK_S, reput_s=REPUT_S, grace_s=GRACE_S, firing_too=False)
+        self.poster = Poster(where=self.where(), timeout_s=spec.timeout_s, mask=self.mask)
 
     def sink_name(self) -> str:
         return self.spec.name
+
+    def where(self) -> str:
+        return host_only(self.spec.url)
 
     def delivery(self) -> DeliveryOptions:
         """One event per request, in order (a refused one is dead-lettered alone), no lingering."""
         return DeliveryOptions(batch_size=1, flush_interval_s=0.0, max_spool_mb=16.0, parallel=1,
                                backoff_base_s=0.25, backoff_cap_s=10.0)
 
-    def encode(self, points: Sequence[Point]) -> list[str]:
-        """Disruption points -> the bodies to post (everything else: nothing)."""
-        out = []
-        for point in points:
-            ev = DisruptionEvent.of(point)
-            if ev is None:
-                continue
-            if self.spec.format == "slack":
-                body = body_slack(ev, self.redact)
-            elif self.spec.format == "pagerduty":
-                body = body_pagerduty(ev, self.redact, self.spec.routing_key)
-            else:
-                body = body_json(ev, self.redact)
-            out.append(json.dumps(body, sort_keys=True))
-        return out
+    def credentials(self) -> list[str]:
+        """The URL's path and query (for Slack the path IS the credential), the routing key, the headers' values."""
+        found = [*url_secrets(self.spec.url), self.spec.routing_key, *(value for _, value in self.spec.headers)]
+        return [c for c in found if c]
 
-    async def send(self, records: Sequence[str]) -> None:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.spec.timeout_s))
-        for record in records:
-            await post_json(self._session, self.spec.url, record.encode(), dict(self.spec.headers))
+    def body(self, alert: Alert) -> dict[str, Any]:
+        return BODIES[self.spec.format](alert.event(), alert.id, self.redact)
+
+    def _wire(self, t: Told) -> bytes:
+        """The body as posted: PagerDuty's routing key goes in here, at send time, and nowhere else."""
+        body = {**t.body, "routing_key": self.spec.routing_key} if self.spec.format == "pagerduty" else t.body
+        return json.dumps(body, sort_keys=True).encode()
+
+    async def post(self, told: Sequence[Told]) -> None:
+        headers = {"Content-Type": "application/json", **dict(self.spec.headers)}
+        for t in told:
+            await self.poster.post(self.spec.url, self._wire(t), headers)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await super().close()
+        await self.poster.close()
+

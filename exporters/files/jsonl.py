@@ -12,24 +12,12 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, TextIO
 
-from qos_agent.language.nodes import Node, Problems, Reader
+from exporters.files.config import JsonlSpec
 from qos_agent.model import Point
-from qos_agent.plugins.context import LoadContext
-from qos_agent.plugins.sinks import Exporter, ExporterEnv
-
-DEFAULT_PATH = "qos-results.jsonl"
-STDOUT = "-"
-
-
-@dataclass(frozen=True, slots=True)
-class JsonlSpec:
-    path: Path | None  # None: stdout
-    max_bytes: int = 100 * 1024 * 1024
-    keep: int = 3
+from qos_agent.plugins.sinks import Exporter
 
 
 def encode(points: Sequence[Point]) -> str:
@@ -49,7 +37,7 @@ def rotate(path: Path, keep: int) -> None:
         path.replace(path.with_name(f"{path.name}.1"))
 
 
-class JsonlExporter(Exporter[JsonlSpec]):
+class JsonlExporter(Exporter):
     type: ClassVar[str] = "jsonl"
 
     def __init__(self, spec: JsonlSpec, stream: TextIO | None = None) -> None:
@@ -57,24 +45,6 @@ class JsonlExporter(Exporter[JsonlSpec]):
         self._stream = stream  # stdout's stand-in in tests
         self._file: TextIO | None = None
         self._lock = asyncio.Lock()
-
-    @classmethod
-    def from_config(cls, node: Node, problems: Problems, load: LoadContext) -> JsonlSpec:
-        r = Reader(node, problems, {"type", "path", "max_mb", "keep"}, "jsonl exporter")
-        path = r.str("path", DEFAULT_PATH)
-        max_mb = r.number("max_mb", 100.0, maximum=1e6)
-        if max_mb is None or max_mb <= 0:
-            n = r.get("max_mb")
-            if n is not None:
-                r.bad("max_mb", n, "must be a positive number of megabytes", "write e.g. max_mb: 100")
-            max_mb = 100.0
-        keep = r.int("keep", 3, minimum=0, maximum=1000)
-        return JsonlSpec(path=None if path == STDOUT else load.state_dir / path,
-                         max_bytes=max(1, int(max_mb * 1024 * 1024)), keep=keep)
-
-    @classmethod
-    def create(cls, spec: JsonlSpec, env: ExporterEnv) -> JsonlExporter:
-        return cls(spec)
 
     async def write(self, points: Sequence[Point]) -> None:
         if not points:

@@ -23,12 +23,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
 
-from qos_agent.language.nodes import Node, Problems, Reader
+from exporters.files.config import JunitSpec
 from qos_agent.model import FieldValue, Point
-from qos_agent.plugins.context import LoadContext
-from qos_agent.plugins.sinks import Exporter, ExporterEnv
+from qos_agent.plugins.sinks import Exporter
 
-DEFAULT_PATH = "qos-junit.xml"
 SUITE = "qos-agent"
 ARTIFACT_FIELDS = ("screenshot", "trace")
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -182,30 +180,13 @@ def write_atomic(path: Path, root: ET.Element) -> None:
         raise
 
 
-@dataclass(frozen=True, slots=True)
-class JunitSpec:
-    path: Path
-    max_cases: int = 10_000
-
-
-class JunitExporter(Exporter[JunitSpec]):
+class JunitExporter(Exporter):
     type: ClassVar[str] = "junit"
 
     def __init__(self, spec: JunitSpec) -> None:
         self.spec = spec
         self.collector = Collector(spec.max_cases)
         self._closed = False
-
-    @classmethod
-    def from_config(cls, node: Node, problems: Problems, load: LoadContext) -> JunitSpec:
-        r = Reader(node, problems, {"type", "path", "max_cases"}, "junit exporter")
-        path = r.str("path", DEFAULT_PATH)
-        max_cases = r.int("max_cases", 10_000, minimum=1)
-        return JunitSpec(path=load.config_dir / path, max_cases=max_cases)
-
-    @classmethod
-    def create(cls, spec: JunitSpec, env: ExporterEnv) -> JunitExporter:
-        return cls(spec)
 
     async def write(self, points: Sequence[Point]) -> None:
         self.collector.add(points)

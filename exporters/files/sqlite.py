@@ -21,20 +21,20 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar
 
 import orjson
 
-from qos_agent.language.nodes import Node, Problems, Reader
+from exporters.files.config import SQLITE_PATH, SqliteSpec
+from exporters.files.sizebound import MIN_CHECK_ROWS, check_every, prune_oldest
+from qos_agent.errors import SetupError
 from qos_agent.model import Point
-from qos_agent.plugins.context import LoadContext
-from qos_agent.plugins.sinks import Exporter, ExporterEnv
+from qos_agent.plugins.sinks import Exporter, SinkStats
 
-DEFAULT_PATH = "qos-results.db"
-DEFAULT_RETENTION_S = 30 * 86400.0
+DEFAULT_PATH = SQLITE_PATH  # where `qos-agent report` looks without a file (qos_agent/reports/storepath.py)
+SIZE_LOG_EVERY_S = 600.0  # the max_mb prune is logged at most this often
 PRUNE_EVERY_S = float(os.environ.get("QOS_SQLITE_PRUNE_S", "3600"))  # benches shorten it
 AUTO_VACUUM_INCREMENTAL = 2  # PRAGMA auto_vacuum: 0 none, 1 full, 2 incremental
 log = logging.getLogger(__name__)
@@ -86,16 +86,6 @@ def _insert_rows(n: int) -> str:
     return f"INSERT INTO points ({', '.join(COLUMNS)}) VALUES {', '.join([_ROW] * n)}"
 
 
-class StoreError(Exception):
-    """The store cannot be used (newer schema, not a database): a message for the user."""
-
-
-@dataclass(frozen=True, slots=True)
-class SqliteSpec:
-    path: Path
-    retention_s: float = DEFAULT_RETENTION_S
-
-
 def _json(value: dict[str, Any]) -> str:
     """Compact UTF-8 JSON (orjson: a third of the stdlib encoder's CPU per row on this path; a
     non-finite float becomes null, which SQLite's JSON functions can read, unlike NaN)."""
@@ -140,7 +130,7 @@ def open_store(path: Path) -> sqlite3.Connection:
     try:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
-            raise StoreError(f"{path} has store schema {version}, newer than this qos-agent knows "
+            raise SetupError(f"{path} has store schema {version}, newer than this qos-agent knows "
                              f"({SCHEMA_VERSION}); upgrade qos-agent or use another path")
         if conn.execute("PRAGMA auto_vacuum").fetchone()[0] != AUTO_VACUUM_INCREMENTAL:
             _make_incremental(conn, path, fresh=version == 0)
@@ -150,7 +140,7 @@ def open_store(path: Path) -> sqlite3.Connection:
             conn.executescript(SCHEMA)
     except sqlite3.DatabaseError as e:
         conn.close()
-        raise StoreError(f"{path} is not a usable SQLite store: {e}") from e
+        raise SetupError(f"{path} is not a usable SQLite store: {e}") from e
     except BaseException:
         conn.close()
         raise
@@ -183,8 +173,9 @@ def reclaim(conn: sqlite3.Connection) -> None:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
 
-class SqliteExporter(Exporter[SqliteSpec]):
-    """Writes every batch in one transaction; prunes rows older than `retention` hourly."""
+class SqliteExporter(Exporter):
+    """Writes every batch in one transaction; prunes rows older than `retention` hourly, and the oldest
+    whenever the store outgrows `max_mb`."""
 
     type: ClassVar[str] = "sqlite"
 
@@ -194,24 +185,20 @@ class SqliteExporter(Exporter[SqliteSpec]):
         self._conn: sqlite3.Connection | None = None  # touched only on the worker thread
         self._last_prune = float("-inf")
         self._closed = False
+        self._pruned = 0  # points removed before their retention to stay within max_mb (worker thread writes)
+        self._rows_to_check = MIN_CHECK_ROWS  # rows to write before the size is measured again
+        self._last_size_log = float("-inf")
 
-    @classmethod
-    def from_config(cls, node: Node, problems: Problems, load: LoadContext) -> SqliteSpec:
-        r = Reader(node, problems, {"type", "path", "retention"}, "sqlite exporter")
-        path = Path(r.str("path", DEFAULT_PATH))
-        retention = r.duration("retention", DEFAULT_RETENTION_S)
-        return SqliteSpec(path=load.state_dir / path, retention_s=retention)
-
-    @classmethod
-    def create(cls, spec: SqliteSpec, env: ExporterEnv) -> SqliteExporter:
-        return cls(spec)
+    def stats(self) -> SinkStats:
+        """What only the store knows: the points `max_mb` made it remove early (shown on /healthz)."""
+        return SinkStats(pruned=self._pruned)
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     async def write(self, points: Sequence[Point]) -> None:
         if self._closed:
-            raise StoreError(f"the sqlite store {self.spec.path} is closed")
+            raise SetupError(f"the sqlite store {self.spec.path} is closed")
         if points:
             await self._run(self._write_sync, list(points))
 
@@ -238,6 +225,9 @@ class SqliteExporter(Exporter[SqliteSpec]):
     def _write_sync(self, points: list[Point]) -> None:
         conn = self._connection()
         rows = [row_of(p) for p in points]
+        self._rows_to_check -= len(rows)
+        if self._rows_to_check <= 0:
+            self._bound_size(conn, len(rows))
         conn.execute("BEGIN IMMEDIATE")  # take the write lock up front: waits politely for other writers
         try:
             # Many rows per statement: sqlite3 lets go of the GIL once per statement step, and each
@@ -254,6 +244,19 @@ class SqliteExporter(Exporter[SqliteSpec]):
         now = time.time()
         if now - self._last_prune >= PRUNE_EVERY_S:
             self._prune_sync(now)
+
+    def _bound_size(self, conn: sqlite3.Connection, incoming: int) -> None:
+        """Keep the store within max_mb, the oldest points first (exporters/files/sizebound.py)."""
+        deleted, per_row = prune_oldest(conn, self.spec.max_bytes, incoming)
+        self._rows_to_check = check_every(self.spec.max_bytes, per_row)
+        now = time.time()
+        if deleted:
+            self._pruned += deleted
+            if now - self._last_size_log >= SIZE_LOG_EVERY_S:
+                self._last_size_log = now
+                log.warning("sqlite store %s reached max_mb (%d MB): removed the %d oldest points (%d so far; "
+                            "raise max_mb or lower retention to keep more)", self.spec.path,
+                            self.spec.max_bytes >> 20, deleted, self._pruned)
 
     def _prune_sync(self, now_s: float) -> int:
         conn = self._connection()

@@ -5,131 +5,36 @@ The sink keeps the same `JourneySeries` as the agent's `/metrics` (qos_agent/sin
 updates it, and the series the point changed become one stored record, a serialized `WriteRequest`
 whose samples carry the run's own timestamp. The core keeps records durably and sends them in
 order (parallel: 1, so a series never arrives out of order); `send` concatenates a batch into one
-request, snappy-compresses it, and classifies the answer per the spec: 2xx accepted, 5xx and 429
-retried (Retry-After honoured), any other 4xx refused for good (out-of-order or too-old samples,
-a bad label) -> PermanentError, which the core bisects down to the bad records and dead-letters.
-401/403/404 are retried with a fix instead: a wrong token must not send every point to dead letter.
+request, snappy-compresses it, and hands the answer to the one send policy (qos_agent/sinks/policy.py:
+remote write 1.0 retries 5xx and 429 and never other 4xx — out-of-order or too-old samples, a bad
+label — which the core bisects down to the bad records and dead-letters; a wrong token or URL waits
+for a human instead). A sample's id, for a receiver that sees a batch twice after `kill -9`, is its
+series and timestamp: Prometheus-compatible stores ignore an identical sample written again.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import logging
-import re
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import ClassVar
-from urllib.parse import urlsplit
 
-import aiohttp
-
+from exporters.prometheus.config import RemoteWriteSpec
 from exporters.prometheus.proto import compress, label_bytes, timeseries_entry
 from qos_agent import __version__
-from qos_agent.errors import PermanentError, RetryableError
-from qos_agent.language.nodes import Node, Problems, Reader
-from qos_agent.language.text import shown as quoted
+from qos_agent.language.secrets import Redactor, header_secrets
 from qos_agent.model import Point
-from qos_agent.plugins.context import LoadContext
 from qos_agent.plugins.sinks import DeliveryOptions, ExporterEnv, NetworkSink
-from qos_agent.sinks.series import FIXED_LABELS, Family, JourneySeries, Labels
+from qos_agent.sinks.http import Poster
+from qos_agent.sinks.options import basic_auth
+from qos_agent.sinks.series import Family, JourneySeries, Labels
+from qos_agent.sinks.urls import without_userinfo
 
-log = logging.getLogger(__name__)
-
-KEYS = frozenset({"type", "name", "url", "headers", "bearer_token", "basic_auth", "external_labels", "timeout",
-                  "batch_size", "flush_interval", "max_spool_mb", "verify_tls"})
-_LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
-_PROTOCOL_HEADERS = frozenset({"content-encoding", "content-type", "x-prometheus-remote-write-version"})
+FIX = "check url, bearer_token/basic_auth and headers; points stay spooled until it works"
 
 
-@dataclass(frozen=True, slots=True)
-class RemoteWriteSpec:
-    url: str
-    name: str  # the spool file's name: stable across restarts
-    headers: tuple[tuple[str, str], ...] = ()
-    bearer_token: str = ""
-    username: str = ""
-    password: str = ""
-    external_labels: tuple[tuple[str, str], ...] = ()
-    timeout_s: float = 10.0
-    verify_tls: bool = True
-    batch_size: int = 100  # records (one per point) per request
-    flush_interval_s: float = 1.0
-    max_spool_mb: float = 512.0
-
-
-def _auth(r: Reader, node: Node, problems: Problems) -> tuple[str, str]:
-    basic = r.get("basic_auth")
-    if basic is None:
-        return "", ""
-    b = Reader(basic, problems, {"username", "password"}, "basic_auth", required=("username", "password"))
-    user = b.str("username")
-    if ":" in user:
-        problems.add(basic.loc, "'basic_auth.username' cannot contain ':'", "use a user without ':'")
-    if r.has("bearer_token"):
-        problems.add(node.key_loc("bearer_token"), "use either 'bearer_token' or 'basic_auth', not both",
-                     "remove one of them")
-    return user, b.str("password")
-
-
-def _labels(r: Reader, problems: Problems) -> tuple[tuple[str, str], ...]:
-    labels = r.str_map("external_labels")
-    n = r.get("external_labels")
-    for name in labels:
-        if n is not None and (not _LABEL.match(name) or name.startswith("__") or name in FIXED_LABELS):
-            problems.add(n.key_loc(name), f"external label '{name}' is not a free Prometheus label name",
-                         "use letters, digits and '_', not starting with a digit or '__', and not one of "
-                         f"{', '.join(sorted(FIXED_LABELS))}")
-    return tuple(sorted(labels.items()))
-
-
-class PrometheusRemoteWriteSink(NetworkSink[RemoteWriteSpec]):
+class PrometheusRemoteWriteSink(NetworkSink):
     type: ClassVar[str] = "prometheus_remote_write"
-
-    @classmethod
-    def from_config(cls, node: Node, problems: Problems, load: LoadContext) -> RemoteWriteSpec | None:
-        r = Reader(node, problems, KEYS, "prometheus_remote_write exporter", required=("url",))
-        if not r.ok:
-            return None
-        before = len(problems)
-        url = r.str("url")
-        url_node = r.get("url")
-        parts = urlsplit(url)
-        if url_node is not None and url and (parts.scheme not in ("http", "https") or not parts.hostname):
-            problems.add(url_node.loc, f"'url' is not an http(s) URL: {quoted(url)}",
-                         "write e.g. url: http://127.0.0.1:9090/api/v1/write")
-        headers = r.str_map("headers")
-        for key in headers:
-            if key.lower() in _PROTOCOL_HEADERS | {"authorization"}:
-                problems.add(node.key_loc("headers"), f"header '{key}' is set by the sink",
-                             "use bearer_token or basic_auth for Authorization; the protocol headers are fixed")
-        user, password = _auth(r, node, problems)
-        name = r.str("name")
-        name_node = r.get("name")
-        if name_node is not None and not _NAME.match(name):
-            problems.add(name_node.loc, f"'name' must be letters, digits, '.', '_' or '-': {quoted(name)}",
-                         "write e.g. name: prom-main")
-        if not name:
-            name = f"prometheus-rw-{hashlib.sha1(url.encode()).hexdigest()[:8]}"
-        max_mb = r.number("max_spool_mb", 512.0)
-        if max_mb is None or max_mb <= 0:
-            mb_node = r.get("max_spool_mb")
-            if mb_node is not None:
-                problems.add(mb_node.loc, "'max_spool_mb' must be more than 0", "write e.g. max_spool_mb: 512")
-            max_mb = 512.0
-        spec = RemoteWriteSpec(
-            url=url, name=name, headers=tuple(sorted(headers.items())), bearer_token=r.str("bearer_token"),
-            username=user, password=password, external_labels=_labels(r, problems),
-            timeout_s=r.duration("timeout", 10.0), verify_tls=r.bool("verify_tls", True),
-            batch_size=r.int("batch_size", 100, 1, 100_000), flush_interval_s=r.duration("flush_interval", 1.0),
-            max_spool_mb=max_mb)
-        return spec if len(problems) == before else None
-
-    @classmethod
-    def create(cls, spec: RemoteWriteSpec, env: ExporterEnv) -> PrometheusRemoteWriteSink:
-        return cls(spec, env)
 
     def __init__(self, spec: RemoteWriteSpec, env: ExporterEnv) -> None:
         self.spec = spec
@@ -139,13 +44,24 @@ class PrometheusRemoteWriteSink(NetworkSink[RemoteWriteSpec]):
         self.wire: dict[tuple[Family, Labels], list[tuple[int, bytes]]] = {}
         self.last_ms: list[int] = []  # each sample series' newest timestamp
         self.lock = threading.Lock()  # encode runs on a worker thread
-        self.session: aiohttp.ClientSession | None = None
+        self.poster = Poster(where=without_userinfo(spec.url), timeout_s=spec.timeout_s, verify_tls=spec.verify_tls,
+                             fix=FIX, mask=Redactor(self.credentials(), parent=env.redact))
+
+    def credentials(self) -> list[str]:
+        found = [self.spec.bearer_token, self.spec.password]
+        found += [secret for name, value in self.spec.headers for secret in header_secrets(name, value)]
+        return [c for c in found if c]
+
+    def _headers(self) -> dict[str, str]:
+        """The request's headers, credentials included: made per send, kept nowhere."""
         headers = {"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf",
                    "X-Prometheus-Remote-Write-Version": "0.1.0", "User-Agent": f"qos-agent/{__version__}",
-                   **dict(spec.headers)}
-        if spec.bearer_token:
-            headers["Authorization"] = f"Bearer {spec.bearer_token}"
-        self.headers = headers
+                   **dict(self.spec.headers)}
+        if self.spec.bearer_token:
+            headers["Authorization"] = f"Bearer {self.spec.bearer_token}"
+        elif self.spec.username:
+            headers["Authorization"] = basic_auth(self.spec.username, self.spec.password)
+        return headers
 
     def sink_name(self) -> str:
         return self.spec.name
@@ -188,37 +104,7 @@ class PrometheusRemoteWriteSink(NetworkSink[RemoteWriteSpec]):
 
     async def send(self, records: Sequence[str]) -> None:
         body = compress(b"".join(base64.b64decode(r) for r in records))
-        if self.session is None:
-            self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.spec.timeout_s))
-        auth = aiohttp.BasicAuth(self.spec.username, self.spec.password) if self.spec.username else None
-        try:
-            async with self.session.post(self.spec.url, data=body, headers=self.headers, auth=auth,
-                                         ssl=self.spec.verify_tls) as resp:
-                if 200 <= resp.status < 300:
-                    return
-                text = (await resp.text(errors="replace")).strip()[:500]
-                retry_after = resp.headers.get("Retry-After")
-        except (aiohttp.ClientError, TimeoutError, OSError) as e:
-            raise RetryableError(f"{self.spec.url}: {type(e).__name__}: {e}") from None
-        raise classify(resp.status, f"HTTP {resp.status} from {self.spec.url}: {text}", retry_after)
+        await self.poster.post(self.spec.url, body, self._headers())
 
     async def close(self) -> None:
-        if self.session is not None:
-            await self.session.close()
-            self.session = None
-
-
-def classify(status: int, message: str, retry_after: str | None) -> RetryableError | PermanentError:
-    """A refused request -> what the core does with it (remote-write 1.0: 5xx retried, 4xx never)."""
-    if status in (401, 403, 404):
-        return RetryableError(message, fix="check url, bearer_token/basic_auth and headers; "
-                                           "points stay spooled until it works")
-    if status == 429 or status >= 500 or status < 400:
-        seconds = None
-        if retry_after:
-            try:
-                seconds = max(0.0, float(retry_after))
-            except ValueError:
-                seconds = None
-        return RetryableError(message, retry_after=seconds)
-    return PermanentError(message)
+        await self.poster.close()

@@ -14,8 +14,9 @@ from qos_agent.language import safety
 from qos_agent.language.nodes import Node, Problems, Reader
 from qos_agent.language.templating import names_in
 from qos_agent.language.text import shown as quoted
-from qos_agent.model import RESERVED_TAGS, AgentConfig, AlertSpec, DisruptionRules, Journey, JourneyKind, Location, Slo
+from qos_agent.model import AgentConfig, AlertSpec, DisruptionRules, Journey, JourneyKind, Location, Slo
 from qos_agent.plugins.context import LoadContext
+from qos_agent.sinks.labels import check_tag_names
 
 
 class JourneyParser:
@@ -65,10 +66,7 @@ class JourneyParser:
         tags = r.str_map("tags")
         safety.check_tags(r.get("tags"), self.problems)
         safety.check_headers(r.get("headers"), self.problems)
-        for tag in tags:
-            if tag in RESERVED_TAGS:
-                self.problems.add(r.get("tags").key_loc(tag) if r.get("tags") else node.loc,  # type: ignore[union-attr]
-                                  f"tag '{tag}' is set by the agent itself", "choose another tag name")
+        check_tag_names(r.get("tags"), self.problems)  # reserved and colliding label names (qos_agent/sinks/labels.py)
         slo = Slo()
         slo_node = r.get("slo")
         if slo_node is not None:

@@ -4,7 +4,8 @@ Generated, not written: the object keys come from the parser's own key lists (`c
 from each registered plug-in, so a key added to the parser shows up here; only the value types are
 described in this module (a key without one becomes "anything", and a test catches that).
 
-The schema is deliberately
+Sink types describe their own entries (`SinkType.json_schema`); a third-party plug-in without a
+description gets its key accepted with any value. The schema is deliberately
 a little looser than the loader (it cannot see duplicate names, variables in scope, environment
 variables or JSONPath syntax); `qos-agent validate` stays the authority.
 """
@@ -17,10 +18,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from qos_agent.config import keys as cfg
-from qos_agent.model import RESERVED_TAGS, JourneyKind
+from qos_agent.model import JourneyKind
 from qos_agent.plugins import registry
 from qos_agent.plugins.schema_parts import alternatives
 from qos_agent.plugins.steps import Yields
+from qos_agent.sinks.labels import reserved_pattern
 
 Schema = dict[str, Any]
 
@@ -110,8 +112,9 @@ JOURNEY: dict[str, Schema] = {
     "interval": _ref("duration"),
     "regions": _ref("str_list"),
     "tags": {"type": "object", "additionalProperties": {"type": ["string", "number"]},
-             "propertyNames": {"not": _enum(sorted(RESERVED_TAGS))},
-             "description": "added to every point; names the agent sets itself are refused"},
+             "propertyNames": {"not": {"pattern": reserved_pattern()}},
+             "description": "added to every point (and as labels); names the agent, Prometheus or Alertmanager "
+                            "set themselves are refused"},
     "slo": {"type": "object", "additionalProperties": False,
             "properties": {"success": _ref("ratio"), "latency": _ref("duration")}},
     "variables": _ref("str_map"),
@@ -179,51 +182,6 @@ def _module(name: str) -> Any:
         return None
 
 
-def _influx_keys() -> tuple[frozenset[str], ...] | None:
-    m = _module("exporters.influxdb.sink")
-    return None if m is None else (m.COMMON_KEYS, m.V1_KEYS, m.V2_KEYS)
-
-
-def _exporter_types() -> dict[str, Schema]:
-    return {
-        "name": {"type": "string", "pattern": r"^[A-Za-z0-9_.-]{1,100}$"},
-        "url": {"type": "string", "minLength": 1}, "api": _enum(("v1", "v2")), "gzip": _ref("bool"),
-        "timeout": _ref("duration"), "batch_size": _int(1, 1_000_000), "flush_interval": _ref("duration"),
-        "max_spool_mb": _or_env({"type": "number", "exclusiveMinimum": 0}), "verify_tls": _ref("bool"),
-        "database": _ref("text"), "retention_policy": _ref("text"), "username": _ref("text"),
-        "password": _ref("text"), "create_database": _ref("bool"), "org": _ref("text"), "bucket": _ref("text"),
-        "token": _ref("text"), "path": {"type": "string", "minLength": 1}, "retention": _ref("duration"),
-        "max_mb": _or_env({"type": "number", "exclusiveMinimum": 0}), "keep": _int(0, 1000),
-        "max_cases": _int(1),
-        "headers": {"type": "object", "additionalProperties": _ref("text")},
-        "external_labels": {"type": "object", "additionalProperties": _ref("text")},
-        "bearer_token": _ref("text"),
-        "basic_auth": _object(("username", "password"), {"username": _ref("text"), "password": _ref("text")},
-                              required=("username", "password")),
-    }
-
-
-# The keys of built-in exporters whose modules keep them inline in from_config (see the module docstring).
-BUILTIN_EXPORTER_KEYS: dict[str, tuple[str, ...]] = {
-    "sqlite": ("path", "retention"),
-    "jsonl": ("path", "max_mb", "keep"),
-    "junit": ("path", "max_cases"),
-}
-
-# The alert sinks' keys come from their modules (KEYS); their URLs must name a scheme.
-_ALERT_URL: Schema = {"type": "string", "pattern": r"^(https?://|\$\{)"}
-ALERT_TYPES: dict[str, Schema] = {
-    "url": _ALERT_URL, "urls": {"type": "array", "minItems": 1, "items": _ALERT_URL},
-    "resend": _ref("duration"), "labels": _ref("str_map"), "headers": _ref("str_map"),
-    "auth": {"type": "object", "additionalProperties": False, "minProperties": 1,
-             "properties": {"bearer": _ref("text"), "username": _ref("text"), "password": _ref("text")}},
-    "format": _enum(("json", "slack", "pagerduty")), "routing_key": _ref("text"),
-}
-
-
-def _alert_keys(kind: str) -> tuple[str, ...] | None:
-    m = _module(f"exporters.alerts.{kind}") if kind in ("alertmanager", "webhook") else None
-    return None if m is None else tuple(k for k in m.KEYS if k != "type")
 
 
 def probe_parts(kind: str) -> dict[str, Schema]:
@@ -242,22 +200,15 @@ def probe_parts(kind: str) -> dict[str, Schema]:
 
 
 def exporter_schema(kind: str) -> Schema:
-    types = _exporter_types()
-    keys: Iterable[str] | None = None
-    if kind == "influxdb" and (influx := _influx_keys()) is not None:
-        keys = sorted(frozenset().union(*influx) - {"type"})
-    elif kind == "prometheus_remote_write" and (rw := _module("exporters.prometheus.remote_write")) is not None:
-        keys = sorted(rw.KEYS - {"type"})
-    elif kind in BUILTIN_EXPORTER_KEYS:
-        keys = BUILTIN_EXPORTER_KEYS[kind]
-    elif (alert := _alert_keys(kind)) is not None:
-        keys, types = alert, {**types, **ALERT_TYPES}
-    if keys is None:
+    """One variant of an `exporters:` item: the sink type's own description (`SinkType.json_schema`)."""
+    try:
+        described = registry.exporter_class(kind).json_schema()
+    except Exception:  # a plug-in that fails to import still gets its type accepted
+        described = None
+    if described is None:
         return {"type": "object", "required": ["type"], "properties": {"type": {"const": kind}}}
-    s = _object(("type", *keys), {**types, "type": {"const": kind}}, required=("type",))
-    if kind in ("influxdb", "prometheus_remote_write"):
-        s["required"] = ["type", "url"]
-    return s
+    return {**described, "properties": {"type": {"const": kind}, **described.get("properties", {})},
+            "required": ["type", *described.get("required", [])]}
 
 
 def step_schema() -> Schema:

@@ -6,11 +6,14 @@ raises `RetryableError` (connection, timeout, 5xx, 429/503 with `retry_after`, a
 must fix — the records wait) or `PermanentError` (a refusal that will never succeed). A refused batch
 is bisected down to the offending records, which go to dead_letter (counted; the message logged
 once) while the rest are delivered. Retries back off exponentially with full jitter, capped. A batch
-may be split into `parallel` requests sent at once; it counts as delivered when all are in.
+may be split into `parallel` requests sent at once; every part is waited for (a request under way is
+never cancelled: it may already be accepted), then the store settles what was taken and what was
+refused, and only what failed is leased again: within a process's life nothing the destination
+accepted is sent twice. Across `kill -9` the batch under way may be (delivery is at least once).
 
-The counters are true when read: `delivered` grows only when the destination accepted a send
-(once per batch, when every part of it is in), `failed_sends` with every failed request,
-`spooled` (kept by the store) with every commit.
+Each counter has one writer. The store (the buffer) counts what it holds and what left it:
+`delivered` and `dead_lettered` grow when a batch is settled, once per record. This loop counts only
+its attempts: `failed_sends` (every failed request), `last_error`, `last_delivery_s`.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 
+from qos_agent.delivery.spoolfile import Batch
 from qos_agent.delivery.store import Store
 from qos_agent.errors import PermanentError, RetryableError
 from qos_agent.language.secrets import Redactor
@@ -39,26 +44,49 @@ class _GiveUp(Exception):
     """Closing and the sink still fails: stop trying, the records stay on disk for the next start."""
 
 
+@dataclass(slots=True)
+class Sent:
+    """What became of each record of a batch (by position): what the store settles, what is retried."""
+
+    accepted: list[int] = field(default_factory=list)
+    dead: list[tuple[int, str]] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+    error: Exception | None = None  # the failure that asks for the longest wait (Retry-After)
+
+
+def _wait_of(e: Exception) -> float:
+    return (e.retry_after or 0.0) if isinstance(e, RetryableError) else 0.0
+
+
+def _why(e: Exception) -> tuple[str, str, float | None]:
+    """(message, fix, retry_after) of a failed part, for the log and the wait."""
+    if isinstance(e, RetryableError):
+        return e.message, e.fix, e.retry_after
+    return f"{type(e).__name__}: {e}", "", None
+
+
 def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
     """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2**attempt)]."""
     return (rng or random).uniform(0.0, min(cap, base * (2.0 ** min(attempt, 30))))
 
 
 class Delivery:
-    """Sends what `store` holds to `send` (see the module docstring); counts into `stats`."""
+    """Sends what `store` holds to `send` (see the module docstring); counts its attempts."""
 
-    def __init__(self, store: Store, send: Sender, options: DeliveryOptions, stats: SinkStats, *,
+    def __init__(self, store: Store, send: Sender, options: DeliveryOptions, *,
                  name: str = "", redact: Redactor | None = None) -> None:
         self.store = store
         self.send = send
         self.options = options
         self.batch_size = max(1, options.batch_size)
         self.parallel = max(1, options.parallel)
-        self.stats = stats
         self.name = name or store.name
         self.redact = redact or Redactor()
+        self.failed_sends = 0  # requests that failed (retryable or not)
+        self.last_error = ""  # redacted
+        self.last_error_s = 0.0
+        self.last_delivery_s = 0.0  # unix time the destination last accepted a request
         self._oldest_at = 0.0  # monotonic time the oldest unread record arrived (0: due now)
-        self._inflight_n = 0  # records in the batch being sent
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
         self._closing = False
@@ -66,8 +94,13 @@ class Delivery:
         self._logged: set[str] = set()
         store.on_stored = self._stored
 
+    def stats(self) -> SinkStats:
+        """The loop's part of the sink's account: its attempts."""
+        return SinkStats(failed_sends=self.failed_sends, last_error=self.last_error, last_error_s=self.last_error_s,
+                         last_delivery_s=self.last_delivery_s)
+
     def _stored(self, n: int) -> None:
-        if self.stats.spooled - self._inflight_n == n:
+        if self.store.depth - self.store.leased == n:
             self._oldest_at = time.monotonic()  # the first unread record starts the batch's clock
         if self._wake is not None:
             self._wake.set()
@@ -85,7 +118,7 @@ class Delivery:
     async def _deliver(self) -> None:
         assert self._wake is not None
         while True:
-            if self.stats.spooled <= 0:
+            if self.store.depth <= 0:
                 if self._closing:
                     return
                 self._wake.clear()
@@ -101,23 +134,35 @@ class Delivery:
                 if not await self._store_failed("read", e):
                     return
                 continue
-            self._inflight_n = len(batch.records)  # records left unread keep the clock of this batch
+            sent = await self._send_batch(batch.records)
+            if not await self._settle(batch, sent.accepted, sent.dead):
+                return
+            if sent.error is None:
+                if self._failing:
+                    log.info("spool %s: delivering again after %d failed attempts", self.name, self._failing)
+                    self._failing = 0
+                    self._logged = {k for k in self._logged if not k.startswith("retry:")}
+                continue
+            # What failed stays in the store, the oldest rows: the next lease re-reads only that (and newer).
             try:
-                dead = await self._send_until_done(batch.records)
+                await self._failed(*_why(sent.error))
             except _GiveUp:
                 return
-            while True:  # counts delivered (the destination accepted them) once the rows are gone
-                try:
-                    await self.store.ack(batch, dead)
-                    break
-                except Exception as e:  # disk full: the rows stay (re-sent later if we stop: harmless
-                    if not await self._store_failed("ack", e):  # overwrites), counted when the ack works
-                        return
-            self._inflight_n = 0
-            if self._failing:
-                log.info("spool %s: the store works again after %d failed attempts", self.name, self._failing)
-                self._failing = 0
-                self._logged = {k for k in self._logged if not k.startswith("retry:")}
+
+    async def _settle(self, batch: Batch, taken: list[int], dead: list[tuple[int, str]]) -> bool:
+        """Settle until the store takes it (disk full: retried, never re-sent; counted once it works).
+        False when closing with the store still failing (the rows stay and are re-sent next start)."""
+        if not taken and not dead:  # nothing was taken: the lease simply ends, the rows stay
+            await self.store.release()
+            return True
+        while True:
+            try:
+                await self.store.settle(batch, taken, dead)
+                return True
+            except Exception as e:
+                if not await self._store_failed("ack", e):
+                    await self.store.release()
+                    return False
 
     async def _store_failed(self, what: str, e: Exception) -> bool:
         """The store failed (disk full, I/O): log once, back off; False when closing (stop delivering)."""
@@ -130,7 +175,7 @@ class Delivery:
     async def _wait_for_batch(self) -> None:
         """Until a full batch waits, the oldest record is flush_interval old, or we are closing."""
         assert self._wake is not None
-        while self.stats.spooled < self.batch_size and not self._closing and self._oldest_at:  # 0: due now
+        while self.store.depth < self.batch_size and not self._closing and self._oldest_at:  # 0: due now
             left = self._oldest_at + self.options.flush_interval_s - time.monotonic()
             if left <= 0:
                 return
@@ -138,28 +183,12 @@ class Delivery:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), left)
 
-    async def _send_until_done(self, records: list[str]) -> list[tuple[str, str]]:
-        while True:
-            try:
-                dead = await self._send_bisect(records)
-            except RetryableError as e:
-                await self._failed(e.message, e.fix, e.retry_after)
-                continue
-            except Exception as e:  # a bug or an unclassified error in send: keep the records, retry
-                await self._failed(f"{type(e).__name__}: {e}", "", None)
-                continue
-            if self._failing:
-                log.info("spool %s: delivering again after %d failed attempts", self.name, self._failing)
-                self._failing = 0
-                self._logged = {k for k in self._logged if not k.startswith("retry:")}
-            return dead
-
     async def _failed(self, message: str, fix: str, retry_after: float | None) -> None:
         message = self.redact(message)
-        self.stats.last_error = message
+        self._problem(message)
         level = logging.ERROR if fix else logging.WARNING
         self._log_once(f"retry:{message}", level, "spool %s: delivery failed: %s%s; %d records wait on disk, "
-                       "retrying", self.name, message, f" ({fix})" if fix else "", self.stats.spooled)
+                       "retrying", self.name, message, f" ({fix})" if fix else "", self.store.depth)
         delay = min(retry_after, MAX_RETRY_AFTER_S) if retry_after is not None else \
             backoff_delay(self._failing, self.options.backoff_base_s, self.options.backoff_cap_s)
         self._failing += 1
@@ -172,56 +201,60 @@ class Delivery:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), left)  # close() wakes us for a last try
 
+    def _problem(self, message: str) -> None:
+        self.last_error, self.last_error_s = message, time.time()
+
     async def _send_one(self, chunk: list[str]) -> None:
         """One request; its outcome counted the moment it is known."""
         try:
             await self.send(chunk)
-        except PermanentError:
-            self.stats.failed_sends += 1
-            raise
         except BaseException as e:
             if not isinstance(e, asyncio.CancelledError):
-                self.stats.failed_sends += 1
+                self.failed_sends += 1
             raise
-        self.stats.last_delivery_s = time.time()
+        self.last_delivery_s = time.time()
 
-    async def _send_bisect(self, records: list[str]) -> list[tuple[str, str]]:
-        """Send records; a permanent refusal is halved until the refused records are found (dead, returned)."""
+    async def _send_batch(self, records: list[str]) -> Sent:
+        """Send a batch in `parallel` parts at once and wait for every part (never cancel one: a request
+        under way may already be accepted). A permanent refusal is halved until the refused records are
+        found; a retryable failure leaves its part's unsent records for later. Each record ends accepted,
+        dead or failed, so the store settles exactly what the destination took."""
+        sent = Sent()
         budget = BISECT_BUDGET
 
-        async def go(chunk: list[str], dead: list[tuple[str, str]]) -> None:
+        async def go(positions: range) -> None:
             nonlocal budget
             try:
-                await self._send_one(chunk)
+                await self._send_one([records[p] for p in positions])
             except PermanentError as e:
-                if len(chunk) == 1 or budget <= 0:
+                if len(positions) == 1 or budget <= 0:
                     msg = self.redact(e.message)
-                    self.stats.last_error = msg
-                    self.stats.dead_lettered += len(chunk)
+                    self._problem(msg)
                     self._log_once(f"dead:{msg}", logging.ERROR, "spool %s: the sink refused %d record(s) for "
-                                   "good, moved to dead_letter in %s: %s", self.name, len(chunk), self.store.path,
-                                   msg)
-                    dead.extend((r, msg) for r in chunk)
+                                   "good, moved to dead_letter in %s: %s", self.name, len(positions),
+                                   self.store.path, msg)
+                    sent.dead.extend((p, msg) for p in positions)
                     return
                 budget -= 2
-                mid = len(chunk) // 2
-                await go(chunk[:mid], dead)
-                await go(chunk[mid:], dead)
+                mid = len(positions) // 2
+                await go(positions[:mid])
+                if sent.error is not None and positions[mid:]:  # a retryable failure meanwhile: later
+                    sent.failed.extend(positions[mid:])
+                    return
+                await go(positions[mid:])
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # retryable, or an unclassified error (a bug): kept and retried
+                sent.failed.extend(positions)
+                if sent.error is None or _wait_of(e) > _wait_of(sent.error):
+                    sent.error = e
+            else:
+                sent.accepted.extend(positions)
 
         parts = 1 if len(records) < 2 * self.parallel else self.parallel
         step = -(-len(records) // parts)
-        deads: list[list[tuple[str, str]]] = [[] for _ in range(parts)]
-        if parts == 1:
-            await go(records, deads[0])
-        else:
-            try:  # the parts go at once (the server uses its cores); the batch is acked when all are in
-                async with asyncio.TaskGroup() as tg:
-                    for k in range(parts):
-                        tg.create_task(go(records[k * step:(k + 1) * step], deads[k]))
-            except BaseExceptionGroup as group:  # the whole batch is retried: re-sent parts just overwrite
-                waits = [e for e in group.exceptions if isinstance(e, RetryableError)]
-                raise max(waits, key=lambda e: e.retry_after or 0.0) if waits else group.exceptions[0] from None
-        return [d for part in deads for d in part]
+        await asyncio.gather(*(go(range(k * step, min(len(records), (k + 1) * step))) for k in range(parts)))
+        return sent
 
     def _log_once(self, key: str, level: int, msg: str, *args: object) -> None:
         if key in self._logged:
@@ -244,6 +277,6 @@ class Delivery:
                 self._task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await self._task
-            if self.stats.spooled:
+            if self.store.depth:
                 log.info("spool %s: %d records stay on disk in %s for the next start", self.name,
-                         self.stats.spooled, self.store.path)
+                         self.store.depth, self.store.path)

@@ -21,17 +21,17 @@ from qos_agent.plugins.sinks import DeliveryOptions, NetworkSink, SinkStats
 
 
 class DurableSink:
-    """One network sink with its store and its delivery loop; `stats` is their one account."""
+    """One network sink with its store and its delivery loop; `stats()` adds their parts of its account."""
 
-    def __init__(self, sink: NetworkSink[Any], state_dir: Path, redact: Redactor | None = None,
+    def __init__(self, sink: NetworkSink, state_dir: Path, redact: Redactor | None = None,
                  options: DeliveryOptions | None = None) -> None:
         self.sink = sink
         self.options = options or sink.delivery()
         self.name = sink.sink_name()
-        self.account = SinkStats()
+        redact = Redactor(sink.credentials(), parent=redact or Redactor())  # the sink's own secrets masked too
         self.store = Store(spool_path(state_dir, self.name), name=self.name, max_spool_mb=self.options.max_spool_mb,
-                           stats=self.account, redact=redact)
-        self.delivery = Delivery(self.store, sink.send, self.options, self.account, name=self.name, redact=redact)
+                           redact=redact)
+        self.delivery = Delivery(self.store, sink.send, self.options, name=self.name, redact=redact)
         self._started = False
         try:
             asyncio.get_running_loop()
@@ -62,8 +62,8 @@ class DurableSink:
             await self.store.put_with(lambda: self.sink.encode(pts), len(pts))
 
     def stats(self) -> SinkStats:
-        """The core's account plus whatever the sink counts itself."""
-        return self.account.plus(self.sink.stats())
+        """The buffer's counts, the delivery loop's attempts and whatever the sink counts itself, read now."""
+        return self.store.stats().plus(self.delivery.stats()).plus(self.sink.stats())
 
     async def dead_letters(self) -> list[tuple[str, str]]:
         return await self.store.dead_letters()

@@ -13,9 +13,9 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from qos_agent.delivery.points import points_of
 from qos_agent.errors import SetupError
@@ -48,10 +48,33 @@ class SinkState:
     aside_pruned: int = 0  # moved-aside damaged files the store removed to stay in bounds
 
 
+@dataclass(slots=True)
+class QueueAccount:
+    """The memory queue's part of a sink's account (event loop only): points waiting in memory (a batch
+    being written included), what a full queue dropped and, for a local sink, its writes."""
+
+    queued: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+    delivered: int = 0  # a local sink's points written
+    failed_sends: int = 0  # a local sink's failed writes
+    last_error: str = ""
+    last_error_s: float = 0.0
+    last_delivery_s: float = 0.0
+
+    def drop(self, cause: str, n: int) -> None:
+        if n > 0:
+            self.dropped[cause] = self.dropped.get(cause, 0) + n
+
+    def snapshot(self) -> SinkStats:
+        return SinkStats.dropping(dict(self.dropped), queued=self.queued, delivered=self.delivered,
+                                  failed_sends=self.failed_sends, last_error=self.last_error,
+                                  last_error_s=self.last_error_s, last_delivery_s=self.last_delivery_s)
+
+
 class _Sink:
     """One exporter behind its bounded queue; a network sink also behind its store and delivery loop."""
 
-    def __init__(self, name: str, type_: str, exporter: Exporter[Any], durable: DurableSink | None,
+    def __init__(self, name: str, type_: str, exporter: Exporter, durable: DurableSink | None,
                  redact: Redactor | None = None) -> None:
         self.name = name
         self.redact = redact or Redactor()
@@ -59,16 +82,14 @@ class _Sink:
         self.exporter = exporter
         self.durable = durable
         self.queue: asyncio.Queue[Sequence[Point]] = asyncio.Queue(QUEUE_BATCHES)
-        self.queued = 0  # points in the queue
-        self.account = SinkStats()  # the queue's drops and, for a local sink, its writes
+        self.account = QueueAccount()
         self.task: asyncio.Task[None] | None = None
         self._logged_error = False
 
     def stats(self) -> SinkStats:
+        """The sink's account read now: the queue's part plus its buffer's and loop's (or its own)."""
         own = self.durable.stats() if self.durable is not None else self.exporter.stats()
-        total = self.account.plus(own)
-        total.queued = self.queued
-        return total
+        return self.account.snapshot().plus(own)
 
     def state(self) -> SinkState:
         if self.durable is None:
@@ -80,23 +101,16 @@ class _Sink:
     def offer(self, points: Sequence[Point]) -> None:
         try:
             self.queue.put_nowait(points)
-            self.queued += len(points)
+            self.account.queued += len(points)
         except asyncio.QueueFull:
             self.account.drop("queue_full", len(points))
-
-    def _take(self) -> Sequence[Point]:
-        points = self.queue.get_nowait()
-        self.queued -= len(points)
-        return points
 
     async def loop(self) -> None:
         loop = asyncio.get_running_loop()
         if self.durable is not None:
             await self.durable.start()  # replays what a previous run left, before any new point
         while True:
-            first = await self.queue.get()
-            self.queued -= len(first)
-            batch = list(first)
+            batch = list(await self.queue.get())
             taken = 1
             # Linger a moment so a busy agent writes one batch per LINGER_S, not one per result:
             # a transaction per result costs far more than the wait (see docs/benchmarks.md).
@@ -104,7 +118,7 @@ class _Sink:
             deadline = loop.time() + LINGER_S
             while len(batch) < MAX_BATCH_POINTS:
                 if not self.queue.empty():
-                    batch.extend(self._take())
+                    batch.extend(self.queue.get_nowait())
                     taken += 1
                 elif (remaining := deadline - loop.time()) > 0:
                     await asyncio.sleep(min(remaining, 0.01))
@@ -117,11 +131,12 @@ class _Sink:
     async def drain(self) -> None:
         batch: list[Point] = []
         while not self.queue.empty():
-            batch.extend(self._take())
+            batch.extend(self.queue.get_nowait())
         if batch:
             await self._write(batch)
 
     async def _write(self, batch: list[Point]) -> None:
+        """Write (or store) a batch; its points leave `queued` once written, stored or counted lost."""
         try:
             if self.durable is not None:
                 await self.durable.write(batch)  # on disk now; `delivered` counts when the destination accepts
@@ -134,10 +149,12 @@ class _Sink:
             if self.durable is None:
                 self.account.failed_sends += 1
             self.account.drop("write_failed", len(batch))
-            self.account.last_error = self.redact(str(e))
+            self.account.last_error, self.account.last_error_s = self.redact(str(e)), time.time()
             if not self._logged_error:
                 log.error("exporter %s failed to write %d points: %s", self.name, len(batch), e)
                 self._logged_error = True
+        finally:
+            self.account.queued -= len(batch)
 
 
 class Pipeline:
@@ -147,7 +164,7 @@ class Pipeline:
         self.sinks = list(sinks)
 
     @classmethod
-    def of(cls, exporters: Sequence[Exporter[Any]], state_dir: Path, redact: Redactor | None = None) -> Pipeline:
+    def of(cls, exporters: Sequence[Exporter], state_dir: Path, redact: Redactor | None = None) -> Pipeline:
         """Each exporter behind its queue; each network sink also behind the core's store and delivery."""
         made = []
         names: dict[str, str] = {}
@@ -168,7 +185,7 @@ class Pipeline:
     def from_config(cls, config: Config, redact: Redactor, only: Sequence[str] | None = None) -> Pipeline:
         env = ExporterEnv(state_dir=Path(config.agent.state_dir), region=config.agent.region,
                           agent=config.agent.name, redact=redact)
-        made = [registry.exporter_class(ec.type).create(ec.spec, env) for ec in config.exporters
+        made = [registry.make_sink(ec.type, ec.spec, env) for ec in config.exporters
                 if only is None or ec.type in only]
         return cls.of(made, env.state_dir, redact)
 

@@ -170,7 +170,8 @@ def assess(stats: AgentStats, progress: Progress, drops: DropWatch | None = None
                    "delivered": s.stats.delivered, "failed_sends": s.stats.failed_sends,
                    "dropped": s.stats.dropped, "dropped_by_cause": dict(s.stats.dropped_by_cause),
                    "dead_lettered": s.stats.dead_lettered, "last_error": s.stats.last_error,
-                   "last_delivery_s": s.stats.last_delivery_s, "spool_fill": round(s.spool_fill, 4)}
+                   "last_delivery_s": s.stats.last_delivery_s, "spool_fill": round(s.spool_fill, 4),
+                   "pruned": s.stats.pruned}
                   for s in stats.sinks],
     }
     return (503 if unhealthy else 200), body

@@ -98,6 +98,8 @@ def _sink_families(s: AgentStats) -> Iterator[Metric]:
         "aside_pruned": CounterMetricFamily(
             "qos_agent_sink_damaged_files_pruned",
             "Moved-aside damaged store files removed, oldest first, to stay within bounds", labels=["sink"]),
+        "pruned": CounterMetricFamily("qos_agent_sink_pruned_points", "Points a store removed before their "
+                                      "retention, oldest first, to stay within its max_mb", labels=["sink"]),
     }
     for sink in s.sinks:
         st, label = sink.stats, [sink.name]
@@ -110,6 +112,7 @@ def _sink_families(s: AgentStats) -> Iterator[Metric]:
         counters["dead"].add_metric(label, st.dead_lettered)
         counters["dead_pruned"].add_metric(label, sink.dead_pruned)
         counters["aside_pruned"].add_metric(label, sink.aside_pruned)
+        counters["pruned"].add_metric(label, st.pruned)
         for cause, n in sorted(st.dropped_by_cause.items()):
             counters["dropped"].add_metric([sink.name, cause], n)
     yield from gauges.values()

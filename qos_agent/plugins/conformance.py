@@ -4,7 +4,9 @@ mypy checks the built-in plug-ins statically (they subclass their protocol); a t
 arrives through an entry point at run time, so the registry checks it here: every member of the
 protocol present, classmethods still classmethods, coroutines still coroutines, the same number of
 parameters, the required ones implemented (not the protocol's own stub). Optional capabilities
-(`start`, `provides`, `stats`, `delivery`) have defaults a subclass inherits.
+(`start`, `provides`, `stats`, `delivery`, `credentials`, `json_schema`) have defaults a subclass
+inherits. A sink type is checked when the registry loads it, the sink it makes when the pipeline
+makes it (`Exporter`, or `NetworkSink` when the sink says it is `durable`).
 """
 
 from __future__ import annotations
@@ -13,16 +15,17 @@ import inspect
 from collections.abc import Callable
 from typing import ClassVar
 
-from qos_agent.plugins.sinks import Exporter, NetworkSink
+from qos_agent.plugins.sinks import Exporter, NetworkSink, SinkType
 from qos_agent.plugins.steps import Probe, StepKind
 
 REQUIRED: dict[type, frozenset[str]] = {
     StepKind: frozenset({"kind", "from_config"}),
     Probe: frozenset({"run", "close"}),
-    Exporter: frozenset({"type", "from_config", "create", "write", "close"}),
-    NetworkSink: frozenset({"type", "from_config", "create", "sink_name", "encode", "send"}),
+    SinkType: frozenset({"type", "from_config", "create"}),
+    Exporter: frozenset({"type", "write", "close"}),
+    NetworkSink: frozenset({"type", "sink_name", "encode", "send"}),
 }
-_NAME_KEYS: dict[type, str] = {StepKind: "kind", Exporter: "type", NetworkSink: "type"}
+_NAME_KEYS: dict[type, str] = {StepKind: "kind", SinkType: "type", Exporter: "type", NetworkSink: "type"}
 
 
 def _members(protocol: type) -> dict[str, object]:

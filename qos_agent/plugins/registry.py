@@ -16,7 +16,7 @@ from typing import Any, cast
 
 from qos_agent.errors import SetupError
 from qos_agent.plugins.conformance import problems_of
-from qos_agent.plugins.sinks import Exporter
+from qos_agent.plugins.sinks import Exporter, ExporterEnv, SinkType
 from qos_agent.plugins.steps import Probe, StepKind
 
 log = logging.getLogger(__name__)
@@ -30,14 +30,14 @@ BUILTIN_PROBES = {  # each names the kind's light class; its probe() imports wha
     "websocket": "probes.websocket.config:WebSocketKind",
     "grpc": "probes.grpc.config:GrpcKind",
 }
-BUILTIN_EXPORTERS = {
-    "sqlite": "exporters.files.sqlite:SqliteExporter",
-    "jsonl": "exporters.files.jsonl:JsonlExporter",
-    "junit": "exporters.files.junit:JunitExporter",
-    "influxdb": "exporters.influxdb.sink:InfluxDBExporter",
-    "alertmanager": "exporters.alerts.alertmanager:AlertmanagerSink",
-    "webhook": "exporters.alerts.webhook:WebhookSink",
-    "prometheus_remote_write": "exporters.prometheus.remote_write:PrometheusRemoteWriteSink",
+BUILTIN_EXPORTERS = {  # the light sink types (config and schema); each imports its run-time side in `create`
+    "sqlite": "exporters.files.config:SqliteType",
+    "jsonl": "exporters.files.config:JsonlType",
+    "junit": "exporters.files.config:JunitType",
+    "influxdb": "exporters.influxdb.config:InfluxDBType",
+    "alertmanager": "exporters.alerts.config:AlertmanagerType",
+    "webhook": "exporters.alerts.config:WebhookType",
+    "prometheus_remote_write": "exporters.prometheus.config:RemoteWriteType",
 }
 
 
@@ -101,8 +101,21 @@ def make_probe(kind: str) -> Probe:
 
 
 @cache
-def exporter_class(kind: str) -> type[Exporter[Any]]:
-    return cast("type[Exporter[Any]]", _load(BUILTIN_EXPORTERS.get(kind) or exporter_refs()[kind], Exporter))
+def exporter_class(kind: str) -> type[SinkType[Any]]:
+    return cast("type[SinkType[Any]]", _load(BUILTIN_EXPORTERS.get(kind) or exporter_refs()[kind], SinkType))
+
+
+def make_sink(kind: str, spec: Any, env: ExporterEnv) -> Exporter:
+    """The sink a type makes, checked like the type was (a third party's run-time class arrives only now)."""
+    cls = exporter_class(kind)
+    sink = cls.create(spec, env)
+    problems = problems_of(type(sink), Exporter)
+    if bool(sink.durable) != bool(cls.durable):
+        problems.append(f"'durable' is {sink.durable} on the sink but {cls.durable} on its type")
+    if problems:
+        raise PluginError(f"the sink {kind} makes ({type(sink).__name__}) does not keep its protocol: "
+                          f"{'; '.join(problems)}", "subclass qos_agent.plugins.sinks.Exporter or NetworkSink")
+    return sink
 
 
 def is_probe_kind(name: str) -> bool:

@@ -1,14 +1,16 @@
-"""The exporter protocols: a local sink writes points; a network sink only encodes and sends.
+"""The sink protocols: a sink type (light: config, schema, factory); at run time a local sink writes
+points and a network sink only encodes and sends.
 
-An exporter is one class per sink type, registered under an entry point of group
-`qos_agent.exporters`. It parses its own part of journeys.yaml in `from_config` (located problems),
-so validation and the agent use the one registry. The core wraps every network sink with the
-durable store and the delivery loop (qos_agent/delivery): the plug-in never writes to disk or retries.
+A sink type is one class registered under an entry point of group `qos_agent.exporters`. It parses
+its own part of journeys.yaml in `from_config` (located problems) and describes it in `json_schema`,
+so validation, the schema and the agent use the one registry. The core wraps every network sink with
+the durable store and the delivery loop (qos_agent/delivery): the plug-in never writes to disk or
+retries, and its credentials are added when a batch is sent, never stored with it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeGuard, TypeVar
@@ -21,38 +23,47 @@ from qos_agent.plugins.context import LoadContext
 SpecT = TypeVar("SpecT")
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class SinkStats:
-    """One sink's account, read by /metrics, /healthz and the `agent` point (counters since start)."""
+    """One sink's account as read now by /metrics, /healthz and the `agent` point (counters since start).
 
-    queued: int = 0  # points waiting in memory (the bounded queue)
-    spooled: int = 0  # records waiting in the durable store (network sinks)
+    A snapshot: every number has one writer — the memory queue (queued, dropped[queue_full], a local
+    sink's writes), the durable buffer of a network sink (spooled, delivered, dead_lettered, its
+    drops) or its delivery loop (failed_sends, last_error, last_delivery_s) — and each builds its
+    part; `plus` adds the parts (qos_agent/delivery)."""
+
+    queued: int = 0  # points waiting in memory (the bounded queue), a batch being stored included
+    spooled: int = 0  # records waiting in the durable store (network sinks), a batch being sent included
     delivered: int = 0  # points/records the destination ACCEPTED (never counted at enqueue/commit time)
     failed_sends: int = 0  # send attempts that failed (retryable or not)
     dropped: int = 0  # lost: full queue, store over max_spool_mb, disk write failed ...
-    dropped_by_cause: dict[str, int] = field(default_factory=dict)  # e.g. {"queue_full": 3, "spool_full": 10}
+    dropped_by_cause: Mapping[str, int] = field(default_factory=dict)  # e.g. {"queue_full": 3, "spool_full": 10}
     dead_lettered: int = 0  # refused for good (PermanentError)
     last_error: str = ""  # redacted
+    last_error_s: float = 0.0  # unix time of last_error (the newest of the parts' wins)
     last_delivery_s: float = 0.0  # unix time of the last accepted send (0: never)
+    pruned: int = 0  # kept records the sink removed early to stay within its size bound (sqlite max_mb)
 
-    def drop(self, cause: str, n: int) -> None:
-        """Count n lost points/records under cause."""
-        if n > 0:
-            self.dropped += n
-            self.dropped_by_cause[cause] = self.dropped_by_cause.get(cause, 0) + n
+    @classmethod
+    def dropping(cls, causes: Mapping[str, int], **counts: Any) -> SinkStats:
+        """A part whose drops are `causes` (dropped is their sum)."""
+        kept = {c: n for c, n in causes.items() if n}
+        return cls(dropped=sum(kept.values()), dropped_by_cause=kept, **counts)
 
     def plus(self, other: SinkStats) -> SinkStats:
-        """The sum of two accounts (the core's and a sink's own)."""
+        """The sum of two parts of an account (or of two sinks' accounts)."""
         causes = dict(self.dropped_by_cause)
         for cause, n in other.dropped_by_cause.items():
             causes[cause] = causes.get(cause, 0) + n
+        newer = other if other.last_error and other.last_error_s >= self.last_error_s else self
         return SinkStats(
             queued=self.queued + other.queued, spooled=self.spooled + other.spooled,
             delivered=self.delivered + other.delivered, failed_sends=self.failed_sends + other.failed_sends,
             dropped=self.dropped + other.dropped, dropped_by_cause=causes,
             dead_lettered=self.dead_lettered + other.dead_lettered,
-            last_error=other.last_error or self.last_error,
-            last_delivery_s=max(self.last_delivery_s, other.last_delivery_s))
+            last_error=newer.last_error or self.last_error or other.last_error,
+            last_error_s=max(self.last_error_s, other.last_error_s),
+            last_delivery_s=max(self.last_delivery_s, other.last_delivery_s), pruned=self.pruned + other.pruned)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,17 +85,21 @@ class Outbox(Protocol):
     async def put(self, records: Sequence[str]) -> None: ...
 
 
-class Exporter(Protocol[SpecT]):
-    """A local sink (sqlite, jsonl, junit): `write` gets points of the metrics schema; `close` flushes.
+class SinkType(Protocol[SpecT]):
+    """One sink type as the loader, the schema generator and the pipeline see it: light to import.
 
-    Plug-ins subclass this (or NetworkSink) explicitly and so inherit the defaults (`stats`).
+    The class registered under `qos_agent.exporters` parses and describes its part of journeys.yaml
+    and makes the sink on demand: `create` is where a network client (aiohttp, influxdb-client,
+    protobuf...) is imported, so `validate` and `check` import only what a file's sinks need.
     """
 
     type: ClassVar[str]
-    durable: ClassVar[bool] = False  # True: a NetworkSink, fed by the core's store and delivery loop
+    durable: ClassVar[bool] = False  # True: `create` makes a NetworkSink (the core adds store + delivery)
 
     @classmethod
-    def from_config(cls, node: Node, problems: Problems, load: LoadContext) -> SpecT | None: ...
+    def from_config(cls, node: Node, problems: Problems, load: LoadContext) -> SpecT | None:
+        """Parse one `exporters:` item into a frozen spec; report mistakes to problems (located)."""
+        ...
 
     @classmethod
     def split(cls, spec: SpecT) -> list[SpecT]:
@@ -92,18 +107,35 @@ class Exporter(Protocol[SpecT]):
         return [spec]
 
     @classmethod
-    def create(cls, spec: SpecT, env: ExporterEnv) -> Exporter[SpecT]: ...
+    def json_schema(cls) -> dict[str, Any] | None:
+        """The JSON Schema of one `exporters:` item of this type (its keys but `type`); None: left open."""
+        return None
+
+    @classmethod
+    def create(cls, spec: SpecT, env: ExporterEnv) -> Exporter:
+        """The sink itself (run time): an Exporter, or a NetworkSink when `durable`."""
+        ...
+
+
+class Exporter(Protocol):
+    """A local sink at run time (sqlite, jsonl, junit): `write` gets points of the metrics schema; `close` flushes.
+
+    Plug-ins subclass this (or NetworkSink) explicitly and so inherit the defaults (`stats`).
+    """
+
+    type: ClassVar[str]
+    durable: ClassVar[bool] = False  # True: a NetworkSink, fed by the core's store and delivery loop
 
     async def write(self, points: Sequence[Point]) -> None: ...
 
     async def close(self) -> None: ...
 
     def stats(self) -> SinkStats:
-        """The sink's own counts on top of the core's (queue, writes); default: none of its own."""
+        """The counts only the sink itself can know (e.g. rows pruned early); default: none of its own."""
         return SinkStats()
 
 
-class NetworkSink(Exporter[SpecT], Protocol[SpecT]):
+class NetworkSink(Exporter, Protocol):
     """A sink behind the network. The CORE gives it a durable store (state_dir/spool/<name>.db) and a
     delivery loop (linger/batch, backoff with jitter, Retry-After, bisection of a refused batch to
     the bad records -> dead letter, parallel sends, drop-oldest over max_spool_mb, recovery from a
@@ -130,6 +162,11 @@ class NetworkSink(Exporter[SpecT], Protocol[SpecT]):
         """Called once delivery runs; outbox.put stores records for sending later. Default: nothing."""
         return None
 
+    def credentials(self) -> list[str]:
+        """Values masked in everything the core says about this sink (its log lines, last_error, the
+        dead letter's messages): passwords, tokens, a webhook URL's path. Default: none."""
+        return []
+
     async def write(self, points: Sequence[Point]) -> None:
         """Not called for a network sink: the core encodes into the store and sends from there."""
         raise TypeError("a NetworkSink is written through the core's durable store (qos_agent/delivery)")
@@ -139,7 +176,7 @@ class NetworkSink(Exporter[SpecT], Protocol[SpecT]):
         return None
 
 
-def is_network_sink(exporter: Exporter[Any]) -> TypeGuard[NetworkSink[Any]]:
+def is_network_sink(exporter: Exporter) -> TypeGuard[NetworkSink]:
     """Whether the core must wrap this exporter with the durable store and the delivery loop."""
     return exporter.durable
 

@@ -20,23 +20,20 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from prometheus_client.utils import floatToGoString
 
-from qos_agent.model import PHASES, Point
+from qos_agent.model import PHASES, RESERVED_TAGS, Point
+from qos_agent.sinks.labels import label_name
 
 Labels = tuple[tuple[str, str], ...]  # sorted by name
 # A journey run takes from a few ms (loopback HTTP) to a minute (a browser journey at its timeout).
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0)
 # One connection phase: from well under a millisecond (a cached DNS answer) to seconds.
 PHASE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-FIXED_LABELS = frozenset({"journey", "step", "region", "agent", "probe", "kind", "outcome", "error", "phase",
-                          "hidden_from_uptime", "le", "instance", "job", "state", "lagged"})
-SCHEMA_TAGS = frozenset({"journey", "step", "region", "agent", "probe", "kind", "state"})  # tags the schema sets
-_BAD = re.compile(r"[^A-Za-z0-9_]")
+SCHEMA_TAGS = RESERVED_TAGS  # tags the schema sets; a journey's own become labels (qos_agent/sinks/labels.py)
 
 
 @dataclass(frozen=True, slots=True, eq=False)  # identity hash: a dict key looked up per sample
@@ -66,14 +63,6 @@ DISRUPTION_HIDDEN = Family("qos_disruption_hidden_seconds", "Seconds disruptions
                            "monitoring (rising while a hidden one is open)", "counter")
 FAMILIES = (RUNS, ATTEMPTS, DURATION, SUCCESS, FLAKY, STEP_DURATION, STEP_PHASE, STEP_FAILURES, DISRUPTION_OPEN,
             DISRUPTION_HIDDEN)
-
-
-def label_name(tag: str) -> str:
-    """A journey tag's name as a Prometheus label name; a clash with a fixed label gets `tag_`."""
-    name = _BAD.sub("_", tag) or "_"
-    if name[0].isdigit() or name.startswith("__"):
-        name = "tag_" + name.lstrip("_")
-    return "tag_" + name if name in FIXED_LABELS else name
 
 
 @dataclass(slots=True)

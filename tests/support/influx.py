@@ -297,7 +297,7 @@ class FaultProxy:
 
 def exporter_spec(cfg: dict[str, Any]) -> Any:
     """An InfluxSpec parsed by the exporter's own from_config from a plain mapping (no problems)."""
-    from exporters.influxdb.sink import InfluxDBExporter
+    from exporters.influxdb.config import InfluxDBType
     from qos_agent.language.nodes import Node, Problems
     from qos_agent.model import Location
     from qos_agent.plugins.context import LoadContext
@@ -305,7 +305,7 @@ def exporter_spec(cfg: dict[str, Any]) -> Any:
     loc = Location("journeys.yaml", 1, 1)
     node = Node({k: Node(v, loc) for k, v in {"type": "influxdb", **cfg}.items()}, loc)
     problems = Problems()
-    spec = InfluxDBExporter.from_config(node, problems, LoadContext(Path("."), Path(".")))
+    spec = InfluxDBType.from_config(node, problems, LoadContext(Path("."), Path(".")))
     assert not problems, [str(p) for p in problems.sorted()]
     return spec
 
