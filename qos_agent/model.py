@@ -38,6 +38,7 @@ class ErrorClass(StrEnum):
     BROWSER = "browser"
     TOO_LARGE = "too_large"
     REDIRECTS = "redirects"
+    SCRIPT = "script"  # a `script` step's own code raised (what no other class names)
     INTERNAL = "internal"
 
 
@@ -187,6 +188,7 @@ class Config:
     exporters: tuple[ExporterConfig, ...]
     secrets: frozenset[str] = frozenset()  # secret ${VAR} values (language/secrets.py): never shown
     warnings: tuple[str, ...] = ()  # located, for validate: the file runs, but something is unsafe
+    files: tuple[str, ...] = ()  # other files it is made of (a script step's): `run --watch` watches them too
 
     def journey(self, name: str) -> Journey | None:
         return next((j for j in self.journeys if j.name == name), None)
@@ -236,6 +238,9 @@ class StepResult:
     url: str = ""
     loop_lag_ms: float = 0.0  # the worst event-loop lateness seen while the step was in flight
     lagged: bool = False  # loop_lag_ms passed agent.max_loop_lag: the duration includes the agent's delay
+    # Parts a step recorded as step points of their own (a script's `ctx.step("x")`: `STEP.x`); the
+    # runner puts them into the run's steps before the step itself. Empty for every other step.
+    substeps: tuple[StepResult, ...] = ()
 
     @classmethod
     def failure(cls, step: str, probe: str, error: ErrorClass, message: str, **kw: Any) -> StepResult:

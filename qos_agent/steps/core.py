@@ -27,3 +27,6 @@ def finish(step: Step, result: StepResult, ctx: RunContext) -> None:
     result.yielded = None
     learn_cookies(ctx)
     mask_result(result, ctx.redact)
+    if result.substeps:  # a script's sub-steps are step points too: masked the same way
+        for sub in result.substeps:
+            mask_result(sub, ctx.redact)
