@@ -52,6 +52,16 @@ def _aiohttp(exc: BaseException) -> tuple[ErrorClass, str] | None:
     return classify(exc, "in ctx.http", 0.0)
 
 
+def _assertion(exc: AssertionError) -> str:
+    """A failed `assert` as its message; Playwright's `expect` without its call log."""
+    text = str(exc)
+    if "playwright" in sys.modules and "Call log:" in text:
+        from probes.browser.actions import short_error
+
+        return short_error(exc)
+    return _named(exc) if text.strip() else "AssertionError (an assert failed)"
+
+
 def _named(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -63,7 +73,7 @@ def classify(exc: BaseException) -> tuple[ErrorClass, str]:
         if isinstance(exc, StepFailure):  # the agent's own (the run's page could not be opened)
             return exc.error, exc.message
         if isinstance(exc, AssertionError):
-            return ErrorClass.ASSERTION, _named(exc) if str(exc).strip() else "AssertionError (an assert failed)"
+            return ErrorClass.ASSERTION, _assertion(exc)
         found = _playwright(exc) or _aiohttp(exc)
         if found is not None:
             return found

@@ -99,11 +99,18 @@ def _callables(module: ModuleType) -> dict[str, tuple[str, bool]]:
 
 
 def _limit_self() -> None:
+    """Cap address space and CPU, never above what the parent was given (a limited `validate`)."""
     import resource
 
+    def cap(which: int, soft: int, hard: int) -> None:
+        _, given = resource.getrlimit(which)
+        if given != resource.RLIM_INFINITY:
+            soft, hard = min(soft, given), min(hard, given)
+        resource.setrlimit(which, (soft, hard))
+
     mem = VET_MEMORY_MB * 2**20
-    resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-    resource.setrlimit(resource.RLIMIT_CPU, (VET_CPU_S, VET_CPU_S + 1))
+    cap(resource.RLIMIT_AS, mem, mem)
+    cap(resource.RLIMIT_CPU, VET_CPU_S, VET_CPU_S + 1)
 
 
 def _child_main(argv: list[str]) -> None:
