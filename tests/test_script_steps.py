@@ -188,7 +188,7 @@ async def test_every_failure_is_classified_and_located_and_the_runs_go_on(
         "pw_timeout": (ErrorClass.TIMEOUT, "Timeout 300ms exceeded (at steps/fail.py:20, in sub-step 'wait')"),
         "pw_error": (ErrorClass.BROWSER, "(at steps/fail.py:24)"),
         "refused": (ErrorClass.CONNECT, "cannot connect to 127.0.0.1:9: connection refused (at steps/fail.py:27)"),
-        "unset": (ErrorClass.EXTRACT, "the script set no ctx.vars['x'] (the step lists it in sets)"),
+        "unset": (ErrorClass.EXTRACT, "the script set no ctx.vars['x'] (the step lists it in sets; steps/fail.py)"),
         "too_many": (ErrorClass.SCRIPT, "at most 20 sub-steps per step (time a loop as one sub-step) "
                                         "(at steps/fail.py:34)"),
         "bad_name": (ErrorClass.SCRIPT, "ctx.step('a b'): a sub-step name is 1-100 letters"),

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from probes.script.config import ScriptSpec
 from probes.script.context import HTTP_RESOURCE, ScriptContext
 from probes.script.driver import ScriptRun
-from probes.script.failures import failure_message, where
+from probes.script.failures import failure_message
 from probes.script.loading import ScriptModules
 from probes.script.page import PageSide
 from qos_agent.errors import StepFailure
@@ -54,7 +54,8 @@ class ScriptProbe(Probe):
             host, self.host = self.host, None
             await host.release()
 
-    def _host(self) -> BrowserHost:
+    def host_for_pages(self) -> BrowserHost:
+        """The agent's one Chromium, leased on the first page a script asks for."""
         if self.host is None:
             from probes.browser.launch import lease_host
 
@@ -62,75 +63,23 @@ class ScriptProbe(Probe):
         return self.host
 
     async def run(self, step: Step, ctx: RunContext) -> StepResult:
-        spec: ScriptSpec = step.spec
-        side: list[PageSide] = []
-        call: list[ScriptRun] = []
-
-        async def open_page() -> Page:
-            if not side:
-                failed_before = self.one_shot or ctx.journey.name in self.failed_last
-                side.append(PageSide(self._host(), ctx, spec, failed_before))
-            return await side[0].page()
-
-        said: list[str] = []
-
-        def stage() -> str:
-            """Where the script was when its time ran out (first asked while it still is there)."""
-            if not said:
-                parts = [f"waiting at {spec.path}:{call[0].waiting_at}"] if call and call[0].waiting_at else []
-                if script.current_substep:
-                    parts.append(f"in sub-step '{script.current_substep}'")
-                said.append(", ".join(parts) or (f"in {spec.path}" if call else f"importing {spec.path}"))
-            return said[0]
-
-        script = ScriptContext(step, spec, ctx, open_page, lambda: f"timed out after {step.timeout_s:g}s ({stage()})")
-
-        setup_ms: list[float] = []  # importing the module (its first run): the agent's time
-
-        async def body(result: StepResult) -> None:
-            await self._call(spec, script, call, setup_ms)
-            result.extracted = _sets(spec, script)
-
-        result = await measured(step, "script", body, stage)
+        one = _StepRun(self, step, ctx)
+        result = await measured(step, "script", one.body, one.stage)
         # As for browser steps, opening the run's page is not the customer's wait; nor is the import.
-        result.duration_ms = max(0.0, round(result.duration_ms - sum(setup_ms) - (side[0].open_ms if side else 0), 3))
-        if side:
-            await side[0].measure(result)
-            await side[0].keep_evidence(step.name, result)
-        await _hand_over_http(script, ctx)
-        result.substeps = script.finish_substeps()
-        if call:
-            self._held(step, ctx, spec, call[0], result)
-        (self.failed_last.add if result.outcome is Outcome.FAILED else self.failed_last.discard)(ctx.journey.name)
+        page_ms = one.side.open_ms if one.side is not None else 0.0
+        result.duration_ms = max(0.0, round(result.duration_ms - one.import_ms - page_ms, 3))
+        if one.side is not None:
+            await one.side.measure(result)
+            await one.side.keep_evidence(step.name, result)
+        await _hand_over_http(one.script, ctx)
+        result.substeps = one.script.finish_substeps()
+        if one.call is not None:
+            self._held(step, ctx, one.spec, one.call, result)
+        if result.outcome is Outcome.FAILED:
+            self.failed_last.add(ctx.journey.name)
+        else:
+            self.failed_last.discard(ctx.journey.name)
         return result
-
-    async def _call(self, spec: ScriptSpec, script: ScriptContext, call: list[ScriptRun], setup_ms: list[float]
-                    ) -> None:
-        t0 = time.perf_counter_ns()
-        loaded = await self.modules.load(spec)
-        setup_ms.append((time.perf_counter_ns() - t0) / 1e6)
-        if loaded.error:
-            at = f" ({spec.path}:{loaded.line})" if loaded.line else ""
-            raise StepFailure(ErrorClass.SCRIPT, f"script {spec.path} cannot be imported: {loaded.error}{at}")
-        function = self.modules.function(loaded, spec)
-        if function is None:
-            raise StepFailure(ErrorClass.SCRIPT, f"{spec.path} has no function '{spec.function}'")
-        try:
-            coro = function(script)
-        except BaseException as exc:  # (a plain function that raised: the loader lets none through)
-            raise _failure(exc, spec, script) from None
-        if not inspect.iscoroutine(coro):
-            raise StepFailure(ErrorClass.SCRIPT, f"'{spec.function}' in {spec.path} returned "
-                                                 f"{type(coro).__name__}, not a coroutine: write async def")
-        run = ScriptRun(coro, spec.file, spec.path)
-        call.append(run)
-        raised = await run.run()
-        if raised is not None:
-            raise _failure(raised, spec, script) from None
-        failed = next((s for s in script.substeps if s.outcome is Outcome.FAILED), None)
-        if failed is not None:  # the script caught it and went on: the step still failed there
-            raise StepFailure(failed.error or ErrorClass.SCRIPT, f"sub-step '{failed.step.rpartition('.')[2]}' "
-                                                                 f"failed: {failed.error_message}")
 
     def _held(self, step: Step, ctx: RunContext, spec: ScriptSpec, call: ScriptRun, result: StepResult) -> None:
         """The longest stretch the script ran without yielding: a metric, and a warning past the mark."""
@@ -145,6 +94,67 @@ class ScriptProbe(Probe):
         log.warning("journey %s, step %s: the script held the event loop for %.0f ms without yielding (%s); "
                     "every step in flight meanwhile was late by as much and is marked lagged (run blocking work "
                     "with `await asyncio.to_thread(...)`)%s", ctx.journey.name, step.name, held.ms, place, more)
+
+
+class _StepRun:
+    """One script step in flight: its context, the call, the page it opened, where it stood at a timeout."""
+
+    def __init__(self, probe: ScriptProbe, step: Step, ctx: RunContext) -> None:
+        self.probe = probe
+        self.step = step
+        self.ctx = ctx
+        self.spec: ScriptSpec = step.spec
+        self.script = ScriptContext(step, self.spec, ctx, self.open_page,
+                                    lambda: f"timed out after {step.timeout_s:g}s ({self.stage()})")
+        self.side: PageSide | None = None
+        self.call: ScriptRun | None = None
+        self.import_ms = 0.0  # importing the module (its first run): the agent's time
+        self._stage = ""
+
+    async def open_page(self) -> Page:
+        if self.side is None:
+            failed_before = self.probe.one_shot or self.ctx.journey.name in self.probe.failed_last
+            self.side = PageSide(self.probe.host_for_pages(), self.ctx, self.spec, failed_before)
+        return await self.side.page()
+
+    def stage(self) -> str:
+        """Where the script was when its time ran out (first asked while it still stands there)."""
+        if not self._stage:
+            spec, call = self.spec, self.call
+            parts = [f"waiting at {spec.path}:{call.waiting_at}"] if call is not None and call.waiting_at else []
+            if self.script.current_substep:
+                parts.append(f"in sub-step '{self.script.current_substep}'")
+            self._stage = ", ".join(parts) or (f"in {spec.path}" if call is not None else f"importing {spec.path}")
+        return self._stage
+
+    async def body(self, result: StepResult) -> None:
+        """Import (once per agent), call, classify; then the values the step `sets`."""
+        spec, script = self.spec, self.script
+        t0 = time.perf_counter_ns()
+        loaded = await self.probe.modules.load(spec)
+        self.import_ms = (time.perf_counter_ns() - t0) / 1e6
+        if loaded.error:
+            at = f" ({spec.path}:{loaded.line})" if loaded.line else ""
+            raise StepFailure(ErrorClass.SCRIPT, f"script {spec.path} cannot be imported: {loaded.error}{at}")
+        function = self.probe.modules.function(loaded, spec)
+        if function is None:
+            raise StepFailure(ErrorClass.SCRIPT, f"{spec.path} has no function '{spec.function}'")
+        try:
+            coro = function(script)
+        except BaseException as exc:  # (a plain function that raised: the loader lets none through)
+            raise _failure(exc, spec, script) from None
+        if not inspect.iscoroutine(coro):
+            raise StepFailure(ErrorClass.SCRIPT, f"'{spec.function}' in {spec.path} returned "
+                                                 f"{type(coro).__name__}, not a coroutine: write async def")
+        self.call = ScriptRun(coro, spec.file, spec.path)
+        raised = await self.call.run()
+        if raised is not None:
+            raise _failure(raised, spec, script) from None
+        failed = next((s for s in script.substeps if s.outcome is Outcome.FAILED), None)
+        if failed is not None:  # the script caught it and went on: the step still failed there
+            raise StepFailure(failed.error or ErrorClass.SCRIPT, f"sub-step '{failed.step.rpartition('.')[2]}' "
+                                                                 f"failed: {failed.error_message}")
+        result.extracted = _sets(spec, script)
 
 
 def _failure(exc: BaseException, spec: ScriptSpec, script: ScriptContext) -> StepFailure:
@@ -162,7 +172,7 @@ def _sets(spec: ScriptSpec, script: ScriptContext) -> dict[str, str]:
     for name in spec.sets:
         if name not in script.vars:
             raise StepFailure(ErrorClass.EXTRACT, f"the script set no ctx.vars['{name}'] (the step lists it "
-                                                  f"in sets){where(spec.path, 0, '')}")
+                                                  f"in sets; {spec.path})")
         value = script.vars[name]
         out[name] = value if isinstance(value, str) else str(value)
     return out
