@@ -357,6 +357,8 @@ async def test_secrets_and_sub_steps_are_masked_and_the_agent_headers_sent(
                 async with ctx.step("region"):
                     response = await ctx.http.get(ctx.vars["base"] + "/api/invoices")
                     assert response.status == 503, response.status
+                async with ctx.step(key):
+                    pass
                 async with ctx.step("leak"):
                     raise ValueError("the key is " + key)
             """})
@@ -364,7 +366,8 @@ async def test_secrets_and_sub_steps_are_masked_and_the_agent_headers_sent(
         demo[1].clear()
     steps = by_name(r)
     assert steps["s.region"].outcome is Outcome.PASSED  # X-QoS-Region: eu-west was sent
-    assert steps["s.leak"].error_message == "ValueError: the key is *** (at steps/sec.py:7)"
+    assert steps["s.leak"].error_message == "ValueError: the key is *** (at steps/sec.py:9)"
+    assert "s.masked" in steps and not any("k3y" in name for name in steps)  # a sub-step named by a secret
     assert "k3y-9f8e7d" not in steps["s"].error_message and "***" in steps["s"].error_message
 
 
@@ -378,3 +381,14 @@ async def test_the_sample_scripted_checkout_passes(demo: tuple[str, FaultBook], 
     assert r.outcome is Outcome.PASSED, r.error_message
     assert [s.step for s in r.steps] == ["login", "checkout.cart", "checkout.open", "checkout.consent", "checkout.pick",
                                          "checkout.card", "checkout.pay", "checkout", "receipt"]
+
+
+async def test_the_module_is_imported_once_per_agent_and_content(demo: tuple[str, FaultBook], probes: ProbeSet,
+                                                                 tmp_path: Path) -> None:
+    counter = tmp_path / "imports.txt"
+    script = f"from pathlib import Path\nwith Path({str(counter)!r}).open('a') as f:\n    f.write('x')\n\n\n" \
+             "async def s(ctx):\n    pass\n"
+    results = await run(tmp_path, demo[0], probes, "- {name: s, script: 'steps/count.py:s'}\n",
+                        {"count.py": script}, runs=3)
+    assert all(r.outcome is Outcome.PASSED for r in results)
+    assert counter.read_text() == "xx"  # once in the vetting child, once in the agent: not per run

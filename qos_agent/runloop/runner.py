@@ -200,9 +200,11 @@ class Runner:
         return result
 
     def _stamp_substeps(self, result: StepResult, ctx: RunContext) -> None:
-        """Sub-steps share their step's kind and loop-lag mark; their times never repeat either."""
+        """Sub-steps share their step's kind and loop-lag mark; their times never repeat either (one key
+        per step, not per sub-step name: names made at run time never grow the map)."""
+        key = (ctx.journey.name, result.step, "")
         for sub in result.substeps:
-            sub.start_ms = self._unique_ms((ctx.journey.name, sub.step), sub.start_ms or result.start_ms)
+            sub.start_ms = self._unique_ms(key, sub.start_ms or result.start_ms)
             sub.probe, sub.loop_lag_ms, sub.lagged = result.probe, result.loop_lag_ms, result.lagged
 
     @staticmethod
