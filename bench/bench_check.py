@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -73,13 +74,15 @@ def main(times: int, bytecode: bool = True) -> None:
         others = Others([demo.proc.pid])
         sample = (ROOT / "journeys.yaml").read_text()
         (Path(tmp) / "journeys.yaml").write_text(sample.replace("\nagent:\n", f"\nagent:\n  loop: {bench_loop()}\n", 1))
+        for folder in (Path(tmp), Path(tmp) / "parsed"):  # the sample's script step, beside each copy
+            shutil.copytree(ROOT / "steps", folder / "steps")
         env = {**os.environ, "SHOP_URL": demo.url}
         env.pop("QOS_REGION", None)
         if bytecode:  # as installed: modules compiled once (here by the warm-up run below), read from then on
             env.pop("PYTHONDONTWRITEBYTECODE", None)
             env["PYTHONPYCACHEPREFIX"] = str(Path(tmp) / "pycache")
         config = load_yaml((ROOT / "journeys.yaml").read_text(), Path(tmp) / "parsed", env)
-        http_only = [j.name for j in config.journeys if all(s.kind != "browser" for s in j.steps)]
+        http_only = [j.name for j in config.journeys if not any(s.heavy for s in j.steps)]  # no browser, no script
         commands = {
             "qos-agent check journeys.yaml": ["check", "journeys.yaml"],
             f"… --journey × {len(http_only)} (HTTP-only)": ["check", "journeys.yaml",

@@ -38,6 +38,7 @@ class ErrorClass(StrEnum):
     BROWSER = "browser"
     TOO_LARGE = "too_large"
     REDIRECTS = "redirects"
+    SCRIPT = "script"  # a `script` step's own code raised (what no other class names)
     INTERNAL = "internal"
 
 
@@ -201,6 +202,7 @@ class Config:
     exporters: tuple[ExporterConfig, ...]
     secrets: frozenset[str] = frozenset()  # secret ${VAR} values (language/secrets.py): never shown
     warnings: tuple[str, ...] = ()  # located, for validate: the file runs, but something is unsafe
+    files: tuple[str, ...] = ()  # other files it is made of (a script step's): `run --watch` watches them too
 
     def journey(self, name: str) -> Journey | None:
         return next((j for j in self.journeys if j.name == name), None)
@@ -252,6 +254,9 @@ class StepResult:
     lagged: bool = False  # loop_lag_ms passed agent.max_loop_lag: the duration includes the agent's delay
     span_id: str = ""  # the step's span in the run's trace (16 hex)
     request_spans: list[str] = field(default_factory=list)  # span ids its requests carried (the parent id on the wire)
+    # Parts a step recorded as step points of their own (a script's `ctx.step("x")`: `STEP.x`); the
+    # runner puts them into the run's steps before the step itself. Empty for every other step.
+    substeps: tuple[StepResult, ...] = ()
 
     @classmethod
     def failure(cls, step: str, probe: str, error: ErrorClass, message: str, **kw: Any) -> StepResult:

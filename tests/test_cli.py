@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import sqlite3
 import time
@@ -24,7 +25,7 @@ def test_version() -> None:
 def test_validate_sample_is_valid() -> None:
     r = qos("validate", SAMPLE)
     assert r.returncode == 0, r.stderr
-    assert "valid (7 journeys" in r.stdout
+    assert "valid (8 journeys" in r.stdout
 
 
 def test_validate_prints_three_located_lines_for_three_mistakes(tmp_path: Path) -> None:
@@ -63,11 +64,11 @@ def test_check_sample_passes_and_writes_junit(tmp_path: Path) -> None:
         r = qos("check", SAMPLE, "--junit", str(junit), env={"SHOP_URL": demo.url}, cwd=tmp_path)
         wall = time.monotonic() - t
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "7 passed, 0 failed" in r.stdout
+    assert "8 passed, 0 failed" in r.stdout
     suite = ET.parse(junit).getroot()
-    assert suite.get("tests") == "7" and suite.get("failures") == "0"
+    assert suite.get("tests") == "8" and suite.get("failures") == "0"
     assert sorted(tc.get("name") or "" for tc in suite.iter("testcase")) == [
-        "billing", "browser_checkout", "certificate", "checkout", "onboarding", "support", "uptime"]
+        "billing", "browser_checkout", "certificate", "checkout", "onboarding", "scripted_checkout", "support", "uptime"]
     print(f"\ncheck of the sample journeys: {wall:.2f}s wall (process start included)")
 
 
@@ -77,7 +78,7 @@ def test_check_fails_naming_the_step_and_reason(tmp_path: Path) -> None:
         r = qos("check", SAMPLE, "--junit", str(junit), env={"SHOP_URL": demo.url}, cwd=tmp_path)
     assert r.returncode == 1
     assert "FAILED" in r.stdout and "pay: status:" in r.stdout and "503" in r.stdout
-    assert "5 passed, 2 failed" in r.stdout  # checkout, and the browser checkout that pays through the same API
+    assert "5 passed, 3 failed" in r.stdout  # checkout, and the browser and scripted checkouts paying through the same API
     failure = ET.parse(junit).getroot().find("testcase[@name='checkout']/failure")
     assert failure is not None and failure.get("type") == "status"
     assert "step 'pay'" in (failure.get("message") or "")
@@ -124,6 +125,7 @@ def test_check_unknown_journey_is_a_config_error(tmp_path: Path) -> None:
 def test_run_until_sigterm_then_report(tmp_path: Path) -> None:
     config = tmp_path / "journeys.yaml"
     config.write_text((ROOT / "journeys.yaml").read_text().replace("interval: 15s", "interval: 1s"))
+    shutil.copytree(ROOT / "steps", tmp_path / "steps")  # the sample's script step, beside it
     with DemoProcess() as demo:
         proc = start("run", str(config), env={"SHOP_URL": demo.url, "QOS_LISTEN": "127.0.0.1:0"}, cwd=tmp_path)
         assert proc.stderr is not None
@@ -144,7 +146,8 @@ def test_run_until_sigterm_then_report(tmp_path: Path) -> None:
     with sqlite3.connect(db) as conn:
         runs = dict(conn.execute("SELECT journey, count(*) FROM points WHERE measurement='journey' GROUP BY journey"))
         agent_points = conn.execute("SELECT count(*) FROM points WHERE measurement='agent'").fetchone()[0]
-    assert set(runs) == {"onboarding", "billing", "support", "checkout", "browser_checkout", "certificate", "uptime"}
+    assert set(runs) == {"onboarding", "billing", "support", "checkout", "browser_checkout", "scripted_checkout",
+                         "certificate", "uptime"}
     assert all(n >= 1 for n in runs.values()) and runs["uptime"] >= 2, runs  # every 1 s; a browser run takes longer
     assert agent_points >= 1  # the final self-metrics point, flushed on the way out
     r = qos("report", "--file", str(config), cwd=tmp_path)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -73,6 +74,7 @@ def test_seeds_are_many_and_the_sample_is_valid(tmp_path: Path) -> None:
     assert len(SEEDS) >= 5
     path = tmp_path / "journeys.yaml"
     path.write_text(SEEDS[0])
+    shutil.copytree(ROOT / "steps", tmp_path / "steps")  # the sample's script step, beside it
     assert validate_in_process(path)[1] == 0
 
 
@@ -157,6 +159,7 @@ def _validate_subprocess(path: Path) -> tuple[subprocess.CompletedProcess[str], 
 def test_bomb_class_in_real_processes_under_256mb(tmp_path: Path) -> None:
     baseline_path = tmp_path / "journeys.yaml"
     baseline_path.write_text(SEEDS[0])
+    shutil.copytree(ROOT / "steps", tmp_path / "steps")  # the sample's script step, beside it
     proc, baseline_cpu = _validate_subprocess(baseline_path)
     assert proc.returncode == 0, proc.stderr
     for name in SUBPROCESS:

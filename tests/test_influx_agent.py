@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import sqlite3
 import time
@@ -112,6 +113,7 @@ async def test_sample_journeys_into_real_influxd(tmp_path: Path, influxd: Influx
 
     path = tmp_path / "journeys.yaml"
     sample = (ROOT / "journeys.yaml").read_text().replace("interval: 15s", "interval: 2s")
+    shutil.copytree(ROOT / "steps", tmp_path / "steps")  # the sample's script step, beside it
     path.write_text(sample + f"\nexporters:\n  - type: sqlite\n  - type: influxdb\n    url: {influxd.url}\n"
                              "    database: qos\n")
     with DemoProcess() as demo:
@@ -124,7 +126,7 @@ async def test_sample_journeys_into_real_influxd(tmp_path: Path, influxd: Influx
     assert await influxd.wait_count("journey", "qos", made, limit_s=20) == made
     rows = influxd.rows('SELECT "success", "steps" FROM "journey" GROUP BY "journey"', "qos")
     assert {r["journey"] for r in rows} == {"onboarding", "billing", "support", "checkout", "browser_checkout",
-                                            "certificate", "uptime"}
+                                            "scripted_checkout", "certificate", "uptime"}
     assert all(r["success"] is True for r in rows)
     steps = influxd.rows('SELECT count("duration_ms") FROM "step" GROUP BY "step", "probe"', "qos")
     assert {(r["step"], r["probe"]) for r in steps} >= {("pay", "browser"), ("pay", "http"), ("health", "http")}

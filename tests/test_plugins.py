@@ -269,3 +269,10 @@ def test_the_built_in_sink_types_are_the_entry_points_pyproject_declares() -> No
 
     pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
     assert pyproject["project"]["entry-points"]["qos_agent.exporters"] == registry.BUILTIN_EXPORTERS
+
+
+def test_the_built_in_step_kinds_are_the_entry_points_pyproject_declares() -> None:
+    import tomllib
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert pyproject["project"]["entry-points"]["qos_agent.probes"] == registry.BUILTIN_PROBES

@@ -80,7 +80,7 @@ def test_version_imports_no_network_stack_and_validate_no_runner() -> None:
     assert present(version, ("asyncio", "ssl", "aiohttp", "yarl", "yaml", "pydantic", "probes",
                              "qos_agent.config.loader")) == []
     valid, out = modules_of("validate", SAMPLE)
-    assert "valid (7 journeys" in out
+    assert "valid (8 journeys" in out
     assert present(valid, ("pydantic", "playwright", "qos_agent.runloop.runner", *NEVER_FOR_HTTP)) == []
 
 

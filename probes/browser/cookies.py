@@ -109,6 +109,14 @@ class CookieBridge:
             await self.context.add_cookies(cookies)  # type: ignore[arg-type]
         self._last = fp
 
+    async def merge_to_jar(self) -> None:
+        """Both sides changed since they last agreed (a script's own HTTP calls beside its page): the
+        jar's new or changed cookies go to the browser first, then the browser's cookies become the jar's."""
+        changed = [c for c in jar_cookies(self.jar) if not fingerprint([c]) <= self._last]
+        if changed:
+            await self.context.add_cookies(changed)  # type: ignore[arg-type]
+        await self.to_jar()
+
     async def to_jar(self) -> None:
         cookies = [dict(c) for c in await self.context.cookies()]
         fill_jar(self.jar, cookies)

@@ -59,6 +59,7 @@ class BrowserHost:
         self._browser: Browser | None = None
         self.marker = ""
         self.launches = 0
+        self.leases = 0  # kinds sharing it (`lease_host`): the browser and script kinds of one agent
 
     def check(self) -> None:
         if not (os.path.isfile(self.executable) and os.access(self.executable, os.X_OK)):
@@ -111,6 +112,16 @@ class BrowserHost:
                 async with asyncio.timeout(CLOSE_TIMEOUT_S):
                     await b.close()
 
+    async def release(self) -> None:
+        """A kind is done with a host it leased (`lease_host`): the last one closes the browser."""
+        self.leases -= 1
+        if self.leases > 0:
+            return
+        for key, (host, _) in list(_LEASED.items()):
+            if host is self:
+                del _LEASED[key]
+        await self.close()
+
     async def close(self) -> None:
         async with self._lock:
             b, self._browser = self._browser, None
@@ -127,3 +138,26 @@ class BrowserHost:
             if pw is not None:
                 with contextlib.suppress(Exception):
                     await pw.stop()
+
+
+# One host per executable and event loop: an agent's browser and script steps drive one Chromium.
+_LEASED: dict[tuple[str, int], tuple[BrowserHost, asyncio.AbstractEventLoop]] = {}
+
+
+def lease_host(executable: str | None = None) -> BrowserHost:
+    """The agent's one browser host, shared by every kind that drives a page (browser, script);
+    give it back with `release()`. Outside a running loop (nothing to share with): a host of its own."""
+    path = executable or chromium_path()
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        host = BrowserHost(path)
+        host.leases = 1
+        return host
+    key = (path, id(loop))
+    held = _LEASED.get(key)
+    if held is None or held[1] is not loop:
+        held = (BrowserHost(path), loop)
+        _LEASED[key] = held
+    held[0].leases += 1
+    return held[0]

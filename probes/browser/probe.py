@@ -40,9 +40,10 @@ LIVENESS_S = 3.0
 
 class BrowserProbe(Probe):
     def __init__(self, executable: str | None = None) -> None:
-        from probes.browser.launch import BrowserHost
+        from probes.browser.launch import lease_host
 
-        self.host = BrowserHost(executable)
+        self.host = lease_host(executable)  # shared with the script kind's pages: one Chromium per agent
+        self.released = False
         self.failed_last: set[str] = set()  # journeys whose latest browser step failed (`trace: on-retry`)
 
     async def start(self) -> None:
@@ -57,7 +58,9 @@ class BrowserProbe(Probe):
             raise SetupError(f"chromium at {self.host.executable} did not start: {first}") from None
 
     async def close(self) -> None:
-        await self.host.close()
+        if not self.released:
+            self.released = True
+            await self.host.release()
 
     def _maker(self, ctx: RunContext, spec: BrowserSpec
                ) -> Callable[[], Awaitable[tuple[BrowserSession, Callable[[], Awaitable[None]]]]]:

@@ -91,7 +91,7 @@ class _Parser:
         journeys = parser.journeys(top.get("journeys"), agent, defaults, variables)
         exporters = SinkParser(self.path, self.problems).exporters(top.get("exporters"), load)
         return Config(path=str(self.path), agent=agent, journeys=tuple(journeys), exporters=tuple(exporters),
-                      secrets=secrets | frozenset(parser.secrets))
+                      secrets=secrets | frozenset(parser.secrets), files=tuple(load.files))
 
     def secret_names(self, node: Node | None) -> None:
         """`secrets: [SHOP_PASSWORD, ...]`: environment variable names (yamlload reads them first)."""

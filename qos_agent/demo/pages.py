@@ -29,6 +29,8 @@ class Assets:
         self.login = _asset("login.html")
         self.dashboard = _asset("dashboard.html")
         self.checkout = _asset("checkout.html")
+        self.checkout_hosted = _asset("checkout-hosted.html")  # the card field in a provider's iframe
+        self.card_frame = _asset("card-frame.html")
         self.app_js = _asset("app.js").encode()
         self.style_css = _asset("style.css").encode()
 
@@ -77,6 +79,15 @@ async def checkout(request: web.Request) -> web.Response:
     return _page(request.app[ASSETS].checkout, cart=request.query.get("cart", "demo-cart"))
 
 
+async def checkout_hosted(request: web.Request) -> web.Response:
+    """Checkout with a cookie banner, products to pick from and the card field in an iframe (script steps)."""
+    return _page(request.app[ASSETS].checkout_hosted, cart=request.query.get("cart", "demo-cart"))
+
+
+async def card_frame(request: web.Request) -> web.Response:
+    return _page(request.app[ASSETS].card_frame)
+
+
 async def app_js(request: web.Request) -> web.Response:
     broken = request.app[api.FAULTS].breaks_bundle(request.path, request.headers.get(REGION_HEADER))
     body = BROKEN_BUNDLE if broken else request.app[ASSETS].app_js
@@ -114,6 +125,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/login", login_form)
     app.router.add_get("/dashboard", dashboard)
     app.router.add_get("/checkout", checkout)
+    app.router.add_get("/checkout/hosted", checkout_hosted)
+    app.router.add_get("/checkout/card-frame", card_frame)
     app.router.add_get("/static/app.js", app_js)
     app.router.add_get("/static/style.css", style_css)
     app.router.add_get("/delay", delay)

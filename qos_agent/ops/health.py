@@ -23,7 +23,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -73,7 +73,7 @@ class DropWatch:
     last_at: dict[str, float] = field(default_factory=dict)
     recent: dict[str, int] = field(default_factory=dict)  # dropped within the window, per cause
 
-    def update(self, by_cause: dict[str, int], now: float) -> None:
+    def update(self, by_cause: Mapping[str, int], now: float) -> None:
         for cause, n in by_cause.items():
             before = self.seen.get(cause)
             if before is not None and n > before:

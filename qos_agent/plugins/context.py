@@ -29,6 +29,12 @@ class LoadContext:
 
     config_dir: Path
     state_dir: Path
+    files: list[str] = field(default_factory=list)  # read by a plug-in besides journeys.yaml (`depends_on`)
+
+    def depends_on(self, path: Path) -> None:
+        """The configuration is made of this file too: `run --watch` reloads when it changes."""
+        if str(path) not in self.files:
+            self.files.append(str(path))
 
 
 @dataclass(slots=True)

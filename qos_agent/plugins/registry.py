@@ -29,6 +29,7 @@ BUILTIN_PROBES = {  # each names the kind's light class; its probe() imports wha
     "dns": "probes.net.dns.config:DnsKind",
     "websocket": "probes.websocket.config:WebSocketKind",
     "grpc": "probes.grpc.config:GrpcKind",
+    "script": "probes.script.config:ScriptKind",
 }
 BUILTIN_EXPORTERS = {  # the light sink types (config and schema); each imports its run-time side in `create`
     "sqlite": "exporters.files.config:SqliteType",

@@ -156,7 +156,7 @@ class Agent:
         helpers = [asyncio.create_task(self._self_metrics())]
         if self.watch:
             helpers.append(asyncio.create_task(watch_file(self.config_path, lambda: self.config_hash,
-                                                           self.reloader.request)))
+                                                           self.reloader.request, others=lambda: self.config.files)))
         try:
             listen = self.config.agent.listen if self.listen_override is None else self.listen_override
             self.health = await serve_health(listen, self.stats, self.metrics)

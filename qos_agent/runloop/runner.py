@@ -174,6 +174,8 @@ class Runner:
             else:
                 result = await self._run_step(step, ctx, remaining,
                                               f"journey timeout of {journey.timeout_s:g}s reached during this step")
+            if result.substeps:  # (a script's `ctx.step` parts: step points of their own, before the step)
+                out.extend(result.substeps)
             out.append(result)
             ctx.variables.update(result.extracted)
             if not result.outcome.ok:
@@ -204,11 +206,21 @@ class Runner:
         result.span_id, result.request_spans = os.urandom(8).hex(), spans
         result.loop_lag_ms = lag_ms = self.looplag.delay_since(mark)
         result.lagged = lag_ms > self.looplag.threshold_ms
+        if result.substeps:
+            self._stamp_substeps(result, ctx)
         finish(step, result, ctx)
         if (result.outcome is Outcome.PASSED and step.degraded_latency_s is not None
                 and result.duration_ms > step.degraded_latency_s * 1000):
             result.outcome = Outcome.DEGRADED
         return result
+
+    def _stamp_substeps(self, result: StepResult, ctx: RunContext) -> None:
+        """Sub-steps share their step's kind and loop-lag mark; their times never repeat either (one key
+        per step, not per sub-step name: names made at run time never grow the map)."""
+        key = (ctx.journey.name, result.step, "")
+        for sub in result.substeps:
+            sub.start_ms = self._unique_ms(key, sub.start_ms or result.start_ms)
+            sub.probe, sub.loop_lag_ms, sub.lagged = result.probe, result.loop_lag_ms, result.lagged
 
     @staticmethod
     def _journey_outcome(journey: Journey, steps: list[StepResult],

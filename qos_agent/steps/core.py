@@ -11,7 +11,7 @@ from __future__ import annotations
 from qos_agent.model import Step, StepResult
 from qos_agent.plugins.context import RunContext
 from qos_agent.steps.extract import extract
-from qos_agent.steps.masking import learn, learn_cookies, mask_result
+from qos_agent.steps.masking import learn, learn_cookies, mask_result, masked_name
 
 
 def prepare(step: Step, ctx: RunContext) -> None:
@@ -27,3 +27,7 @@ def finish(step: Step, result: StepResult, ctx: RunContext) -> None:
     result.yielded = None
     learn_cookies(ctx)
     mask_result(result, ctx.redact)
+    if result.substeps:  # a script's sub-steps are step points too: masked the same way, names too
+        for sub in result.substeps:
+            mask_result(sub, ctx.redact)
+            sub.step = masked_name(sub.step, ctx.redact)

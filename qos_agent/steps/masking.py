@@ -102,6 +102,11 @@ def mask_result(result: StepResult, redact: Redactor) -> None:
                             for k, path in result.artifacts.items()}
 
 
+def masked_name(name: str, redact: Redactor) -> str:
+    """A name made at run time (a script's sub-step) with no secret in it: it becomes a tag."""
+    return redact(name).replace(MASK, MASKED_NAME)
+
+
 def _masked_file(path: str, redact: Redactor) -> str:
     """The artifact's path with no secret in its file name: the file is renamed when it held one.
     (The directories are state_dir's, the journey's name and the run's id: never a secret.)"""
