@@ -85,7 +85,8 @@ async def made(name: str, url: str, state_dir: Path) -> tuple[NetworkSink, list[
     assert is_network_sink(sink)
     opened = disruption("open")
     run = opened.__class__("journey", (("agent", "agent-ap"), ("journey", "checkout"), ("region", "ap-south")),
-                           (("duration_ms", 12.5), ("success", True)), opened.time_ms)
+                           (("duration_ms", 12.5), ("success", True), ("trace_id", "ab" * 16), ("span_id", "cd" * 8)),
+                           opened.time_ms)
     records = sink.encode([run, opened])
     assert records, name
     return sink, records

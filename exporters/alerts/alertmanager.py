@@ -76,7 +76,9 @@ class AlertmanagerSink(AlertSink):
     def _annotations(self, ev: DisruptionEvent) -> dict[str, str]:
         notes = {"summary": ev.summary(), "description": ev.description(), "reason": ev.reason,
                  "failed_step": ev.failed_step, "error": ev.error, "error_message": ev.error_message,
-                 "runbook_url": ev.runbook, "close_reason": ev.close_reason}
+                 "runbook_url": ev.runbook, "close_reason": ev.close_reason,
+                 # The last failed run's trace: from the page to the backend's side of the failure.
+                 "trace_id": ev.trace_id, "trace_url": self.env.trace_link(ev.trace_id)}
         return {k: self.redact(v) for k, v in notes.items() if v}
 
     def body(self, alert: Alert) -> dict[str, Any]:

@@ -31,6 +31,7 @@ class DisruptionEvent:
     failed_step: str = ""
     error: str = ""
     error_message: str = ""
+    trace_id: str = ""  # the last failed run's trace
     severity: str = DEFAULT_SEVERITY
     runbook: str = ""
     duration_s: float | None = None
@@ -54,7 +55,7 @@ class DisruptionEvent:
             time_ms=point.time_ms, opened_ms=int(str(fields.get("opened_ms", point.time_ms))),
             reason=str(fields.get("reason", "")), uptime_ok=fields.get("uptime_ok") is True,
             failed_step=str(fields.get("failed_step", "")), error=str(fields.get("error", "")),
-            error_message=str(fields.get("error_message", "")),
+            error_message=str(fields.get("error_message", "")), trace_id=str(fields.get("trace_id", "")),
             severity=str(fields.get("severity") or DEFAULT_SEVERITY), runbook=str(fields.get("runbook", "")),
             duration_s=float(duration) if isinstance(duration, int | float) else None,
             close_reason=str(fields.get("close_reason", "")) if state == "close" else "",

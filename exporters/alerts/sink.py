@@ -47,6 +47,7 @@ class AlertSink(NetworkSink):
     def __init__(self, name: str, env: ExporterEnv, *, tick_s: float, reput_s: float, grace_s: float,
                  firing_too: bool) -> None:
         """Call after the subclass has its spec (`credentials()` reads it)."""
+        self.env = env
         self.redact = env.redact
         self.mask = Redactor(self.credentials(), parent=env.redact)
         self.book = AlertBook(env.state_dir / "alerts" / f"{name}.json", self.redact)

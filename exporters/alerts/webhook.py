@@ -39,29 +39,34 @@ def _status(ev: DisruptionEvent) -> str:
     return "firing" if ev.state == "open" else "resolved"
 
 
-def body_json(ev: DisruptionEvent, key: str, redact: Redactor) -> dict[str, Any]:
+def body_json(ev: DisruptionEvent, key: str, redact: Redactor, trace_url: str = "") -> dict[str, Any]:
     fields = {k: redact(v) if isinstance(v, str) else v for k, v in ev.fields.items()}
     return {"version": 1, "key": key, "event": ev.state, "status": _status(ev),
             "journey": ev.journey, "region": ev.region, "agent": ev.agent, "severity": ev.severity,
             "hidden_from_uptime": ev.hidden, "time": iso(ev.time_ms), "opened_at": iso(ev.opened_ms),
             "summary": redact(ev.summary()), "description": redact(ev.description()),
             "tags": dict(ev.tags), "fields": fields, **({"runbook_url": ev.runbook} if ev.runbook else {}),
-            **({"close_reason": ev.close_reason} if ev.close_reason else {})}
+            **({"close_reason": ev.close_reason} if ev.close_reason else {}),
+            **({"trace_id": ev.trace_id} if ev.trace_id else {}), **({"trace_url": trace_url} if trace_url else {})}
 
 
-def body_slack(ev: DisruptionEvent, key: str, redact: Redactor) -> dict[str, Any]:
+def body_slack(ev: DisruptionEvent, key: str, redact: Redactor, trace_url: str = "") -> dict[str, Any]:
     icon = ":red_circle:" if ev.state == "open" else ":large_green_circle:"
     text = f"{icon} {redact(ev.summary())}"
     context = [f"agent *{ev.agent}*", f"severity *{ev.severity}*", f"opened {iso(ev.opened_ms)}"]
     if ev.runbook:
         context.append(f"<{ev.runbook}|runbook>")
+    if trace_url:
+        context.append(f"<{trace_url}|trace of the last failed run>")
+    elif ev.trace_id:
+        context.append(f"trace `{ev.trace_id}`")
     return {"text": text, "blocks": [
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*{text}*\n{redact(ev.description())}"}},
         {"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(context)}]},
     ]}
 
 
-def body_pagerduty(ev: DisruptionEvent, key: str, redact: Redactor) -> dict[str, Any]:
+def body_pagerduty(ev: DisruptionEvent, key: str, redact: Redactor, trace_url: str = "") -> dict[str, Any]:
     """The event without its `routing_key`: the key is added when it is sent (`WebhookSink._wire`)."""
     details = {k: redact(v) if isinstance(v, str) else v for k, v in ev.fields.items()}
     body: dict[str, Any] = {
@@ -71,8 +76,11 @@ def body_pagerduty(ev: DisruptionEvent, key: str, redact: Redactor) -> dict[str,
                     "component": ev.journey, "group": ev.region, "class": ev.error or "disruption",
                     "custom_details": {**details, **dict(ev.tags)}},
     }
-    if ev.runbook:
-        body["links"] = [{"href": ev.runbook, "text": "Runbook"}]
+    links = [{"href": ev.runbook, "text": "Runbook"}] if ev.runbook else []
+    if trace_url:
+        links.append({"href": trace_url, "text": "Trace of the last failed run"})
+    if links:
+        body["links"] = links
     return body
 
 
@@ -106,7 +114,8 @@ class WebhookSink(AlertSink):
         return [c for c in found if c]
 
     def body(self, alert: Alert) -> dict[str, Any]:
-        return BODIES[self.spec.format](alert.event(), alert.id, self.redact)
+        event = alert.event()
+        return BODIES[self.spec.format](event, alert.id, self.redact, self.env.trace_link(event.trace_id))
 
     def _wire(self, t: Told) -> bytes:
         """The body as posted: PagerDuty's routing key goes in here, at send time, and nowhere else."""

@@ -184,7 +184,7 @@ class Pipeline:
     @classmethod
     def from_config(cls, config: Config, redact: Redactor, only: Sequence[str] | None = None) -> Pipeline:
         env = ExporterEnv(state_dir=Path(config.agent.state_dir), region=config.agent.region,
-                          agent=config.agent.name, redact=redact)
+                          agent=config.agent.name, redact=redact, trace_url=config.agent.trace_url)
         made = [registry.make_sink(ec.type, ec.spec, env) for ec in config.exporters
                 if only is None or ec.type in only]
         return cls.of(made, env.state_dir, redact)

@@ -39,6 +39,7 @@ BUILTIN_EXPORTERS = {  # the light sink types (config and schema); each imports 
     "alertmanager": "exporters.alerts.config:AlertmanagerType",
     "webhook": "exporters.alerts.config:WebhookType",
     "prometheus_remote_write": "exporters.prometheus.config:RemoteWriteType",
+    "otlp": "exporters.otlp.config:OtlpType",
 }
 
 

@@ -189,5 +189,10 @@ class ExporterEnv:
     region: str
     agent: str
     redact: Redactor = field(default_factory=Redactor)
+    trace_url: str = ""  # agent.trace_url: a link template with {trace_id}, for what people open from an alert
+
+    def trace_link(self, trace_id: str) -> str:
+        """The link to a run's trace ("" without a template or an id)."""
+        return self.trace_url.replace("{trace_id}", trace_id) if self.trace_url and trace_id else ""
 
 

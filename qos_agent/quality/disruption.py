@@ -33,6 +33,7 @@ class Disruption:
     failed_step: str = ""  # of the last failed run: what an alert names
     error: str = ""
     error_message: str = ""
+    trace_id: str = ""  # the last failed run's trace: where the on-call engineer goes next
     opened: Point | None = None  # the open point, as the sinks were told it
     close_reason: str = ""  # HEALED | REMOVED once closed
     restored: bool = False  # read from state_dir at start: the first good run after it closes it
@@ -50,7 +51,7 @@ class Disruption:
         return cls(journey=point.tag("journey") or "", region=point.tag("region") or "", reason=text("reason"),
                    opened_ms=int(opened) if isinstance(opened, int | float) else point.time_ms,
                    uptime_ok=uptime_ok, hidden_ms=hidden_ms, failed_step=text("failed_step"), error=text("error"),
-                   error_message=text("error_message"), opened=point)
+                   error_message=text("error_message"), trace_id=text("trace_id"), opened=point)
 
 
 def open_point(d: Disruption, agent: str, journey_tags: tuple[tuple[str, str], ...],
@@ -86,7 +87,7 @@ def _fields(d: Disruption, window: tuple[float, float] | None,
     # What an alert needs to say (extra fields, never tags): the failing step and why, and the
     # journey's `alert: {severity, runbook}`.
     extra = (("failed_step", d.failed_step), ("error", d.error), ("error_message", d.error_message),
-             ("severity", alert[0]), ("runbook", alert[1]))
+             ("trace_id", d.trace_id), ("severity", alert[0]), ("runbook", alert[1]))
     fields.extend((name, value) for name, value in extra if value)
     if d.uptime_ok is not None:
         fields.append(("uptime_ok", d.uptime_ok))

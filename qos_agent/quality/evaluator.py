@@ -165,7 +165,7 @@ class Evaluator:
         good = r.outcome is Outcome.PASSED or (r.outcome is Outcome.DEGRADED and r.lagged)
         state.good_streak = state.good_streak + 1 if good else 0
         if not ok:
-            state.last_failure = (r.failed_step, str(r.error or ""), r.error_message)
+            state.last_failure = (r.failed_step, str(r.error or ""), r.error_message, r.trace_id)
 
         d = state.open
         if d is None:

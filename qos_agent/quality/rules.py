@@ -34,7 +34,7 @@ class State:
     good_streak: int = 0
     open: Disruption | None = None
     last_ms: int = 0
-    last_failure: tuple[str, str, str] = ("", "", "")  # failed_step, error, error_message
+    last_failure: tuple[str, str, str, str] = ("", "", "", "")  # failed_step, error, error_message, trace_id
 
 
 def broken(journey: Journey, state: State) -> str:

@@ -95,7 +95,7 @@ def write_junit(config: Config, results: Sequence[JourneyResult], path: Path) ->
     if problems:
         raise ConfigError(problems.sorted())
     exporter = cls.create(spec, ExporterEnv(Path(config.agent.state_dir), config.agent.region, config.agent.name,
-                                            Redactor(config.secrets)))
+                                            Redactor(config.secrets), config.agent.trace_url))
 
     async def go() -> None:
         await exporter.write(points_of(results))

@@ -25,6 +25,7 @@ EXAMPLES: dict[str, Callable[[str], dict[str, Any]]] = {
     "prometheus_remote_write": lambda url: {"url": url + "/api/v1/write", "bearer_token": "t0ken-rw"},
     "alertmanager": lambda url: {"url": url, "resend": "10s", "auth": {"bearer": "t0ken-am"}},
     "webhook": lambda url: {"url": url + "/hook/S3CR3T-PATH", "format": "json"},
+    "otlp": lambda url: {"url": url + "/v1/traces", "headers": {"x-api-key": "t0ken-otlp"}},
 }
 NETWORK_EXAMPLES = {  # every network sink, and every format of one that has several
     "influxdb v1": ("influxdb", lambda url: EXAMPLES["influxdb"](url)),
@@ -36,6 +37,7 @@ NETWORK_EXAMPLES = {  # every network sink, and every format of one that has sev
     "webhook slack": ("webhook", lambda url: {"url": url + "/services/T0/B0/S3CR3T", "format": "slack"}),
     "webhook pagerduty": ("webhook", lambda url: {"url": url + "/v2/enqueue", "format": "pagerduty",
                                                   "routing_key": "R0UT1NG-KEY-0123"}),
+    "otlp": ("otlp", EXAMPLES["otlp"]),
 }
 
 
