@@ -54,6 +54,10 @@ class SinkParser:
             # Alertmanager HA pair: one durable queue per instance, so one down never holds back the other).
             for one in registry.exporter_class(kind).split(spec) if spec is not None else [spec]:
                 out.append(ExporterConfig(kind, one, item.loc))
+        if out and not any(e.type == DEFAULT_SQLITE for e in out):  # issue 27: it used to be silent
+            self.problems.warn(node.loc, "'exporters' has no sqlite store: `qos-agent report` has nothing local to "
+                               "read (the embedded store is used only when 'exporters' is left out)",
+                               "add '- type: sqlite', or read the scorecard with report --source influxdb|prometheus")
         return out
 
     def exporter_spec(self, kind: str, node: Node, load: LoadContext) -> Any:

@@ -138,6 +138,9 @@ def assess(stats: AgentStats, progress: Progress, drops: DropWatch | None = None
     degraded += _stale_sinks(stats, time.time())
     if stats.reload_error:
         degraded.append("the last reload was refused; the previous configuration is still running")
+    if stats.pending_restart:
+        degraded.append(f"the last reload changed {' and '.join(stats.pending_restart)}: the running ones are kept "
+                        "until the agent restarts")
     problems += degraded
     status = "unhealthy" if unhealthy else "degraded" if degraded else "ok"
     total = stats.total
@@ -153,6 +156,7 @@ def assess(stats: AgentStats, progress: Progress, drops: DropWatch | None = None
         "reloads": stats.reloads,
         "reload_failures": stats.reload_failures,
         "reload_error": stats.reload_error,
+        "pending_restart": stats.pending_restart,
         "journeys_scheduled": sorted(stats.journeys_scheduled),
         "last_run": {name: {"time": _iso(run.start_ms), "time_ms": run.start_ms, "outcome": run.outcome}
                      for name, run in sorted(stats.last_run.items())},

@@ -46,6 +46,7 @@ class AgentStats:
     reloads: int = 0
     reload_failures: int = 0
     reload_error: str = ""  # redacted; "" when the last load was valid
+    pending_restart: list[str] = field(default_factory=list)  # reloaded settings that apply at the next start
     last_reload_success_s: float = 0.0  # unix time of the last good load (the start counts)
     config_path: str = ""
     config_hash: str = ""

@@ -20,6 +20,7 @@ from qos_agent.config.loader import load_config
 from qos_agent.delivery.pipeline import Pipeline
 from qos_agent.errors import ConfigError, SetupError
 from qos_agent.language.secrets import Redactor, redacted_logs
+from qos_agent.language.text import Throttle
 from qos_agent.model import Config, Journey, JourneyResult, Point
 from qos_agent.ops.health import HealthServer, serve_health
 from qos_agent.ops.metrics import AgentMetrics
@@ -72,6 +73,7 @@ class Agent:
                  only: frozenset[str] = frozenset()) -> None:
         self.only = only  # `run --journey NAME`: the names to run (empty: all)
         self.config = config
+        self.started_with = config  # its sinks and endpoint run until the process stops
         self.config_path = config_path or config.path
         self.region_override = region
         self.redact = Redactor(config.secrets)
@@ -86,6 +88,8 @@ class Agent:
                                    config.agent.concurrency, overloaded=lag.overloaded,
                                    lag_ms=lag.recent_worst_ms)
         self.stop_event = asyncio.Event()
+        self.failure_lines = Throttle(60.0)  # failed runs in the log: one line per journey and class a minute
+        self.pending_restart: list[str] = []  # what a reload changed that applies only at the next start
         self.ready = False  # /readyz: the scheduler runs (set once started, cleared when stopping)
         self.reload_error = ""
         self.reloads = 0
@@ -117,6 +121,17 @@ class Agent:
     def on_results(self, results: list[JourneyResult]) -> None:
         self.pipeline.submit(results)
         self.announce(results, self.evaluator.observe(results))
+        for r in results:
+            if r.final and not r.outcome.ok:
+                self._log_failure(r)
+
+    def _log_failure(self, r: JourneyResult) -> None:
+        """A failed run at INFO: the step, its class and message, the trace (one line per journey and class
+        a minute, saying how many were held back: a long outage cannot flood the log)."""
+        more = self.failure_lines.allow(f"{r.journey}/{r.error}")
+        if more is not None:
+            log.info("run failed: %s in %s at step %s: %s: %s (trace %s)%s", r.journey, r.region, r.failed_step,
+                     r.error, r.error_message, r.trace_id, more)
 
     def announce(self, results: list[JourneyResult], disruptions: list[Point]) -> None:
         """Results and disruption points to /metrics, the sinks and the listeners (after a run, a reload, at start)."""
@@ -151,8 +166,9 @@ class Agent:
         self.scheduler.start()
         self.ready = True
         selected = len(self.scheduler.journeys)
-        log.info("agent %s in region %s: %d journeys scheduled (event loop: %s)", self.config.agent.name,
-                 self.config.agent.region, selected, type(loop).__module__.split(".")[0])
+        sinks = ", ".join(s.name for s in self.pipeline.snapshot()) or "none"
+        log.info("agent %s in region %s: %d journeys scheduled, sinks: %s (event loop: %s)", self.config.agent.name,
+                 self.config.agent.region, selected, sinks, type(loop).__module__.split(".")[0])
         helpers = [asyncio.create_task(self._self_metrics())]
         if self.watch:
             helpers.append(asyncio.create_task(watch_file(self.config_path, lambda: self.config_hash,
@@ -203,6 +219,10 @@ class Agent:
         self.reloads += 1
         self.config_hash = digest
         self.last_reload_success_s = time.time()
+        self.pending_restart = self._needs_restart(config)
+        if self.pending_restart:
+            log.warning("reload of %s: %s changed; the running one is kept until the agent restarts",
+                        self.config_path, " and ".join(self.pending_restart))
         self.config = config
         self.redact.set(config.secrets)
         self.runner.config = config
@@ -211,6 +231,12 @@ class Agent:
         self.scheduler.replace(self.journeys(config))
         self.metrics.journeys.configure(self.journeys(config), config.agent.region, config.agent.name)
         log.info("reloaded %s: %d journeys scheduled", self.config_path, len(self.scheduler.journeys))
+
+    def _needs_restart(self, new: Config) -> list[str]:
+        """What a reload cannot apply in place (issue 27: it used to ignore them without a word)."""
+        sinks = [(e.type, e.spec) for e in self.started_with.exporters]
+        out = ["exporters"] if [(e.type, e.spec) for e in new.exporters] != sinks else []
+        return out + (["listen"] if new.agent.listen != self.started_with.agent.listen else [])
 
     @property
     def loop_lag_ms(self) -> float:
@@ -257,6 +283,7 @@ class Agent:
             sink_stale_after_s=self.config.agent.sink_stale_after_s, started_s=self.started_s,
             reloads=self.reloads, reload_failures=self.reload_failures,
             reload_error=self.redact(self.reload_error), last_reload_success_s=self.last_reload_success_s,
+            pending_restart=list(self.pending_restart),
             config_path=str(self.config_path), config_hash=self.config_hash, time_ms=time.time_ns() // 1_000_000)
 
 
