@@ -15,6 +15,7 @@ from qos_agent.plugins.context import LoadContext
 from qos_agent.plugins.sinks import Exporter, ExporterEnv, SinkType
 from qos_agent.sinks.labels import LABEL
 from qos_agent.sinks.options import basic_auth, http_url, spool_name
+from qos_agent.sinks.options import headers as sink_headers
 from qos_agent.sinks.schemas import DURATION, HTTP_URL, SPOOL_NAME, STR_MAP, TEXT, Schema, entry
 
 AM_KEYS = ("type", "name", "url", "urls", "resend", "labels", "auth", "timeout")
@@ -182,7 +183,7 @@ class WebhookType(SinkType[WebhookSpec]):
             problems.add(node.key_loc("routing_key"), f"'routing_key' belongs to format: pagerduty, not {fmt}",
                          "remove it or write format: pagerduty")
         name = spool_name(r, problems, f"webhook-{fmt}-{hashlib.sha1(url.encode()).hexdigest()[:8]}")
-        spec = WebhookSpec(url=url, name=name, format=fmt, headers=tuple(r.str_map("headers").items()),
+        spec = WebhookSpec(url=url, name=name, format=fmt, headers=sink_headers(r, problems),
                            routing_key=routing_key, timeout_s=r.duration("timeout", 10.0))
         return spec if len(problems) == before else None
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from qos_agent.language.nodes import Node, Problems, Reader
-from qos_agent.language.safety import check_headers
 from qos_agent.plugins.context import LoadContext
 from qos_agent.plugins.sinks import Exporter, ExporterEnv, SinkType
+from qos_agent.sinks.options import headers as sink_headers
 from qos_agent.sinks.options import http_url, max_spool_mb, spool_name
 from qos_agent.sinks.schemas import BOOL, DURATION, PATH, SPOOL_NAME, TEXT_MAP, Schema, entry, integer, positive
 
@@ -51,14 +51,9 @@ class OtlpType(SinkType[OtlpSpec]):
             return None
         before = len(problems)
         url = http_url(r.get("url"), r.str("url"), problems, "url: http://127.0.0.1:4318/v1/traces")
-        check_headers(r.get("headers"), problems)
-        headers = r.str_map("headers")
-        for key in headers:
-            if key.lower() in PROTOCOL_HEADERS:
-                problems.add(node.key_loc("headers"), f"header '{key}' is set by the sink (OTLP/HTTP protobuf)",
-                             "leave it out")
+        headers = sink_headers(r, problems, PROTOCOL_HEADERS, "leave it out: OTLP/HTTP protobuf fixes it")
         name = spool_name(r, problems, f"otlp-{hashlib.sha1(url.encode()).hexdigest()[:8]}")
-        spec = OtlpSpec(url=url, name=name, headers=tuple(sorted(headers.items())),
+        spec = OtlpSpec(url=url, name=name, headers=headers,
                         timeout_s=r.duration("timeout", 10.0), verify_tls=r.bool("verify_tls", True),
                         batch_size=r.int("batch_size", 50, 1, 10_000),
                         flush_interval_s=r.duration("flush_interval", 1.0), max_spool_mb=max_spool_mb(r, problems))

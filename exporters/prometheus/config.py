@@ -14,6 +14,7 @@ from qos_agent.language.nodes import Node, Problems, Reader
 from qos_agent.plugins.context import LoadContext
 from qos_agent.plugins.sinks import Exporter, ExporterEnv, SinkType
 from qos_agent.sinks.labels import LABEL, RESERVED_RULE, is_reserved
+from qos_agent.sinks.options import headers as sink_headers
 from qos_agent.sinks.options import http_url, max_spool_mb, spool_name
 from qos_agent.sinks.schemas import (
     BOOL,
@@ -84,15 +85,12 @@ class RemoteWriteType(SinkType[RemoteWriteSpec]):
             return None
         before = len(problems)
         url = http_url(r.get("url"), r.str("url"), problems, "url: http://127.0.0.1:9090/api/v1/write")
-        headers = r.str_map("headers")
-        for key in headers:
-            if key.lower() in PROTOCOL_HEADERS | {"authorization"}:
-                problems.add(node.key_loc("headers"), f"header '{key}' is set by the sink",
-                             "use bearer_token or basic_auth for Authorization; the protocol headers are fixed")
+        headers = sink_headers(r, problems, PROTOCOL_HEADERS | {"authorization"},
+                               "use bearer_token or basic_auth for Authorization; the protocol headers are fixed")
         user, password = _auth(r, node, problems)
         name = spool_name(r, problems, f"prometheus-rw-{hashlib.sha1(url.encode()).hexdigest()[:8]}")
         spec = RemoteWriteSpec(
-            url=url, name=name, headers=tuple(sorted(headers.items())), bearer_token=r.str("bearer_token"),
+            url=url, name=name, headers=headers, bearer_token=r.str("bearer_token"),
             username=user, password=password, external_labels=_labels(r, problems),
             timeout_s=r.duration("timeout", 10.0), verify_tls=r.bool("verify_tls", True),
             batch_size=r.int("batch_size", 100, 1, 100_000), flush_interval_s=r.duration("flush_interval", 1.0),

@@ -14,40 +14,14 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Iterable
 from typing import Any
 
 from qos_agent.config import keys as cfg
 from qos_agent.model import JourneyKind
 from qos_agent.plugins import registry
-from qos_agent.plugins.schema_parts import alternatives
+from qos_agent.plugins.schema_parts import ENV, Schema, alternatives, enum, integer, obj, ref
 from qos_agent.plugins.steps import Yields
 from qos_agent.sinks.labels import reserved_pattern
-
-Schema = dict[str, Any]
-
-ENV = {"$ref": "#/$defs/env"}
-
-
-def _ref(name: str) -> Schema:
-    return {"$ref": f"#/$defs/{name}"}
-
-
-def _or_env(schema: Schema) -> Schema:
-    """Any scalar may be written as ${VAR} (substituted at load), so typed values accept that too."""
-    return {"anyOf": [schema, ENV]}
-
-
-def _int(minimum: int, maximum: int | None = None) -> Schema:
-    s: Schema = {"type": "integer", "minimum": minimum}
-    if maximum is not None:
-        s["maximum"] = maximum
-    return _or_env(s)
-
-
-def _enum(values: Iterable[str]) -> Schema:
-    return {"enum": list(values)}
-
 
 SIZE_UNITS = ("B", "KB", "KiB", "MB", "MiB", "GB", "GiB")  # probes/http/config.py's sizes
 
@@ -74,69 +48,69 @@ DEFS: dict[str, Schema] = {
 }
 
 DISRUPTION: dict[str, Schema] = {
-    "open_after": _int(1, 100), "close_after": _int(1, 100), "window": _ref("duration"),
-    "min_failures": _int(1, 10_000), "min_runs": _int(1, 10_000),
+    "open_after": integer(1, 100), "close_after": integer(1, 100), "window": ref("duration"),
+    "min_failures": integer(1, 10_000), "min_runs": integer(1, 10_000),
 }
 
 AGENT: dict[str, Schema] = {
-    "region": _ref("text"),
-    "name": _ref("text"),
-    "interval": _ref("duration"),
-    "concurrency": _int(1, 10_000),
-    "browser_concurrency": _int(1, 64),
+    "region": ref("text"),
+    "name": ref("text"),
+    "interval": ref("duration"),
+    "concurrency": integer(1, 10_000),
+    "browser_concurrency": integer(1, 64),
     "state_dir": {"type": "string", "minLength": 1,
                   "description": "spool, embedded store, artifacts; relative to this file"},
     "listen": {"anyOf": [{"type": "string", "pattern": r"^[\w.:\[\]-]*:\d{1,5}$"}, {"enum": [False, "", "off"]}, ENV],
                "description": "HOST:PORT of /healthz and /metrics, or off"},
     "shard": {"anyOf": [{"type": "string", "pattern": r"^\s*\d+\s*/\s*\d+\s*$"}, ENV],
               "description": "INDEX/COUNT, e.g. 2/3"},
-    "sink_stale_after": {**_ref("duration"),
+    "sink_stale_after": {**ref("duration"),
                          "description": "/healthz degraded: a sink with points waiting delivered nothing this long"},
-    "max_loop_lag": _ref("duration"),
-    "loop": {**_enum(("auto", "asyncio", "uvloop")),
+    "max_loop_lag": ref("duration"),
+    "loop": {**enum(("auto", "asyncio", "uvloop")),
              "description": "the event loop: auto = uvloop where installed, else asyncio"},
-    "traceparent": {**_ref("bool"), "description": "send W3C traceparent on every request (default true)"},
+    "traceparent": {**ref("bool"), "description": "send W3C traceparent on every request (default true)"},
     "trace_url": {"type": "string", "pattern": "^(https?://.*\\{trace_id\\}|\\$\\{)",
                   "description": "a link to each run's trace: an http(s) URL with {trace_id}"},
 }
 
 DEFAULTS: dict[str, Schema] = {
-    "timeout": _ref("duration"), "retries": _int(0, 10), "headers": _ref("str_map"),
-    "journey_timeout": _ref("duration"), "disruption": _ref("disruption"),
+    "timeout": ref("duration"), "retries": integer(0, 10), "headers": ref("str_map"),
+    "journey_timeout": ref("duration"), "disruption": ref("disruption"),
 }
 
 JOURNEY: dict[str, Schema] = {
-    "name": _ref("name"),
+    "name": ref("name"),
     "description": {"type": "string"},
-    "kind": _enum(k.value for k in JourneyKind),
-    "interval": _ref("duration"),
-    "regions": _ref("str_list"),
+    "kind": enum(k.value for k in JourneyKind),
+    "interval": ref("duration"),
+    "regions": ref("str_list"),
     "tags": {"type": "object", "additionalProperties": {"type": ["string", "number"]},
              "propertyNames": {"not": {"pattern": reserved_pattern()}},
              "description": "added to every point (and as labels); names the agent, Prometheus or Alertmanager "
                             "set themselves are refused"},
     "slo": {"type": "object", "additionalProperties": False,
-            "properties": {"success": _ref("ratio"), "latency": _ref("duration")}},
-    "variables": _ref("str_map"),
-    "steps": {"type": "array", "minItems": 1, "items": _ref("step")},
-    "retries": _int(0, 10),
-    "timeout": _ref("duration"),
-    "headers": _ref("str_map"),
-    "disruption": _ref("disruption"),
+            "properties": {"success": ref("ratio"), "latency": ref("duration")}},
+    "variables": ref("str_map"),
+    "steps": {"type": "array", "minItems": 1, "items": ref("step")},
+    "retries": integer(0, 10),
+    "timeout": ref("duration"),
+    "headers": ref("str_map"),
+    "disruption": ref("disruption"),
     "alert": {"type": "object", "additionalProperties": False,
               "properties": {"severity": {"type": "string", "pattern": cfg.NAME.pattern},
                              "runbook": {"type": "string", "pattern": "^(https?://|\\$\\{)"}},
               "description": "what alert sinks say about this journey's disruptions"},
-    "traceparent": {**_ref("bool"), "description": "send W3C traceparent (default: agent.traceparent)"},
+    "traceparent": {**ref("bool"), "description": "send W3C traceparent (default: agent.traceparent)"},
     "uptime": {"type": "string", "minLength": 1,
                "description": "the kind: uptime journey this journey is compared with (default: same origin)"},
 }
 
 STEP: dict[str, Schema] = {
-    "name": _ref("name"),
-    "timeout": _ref("duration"),
-    "always_run": _ref("bool"),
-    "degraded_latency": _ref("duration"),
+    "name": ref("name"),
+    "timeout": ref("duration"),
+    "always_run": ref("bool"),
+    "degraded_latency": ref("duration"),
     "extract": {"description": "values for later steps, from what the step's kind yields"},
 }
 
@@ -151,25 +125,18 @@ def extract_schema(yields: Yields) -> Schema:
     return {"type": "object", "additionalProperties": {
         "type": "object", "additionalProperties": False,
         "oneOf": [{"required": [source]} for source in yields.sources],
-        "properties": {**props, "secret": _ref("bool")}}}
+        "properties": {**props, "secret": ref("bool")}}}
 
 TOP: dict[str, Schema] = {
     "version": {"const": 1},
-    "agent": _ref("agent"),
-    "defaults": _ref("defaults"),
-    "variables": _ref("str_map"),
-    "exporters": {"type": "array", "minItems": 1, "items": _ref("exporter")},
-    "journeys": {"type": "array", "minItems": 1, "items": _ref("journey")},
+    "agent": ref("agent"),
+    "defaults": ref("defaults"),
+    "variables": ref("str_map"),
+    "exporters": {"type": "array", "minItems": 1, "items": ref("exporter")},
+    "journeys": {"type": "array", "minItems": 1, "items": ref("journey")},
     "secrets": {"type": "array", "items": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
                 "description": "environment variables whose values are secrets (masked everywhere)"},
 }
-
-
-def _object(keys: Iterable[str], types: dict[str, Schema], required: Iterable[str] = (), **extra: Any) -> Schema:
-    """An object whose keys are exactly `keys` (the parser's list); values typed from `types`."""
-    return {"type": "object", "additionalProperties": False,
-            "properties": {k: types.get(k, {}) for k in keys}, **({"required": list(required)} if required else {}),
-            **extra}
 
 
 # -- built-in plug-ins: their parts, from their own modules' key lists ----------------
@@ -230,11 +197,11 @@ def build_schema() -> Schema:
         "$ref": "#/$defs/file",
         "$defs": {
             **DEFS,
-            "file": _object(cfg.TOP_KEYS, TOP, required=("version", "journeys")),
-            "agent": _object(cfg.AGENT_KEYS, AGENT),
-            "defaults": _object(cfg.DEFAULT_KEYS, DEFAULTS),
-            "disruption": _object(cfg.DISRUPTION_KEYS, DISRUPTION),
-            "journey": _object(cfg.JOURNEY_KEYS, JOURNEY, required=("name", "steps")),
+            "file": obj(cfg.TOP_KEYS, TOP, required=("version", "journeys")),
+            "agent": obj(cfg.AGENT_KEYS, AGENT),
+            "defaults": obj(cfg.DEFAULT_KEYS, DEFAULTS),
+            "disruption": obj(cfg.DISRUPTION_KEYS, DISRUPTION),
+            "journey": obj(cfg.JOURNEY_KEYS, JOURNEY, required=("name", "steps")),
             "step": step_schema(),
             "exporter": {"type": "object", "required": ["type"],
                          "oneOf": [exporter_schema(t) for t in registry.exporter_types()]},

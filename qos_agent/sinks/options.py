@@ -1,4 +1,4 @@
-"""Reading the keys every network sink shares, with located errors: its URL, spool name and spool bound.
+"""Reading the keys every network sink shares, with located errors: its URL, headers, spool name and bound.
 
 One reading for all, so `name`, `max_spool_mb` and a bad URL are checked and worded alike whatever
 the sink. A URL whose path is a credential (a webhook's) is never echoed: the message shows
@@ -12,6 +12,7 @@ import re
 from urllib.parse import urlsplit
 
 from qos_agent.language.nodes import Node, Problems, Reader
+from qos_agent.language.safety import check_headers
 from qos_agent.language.text import shown as quoted
 from qos_agent.sinks.urls import host_only
 
@@ -61,6 +62,20 @@ def http_url(node: Node | None, url: str, problems: Problems, example: str, *, s
             what = f"'url' {why}: {quoted(url)}"
         problems.add(node.loc, what, f"write e.g. {example}")
     return url.rstrip("/")
+
+
+def headers(r: Reader, problems: Problems, refused: frozenset[str] = frozenset(),
+            fix: str = "leave it out") -> tuple[tuple[str, str], ...]:
+    """`headers:` as sorted pairs: valid names, one-line values (CR/LF would inject a header), none of
+    `refused` (lower-case names the sink sets itself), each a located problem."""
+    node = r.get("headers")
+    check_headers(node, problems)
+    values = r.str_map("headers")
+    for key in values:
+        if key.lower() in refused:
+            where = node.key_loc(key) if node is not None else r.node.loc
+            problems.add(where, f"header '{key}' is set by the sink", fix)
+    return tuple(sorted(values.items()))
 
 
 def basic_auth(username: str, password: str) -> str:
