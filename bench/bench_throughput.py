@@ -4,7 +4,9 @@ The client process is pinned to core 0 and the target (the demo service's `GET /
 at once) to the other core. qos-agent: `Runner.run` of a one-step journey loaded from YAML
 (templated URL, status and body assertions), every result submitted to a `Pipeline` whose real
 SqliteExporter writes the points (its thread shares the pinned core); the wall time includes
-draining the queue. A second row runs the same path with no sink, to show what the export costs.
+draining the queue. A second row runs the same path with no sink, to show what the export costs, and
+a third with `traceparent: false` (the ids still drawn and recorded, no header): what propagating
+W3C Trace Context costs a step.
 Bare: a fresh connector and session per request, status checked, body read. All run `--workers`
 requests in flight, in alternating rounds; the medians are compared, and so is round i of the agent
 with round i of bare (a pair ran seconds apart: its ratio cancels the machine's drift). The client's
@@ -135,18 +137,28 @@ async def main(seconds: float, rounds: int, workers: int, profile: bool) -> None
         pipeline.start()
         await runner.probes.start(config.journeys)
         agent = Agent(runner, config.journeys[0], pipeline)
+        quiet_yaml = http_journeys_yaml(url, 1, exporters=SQLITE, expect='{status: 200, body_contains: "ok"}')
+        quiet = load_yaml(quiet_yaml.replace("agent:\n", "agent:\n  traceparent: false\n", 1), Path(tmp) / "off")
+        quiet_runner = Runner(quiet)
+        quiet_pipeline = Pipeline.from_config(quiet, quiet_runner.redact)
+        quiet_pipeline.start()
+        await quiet_runner.probes.start(quiet.journeys)
+        no_header = Agent(quiet_runner, quiet.journeys[0], quiet_pipeline)
         no_sink = Pipeline([])  # the same path up to points, no sink: shows what the SQLite write costs
         no_export = Agent(runner, config.journeys[0], no_sink)
         plain = bare(url)
         try:
             await closed_loop(agent.one, workers, 0.5, demo.proc.pid, agent.drain)  # warm up
             await closed_loop(plain, workers, 0.5, demo.proc.pid)
-            results: dict[str, list[Round]] = {"qos-agent": [], "qos-agent, no exporter": [], "bare aiohttp": []}
+            results: dict[str, list[Round]] = {"qos-agent": [], "qos-agent, no exporter": [],
+                                               "qos-agent, traceparent off": [], "bare aiohttp": []}
             for _ in range(rounds):
                 results["qos-agent"].append(await closed_loop(agent.one, workers, seconds, demo.proc.pid,
                                                               agent.drain))
                 results["qos-agent, no exporter"].append(await closed_loop(no_export.one, workers, seconds,
                                                                            demo.proc.pid))
+                results["qos-agent, traceparent off"].append(await closed_loop(no_header.one, workers, seconds,
+                                                                               demo.proc.pid, no_header.drain))
                 results["bare aiohttp"].append(await closed_loop(plain, workers, seconds, demo.proc.pid))
             if profile:
                 prof = cProfile.Profile(time.process_time)
@@ -157,6 +169,8 @@ async def main(seconds: float, rounds: int, workers: int, profile: bool) -> None
         finally:
             await runner.close()
             await pipeline.close()
+            await quiet_runner.close()
+            await quiet_pipeline.close()
         exported = pipeline.total().delivered
     report(results, workers, seconds, exported, note)
     if profile:
@@ -195,6 +209,12 @@ def report(results: dict[str, list[Round]], workers: int, seconds: float, export
           f"(quartiles {rates[q1] * 100:.0f}–{rates[q3] * 100:.0f} %)")
     print(f"without the SQLite exporter: {no_export[0] / plain[0] * 100:.0f} % of the steps/s; "
           f"the export costs {agent[1] - no_export[1]:,.0f} µs of client CPU per step")
+    header_pairs = sorted(a.cpu_us / b.cpu_us for a, b in
+                          zip(results["qos-agent"], results["qos-agent, traceparent off"], strict=True))
+    off = med["qos-agent, traceparent off"]
+    print(f"the traceparent header: {agent[1] - off[1]:+,.0f} µs of client CPU per step by medians; paired rounds "
+          f"(header on / off) {(statistics.median(header_pairs) - 1) * 100:+.1f} % "
+          f"(quartiles {(header_pairs[q1] - 1) * 100:+.1f} to {(header_pairs[q3] - 1) * 100:+.1f} %; target ≤ +5 %)")
     print(note)
 
 
