@@ -41,8 +41,10 @@ class ErrorClass(StrEnum):
     INTERNAL = "internal"
 
 
-# Tag names the metrics schema sets itself: a journey's own tags may not use them.
-RESERVED_TAGS = frozenset({"journey", "step", "region", "agent", "probe", "kind", "state"})
+# Tag names the metrics schema sets itself: a journey's own tags may not use them. `owner`,
+# `customer_reason` and `weight` are journey keys carried as tags (qos_agent/config/metadata.py).
+RESERVED_TAGS = frozenset({"journey", "step", "region", "agent", "probe", "kind", "state",
+                           "owner", "customer_reason", "weight"})
 
 
 class JourneyKind(StrEnum):

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from qos_agent.config.metadata import KEYS as METADATA_KEYS
+from qos_agent.config.metadata import TAG_FIXES, journey_metadata
 from qos_agent.config.uptime import check_uptime_refs, origins_of
 from qos_agent.errors import ConfigError
 from qos_agent.language import safety
@@ -49,7 +51,7 @@ LOOPS = ("auto", "asyncio", "uvloop")
 DEFAULT_KEYS = ("timeout", "retries", "headers", "journey_timeout", "disruption")
 DISRUPTION_KEYS = ("open_after", "close_after", "window", "min_failures", "min_runs")
 JOURNEY_KEYS = ("name", "description", "kind", "interval", "regions", "tags", "slo", "variables", "steps",
-                "retries", "timeout", "headers", "disruption", "alert", "uptime")
+                "retries", "timeout", "headers", "disruption", "alert", "uptime", *METADATA_KEYS)
 ALERT_KEYS = ("severity", "runbook")
 STEP_KEYS = ("name", "timeout", "always_run", "degraded_latency", "extract")
 EXTRACT_SOURCES = ("json", "header", "regex", "cookie")
@@ -229,7 +231,9 @@ class _Parser:
         for tag in tags:
             if tag in RESERVED_TAGS:
                 self.problems.add(r.get("tags").key_loc(tag) if r.get("tags") else node.loc,  # type: ignore[union-attr]
-                                  f"tag '{tag}' is set by the agent itself", "choose another tag name")
+                                  f"tag '{tag}' is set by the agent itself",
+                                  TAG_FIXES.get(tag, "choose another tag name"))
+        tags.update(journey_metadata(r, self.problems))
         slo = Slo()
         slo_node = r.get("slo")
         if slo_node is not None:
