@@ -239,3 +239,28 @@ async def test_influxdb_settings_come_from_the_file(tmp_path: Path) -> None:
         app, ["report", "-f", str(journeys), "--source", "influxdb"])
     assert result.exit_code == 2 and f"cannot reach InfluxDB at http://127.0.0.1:{port}" in result.output
     assert "t0ken" not in result.output
+
+
+def test_the_weekly_delivery_examples_use_real_options() -> None:
+    """docs/scorecard.md's cron line, CronJob and CI job: each `report` invocation parses with the real CLI."""
+    import shlex
+
+    import yaml
+    from typer.main import get_command
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "scorecard.md").read_text()
+    command = get_command(app).commands["report"]  # type: ignore[attr-defined]
+    invocations = []
+    for block in re.findall(r"```[a-z]*\n(.*?)```", doc, re.S):
+        if "kind: CronJob" in block:
+            [container] = yaml.safe_load(block)["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+            invocations.append([str(a) for a in container["args"]])
+        for line in re.findall(r"qos-agent (report [^>\n]*(?:\n\s+--[^>\n]*)?)", block):
+            if "[" not in line:  # not the synopsis
+                shell = re.sub(r"\$\([^)]*\)", "SUBSTITUTED", line.replace("\n", " "))  # $(date +%F): one word
+                invocations.append(shlex.split(shell))
+    assert len(invocations) == 3, invocations
+    for args in invocations:
+        assert args[0] == "report", args
+        command.make_context("report", args[1:])  # an unknown option or a bad value raises
+        assert "--period" in args and "week" in args, args

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,8 +77,9 @@ def read(options: Options, now_ms: int) -> tuple[Source, Scorecard]:
     window, previous = choose(options.since, options.period, now_ms)
     journeys = read_journeys(options.file)
     source = open_source(options)
-    current = source.figures(window)
-    before = source.figures(previous)
+    with ThreadPoolExecutor(2) as pool:  # the two periods at once: the servers (and SQLite) work in parallel
+        now_read, before_read = pool.submit(source.figures, window), pool.submit(source.figures, previous)
+        current, before = now_read.result(), before_read.result()
     card = build(current, before, journeys, source=source.description, read_file=bool(journeys),
                  generated_ms=now_ms)
     return source, card

@@ -9,7 +9,7 @@ Journeys of `kind: uptime` are the yardstick, not a customer reason: they are no
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from qos_agent.reports.figures import Cell, Figures, Quantiles
@@ -76,7 +76,7 @@ class Scorecard:
     read_file: bool
     rows: tuple[Row, ...] = ()
     journeys: tuple[JourneyCard, ...] = ()
-    reasons: tuple[ReasonCard, ...] = field(default=())
+    reasons: tuple[ReasonCard, ...] = ()
     uptime: tuple[tuple[str, str, int, float | None], ...] = ()  # (journey, region, runs, success) of the yardstick
 
     def to_json(self) -> dict[str, Any]:
@@ -107,7 +107,7 @@ class Scorecard:
         }
 
 
-def _meta(journey: str, info: JourneyInfo | None, cells: list[Cell], read_file: bool) -> Meta:
+def _meta(info: JourneyInfo | None, cells: list[Cell], read_file: bool) -> Meta:
     """The file's owner/reason/weight, else the newest of the data's tags."""
     newest = sorted(cells, key=lambda c: c.last_ms or 0, reverse=True)
 
@@ -143,7 +143,7 @@ def build(current: Figures, previous: Figures, journeys: dict[str, JourneyInfo],
         info = journeys.get(name)
         now_cells = [c for (j, _), c in sorted(current.cells.items()) if j == name]
         before_cells = [c for (j, _), c in sorted(previous.cells.items()) if j == name]
-        meta = _meta(name, info, now_cells + before_cells, read_file)
+        meta = _meta(info, now_cells + before_cells, read_file)
         objective = _objective(info, now_cells + before_cells)
         regions = sorted({c.region for c in now_cells + before_cells})
         mine: list[Row] = []

@@ -12,17 +12,19 @@ bands come from `qos_disruption_open`, to the bucket.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 from qos_agent.reports.figures import Band, Cell, Figures, Quantiles, Timeline, histogram_quantile
 from qos_agent.reports.period import Window
 from qos_agent.reports.sources.http import shown_url
-from qos_agent.reports.sources.promql import RUNS, PromClient, deltas, plan, steps
+from qos_agent.reports.sources.promql import EDGE_MS, RUNS, PromClient, deltas, plan, steps
 
 FLAKY = "qos_journey_flaky_total"
 BUCKETS = 'qos_journey_duration_seconds_bucket{lagged="false"}'  # on-time runs only
 JOURNEY_BUCKETS = 'qos_journey_duration_seconds_bucket{lagged="false",kind!="uptime"}'
 DISRUPTED = "qos_disruption_seconds_total"
 HIDDEN = "qos_disruption_hidden_seconds_total"
-LOOKBACK_MS = 300_000  # Prometheus' default lookback of an instant selector
+FAMILIES = (RUNS, FLAKY, DISRUPTED, HIDDEN, BUCKETS)
 PRESENCE_STEPS = 200  # first/last seen: the runs series looked up at this many instants of the window
 
 
@@ -43,7 +45,10 @@ class PrometheusSource:
     def figures(self, window: Window) -> Figures:
         figures = Figures(window, latency_method="histogram")
         p = plan(self.client, window)
-        for labels, rose in deltas(self.client, RUNS, p).items():
+        with ThreadPoolExecutor(4) as pool:  # one family a request, several at once
+            rose_by = dict(zip(FAMILIES, pool.map(lambda selector: deltas(self.client, selector, p), FAMILIES),
+                               strict=True))
+        for labels, rose in rose_by[RUNS].items():
             tags = dict(labels)
             cell = self._cell(figures, tags)
             n = round(rose)
@@ -55,12 +60,12 @@ class PrometheusSource:
             if n:
                 cell.agents.add(tags.get("agent", ""))
         for selector, add in ((FLAKY, "flaky"), (DISRUPTED, "disrupted_s"), (HIDDEN, "hidden_s")):
-            for labels, rose in deltas(self.client, selector, p).items():
+            for labels, rose in rose_by[selector].items():
                 cell = self._cell(figures, dict(labels))
                 setattr(cell, add, getattr(cell, add) + (round(rose) if add == "flaky" else rose))
         per_cell: dict[tuple[str, str], dict[float, float]] = {}
         per_journey: dict[str, dict[float, float]] = {}
-        for labels, rose in deltas(self.client, BUCKETS, p).items():
+        for labels, rose in rose_by[BUCKETS].items():
             tags = dict(labels)
             key, le = (tags.get("journey", ""), tags.get("region", "")), _le(tags)
             per_cell.setdefault(key, {})[le] = per_cell.get(key, {}).get(le, 0.0) + rose
@@ -99,13 +104,14 @@ class PrometheusSource:
     def _presence(self, figures: Figures, window: Window) -> None:
         """When each journey × region's runs series came and went, to one step: instants evaluated back
         from the window's end (so a series born a second ago is seen); a series first seen at t was
-        born after the step before (within the 5-minute lookback), so its start is put there."""
+        born after the step before (or within the hour each lookup reaches back), so its start is put there."""
         step = max(1000, (window.to_ms - window.from_ms) // PRESENCE_STEPS)
         aligned = Window(window.to_ms - (window.to_ms - window.from_ms) // step * step, window.to_ms, window.label)
-        for tags, values in self.client.ranged(f"count by (journey, region) ({RUNS})", aligned, step):
+        promql = f"count by (journey, region) (last_over_time({RUNS}[{EDGE_MS}ms]))"
+        for tags, values in self.client.ranged(promql, aligned, step):
             cell = figures.cells.get((tags.get("journey", ""), tags.get("region", "")))
             if cell is not None and values:
-                born = values[0][0] - min(step, LOOKBACK_MS) if values[0][0] > aligned.from_ms else window.from_ms
+                born = values[0][0] - min(step, EDGE_MS) if values[0][0] > aligned.from_ms else window.from_ms
                 cell.seen(max(window.from_ms, born), values[-1][0])
 
     def disruptions(self, window: Window) -> None:

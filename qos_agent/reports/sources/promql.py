@@ -1,12 +1,15 @@
 """Exact counter differences over a window from Prometheus' HTTP API, at the cost of a few lookups.
 
 How much a counter rose in [from, to) is its value at `to` minus its value at `from` (0 for a series
-born inside the window): two instant lookups per series, whatever the window's length, and exact
-where `increase()` extrapolates to the window's edges. Two cases need more, and only they pay for
-reading the window's samples:
-- a series that stopped inside the window (a journey renamed or removed, an agent gone): it is not
-  there at `to`, so its last value comes from `last_over_time`, asked for those journeys only (the
-  series API lists what existed in the window from the index, without reading samples);
+born inside the window): two lookups per series (its last sample in the hour before each edge, so a
+series written only when it changes — remote write, a journey that runs every 10 minutes — is found
+too), whatever the window's length, and exact where `increase()` extrapolates to the window's edges.
+Two cases need more, and only they pay for reading the window's samples:
+- a series that stopped inside the window (a journey renamed or removed, an agent gone; through
+  remote write also a series that seldom changes): it is not there at `to`, so its last value comes
+  from `last_over_time` over the window, asked only for series like it (its journeys, and its
+  outcome, lagged and kind values where those narrow it); the series API lists what existed in the
+  window from the index, without reading samples;
 - an agent that restarted inside the window: its counters began again from 0, so its series take
   `increase()` (which handles the reset), rounded. A restart shows as a reset of the agent's own
   `qos_agent_runs_started_total` (one series per agent, cheap); where Prometheus holds no agent
@@ -28,6 +31,7 @@ from qos_agent.reports.sources.http import request_json, shown_url
 Labels = tuple[tuple[str, str], ...]
 RUNS = "qos_journey_runs_total"
 AGENT_RUNS = "qos_agent_runs_started_total"
+EDGE_MS = 3_600_000  # a counter's value at an edge: its last sample in the hour before it
 
 
 def seconds(ms: int) -> str:
@@ -81,12 +85,17 @@ def _key(labels: Labels) -> Labels:
     return tuple(kv for kv in labels if kv[0] != "__name__")
 
 
+def at_edge(client: PromClient, selector: str, window: Window, at_ms: int) -> dict[Labels, float]:
+    """Each series' last value in the hour (at most the window) before `at_ms`."""
+    reach = min(EDGE_MS, max(1, window.to_ms - window.from_ms))
+    return {_key(k): v for k, v in client.instant(f"last_over_time({selector}[{reach}ms])", at_ms).items()}
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """What a window's counter differences need beyond the two lookups."""
+    """What a window's counter differences need beyond the two lookups: the agents that restarted."""
 
     window: Window
-    stopped: frozenset[str]  # journeys with a series that stopped inside the window
     restarts: dict[tuple[str, str], list[int]]  # (label, value) naming an agent -> when its counters reset (ms)
 
 
@@ -115,9 +124,6 @@ def _matcher(labels: Labels) -> str:
 
 
 def plan(client: PromClient, window: Window) -> Plan:
-    alive = {_key(labels) for labels in client.instant(RUNS, window.to_ms)}
-    listed = [tuple(sorted(s.items())) for s in client.series(RUNS, window)]
-    stopped = frozenset(dict(s).get("journey", "") for s in listed if _key(s) not in alive)
     d = span(window)
     probes: dict[tuple[str, str], str] = {}
     if client.series(AGENT_RUNS, window):  # scraped agents: their own counter shows a restart
@@ -127,7 +133,25 @@ def plan(client: PromClient, window: Window) -> Plan:
         found = client.instant(f"resets({RUNS}[{d}]) > 0", window.to_ms)
         for labels, _ in sorted(found.items(), key=lambda kv: kv[1]):
             probes[("agent", dict(labels).get("agent", ""))] = RUNS + _matcher(labels)
-    return Plan(window, stopped, {key: locate(client, probe, window) for key, probe in probes.items()})
+    return Plan(window, {key: locate(client, probe, window) for key, probe in probes.items()})
+
+
+NARROWING = ("outcome", "lagged", "kind", "le")  # labels that may narrow the stopped series' selector
+
+
+def stopped(client: PromClient, selector: str, window: Window, alive: set[Labels]) -> str | None:
+    """A selector for the series that held samples in the window but have none near its end."""
+    listed = [_key(tuple(sorted(s.items()))) for s in client.series(selector, window)]
+    gone = [dict(s) for s in listed if s not in alive]
+    if not gone:
+        return None
+    narrowed = restrict(selector, "journey", {g.get("journey", "") for g in gone})
+    every = [dict(s) for s in listed]
+    for label in NARROWING:
+        values = {g.get(label, "") for g in gone}
+        if "" not in values and values != {e.get(label, "") for e in every}:
+            narrowed = restrict(narrowed, label, values)
+    return narrowed
 
 
 def _rose(ends: dict[Labels, float], bases: dict[Labels, float]) -> dict[Labels, float]:
@@ -137,11 +161,11 @@ def _rose(ends: dict[Labels, float], bases: dict[Labels, float]) -> dict[Labels,
 def deltas(client: PromClient, selector: str, p: Plan) -> dict[Labels, float]:
     """Per series: how much the counter rose inside the plan's window."""
     window = p.window
-    end = {_key(k): v for k, v in client.instant(selector, window.to_ms).items()}
-    start = {_key(k): v for k, v in client.instant(selector, window.from_ms).items()}
-    if p.stopped:
-        late = client.instant(f"last_over_time({restrict(selector, 'journey', set(p.stopped))}[{span(window)}])",
-                              window.to_ms)
+    end = at_edge(client, selector, window, window.to_ms)
+    start = at_edge(client, selector, window, window.from_ms)
+    gone = stopped(client, selector, window, set(end))
+    if gone is not None:
+        late = client.instant(f"last_over_time({gone}[{span(window)}])", window.to_ms)
         end.update({_key(k): v for k, v in late.items() if _key(k) not in end})
     out = _rose(end, start)
     for (label, value), times in p.restarts.items():
@@ -165,7 +189,7 @@ def steps(client: PromClient, selector: str, window: Window, bucket_ms: int, cou
     Exact at any bucket size, unlike `increase()` over a range shorter than two scrapes."""
     edges = Window(window.from_ms, window.from_ms + count * bucket_ms, window.label)
     out = []
-    for tags, values in client.ranged(selector, edges, bucket_ms):
+    for tags, values in client.ranged(f"last_over_time({selector}[{EDGE_MS}ms])", edges, bucket_ms):
         at = dict(values)
         rises = []
         for i in range(count):
