@@ -207,7 +207,7 @@ def _closed_port() -> int:
     (["--source", "prometheus"], "--source prometheus needs --url"),
     (["--source", "prometheus", "--url", "prometheus:9090"], "is not an http(s) URL of Prometheus"),
     (["--source", "prometheus", "--url", "http://user:secret@127.0.0.1:{port}"],
-     "cannot reach Prometheus at http://user:***@127.0.0.1:{port}/api/v1/query: [Errno 111] Connection refused"),
+     "cannot reach Prometheus at http://user:***@127.0.0.1:{port}: [Errno 111] Connection refused"),
     (["--source", "influxdb"], "has no influxdb exporter to read"),
     (["--db", "{tmp}/none.db"], "no results yet in {tmp}/none.db — run `qos-agent run` first"),
     (["--format", "csv"], "--format 'csv' is not one of table, json, markdown"),

@@ -8,6 +8,7 @@ just before: the same length for `--since`, the previous calendar period (of its
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -33,6 +34,11 @@ class Window:
 
     def contains(self, t_ms: int) -> bool:
         return self.from_ms <= t_ms < self.to_ms
+
+    def slices(self, n: int) -> list[Window]:
+        """The window cut into n consecutive windows (to read in parallel)."""
+        edges = [self.from_ms + (self.to_ms - self.from_ms) * k // n for k in range(n + 1)]
+        return [Window(a, b, self.label) for a, b in itertools.pairwise(edges) if b > a]
 
 
 def iso(ms: int) -> str:

@@ -7,12 +7,13 @@ every failure is one line naming the server (with any password in the URL masked
 from __future__ import annotations
 
 import base64
-import json
 import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
 from typing import Any
+
+import orjson
 
 from qos_agent.reports.errors import ReportError
 
@@ -37,9 +38,10 @@ def split_userinfo(url: str) -> tuple[str, dict[str, str]]:
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc)), {"Authorization": f"Basic {token}"}
 
 
-def request_json(url: str, form: dict[str, str], *, what: str, headers: dict[str, str] | None = None,
+def request_json(url: str, form: dict[str, str], *, what: str, base: str, headers: dict[str, str] | None = None,
                  timeout_s: float = 30.0, verify_tls: bool = True, post: bool = True) -> Any:
-    """POST (or GET) `form` to `url` and decode the JSON answer; ReportError on any failure."""
+    """POST (or GET) `form` to `url` and decode the JSON answer; ReportError on any failure, naming
+    the server by `base` (the URL the user gave)."""
     data = urllib.parse.urlencode(form)
     target, auth = split_userinfo(url)
     request = urllib.request.Request(target if post else f"{target}?{data}", data=data.encode() if post else None,
@@ -52,7 +54,7 @@ def request_json(url: str, form: dict[str, str], *, what: str, headers: dict[str
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context))
-    where = shown_url(url)
+    where = shown_url(base)
     try:
         with opener.open(request, timeout=timeout_s) as response:
             body = response.read()
@@ -63,6 +65,6 @@ def request_json(url: str, form: dict[str, str], *, what: str, headers: dict[str
         reason = getattr(e, "reason", e)
         raise ReportError(f"cannot reach {what} at {where}: {reason}") from None
     try:
-        return json.loads(body)
-    except ValueError:
+        return orjson.loads(body)  # answers of tens of MB (InfluxDB's durations): a third of json's time
+    except orjson.JSONDecodeError:
         raise ReportError(f"{what} at {where} did not answer JSON (is it the right URL?)") from None

@@ -2,22 +2,23 @@
 
 The settings are the file's influxdb exporter (`api: v1`: database, retention_policy, username,
 password; `api: v2`: the bucket as the database, the token as `Authorization: Token`), so the report
-reads where the agents write. A window costs two or three requests of several statements: the
-counts per series (grouped by the tags the scorecard needs), then the on-time quantiles per journey ×
-region and per journey, then (only with a disruption still open) the last run of each open one.
-
-InfluxQL's `percentile(field, N)` takes the value at rank floor(n·N/100 + 0.5); asking for
-N = 100·k/n with the nearest rank k = ceil(n·p/100) gives exactly the nearest-rank quantile the
-SQLite store reports, so both sources agree to the millisecond.
+reads where the agents write. A window costs a few requests, sent at once: the counts per series
+(grouped by the tags the scorecard needs), the first and last run, the disruption points, and the
+on-time durations in a few time slices, from which the quantiles per journey ×
+region and per journey are computed here, nearest-rank, exactly as the SQLite store's: one read of
+the durations, where InfluxQL's `percentile()` reads them once per percentile asked (and takes rank
+⌊n·N/100 + 0.5⌋, not ⌈n·p/100⌉). Only with a disruption still open, one more request: the last run of
+each open one.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from qos_agent.reports.disruptions import add_minutes, pair
 from qos_agent.reports.errors import ReportError
-from qos_agent.reports.figures import PERCENTILES, Band, Disruption, Figures, Quantiles, Timeline, rank
+from qos_agent.reports.figures import Band, Disruption, Figures, Quantiles, Timeline
 from qos_agent.reports.journeyfile import InfluxSettings
 from qos_agent.reports.period import Window
 from qos_agent.reports.sources.http import request_json
@@ -25,9 +26,10 @@ from qos_agent.reports.sources.http import request_json
 TAGS = ("journey", "region", "agent", "kind", "owner", "customer_reason", "weight")
 GROUP = "GROUP BY " + ",".join(f'"{t}"' for t in TAGS)
 FINAL = '"final" = true'
-COUNTS = {  # cell attribute -> the extra condition of its count
+COUNTS = {  # cell attribute -> the extra condition of its count (of a boolean field: cheaper to read)
     "runs": "", "successes": ' AND "success" = true', "degraded": " AND \"outcome\" = 'degraded'",
-    "flaky": ' AND "flaky" = true', "lagged": ' AND "lagged" = true', "on_time": ' AND "lagged" = false'}
+    "flaky": ' AND "flaky" = true', "lagged": ' AND "lagged" = true'}
+DURATION_SLICES = 3  # the on-time durations are read in this many time slices at once
 DISRUPTION_LOOKBACK_MS = 400 * 86_400_000  # an open point this old still pairs with a close in the window
 DISRUPTION_FIELDS = '"reason", "uptime_ok", "hidden_minutes", "success_ratio", "latency_p95_ms"'
 
@@ -60,8 +62,8 @@ class InfluxSource:
             headers["Authorization"] = f"Token {s.token}"
         elif s.username:
             form.update(u=s.username, p=s.password)
-        doc = request_json(s.url + "/query", form, what="InfluxDB", headers=headers, timeout_s=max(30.0, s.timeout_s),
-                           verify_tls=s.verify_tls)
+        doc = request_json(s.url + "/query", form, what="InfluxDB", base=s.url, headers=headers,
+                           timeout_s=max(30.0, s.timeout_s), verify_tls=s.verify_tls)
         results: list[dict[str, Any]] = doc.get("results", []) if isinstance(doc, dict) else []
         for result in results:
             if "error" in result:
@@ -81,13 +83,15 @@ class InfluxSource:
     def figures(self, window: Window) -> Figures:
         figures = Figures(window)
         where = f'FROM "journey" WHERE {FINAL} AND {span(window)}'
-        statements = [f'SELECT count("duration_ms") {where}{extra} {GROUP}' for extra in COUNTS.values()]
+        statements = [f'SELECT count("final") {where}{extra} {GROUP}' for extra in COUNTS.values()]
         statements += [f'SELECT first("duration_ms") {where} {GROUP}', f'SELECT last("duration_ms") {where} {GROUP}']
         statements.append(f'SELECT {DISRUPTION_FIELDS} FROM "disruption" WHERE time >= '
                           f'{window.from_ms - DISRUPTION_LOOKBACK_MS}ms AND time < {window.to_ms}ms '
                           'GROUP BY "journey","region","agent","state"')
-        results = self.query(statements)
-        on_time: dict[tuple[str, str], int] = {}
+        with ThreadPoolExecutor(len(statements) + DURATION_SLICES) as pool:  # InfluxDB works on them at once
+            counted = [pool.submit(self.query, [statement]) for statement in statements]
+            slices = list(pool.map(self._durations, window.slices(DURATION_SLICES)))
+            results = [result for future in counted for result in future.result()]
         for name, result in zip([*COUNTS, "first", "last"], results, strict=False):
             for tags, rows in self.series(result):
                 cell = figures.cell(tags.get("journey", ""), tags.get("region", ""))
@@ -96,9 +100,6 @@ class InfluxSource:
                     cell.seen(int(row["time"]), None)
                 elif name == "last":
                     cell.seen(None, int(row["time"]))
-                elif name == "on_time":
-                    key = (cell.journey, cell.region)
-                    on_time[key] = on_time.get(key, 0) + int(row.get("count", 0))
                 else:
                     setattr(cell, name, getattr(cell, name) + int(row.get("count", 0)))
                 if name == "runs":
@@ -107,35 +108,40 @@ class InfluxSource:
                     cell.owner = tags.get("owner") or cell.owner
                     cell.customer_reason = tags.get("customer_reason") or cell.customer_reason
                     cell.weight = tags.get("weight") or cell.weight
-        self._quantiles(figures, on_time, where)
+        self._quantiles(figures, slices)
         found = self._disruptions(results[-1], window)
         add_minutes(figures.cell, found, window, self._last_runs(found, window))
         return figures
 
-    def _quantiles(self, figures: Figures, on_time: dict[tuple[str, str], int], where: str) -> None:
-        groups: list[tuple[str, str | None, int]] = [(j, r, n) for (j, r), n in sorted(on_time.items()) if n]
-        per_journey: dict[str, int] = {}
-        for (journey, region), n in on_time.items():
-            if figures.cells[(journey, region)].kind != "uptime":
-                per_journey[journey] = per_journey.get(journey, 0) + n
-        groups += [(j, None, n) for j, n in sorted(per_journey.items()) if n]
-        if not groups:
-            return
-        statements = []
-        for name, place, n in groups:
-            asks = ", ".join(f'percentile("duration_ms", {100 * rank(n, p) / n!r})' for p in PERCENTILES)
-            only = f' AND "journey" = {literal(name)}'
-            if place is not None:
-                only += f' AND "region" = {literal(place)}'
-            statements.append(f'SELECT {asks} {where} AND "lagged" = false{only}')
-        for (journey, place, _), result in zip(groups, self.query(statements), strict=True):
-            rows = [row for _, found in self.series(result) for row in found]
-            values = [rows[0].get(c) for c in ("percentile", "percentile_1", "percentile_2")] if rows else []
-            q = Quantiles(*values) if values else Quantiles()
-            if place is None:
-                figures.journey_latency[journey] = q
-            else:
-                figures.cells[(journey, place)].latency = q
+    def _durations(self, window: Window) -> dict[tuple[str, str], list[float]]:
+        """On-time durations of final runs per journey × region, one slice of the window."""
+        [result] = self.query([f'SELECT "duration_ms" FROM "journey" WHERE {FINAL} AND "lagged" = false AND '
+                               f'{span(window)} GROUP BY "journey","region"'])
+        out: dict[tuple[str, str], list[float]] = {}
+        for s in result.get("series", []):
+            tags = s.get("tags", {})
+            column = s["columns"].index("duration_ms")
+            out.setdefault((tags.get("journey", ""), tags.get("region", "")), []).extend(
+                float(v[column]) for v in s.get("values", []) if v[column] is not None)
+        return out
+
+    @staticmethod
+    def _quantiles(figures: Figures, slices: list[dict[tuple[str, str], list[float]]]) -> None:
+        """Exact nearest-rank quantiles per journey × region and per journey, as the SQLite store gives
+        (one read of the durations: InfluxQL's percentile() would read them once per percentile)."""
+        per_cell: dict[tuple[str, str], list[float]] = {}
+        for part in slices:
+            for key, values in part.items():
+                per_cell.setdefault(key, []).extend(values)
+        per_journey: dict[str, list[float]] = {}
+        for (journey, region), values in per_cell.items():
+            values.sort()
+            cell = figures.cells.get((journey, region))
+            if cell is not None:
+                cell.latency = Quantiles.of_sorted(values)
+                if cell.kind != "uptime":
+                    per_journey.setdefault(journey, []).extend(values)
+        figures.journey_latency = {j: Quantiles.of_sorted(sorted(v)) for j, v in per_journey.items()}
 
     def _disruptions(self, result: dict[str, Any], window: Window) -> list[Disruption]:
         points = []

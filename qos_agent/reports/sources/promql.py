@@ -58,7 +58,7 @@ class PromClient:
             raise ReportError(f"--url {url!r} is not an http(s) URL of Prometheus (e.g. http://prometheus:9090)")
 
     def call(self, path: str, form: dict[str, str]) -> Any:
-        doc = request_json(self.url + path, form, what="Prometheus")
+        doc = request_json(self.url + path, form, what="Prometheus", base=self.url)
         if not isinstance(doc, dict) or doc.get("status") != "success":
             error = doc.get("error", doc) if isinstance(doc, dict) else doc
             raise ReportError(f"Prometheus at {shown_url(self.url)} refused a query: {error}")

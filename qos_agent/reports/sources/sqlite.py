@@ -13,24 +13,28 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from qos_agent.reports.disruptions import add_minutes, pair
 from qos_agent.reports.errors import ReportError
-from qos_agent.reports.figures import Band, Disruption, Figures, Quantiles, Timeline, nearest_rank
+from qos_agent.reports.figures import Band, Cell, Disruption, Figures, Quantiles, Timeline, nearest_rank
 from qos_agent.reports.period import Window
 from qos_agent.reports.table import connect_store
 
 LAGGED = """instr(fields, '"lagged":true') > 0"""
 CELLS = f"""
 SELECT journey, region, max(kind), count(*), sum(success), sum(outcome = 'degraded'), sum(flaky), sum(lag),
-       min(time_ms), max(time_ms), group_concat(DISTINCT agent),
+       min(time_ms), max(time_ms), min(agent), max(agent),
        group_concat(CASE WHEN lag THEN NULL ELSE duration_ms END)
 FROM (SELECT journey, region, kind, success, outcome, flaky, time_ms, agent, duration_ms, {LAGGED} AS lag
       FROM points WHERE measurement = 'journey' AND final = 1 AND time_ms >= ? AND time_ms < ?)
 GROUP BY journey, region"""
 LATEST_TAGS = ("SELECT tags FROM points WHERE measurement = 'journey' AND journey = ? AND region = ? "
                "AND time_ms >= ? AND time_ms < ? ORDER BY time_ms DESC LIMIT 1")
+AGENTS = ("SELECT DISTINCT agent FROM points WHERE measurement = 'journey' AND journey = ? AND region = ? "
+          "AND time_ms >= ? AND time_ms < ?")  # only where a journey × region has several agents in one store
+MMAP_BYTES = 1 << 30  # read the store through the page cache, not a read() per page
 LAST_RUN = ("SELECT max(time_ms) FROM points WHERE measurement = 'journey' AND journey = ? AND region = ? "
             "AND agent = ? AND time_ms >= ? AND time_ms < ?")
 DISRUPTIONS = ("SELECT time_ms, tags, fields FROM points WHERE measurement = 'disruption' AND time_ms < ? "
@@ -43,7 +47,19 @@ GROUP BY journey, region, bucket"""
 
 
 def durations(concat: object) -> list[float]:
-    return [float(v) for v in str(concat).split(",")] if concat else []
+    return list(map(float, str(concat).split(","))) if concat else []
+
+
+def merge(into: Cell, cell: Cell) -> None:
+    """Add one store's cell to the figures' (several agents of one region, in several stores)."""
+    into.kind = cell.kind
+    for name in ("runs", "successes", "degraded", "flaky", "lagged", "disrupted_s", "hidden_s", "disruptions"):
+        setattr(into, name, getattr(into, name) + getattr(cell, name))
+    into.seen(cell.first_ms, cell.last_ms)
+    into.agents |= cell.agents
+    into.owner = cell.owner or into.owner
+    into.customer_reason = cell.customer_reason or into.customer_reason
+    into.weight = cell.weight or into.weight
 
 
 class SqliteSource:
@@ -60,39 +76,51 @@ class SqliteSource:
         except sqlite3.Error as e:
             raise ReportError(f"cannot read {path}: {e}") from None
 
+    def _store(self, path: Path, window: Window) -> tuple[Figures, dict[tuple[str, str], list[float]]]:
+        """One store's figures for the window, and its on-time durations per journey × region."""
+        figures = Figures(window)
+        on_time: dict[tuple[str, str], list[float]] = {}
+        conn = connect_store(path)
+        try:
+            conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
+            span = (window.from_ms, window.to_ms)
+            for (journey, region, kind, runs, ok, degraded, flaky, lagged, first, last, agent, other,
+                 concat) in self._rows(conn, path, CELLS, span):
+                cell = figures.cell(str(journey), str(region))
+                cell.kind = str(kind or "journey")
+                cell.runs, cell.successes, cell.degraded = int(str(runs)), int(str(ok or 0)), int(str(degraded or 0))
+                cell.flaky, cell.lagged = int(str(flaky or 0)), int(str(lagged or 0))
+                cell.seen(int(str(first)), int(str(last)))
+                cell.agents = {str(agent), str(other)}
+                if agent != other:
+                    cell.agents = {str(a) for (a,) in self._rows(conn, path, AGENTS, (journey, region, *span))}
+                on_time[(cell.journey, cell.region)] = durations(concat)
+                [(tags,)] = self._rows(conn, path, LATEST_TAGS, (journey, region, *span)) or [("{}",)]
+                own = json.loads(str(tags))
+                cell.owner = str(own.get("owner", ""))
+                cell.customer_reason = str(own.get("customer_reason", ""))
+                cell.weight = str(own.get("weight", ""))
+            found = self._disruptions(conn, path, window)
+
+            def last_run(d: Disruption) -> int | None:
+                [(t,)] = self._rows(conn, path, LAST_RUN, (d.journey, d.region, d.agent, d.start_ms, window.to_ms))
+                return int(str(t)) if t is not None else None
+
+            add_minutes(figures.cell, found, window, last_run)
+        finally:
+            conn.close()
+        return figures, on_time
+
     def figures(self, window: Window) -> Figures:
         figures = Figures(window)
         on_time: dict[tuple[str, str], list[float]] = {}
-        for path in self.paths:
-            conn = connect_store(path)
-            try:
-                span = (window.from_ms, window.to_ms)
-                for (journey, region, kind, runs, ok, degraded, flaky, lagged, first, last, agents,
-                     concat) in self._rows(conn, path, CELLS, span):
-                    cell = figures.cell(str(journey), str(region))
-                    cell.kind = str(kind or "journey")
-                    cell.runs += int(str(runs))
-                    cell.successes += int(str(ok or 0))
-                    cell.degraded += int(str(degraded or 0))
-                    cell.flaky += int(str(flaky or 0))
-                    cell.lagged += int(str(lagged or 0))
-                    cell.seen(int(str(first)), int(str(last)))
-                    cell.agents.update(str(agents or "").split(","))
-                    on_time.setdefault((cell.journey, cell.region), []).extend(durations(concat))
-                    [(tags,)] = self._rows(conn, path, LATEST_TAGS, (journey, region, *span)) or [("{}",)]
-                    own = json.loads(str(tags))
-                    cell.owner = str(own.get("owner", cell.owner))
-                    cell.customer_reason = str(own.get("customer_reason", cell.customer_reason))
-                    cell.weight = str(own.get("weight", cell.weight))
-                found = self._disruptions(conn, path, window)
-
-                def last_run(d: Disruption, conn: sqlite3.Connection = conn, path: Path = path) -> int | None:
-                    [(t,)] = self._rows(conn, path, LAST_RUN, (d.journey, d.region, d.agent, d.start_ms, window.to_ms))
-                    return int(str(t)) if t is not None else None
-
-                add_minutes(figures.cell, found, window, last_run)
-            finally:
-                conn.close()
+        with ThreadPoolExecutor(min(3, len(self.paths))) as pool:  # SQLite lets go of the GIL while it reads
+            stores = list(pool.map(lambda path: self._store(path, window), self.paths))
+        for part, durations_of in stores:
+            for key, cell in part.cells.items():
+                merge(figures.cell(*key), cell)
+            for key, values in durations_of.items():
+                on_time.setdefault(key, []).extend(values)
         per_journey: dict[str, list[float]] = {}
         for (journey, region), values in on_time.items():
             values.sort()
