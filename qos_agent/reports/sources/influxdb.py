@@ -2,9 +2,10 @@
 
 The settings are the file's influxdb exporter (`api: v1`: database, retention_policy, username,
 password; `api: v2`: the bucket as the database, the token as `Authorization: Token`), so the report
-reads where the agents write. A window costs a few requests, sent at once: the counts per series
-(grouped by the tags the scorecard needs), the first and last run, the disruption points, and the
-on-time durations in a few time slices, from which the quantiles per journey ×
+reads where the agents write. A window costs a request of several statements (the counts per
+series, grouped by the tags the scorecard needs; the first and last run; the disruption points) and,
+at the same time (at most three requests in flight: more only thrash the server), the on-time
+durations in two time slices, from which the quantiles per journey ×
 region and per journey are computed here, nearest-rank, exactly as the SQLite store's: one read of
 the durations, where InfluxQL's `percentile()` reads them once per percentile asked (and takes rank
 ⌊n·N/100 + 0.5⌋, not ⌈n·p/100⌉). Only with a disruption still open, one more request: the last run of
@@ -13,6 +14,7 @@ each open one.
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -29,7 +31,8 @@ FINAL = '"final" = true'
 COUNTS = {  # cell attribute -> the extra condition of its count (of a boolean field: cheaper to read)
     "runs": "", "successes": ' AND "success" = true', "degraded": " AND \"outcome\" = 'degraded'",
     "flaky": ' AND "flaky" = true', "lagged": ' AND "lagged" = true'}
-DURATION_SLICES = 3  # the on-time durations are read in this many time slices at once
+DURATION_SLICES = 2  # the on-time durations are read in this many time slices at once
+IN_FLIGHT = threading.BoundedSemaphore(3)  # requests at once, both periods together: more only thrash influxd
 DISRUPTION_LOOKBACK_MS = 400 * 86_400_000  # an open point this old still pairs with a close in the window
 DISRUPTION_FIELDS = '"reason", "uptime_ok", "hidden_minutes", "success_ratio", "latency_p95_ms"'
 
@@ -62,8 +65,9 @@ class InfluxSource:
             headers["Authorization"] = f"Token {s.token}"
         elif s.username:
             form.update(u=s.username, p=s.password)
-        doc = request_json(s.url + "/query", form, what="InfluxDB", base=s.url, headers=headers,
-                           timeout_s=max(30.0, s.timeout_s), verify_tls=s.verify_tls)
+        with IN_FLIGHT:
+            doc = request_json(s.url + "/query", form, what="InfluxDB", base=s.url, headers=headers,
+                               timeout_s=max(30.0, s.timeout_s), verify_tls=s.verify_tls)
         results: list[dict[str, Any]] = doc.get("results", []) if isinstance(doc, dict) else []
         for result in results:
             if "error" in result:
@@ -88,10 +92,10 @@ class InfluxSource:
         statements.append(f'SELECT {DISRUPTION_FIELDS} FROM "disruption" WHERE time >= '
                           f'{window.from_ms - DISRUPTION_LOOKBACK_MS}ms AND time < {window.to_ms}ms '
                           'GROUP BY "journey","region","agent","state"')
-        with ThreadPoolExecutor(len(statements) + DURATION_SLICES) as pool:  # InfluxDB works on them at once
-            counted = [pool.submit(self.query, [statement]) for statement in statements]
+        with ThreadPoolExecutor(1 + DURATION_SLICES) as pool:
+            counted = pool.submit(self.query, statements)
             slices = list(pool.map(self._durations, window.slices(DURATION_SLICES)))
-            results = [result for future in counted for result in future.result()]
+            results = counted.result()
         for name, result in zip([*COUNTS, "first", "last"], results, strict=False):
             for tags, rows in self.series(result):
                 cell = figures.cell(tags.get("journey", ""), tags.get("region", ""))

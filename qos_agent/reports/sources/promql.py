@@ -136,22 +136,39 @@ def plan(client: PromClient, window: Window) -> Plan:
     return Plan(window, {key: locate(client, probe, window) for key, probe in probes.items()})
 
 
-NARROWING = ("outcome", "lagged", "kind", "le")  # labels that may narrow the stopped series' selector
+NARROWING = ("region", "agent", "outcome", "lagged", "kind", "le")  # labels that may narrow a selector
+LONG_MS = 400 * 86_400_000  # how far back a counter's last value is looked for: what a store may keep
+
+
+def narrow(selector: str, some: list[dict[str, str]], every: list[dict[str, str]]) -> str:
+    """`selector` cut down to series like `some` (of `every` it matches): their journeys, and their
+    values of the labels in NARROWING where those leave others out."""
+    narrowed = restrict(selector, "journey", {g.get("journey", "") for g in some})
+    for label in NARROWING:
+        values = {g.get(label, "") for g in some}
+        if "" not in values and values != {e.get(label, "") for e in every}:
+            narrowed = restrict(narrowed, label, values)
+    return narrowed
 
 
 def stopped(client: PromClient, selector: str, window: Window, alive: set[Labels]) -> str | None:
     """A selector for the series that held samples in the window but have none near its end."""
     listed = [_key(tuple(sorted(s.items()))) for s in client.series(selector, window)]
     gone = [dict(s) for s in listed if s not in alive]
-    if not gone:
-        return None
-    narrowed = restrict(selector, "journey", {g.get("journey", "") for g in gone})
-    every = [dict(s) for s in listed]
-    for label in NARROWING:
-        values = {g.get(label, "") for g in gone}
-        if "" not in values and values != {e.get(label, "") for e in every}:
-            narrowed = restrict(narrowed, label, values)
-    return narrowed
+    return narrow(selector, gone, [dict(s) for s in listed]) if gone else None
+
+
+def values_before(client: PromClient, selector: str, keys: list[Labels], every: list[Labels],
+                  at_ms: int) -> dict[Labels, float]:
+    """The last values before `at_ms` of series (`keys`, of `every` series of the family) that have none
+    in the hour before it: a counter that seldom changes (through remote write it has a sample only
+    when it does), or a series born later (it has none: cheap to ask, narrowed to series like it)."""
+    if not keys:
+        return {}
+    wanted = set(keys)
+    narrowed = narrow(selector, [dict(k) for k in keys], [dict(k) for k in every])
+    found = client.instant(f"last_over_time({narrowed}[{LONG_MS}ms])", at_ms)
+    return {_key(k): v for k, v in found.items() if _key(k) in wanted}
 
 
 def _rose(ends: dict[Labels, float], bases: dict[Labels, float]) -> dict[Labels, float]:
@@ -167,6 +184,7 @@ def deltas(client: PromClient, selector: str, p: Plan) -> dict[Labels, float]:
     if gone is not None:
         late = client.instant(f"last_over_time({gone}[{span(window)}])", window.to_ms)
         end.update({_key(k): v for k, v in late.items() if _key(k) not in end})
+    start.update(values_before(client, selector, [k for k in end if k not in start], list(end), window.from_ms))
     out = _rose(end, start)
     for (label, value), times in p.restarts.items():
         # Counted segment by segment: each ends with the last value before a reset, the next begins at 0.
@@ -185,17 +203,23 @@ def deltas(client: PromClient, selector: str, p: Plan) -> dict[Labels, float]:
 def steps(client: PromClient, selector: str, window: Window, bucket_ms: int, count: int
           ) -> list[tuple[dict[str, str], list[tuple[int, float]]]]:
     """Per series, how much the counter rose in each bucket: its values at the buckets' edges,
-    differenced (a drop is a reset: the new value counts; a series born in a bucket counts from 0).
-    Exact at any bucket size, unlike `increase()` over a range shorter than two scrapes."""
+    differenced (a drop is a reset: the new value counts; a series born in a bucket counts from 0;
+    an edge without a recent sample carries the last value on). Exact at any bucket size, unlike
+    `increase()` over a range shorter than two scrapes."""
     edges = Window(window.from_ms, window.from_ms + count * bucket_ms, window.label)
+    found = [(tags, dict(values)) for tags, values in
+             client.ranged(f"last_over_time({selector}[{EDGE_MS}ms])", edges, bucket_ms)]
+    keyed = [(_key(tuple(sorted(tags.items()))), tags, at) for tags, at in found]
+    before = values_before(client, selector, [k for k, _, at in keyed if window.from_ms not in at],
+                           [k for k, _, _ in keyed], window.from_ms)
     out = []
-    for tags, values in client.ranged(f"last_over_time({selector}[{EDGE_MS}ms])", edges, bucket_ms):
-        at = dict(values)
+    for key, tags, at in keyed:
+        last = at.get(window.from_ms, before.get(key))
         rises = []
         for i in range(count):
             end = at.get(window.from_ms + (i + 1) * bucket_ms)
             if end is not None:
-                start = at.get(window.from_ms + i * bucket_ms)
-                rises.append((i, end - start if start is not None and end >= start else end))
+                rises.append((i, end - last if last is not None and end >= last else end))
+                last = end
         out.append((tags, rises))
     return out

@@ -145,25 +145,29 @@ class SqliteSource:
                 conn.close()
         return sorted(found, key=lambda d: d.start_ms)
 
+    def _timeline_rows(self, path: Path, window: Window, bucket_ms: int) -> list[tuple[object, ...]]:
+        conn = connect_store(path)
+        try:
+            conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
+            return self._rows(conn, path, TIMELINE, (window.from_ms, bucket_ms, window.from_ms, window.to_ms))
+        finally:
+            conn.close()
+
     def timeline(self, window: Window, bucket_ms: int) -> Timeline:
         count = max(1, -(-(window.to_ms - window.from_ms) // bucket_ms))
         timeline = Timeline(window.from_ms, bucket_ms, count)
         on_time: dict[tuple[str, str, int], list[float]] = {}
-        for path in self.paths:
-            conn = connect_store(path)
-            try:
-                args = (window.from_ms, bucket_ms, window.from_ms, window.to_ms)
-                rows = self._rows(conn, path, TIMELINE, args)
-                for journey, region, kind, b, passed, degraded, failed, concat in rows:
-                    i = min(count - 1, int(str(b)))
-                    bucket = timeline.series(str(journey), str(region), str(kind or "journey"))[i]
-                    bucket.passed += int(str(passed or 0))
-                    bucket.degraded += int(str(degraded or 0))
-                    bucket.failed += int(str(failed or 0))
-                    if kind != "uptime":
-                        on_time.setdefault((str(journey), str(region), i), []).extend(durations(concat))
-            finally:
-                conn.close()
+        with ThreadPoolExecutor(min(3, len(self.paths))) as pool:
+            stores = list(pool.map(lambda path: self._timeline_rows(path, window, bucket_ms), self.paths))
+        for rows in stores:
+            for journey, region, kind, b, passed, degraded, failed, concat in rows:
+                i = min(count - 1, int(str(b)))
+                bucket = timeline.series(str(journey), str(region), str(kind or "journey"))[i]
+                bucket.passed += int(str(passed or 0))
+                bucket.degraded += int(str(degraded or 0))
+                bucket.failed += int(str(failed or 0))
+                if kind != "uptime":
+                    on_time.setdefault((str(journey), str(region), i), []).extend(durations(concat))
         for (journey, region, i), values in on_time.items():
             timeline.runs[(journey, region)][i].p95_ms = nearest_rank(sorted(values), 95)
         timeline.bands = [Band(d.journey, d.region, d.start_ms, d.end_ms, d.uptime_ok, d.reason)
