@@ -131,10 +131,10 @@ def _disruption(tags: tuple[tuple[str, str], ...], state: str, t: int, opened: i
                                      ("latency_p95_ms", 300.0), ("opened_ms", opened), ("uptime_ok", True), *extra), t)
 
 
-async def generate(data: Path, days: int, interval_ms: int, influx: InfluxServer, prom: PrometheusServer) -> int:
-    """Write 2 × days of data to the three stores, InfluxDB and Prometheus; the number of runs."""
+async def generate(data: Path, days: int, interval_ms: int, influx: InfluxServer, prom: PrometheusServer,
+                   end: int) -> int:
+    """Write 2 × days of data up to `end` to the three stores, InfluxDB and Prometheus; the number of runs."""
     rng = random.Random(26)
-    end = int(time.time() * 1000)
     start = end - 2 * days * DAY
     stores = {r: SqliteExporter(SqliteSpec(data / f"{r}.db", retention_s=1e10)) for r in REGIONS}
     sinks = {r: PrometheusRemoteWriteSink(
@@ -194,13 +194,13 @@ class AgentCounters:
         return out
 
 
-def time_reads(options: Options, repeat: int) -> list[float]:
+def time_reads(options: Options, repeat: int, now_ms: int) -> list[float]:
     out = []
     for _ in range(repeat):
         sink = Console(file=io.StringIO(), width=200)
         t = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()):  # the JSON itself is not the point here
-            code = run(options, sink, sink)
+            code = run(options, sink, sink, now_ms=now_ms)
         out.append(time.perf_counter() - t)
         assert code == 0, code
     return out
@@ -230,10 +230,11 @@ def main() -> None:
     others = Others([p.pid for p in (influx.proc, prom.proc) if p is not None])
     try:
         if fresh:
-            t = time.perf_counter()
-            runs = asyncio.run(generate(data, args.days, interval_ms, influx, prom))
-            marker.write_text(json.dumps({"runs": runs, "seconds": time.perf_counter() - t}))
-        runs = json.loads(marker.read_text())["runs"]
+            t, end = time.perf_counter(), int(time.time() * 1000)
+            runs = asyncio.run(generate(data, args.days, interval_ms, influx, prom, end))
+            marker.write_text(json.dumps({"runs": runs, "seconds": time.perf_counter() - t, "end_ms": end}))
+        made = json.loads(marker.read_text())
+        runs, now = made["runs"], made["end_ms"]  # the report runs as of the data's end: agents write up to now
         journeys = data / "journeys.yaml"
         journeys.write_text(journeys_yaml(influx.url))
         since = f"{args.days}d"
@@ -244,11 +245,11 @@ def main() -> None:
                                               format="json")}
         rows = []
         for name, options in sources.items():
-            times = time_reads(options, args.repeat)
+            times = time_reads(options, args.repeat, now)
             page = data / f"{name.split()[0]}.html"
             t = time.perf_counter()
             run(dataclasses.replace(options, format=None, html=page), Console(file=io.StringIO()),
-                Console(file=io.StringIO()))
+                Console(file=io.StringIO()), now_ms=now)
             html_s = time.perf_counter() - t
             rows.append([name, f"{statistics.median(times):.2f}", f"{max(times):.2f}", f"{html_s:.2f}",
                          f"{page.stat().st_size / 1e6:.1f} MB"])
