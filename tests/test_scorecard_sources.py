@@ -165,3 +165,36 @@ def test_sqlite_influxdb_and_prometheus_scorecards_agree(world: dict[str, Any]) 
         eu_card = page.split('data-journey="checkout" data-region="eu-west">')[1].split("</section>")[0]
         assert 'class="dis hidden"' in ap_card and 'class="fail"' in ap_card, options.source
         assert 'class="dis' not in eu_card and 'class="fail"' not in eu_card, options.source
+
+
+@needs_influxd
+async def test_an_influxdb_v2_exporter_is_read_through_the_compatibility_api(tmp_path: Path) -> None:
+    """`api: v2` reads its bucket with the token (`Authorization: Token`) through `/query`; influxd 1.x
+    stands in for a 2.x here (the v1 API is what 2.x's compatibility endpoint speaks; no auth here)."""
+    from exporters.lineprotocol import encode_many
+    from tests.support import scorecard as sc
+    from tests.support.influx import _http
+
+    now = int(time.time() * 1000) // 60_000 * 60_000
+    points = sc.points_of(sc.runs(now - 2 * 3600_000, minutes=60))
+    influx = InfluxServer(tmp_path / "influxd")
+    influx.root.mkdir()
+    influx.start()
+    try:
+        influx.query("CREATE DATABASE qos")
+        status, body = _http("POST", f"{influx.url}/write?db=qos&precision=ms", "\n".join(encode_many(points)).encode())
+        assert status == 204, body
+        journeys, db = tmp_path / "journeys.yaml", tmp_path / "qos-results.db"
+        journeys.write_text(sc.JOURNEYS_YAML + f"exporters:\n  - {{type: influxdb, url: '{influx.url}', api: v2, "
+                            "org: '-', bucket: qos, token: 't0ken'}\n")
+        await sc.write(db, points)
+        source, card = read(Options(file=journeys, source="influxdb", since="3h"), now)
+        assert source.description == f"InfluxDB {influx.url} (bucket qos)"
+        want = read(Options(file=journeys, dbs=[db], since="3h"), now)[1].to_json()
+        got = card.to_json()
+        for doc in (want, got):
+            for key in ("source", "generated", "latency_quantiles"):
+                doc.pop(key)
+        assert got == want
+    finally:
+        influx.stop()
