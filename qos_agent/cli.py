@@ -225,36 +225,41 @@ def run(
 
 @app.command(short_help="What the results say: success, latency, disruptions.")
 def report(
-    db: Annotated[Path | None, typer.Option(metavar="PATH",
-                                            help="the SQLite store (default: from journeys.yaml)")] = None,
     file: Annotated[Path, typer.Option("--file", "-f", metavar="PATH",
-                                       help="journeys file that names the store")] = DEFAULT_FILE,
-    since: Annotated[str | None, typer.Option(metavar="DURATION", help="only the last e.g. 1h")] = None,
-    html: Annotated[Path | None, typer.Option("--html", help="write a self-contained HTML page (charts) to PATH",
-                                              metavar="PATH")] = None,
+                                       help="journeys file: objectives, owners, the store, the influxdb exporter")
+                    ] = DEFAULT_FILE,
+    db: Annotated[list[Path] | None, typer.Option(
+        metavar="PATH", help="a SQLite store, repeatable: one per agent (default: from journeys.yaml)")] = None,
+    source: Annotated[str, typer.Option(metavar="TEXT", help="sqlite, influxdb or prometheus")] = "sqlite",
+    url: Annotated[str | None, typer.Option(
+        metavar="URL", help="Prometheus to read (--source prometheus); for influxdb, instead of the file's url")
+                   ] = None,
+    since: Annotated[str | None, typer.Option(metavar="DURATION", help="the period ending now, e.g. 24h, 7d "
+                                                                      "(default 7d)")] = None,
+    period: Annotated[str | None, typer.Option(metavar="TEXT", help="the last whole calendar week, month or "
+                                                                   "quarter, in UTC")] = None,
+    format: Annotated[str | None, typer.Option("--format", metavar="TEXT", help="table (default), json or markdown")
+                      ] = None,
+    html: Annotated[Path | None, typer.Option("--html", help="write the scorecard as a self-contained HTML page "
+                                                             "(charts) to PATH", metavar="PATH")] = None,
     verbose: VerboseOpt = False,
 ) -> None:
-    """What the embedded store holds: per journey × region runs, success, p50/p95/p99, disruptions."""
-    from qos_agent.reports.storepath import store_path
-    from qos_agent.reports.table import ReportError, show_report
+    """The CX scorecard: per customer reason, journey and region, SLO attainment, error budget,
+    customer-minutes lost (and hidden from uptime), p50/p95/p99 against the objective, trend."""
+    from qos_agent.reports.command import Options, run
+    from qos_agent.reports.errors import ReportError
 
     _verbose(verbose)
-    since_s = _seconds(since, "--since")
+    options = Options(file=file, dbs=list(db or []), source=source, url=url, since=since, period=period,
+                      format=format, html=html)
     try:
-        path = db or store_path(file)
+        code = run(options, out, err)
     except ConfigError as e:
         raise _config_error(e) from None
-    if html is not None:
-        from qos_agent.reports.html import write_html_report
-
-        try:
-            write_html_report(path, html, since_s)
-        except (ReportError, OSError) as e:
-            err.print(str(e), markup=False, highlight=False)
-            raise typer.Exit(1) from None
-        out.print(f"wrote {html}", markup=False, highlight=False)
-        raise typer.Exit(0)
-    raise typer.Exit(show_report(path, since_s, out))
+    except ReportError as e:
+        err.print(str(e), markup=False, highlight=False, soft_wrap=True)  # one line, however narrow the terminal
+        raise typer.Exit(2) from None
+    raise typer.Exit(code)
 
 
 @app.command(short_help="Three regions, one broken, and what uptime missed.")

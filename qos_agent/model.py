@@ -42,8 +42,10 @@ class ErrorClass(StrEnum):
     INTERNAL = "internal"
 
 
-# Tag names the metrics schema sets itself: a journey's own tags may not use them.
-RESERVED_TAGS = frozenset({"journey", "step", "region", "agent", "probe", "kind", "state"})
+# Tag names the metrics schema sets itself: a journey's own tags may not use them. `owner`,
+# `customer_reason` and `weight` are journey keys carried as tags (qos_agent/config/metadata.py).
+JOURNEY_KEY_TAGS = frozenset({"owner", "customer_reason", "weight"})
+RESERVED_TAGS = frozenset({"journey", "step", "region", "agent", "probe", "kind", "state"}) | JOURNEY_KEY_TAGS
 
 
 class JourneyKind(StrEnum):

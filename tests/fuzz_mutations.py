@@ -4,7 +4,8 @@ Seeds are the sample journeys.yaml and every ```yaml example in README.md and do
 seed with 1-4 mutations: lines deleted, duplicated, swapped; values swapped or replaced by hostile
 ones (foreign tags, number typos, NaN, structures where scalars go, broken templates, control
 characters, huge strings, deep nesting); anchors, aliases and merge keys; an alias bomb; tabs;
-renamed keys; and raw bytes (binary, non-UTF-8) spliced in.
+renamed keys; the scorecard's journey keys (owner, customer_reason, weight) added with plausible
+and hostile values; and raw bytes (binary, non-UTF-8) spliced in.
 """
 
 from __future__ import annotations
@@ -48,6 +49,12 @@ HOSTILE_TAGS = ["{job: x}", "{instance: x}", "{__name__: x}", "{_.x: x}", "{hidd
                 '{"tier-1": gold, tier_1: silver}', "{error: x, phase: y}"]
 _TAGS_LINE = re.compile(r"^(\s*)tags:(\s*).*$")
 _JOURNEY_NAME = re.compile(r"^(\s*)- name:")
+# The scorecard's journey keys (qos_agent/config/metadata.py) and values for them, good and bad.
+METADATA_KEYS = ("owner", "customer_reason", "weight")
+METADATA_VALUES = ["team-payments", '"pay for an order"', "0.25", "1200", "0", "-1", "-0.0", "1e999", ".nan", ".inf",
+                   '" padded "', '"back\\slash"', '"tab\there"', "[x]", "{a: 1}", "~", '""', "true",
+                   '"' + "r" * 300 + '"', "${QOS_FUZZ_SET}", "${QOS_FUZZ_UNSET}"]
+_JOURNEY = re.compile(r"^(\s*)- name: ")
 
 _KV = re.compile(r"^(\s*(?:- )?)([^\s:#'\"][^:#]*?):(\s+)(.+?)\s*$")
 
@@ -61,7 +68,7 @@ def _mutate_lines(draw: st.DrawFn, lines: list[str]) -> list[str]:
     if not lines:
         return ["version: 1\n"]
     op = draw(st.sampled_from(("delete", "duplicate", "swap", "value", "swap_values", "anchor", "merge", "tab",
-                               "rename", "indent", "bomb", "deep", "tags")))
+                               "rename", "indent", "bomb", "deep", "tags", "metadata")))
     i = draw(st.integers(0, len(lines) - 1))
     j = draw(st.integers(0, len(lines) - 1))
     kv = _kv_lines(lines)
@@ -110,6 +117,13 @@ def _mutate_lines(draw: st.DrawFn, lines: list[str]) -> list[str]:
             n = names[draw(st.integers(0, len(names) - 1))]
             indent = len(_JOURNEY_NAME.match(lines[n]).group(1)) + 2  # type: ignore[union-attr]
             lines.insert(n + 1, " " * indent + f"tags: {tags}\n")
+    elif op == "metadata":
+        starts = [(n, found.group(1)) for n, line in enumerate(lines) if (found := _JOURNEY.match(line))]
+        if starts:
+            at, outer = starts[draw(st.integers(0, len(starts) - 1))]
+            indent = " " * (len(outer) + 2)
+            key, value = draw(st.sampled_from(METADATA_KEYS)), draw(st.sampled_from(METADATA_VALUES))
+            lines.insert(at + 1, f"{indent}{key}: {value}\n")
     elif op == "deep" and m:
         depth = draw(st.sampled_from((10, 63, 64, 65, 1000, 100_000)))
         lines[k] = f"{m.group(1)}{m.group(2)}:{m.group(3)}" + "[" * depth + "]" * depth + "\n"

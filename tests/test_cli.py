@@ -159,7 +159,7 @@ def test_run_until_sigterm_then_report(tmp_path: Path) -> None:
 
 def test_report_without_store(tmp_path: Path) -> None:
     r = qos("report", "--db", str(tmp_path / "none.db"), cwd=tmp_path)
-    assert r.returncode == 1
+    assert r.returncode == 2  # bad input: one line, exit 2 (issue 26)
     assert "no results yet" in r.stdout + r.stderr
 
 

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from typer.testing import CliRunner
 
 from qos_agent.cli import app
-from tests.fuzz_mutations import BOMB, hostile_files, seeds
+from tests.fuzz_mutations import BOMB, METADATA_KEYS, hostile_files, seeds
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = sorted((ROOT / "tests" / "corpus" / "fuzz").glob("*.yaml"))
@@ -76,6 +76,12 @@ def test_seeds_are_many_and_the_sample_is_valid(tmp_path: Path) -> None:
     path.write_text(SEEDS[0])
     shutil.copytree(ROOT / "steps", tmp_path / "steps")  # the sample's script step, beside it
     assert validate_in_process(path)[1] == 0
+
+
+def test_seeds_carry_the_scorecards_journey_keys() -> None:
+    """owner, customer_reason and weight are in the seeds (the sample), so mutations reach them too."""
+    for key in METADATA_KEYS:
+        assert any(re.search(rf"^\s+{key}: ", seed, re.M) for seed in SEEDS), key
 
 
 def test_fuzzed_files_exit_0_or_2_located(tmp_path_factory: pytest.TempPathFactory, start_mb: float) -> None:

@@ -1,108 +1,118 @@
-"""`qos-agent report --html`: a self-contained page, opened in real headless Chromium.
+"""`qos-agent report --html`: the CX scorecard as one self-contained page, opened in real headless Chromium.
 
 The store is written by the real SqliteExporter with two hours of runs in two regions, and the
-disruptions come from the real Evaluator: eu-west's checkout breaks while its /health stays green
-(a hidden disruption), later us-east breaks together with its uptime check (a visible one).
+disruptions come from the real Evaluator (tests/support/scorecard.py): eu-west's checkout breaks while
+its /health stays green (a hidden disruption), us-east's checkout is slow for ten minutes (degraded
+runs) and later breaks together with its uptime check (a visible one).
+
+The page tells the truth (issue 27, item 5): degraded runs in their own colour, the success and
+latency objectives drawn, a "0 ms" baseline, time labels that never repeat, every time in UTC.
 """
 
 from __future__ import annotations
 
+import io
+import itertools
 import os
-import random
 import re
 import shutil
 import time
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
-from exporters.files.config import SqliteSpec
-from exporters.files.sqlite import SqliteExporter
-from qos_agent.delivery.points import result_points
-from qos_agent.model import ErrorClass, Journey, JourneyKind, JourneyResult, Location, Point, Slo
-from qos_agent.quality.evaluator import Evaluator
-from qos_agent.reports.html import load_runs, write_html_report
-from qos_agent.reports.table import ReportError
-from tests.support import results as rb
+from qos_agent.reports.charts import ticks
+from qos_agent.reports.command import Options, run
+from tests.support import scorecard as sc
 from tests.support.components import needs
 
 ROOT = Path(__file__).resolve().parents[1]
 # The README's picture is refreshed only on request (QOS_UPDATE_SCREENSHOTS=1), so a test run
 # never leaves the work tree changed.
-DOCS_SCREENSHOT = ROOT / "docs" / "img" / "html-report.png"
+DOCS_SCREENSHOT = ROOT / "docs" / "img" / "scorecard.png"
 CHROMIUM = Path("/usr/bin/chromium")
-LOC = Location("journeys.yaml", 1, 1)
 NOW_MS = int(time.time()) // 60 * 60_000  # recent: the store prunes what is older than its retention
 START_MS = NOW_MS - 2 * 3600_000
-ORIGIN = ("https://shop.example:443",)  # the uptime check watches the checkout's service
-CHECKOUT = Journey("checkout", (), 60.0, LOC, slo=Slo(success=0.995, latency_s=2.0), origins=ORIGIN)
-UPTIME = Journey("uptime", (), 60.0, LOC, kind=JourneyKind.UPTIME, origins=ORIGIN)
 
 
-def _runs(rng: random.Random) -> list[JourneyResult]:
-    out = []
-    for minute in range(120):
-        for offset_s, region in ((7, "eu-west"), (23, "us-east")):
-            t = START_MS + minute * 60_000 + offset_s * 1000
-            hidden_fault = region == "eu-west" and 50 <= minute < 70  # checkout broken, /health green
-            outage = region == "us-east" and 95 <= minute < 101      # everything down, uptime sees it
-            out.append(rb.journey("uptime", [rb.failed("health", ErrorClass.CONNECT, "refused")] if outage
-                                  else [rb.passed("health", rng.uniform(8, 20))],
-                                  kind=JourneyKind.UPTIME, region=region, agent=f"agent-{region}", start_ms=t))
-            pay = (rb.failed("pay", ErrorClass.STATUS, "HTTP 503", status_code=503) if hidden_fault or outage
-                   else rb.passed("pay", rng.uniform(250, 420) + (300 if region == "us-east" else 0)))
-            out.append(rb.journey("checkout", [rb.passed("login", rng.uniform(60, 120)),
-                                               rb.passed("cart", rng.uniform(40, 90)), pay],
-                                  region=region, agent=f"agent-{region}", start_ms=t + 1000,
-                                  tags=(("stage", "purchase"),)))
-    return out
+def quiet() -> Console:
+    return Console(file=io.StringIO(), width=200)
 
 
-async def _store(path: Path) -> None:
-    results = _runs(random.Random(11))
-    evaluator = Evaluator([CHECKOUT, UPTIME], "agent")
-    points: list[Point] = []
-    for r in results:
-        points += result_points(r)
-        points += evaluator.observe([r])
-    exporter = SqliteExporter(SqliteSpec(path))
-    try:
-        await exporter.write(points)
-    finally:
-        await exporter.close()
+async def scorecard_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Four hours of runs: two quiet ones, then the story; the page shows the last two against the two before."""
+    monkeypatch.chdir(tmp_path)  # the page names the store as given: qos-results.db
+    db, page, journeys = Path("qos-results.db"), tmp_path / "report.html", tmp_path / "journeys.yaml"
+    journeys.write_text(sc.JOURNEYS_YAML)
+    await sc.store(db, START_MS - 2 * 3600_000, lead=120)
+    code = run(Options(file=journeys, dbs=[db], since="2h", html=page), quiet(), quiet(), now_ms=NOW_MS)
+    assert code == 0
+    return page
 
 
-async def test_page_shows_the_hidden_disruption(tmp_path: Path) -> None:
-    db, page = tmp_path / "qos-results.db", tmp_path / "report.html"
-    await _store(db)
-    write_html_report(db, page, now_ms=NOW_MS)
-    text = page.read_text()
+async def test_the_page_is_the_scorecard_and_tells_the_truth(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = (await scorecard_page(tmp_path, monkeypatch)).read_text()
     assert "<script" not in text and "http://" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "")
     assert "https://" not in text  # self-contained: nothing to fetch
+    # The summary in words first, then a section per customer reason (the one that missed first).
+    summary = text.split('<section class="summary">')[1].split("</section>")[0]
+    assert "1 of 2 customer reasons missed their objective; checkout in eu-west lost 63 customer-minutes, 63 of them " \
+           "hidden from uptime." in summary
+    assert re.findall(r'<section class="reason (\w+)" data-reason="([^"]+)"', text) == [
+        ("missed", "pay for an order"), ("met", "find a product")]
+    pay = text.split('data-reason="pay for an order"')[1].split('data-reason="find a product"')[0]
+    assert "owner: team-payments" in pay and "since the previous period: success -10.83 pp" in pay
     cards = re.findall(r'<section class="card" data-journey="([^"]+)" data-region="([^"]+)"', text)
-    assert cards == [("checkout", "eu-west"), ("checkout", "us-east")]
-    eu, us = text.split('data-region="eu-west"')[1].split('data-region="us-east"')
-    assert 'class="dis hidden"' in eu and "hidden from uptime" in eu
-    assert 'class="dis"' in us and 'class="dis hidden"' not in us and 'class="up-bad"' in us
+    assert cards == [("checkout", "eu-west"), ("checkout", "us-east"), ("search", "eu-west"), ("search", "us-east")]
+    eu, us = (text.split(f'data-journey="checkout" data-region="{r}">')[1].split("</section>")[0]
+              for r in ("eu-west", "us-east"))
+    assert 'class="dis hidden"' in eu and "1 hidden from uptime" in eu and 'class="degraded"' not in eu
+    assert 'class="dis"' in us and 'class="up-bad"' in us and 'class="fail"' in us
+    # Degraded runs (slower than slo.latency, still passed) in their own colour, never as "passed".
+    assert len(re.findall(r'<rect class="degraded"', us)) >= 4 and "10 degraded" in us
+    # Both objectives drawn; the latency axis starts at "0 ms"; no "p95" at the baseline.
+    assert len(re.findall(r'<line class="target"', eu)) == 2
+    assert ">objective</text>" in eu and ">99.5 %</text>" in eu and ">2000 ms</text>" in eu
+    assert re.search(r'y="204">0 ms</text>', eu) and not re.search(r'y="204">p95</text>', eu)
+    # Time labels: distinct, on whole steps, in UTC (the axis says so; every other time says UTC too).
+    labels = re.findall(r'<text class="tick" text-anchor="\w+" x="[\d.]+" y="248">([^<]+)</text>', eu)
+    assert len(labels) >= 3 and len(set(labels)) == len(labels), labels
+    assert '<text class="tick utc"' in eu and ">UTC</text>" in eu
+    stamps = re.findall(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}(?::\d{2})?(?: UTC)?", text)
+    assert stamps and all(s.endswith("UTC") for s in stamps), [s for s in stamps if not s.endswith("UTC")]
     assert "green — hidden from uptime" in text and "red (uptime saw it)" in text
-    assert len(load_runs(db)) == 480
 
-    # A window with no runs still writes a page; a missing store is a message, not a traceback.
-    write_html_report(db, tmp_path / "empty.html", since_s=60, now_ms=NOW_MS + 3600_000)
-    assert "No journey runs in this window." in (tmp_path / "empty.html").read_text()
-    with pytest.raises(ReportError, match="no results yet"):
-        write_html_report(tmp_path / "missing.db", tmp_path / "x.html")
+
+def test_time_labels_never_repeat() -> None:
+    t0 = 1_718_000_000_000  # 2024-06-10T06:13:20Z
+    for span_s in (20, 90, 15 * 60, 2 * 3600, 26 * 3600, 7 * 86400, 31 * 86400, 92 * 86400, 400 * 86400):
+        marks = ticks(t0, t0 + span_s * 1000)
+        labels = [label for _, label in marks]
+        assert 2 <= len(marks) <= 8 and len(set(labels)) == len(labels), (span_s, labels)
+        steps = {b - a for (a, _), (b, _) in itertools.pairwise(marks)}
+        assert len(steps) == 1, (span_s, marks)  # whole, even steps
+
+
+async def test_a_period_without_runs_writes_an_honest_page(tmp_path: Path) -> None:
+    db, journeys, page = tmp_path / "qos-results.db", tmp_path / "journeys.yaml", tmp_path / "empty.html"
+    journeys.write_text(sc.JOURNEYS_YAML)
+    await sc.store(db, START_MS, minutes=10)
+    later = NOW_MS + 30 * 86400_000  # a month on: nothing in the last 7 days, nothing in the 7 before
+    assert run(Options(file=journeys, dbs=[db], html=page), quiet(), quiet(), now_ms=later) == 1
+    text = page.read_text()
+    assert "No journey runs were recorded in this period" in text and "0.00 %" not in text
+    assert "100.00 %" not in text and '<svg class="chart"' not in text
 
 
 @pytest.mark.browser
 @needs(CHROMIUM.exists(), "Debian chromium")
-async def test_page_renders_in_chromium_without_errors(tmp_path: Path) -> None:
+async def test_the_scorecard_renders_in_chromium_without_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                                 ) -> None:
     from playwright.async_api import async_playwright
 
-    db, page_path = tmp_path / "qos-results.db", tmp_path / "report.html"
-    SCREENSHOT = tmp_path / "html-report.png"
-    await _store(db)
-    write_html_report(db, page_path, now_ms=NOW_MS)
+    page_path = await scorecard_page(tmp_path, monkeypatch)
+    screenshot = tmp_path / "scorecard.png"
     problems: list[str] = []
     requests: list[str] = []
     async with async_playwright() as p:
@@ -111,33 +121,37 @@ async def test_page_renders_in_chromium_without_errors(tmp_path: Path) -> None:
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                   "--disable-sync", "--no-first-run"])
         try:
-            page = await browser.new_page(viewport={"width": 1010, "height": 900})
+            page = await browser.new_page(viewport={"width": 1040, "height": 1500})
             page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
             page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
             page.on("request", lambda r: requests.append(r.url))
             await page.goto(page_path.as_uri(), wait_until="load")
             charts = await page.eval_on_selector_all(
                 "svg.chart", """svgs => svgs.map(s => ({
-                    ok: s.querySelectorAll('rect.ok').length, fail: s.querySelectorAll('rect.fail').length,
-                    p95: s.querySelectorAll('path.p95').length, uptime: s.querySelectorAll('rect.up-ok').length,
+                    ok: s.querySelectorAll('rect.ok').length, degraded: s.querySelectorAll('rect.degraded').length,
+                    fail: s.querySelectorAll('rect.fail').length, p95: s.querySelectorAll('path.p95').length,
+                    targets: s.querySelectorAll('line.target').length, uptime: s.querySelectorAll('rect.up-ok').length,
                     hidden: s.querySelectorAll('rect.dis.hidden').length,
                     width: s.getBoundingClientRect().width, height: s.getBoundingClientRect().height}))""")
             hidden_box = await page.locator("section[data-region='eu-west'] rect.dis.hidden").first.bounding_box()
-            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-            await page.screenshot(path=str(SCREENSHOT), full_page=False)
+            headline = await page.locator(".summary .headline").inner_text()
+            await page.screenshot(path=str(screenshot), full_page=False)
             if os.environ.get("QOS_UPDATE_SCREENSHOTS") == "1":
-                shutil.copyfile(SCREENSHOT, DOCS_SCREENSHOT)
+                shutil.copyfile(screenshot, DOCS_SCREENSHOT)
+            pdf = await page.pdf(format="A4")  # printable: Chromium's own print-to-PDF
         finally:
             await browser.close()
     assert problems == []
     assert requests == [page_path.as_uri()]  # nothing but the page itself
-    assert len(charts) == 2
+    assert len(charts) == 4
     for c in charts:
-        assert c["ok"] > 40 and c["fail"] > 0 and c["p95"] == 1 and c["uptime"] > 40, c
+        assert c["ok"] > 30 and c["p95"] == 1 and c["targets"] == 2 and c["uptime"] > 30, c
         assert c["width"] > 500 and c["height"] > 150, c
-    assert [c["hidden"] for c in charts] == [1, 0]
+    assert [c["hidden"] for c in charts] == [1, 1, 0, 0]
+    assert charts[1]["degraded"] >= 4 and charts[0]["degraded"] == 0 and charts[0]["fail"] > 0
     assert hidden_box is not None and hidden_box["width"] > 50  # 20 minutes of 2 hours: clearly visible
-    assert 0 < SCREENSHOT.stat().st_size < 300_000
+    assert "checkout in eu-west lost 63 customer-minutes" in headline
+    assert 0 < screenshot.stat().st_size < 400_000 and pdf.startswith(b"%PDF")
 
 
 async def test_report_html_option_of_the_cli(tmp_path: Path) -> None:
@@ -145,10 +159,12 @@ async def test_report_html_option_of_the_cli(tmp_path: Path) -> None:
 
     from qos_agent.cli import app
 
-    db, page = tmp_path / "qos-results.db", tmp_path / "out" / "report.html"
-    await _store(db)
-    result = CliRunner().invoke(app, ["report", "--db", str(db), "--html", str(page)])
+    db, page, journeys = tmp_path / "qos-results.db", tmp_path / "out" / "report.html", tmp_path / "journeys.yaml"
+    journeys.write_text(sc.JOURNEYS_YAML)
+    await sc.store(db, int(time.time() * 1000) - 2 * 3600_000)
+    result = CliRunner().invoke(app, ["report", "-f", str(journeys), "--db", str(db), "--html", str(page)])
     assert result.exit_code == 0, result.output
-    assert f"wrote {page}" in result.output and page.read_text().count('<svg class="chart"') == 2
+    assert f"wrote {page}" in result.output and page.read_text().count('<svg class="chart"') == 4
     missing = CliRunner().invoke(app, ["report", "--db", str(tmp_path / "none.db"), "--html", str(page)])
-    assert missing.exit_code == 1 and "Traceback" not in missing.output
+    assert missing.exit_code == 2 and "Traceback" not in missing.output
+    assert f"no results yet in {tmp_path / 'none.db'}" in missing.output

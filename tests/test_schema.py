@@ -107,6 +107,9 @@ exporters:
 journeys:
   - name: checkout
     description: Sign in and pay
+    owner: team-payments
+    customer_reason: pay for an order
+    weight: 0.4
     kind: journey
     interval: 15s
     regions: [eu-west, us-east]

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from qos_agent.config.keys import ALERT_KEYS, DISRUPTION_KEYS, JOURNEY_KEYS, MIN_INTERVAL_S, NAME
 from qos_agent.config.meaning import canonical, journey_digest
+from qos_agent.config.metadata import journey_metadata
 from qos_agent.config.steps import StepParser, tag_safe_name
 from qos_agent.config.uptime import check_uptime_refs, origins_of
 from qos_agent.language import safety
@@ -67,6 +68,7 @@ class JourneyParser:
         safety.check_tags(r.get("tags"), self.problems)
         safety.check_headers(r.get("headers"), self.problems)
         check_tag_names(r.get("tags"), self.problems)  # reserved and colliding label names (qos_agent/sinks/labels.py)
+        tags.update(journey_metadata(r, self.problems))
         slo = Slo()
         slo_node = r.get("slo")
         if slo_node is not None:

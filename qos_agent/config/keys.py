@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from qos_agent.config.metadata import KEYS as METADATA_KEYS
+
 TOP_KEYS = ("version", "agent", "defaults", "variables", "exporters", "journeys", "secrets")
 AGENT_KEYS = ("region", "name", "interval", "concurrency", "browser_concurrency", "state_dir", "listen", "shard",
               "sink_stale_after", "max_loop_lag", "loop", "traceparent", "trace_url")
@@ -16,7 +18,7 @@ LOOPS = ("auto", "asyncio", "uvloop")
 DEFAULT_KEYS = ("timeout", "retries", "headers", "journey_timeout", "disruption")
 DISRUPTION_KEYS = ("open_after", "close_after", "window", "min_failures", "min_runs")
 JOURNEY_KEYS = ("name", "description", "kind", "interval", "regions", "tags", "slo", "variables", "steps",
-                "retries", "timeout", "headers", "disruption", "alert", "uptime", "traceparent")
+                "retries", "timeout", "headers", "disruption", "alert", "uptime", "traceparent", *METADATA_KEYS)
 ALERT_KEYS = ("severity", "runbook")
 STEP_KEYS = ("name", "timeout", "always_run", "degraded_latency", "extract")
 EXTRACT_SOURCES = ("json", "header", "regex", "cookie", "field")

@@ -104,6 +104,15 @@ JOURNEY: dict[str, Schema] = {
     "traceparent": {**ref("bool"), "description": "send W3C traceparent (default: agent.traceparent)"},
     "uptime": {"type": "string", "minLength": 1,
                "description": "the kind: uptime journey this journey is compared with (default: same origin)"},
+    "owner": {"type": ["string", "number"], "minLength": 1, "maxLength": 256,
+              "description": "the team that owns it (a tag on every point; the scorecard names it)"},
+    "customer_reason": {"type": ["string", "number"], "minLength": 1, "maxLength": 256,
+                        "description": "the customer reason it stands for, e.g. 'pay for an order' "
+                                       "(a tag; the scorecard groups journeys by it)"},
+    "weight": {"anyOf": [{"type": "number", "exclusiveMinimum": 0},
+                         {"type": "string", "pattern": r"^\s*(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$"}, ENV],
+               "description": "its share of customers or traffic, a positive number: disrupted minutes are "
+                             "multiplied by it into customer-minutes (a tag)"},
 }
 
 STEP: dict[str, Schema] = {

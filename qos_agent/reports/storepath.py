@@ -27,24 +27,29 @@ def store_path(journeys_file: Path) -> Path:
     if not journeys_file.exists():
         return Path(DEFAULT_STATE_DIR) / DEFAULT_DB
     file = str(journeys_file)
-    try:
-        root = yaml.compose(journeys_file.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as e:
-        raise ConfigError([Problem(Location(file, 1, 1), f"cannot read the file: {e}".splitlines()[0],
-                                   "give the store with --db")]) from None
-    agent = _get(root, "agent")
-    state_dir = Path(_text(_get(agent, "state_dir"), file) or DEFAULT_STATE_DIR)
+    root = compose(journeys_file, "give the store with --db")
+    agent = get(root, "agent")
+    state_dir = Path(text(get(agent, "state_dir"), file) or DEFAULT_STATE_DIR)
     if not state_dir.is_absolute():
         state_dir = journeys_file.parent.resolve() / state_dir
-    exporters = _get(root, "exporters")
+    exporters = get(root, "exporters")
     items = exporters.value if isinstance(exporters, yaml.SequenceNode) else []
     for item in items:
-        if _text(_get(item, "type"), file) == "sqlite":
-            return state_dir / (_text(_get(item, "path"), file) or DEFAULT_DB)
+        if text(get(item, "type"), file) == "sqlite":
+            return state_dir / (text(get(item, "path"), file) or DEFAULT_DB)
     return state_dir / DEFAULT_DB
 
 
-def _get(node: Any, key: str) -> Any:
+def compose(journeys_file: Path, fix: str) -> Any:
+    """The file's YAML node tree (no `${VAR}` substituted yet); a located ConfigError when unreadable."""
+    try:
+        return yaml.compose(journeys_file.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as e:
+        raise ConfigError([Problem(Location(str(journeys_file), 1, 1),
+                                   f"cannot read the file: {e}".splitlines()[0], fix)]) from None
+
+
+def get(node: Any, key: str) -> Any:
     if isinstance(node, yaml.MappingNode):
         for k, v in node.value:
             if isinstance(k, yaml.ScalarNode) and k.value == key:
@@ -52,7 +57,8 @@ def _get(node: Any, key: str) -> Any:
     return None
 
 
-def _text(node: Any, file: str) -> str:
+def text(node: Any, file: str, purpose: str = "it names the store",
+         fix: str = "or give the store with --db") -> str:
     """A scalar's text with `${VAR}` from the environment (a missing one is a located error)."""
     if not isinstance(node, yaml.ScalarNode):
         return ""
@@ -64,7 +70,7 @@ def _text(node: Any, file: str) -> str:
             return os.environ[name]
         if default is not None:
             return str(default)
-        raise ConfigError([Problem(loc, f"environment variable {name} is not set (it names the store)",
-                                   f"export {name}=... or give the store with --db")])
+        raise ConfigError([Problem(loc, f"environment variable {name} is not set ({purpose})",
+                                   f"export {name}=... {fix}".strip())])
 
     return ENV_REF.sub(sub, str(node.value))

@@ -16,17 +16,19 @@ import math
 import sqlite3
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from exporters.files.sqlite import SCHEMA_VERSION
+from qos_agent.reports.disruptions import pair
+from qos_agent.reports.errors import ReportError
+from qos_agent.reports.figures import Disruption
 
-
-class ReportError(Exception):
-    """The store cannot be read or holds nothing yet: a message for the user, not a traceback."""
+__all__ = ["Disruption", "ReportError", "ReportRow", "connect_store", "load_disruptions", "load_report", "percentile",
+           "query_store", "render_disruptions", "render_report", "show_report"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,23 +51,6 @@ class ReportRow:
         return self.successes / self.runs if self.runs else 0.0
 
 
-@dataclass(frozen=True, slots=True)
-class Disruption:
-    journey: str
-    region: str
-    agent: str
-    start_ms: int
-    end_ms: int | None  # None: still open
-    reason: str
-    uptime_ok: bool | None  # the plain uptime check stayed green all along (the close's verdict when closed)
-    success_ratio: float | None
-    latency_p95_ms: float | None
-    hidden_minutes: float | None = None  # minutes open while uptime was green (known at close)
-
-    def duration_s(self, now_ms: int) -> float:
-        return ((self.end_ms if self.end_ms is not None else now_ms) - self.start_ms) / 1000
-
-
 def percentile(sorted_values: list[float], p: float) -> float:
     """Nearest-rank percentile of already sorted values (0 for none)."""
     if not sorted_values:
@@ -82,7 +67,7 @@ def cutoff_ms(since_s: float | None, now_ms: int) -> int | None:
     return None if since_s is None else now_ms - int(since_s * 1000)
 
 
-def _connect(db_path: Path) -> sqlite3.Connection:
+def connect_store(db_path: Path) -> sqlite3.Connection:
     if not db_path.is_file():
         raise ReportError(f"no results yet in {db_path} — run `qos-agent run` first")
     try:
@@ -105,7 +90,7 @@ def _connect(db_path: Path) -> sqlite3.Connection:
 
 
 def query_store(db_path: Path, sql: str, args: tuple[object, ...]) -> list[tuple[object, ...]]:
-    conn = _connect(db_path)
+    conn = connect_store(db_path)
     try:
         return conn.execute(sql, args).fetchall()
     except sqlite3.Error as e:
@@ -158,34 +143,14 @@ def load_disruptions(db_path: str | Path, since_s: float | None = None, *,
     """
     cutoff = cutoff_ms(since_s, _now_ms() if now_ms is None else now_ms)
     rows = query_store(Path(db_path), "SELECT time_ms, tags, fields FROM points "
-                  "WHERE measurement = 'disruption' ORDER BY time_ms, id", ())
-    open_: dict[tuple[str, str, str], Disruption] = {}
-    done: list[Disruption] = []
-    for time_ms, tags_json, fields_json in rows:
-        tags, fields = json.loads(str(tags_json)), json.loads(str(fields_json))
-        key = (str(tags.get("journey", "")), str(tags.get("region", "")), str(tags.get("agent", "")))
-        state = tags.get("state")
-        if state == "open" and key not in open_:
-            uptime, ratio, p95 = fields.get("uptime_ok"), fields.get("success_ratio"), fields.get(
-                "latency_p95_ms")
-            open_[key] = Disruption(*key, start_ms=int(str(time_ms)), end_ms=None,
-                                    reason=str(fields.get("reason", "")),
-                                    uptime_ok=uptime if isinstance(uptime, bool) else None,
-                                    success_ratio=float(ratio) if isinstance(ratio, int | float) else None,
-                                    latency_p95_ms=float(p95) if isinstance(p95, int | float) else None)
-        elif state == "close" and key in open_:
-            d = open_.pop(key)
-            uptime, hidden = fields.get("uptime_ok", d.uptime_ok), fields.get("hidden_minutes")
-            done.append(Disruption(d.journey, d.region, d.agent, d.start_ms, int(str(time_ms)), d.reason,
-                                   uptime if isinstance(uptime, bool) else None, d.success_ratio,
-                                   d.latency_p95_ms,
-                                   float(hidden) if isinstance(hidden, int | float) else None))
-    found = sorted([*done, *open_.values()], key=lambda d: d.start_ms)
+                       "WHERE measurement = 'disruption' ORDER BY time_ms, id", ())
+    found = pair((int(str(t)), json.loads(str(tags)), json.loads(str(fields))) for t, tags, fields in rows)
     return [d for d in found if cutoff is None or d.end_ms is None or d.end_ms >= cutoff]
 
 
 def _when(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+    """Times are UTC, and say so (a report read in another zone must not shift them silently)."""
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _span(seconds: float) -> str:

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 
 from qos_agent.language.nodes import Node, Problems
-from qos_agent.model import RESERVED_TAGS
+from qos_agent.model import JOURNEY_KEY_TAGS, RESERVED_TAGS
 
 LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _BAD = re.compile(r"[^A-Za-z0-9_]")
@@ -51,7 +51,10 @@ def tag_problems(names: Iterable[str]) -> dict[str, tuple[str, str]]:
     for tag in names:
         label = label_name(tag)
         shown = f"tag '{tag}'" + (f" (label '{label}')" if label != tag else "")
-        if tag in RESERVED_TAGS:
+        if tag in JOURNEY_KEY_TAGS:
+            out[tag] = (f"tag '{tag}' is set by the agent itself",
+                        f"write '{tag}: ...' on the journey itself, not under tags")
+        elif tag in RESERVED_TAGS:
             out[tag] = (f"tag '{tag}' is set by the agent itself", "choose another tag name")
         elif is_reserved(label):
             out[tag] = (f"{shown} is a name the agent, Prometheus or Alertmanager set themselves",

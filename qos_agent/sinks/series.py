@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client.utils import floatToGoString
 
-from qos_agent.model import PHASES, RESERVED_TAGS, Point
+from qos_agent.model import JOURNEY_KEY_TAGS, PHASES, RESERVED_TAGS, Point
 from qos_agent.sinks.labels import label_name
 
 Labels = tuple[tuple[str, str], ...]  # sorted by name
@@ -33,7 +33,9 @@ Labels = tuple[tuple[str, str], ...]  # sorted by name
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0)
 # One connection phase: from well under a millisecond (a cached DNS answer) to seconds.
 PHASE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-SCHEMA_TAGS = RESERVED_TAGS  # tags the schema sets; a journey's own become labels (qos_agent/sinks/labels.py)
+# Tags the schema sets; a journey's own become labels (qos_agent/sinks/labels.py), and so do the
+# journey keys carried as tags (owner, customer_reason, weight: the scorecard groups by them).
+SCHEMA_TAGS = RESERVED_TAGS - JOURNEY_KEY_TAGS
 
 
 @dataclass(frozen=True, slots=True, eq=False)  # identity hash: a dict key looked up per sample
@@ -61,8 +63,11 @@ STEP_FAILURES = Family("qos_step_failures", "Failed steps of final runs by error
 DISRUPTION_OPEN = Family("qos_disruption_open", "1 while a disruption is open (0 once closed)", "gauge")
 DISRUPTION_HIDDEN = Family("qos_disruption_hidden_seconds", "Seconds disruptions stayed hidden from uptime "
                            "monitoring (rising while a hidden one is open)", "counter")
+# The scorecard's disrupted minutes (issue 26): seconds disruptions were open, the twin of the hidden counter.
+DISRUPTION_SECONDS = Family("qos_disruption_seconds", "Seconds disruptions were open (rising while one is open)",
+                            "counter")
 FAMILIES = (RUNS, ATTEMPTS, DURATION, SUCCESS, FLAKY, STEP_DURATION, STEP_PHASE, STEP_FAILURES, DISRUPTION_OPEN,
-            DISRUPTION_HIDDEN)
+            DISRUPTION_HIDDEN, DISRUPTION_SECONDS)
 
 
 @dataclass(slots=True)
@@ -142,6 +147,8 @@ class JourneySeries:
         self._label_cache: dict[tuple[tuple[tuple[str, str], ...], tuple[str, ...]], Labels] = {}
         self._hidden_closed: dict[Labels, float] = {}  # seconds hidden by closed disruptions, per series
         self._open: dict[tuple[str, str], Labels] = {}  # (journey, region) of an open disruption -> its labels
+        self._open_since: dict[Labels, int] = {}  # an open disruption's series -> when it opened (ms)
+        self._open_closed: dict[Labels, float] = {}  # seconds open of closed disruptions, per series
 
     def observe(self, point: Point) -> list[tuple[Family, Labels]]:
         if point.measurement == "journey":
@@ -220,6 +227,7 @@ class JourneySeries:
                 key = _with(_with(base, "outcome", other), "lagged", other_lagged)
                 if key != run and key not in self.values[RUNS]:
                     changed.append(self._set(RUNS, key, 0.0))
+        changed += self._open_so_far(p)
         changed.append(self._observe(DURATION, _with(base, "lagged", lagged),
                                      float(fields.get("duration_ms", 0.0)) / 1000))
         changed += self._both_lagged(DURATION, _with(base, "lagged", lagged))
@@ -264,13 +272,30 @@ class JourneySeries:
             changed.append(self._inc(DISRUPTION_HIDDEN, base, 0.0))
             self._hidden_closed.setdefault(base, 0.0)
             self._open[where] = base
+            changed.append(self._inc(DISRUPTION_SECONDS, base, 0.0))
+            self._open_since[base] = int(fields.get("opened_ms", p.time_ms))
         else:
             # The time uptime monitoring stayed green while it was open (also when uptime failed later on).
             self._open.pop(where, None)
             closed = self._hidden_closed[base] = (self._hidden_closed.get(base, 0.0)
                                                   + float(fields.get("hidden_minutes", 0.0)) * 60)
             changed.append(self._raise(DISRUPTION_HIDDEN, base, closed))
+            opened = self._open_since.pop(base, p.time_ms)
+            seconds = fields.get("duration_s", (p.time_ms - opened) / 1000)
+            total = self._open_closed[base] = self._open_closed.get(base, 0.0) + max(0.0, float(seconds))
+            changed.append(self._raise(DISRUPTION_SECONDS, base, total))
         return changed
+
+    def _open_so_far(self, p: Point) -> list[tuple[Family, Labels]]:
+        """A final run of a journey × region with an open disruption: qos_disruption_seconds_total
+        becomes closed + (this run's start - the opening), so it rises with every run on both paths
+        (scrape and remote write) and ends at the close's `duration_s`; it never falls."""
+        base = self._open.get((p.tag("journey") or "", p.tag("region") or ""))
+        opened = self._open_since.get(base) if base is not None else None
+        if base is None or opened is None:
+            return []
+        so_far = self._open_closed.get(base, 0.0) + max(0, p.time_ms - opened) / 1000
+        return [self._raise(DISRUPTION_SECONDS, base, so_far)]
 
     def _raise(self, family: Family, labels: Labels, value: float) -> tuple[Family, Labels]:
         """A counter set to `value` unless it already showed more: a counter never goes down."""
@@ -297,6 +322,9 @@ class JourneySeries:
         for labels in [k for k in self._hidden_closed if dict(k).get("journey") not in journeys]:
             del self._hidden_closed[labels]
         self._open = {k: v for k, v in self._open.items() if k[0] in journeys}
+        for kept in (self._open_since, self._open_closed):
+            for labels in [k for k in kept if dict(k).get("journey") not in journeys]:
+                del kept[labels]
 
     def sample_values(self, family: Family, labels: Labels) -> list[float]:
         """The values of one series' samples, in the order `samples` yields them."""
