@@ -84,6 +84,41 @@ async def test_the_page_is_the_scorecard_and_tells_the_truth(tmp_path: Path, mon
     assert "green — hidden from uptime" in text and "red (uptime saw it)" in text
 
 
+async def test_failed_runs_and_disruptions_link_their_traces(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 24: from the page to the backend's trace of a failed run, through agent.trace_url."""
+    monkeypatch.chdir(tmp_path)
+    db, page, journeys = Path("qos-results.db"), tmp_path / "report.html", tmp_path / "journeys.yaml"
+    template = "https://tempo.example/explore?traceId={trace_id}"
+    journeys.write_text(sc.JOURNEYS_YAML.replace("agent: {interval: 60s}",
+                                                 'agent: {interval: 60s, trace_url: "' + template + '"}'))
+    points = await sc.store(db, START_MS - 2 * 3600_000, lead=120)
+    assert run(Options(file=journeys, dbs=[db], since="2h", html=page), quiet(), quiet(), now_ms=NOW_MS) == 0
+    text = page.read_text()
+    failed = [p for p in points if p.measurement == "journey" and dict(p.fields).get("success") is False
+              and NOW_MS - 2 * 3600_000 <= p.time_ms < NOW_MS]
+    failed.sort(key=lambda p: p.time_ms, reverse=True)
+    section = text.split("<h2>Failed runs</h2>")[1].split("<h2>")[0]
+    linked = re.findall(r'<a class="trace" href="https://tempo\.example/explore\?traceId=([0-9a-f]{32})">'
+                        r"<code>\1</code></a>", section)
+    assert linked == [dict(p.fields)["trace_id"] for p in failed][:50], "every failed run, newest first, linked"
+    assert len(linked) == min(50, len(failed)) > 0
+    # Each disruption names the last failed run before it opened, and links its trace.
+    table = text.split("<h2>Disruptions</h2>")[1].split("<h2>")[0]
+    # (A latency disruption, opened by slow runs that passed, has no failed run: "—".)
+    traces = [dict(p.fields).get("trace_id") for p in points if p.measurement == "disruption"
+              and p.tag("state") == "open" and p.tag("journey") == "checkout"]
+    assert len([t for t in traces if t]) >= 2 and "" not in traces
+    for trace in traces:
+        if trace:
+            assert f'href="https://tempo.example/explore?traceId={trace}"' in table
+    assert "pay · status" in table
+    # Without agent.trace_url the ids are shown, not linked; Prometheus keeps no runs: no section.
+    journeys.write_text(sc.JOURNEYS_YAML)
+    assert run(Options(file=journeys, dbs=[db], since="2h", html=page), quiet(), quiet(), now_ms=NOW_MS) == 0
+    plain = page.read_text()
+    assert 'class="trace" href' not in plain and f'<code class="trace">{linked[0]}</code>' in plain
+
+
 def test_time_labels_never_repeat() -> None:
     t0 = 1_718_000_000_000  # 2024-06-10T06:13:20Z
     for span_s in (20, 90, 15 * 60, 2 * 3600, 26 * 3600, 7 * 86400, 31 * 86400, 92 * 86400, 400 * 86400):

@@ -166,6 +166,21 @@ def test_sqlite_influxdb_and_prometheus_scorecards_agree(world: dict[str, Any]) 
         assert 'class="dis hidden"' in ap_card and 'class="fail"' in ap_card, options.source
         assert 'class="dis' not in eu_card and 'class="fail"' not in eu_card, options.source
 
+    # The failed runs, each with the trace id the agent sent on the wire (issue 24): SQLite and InfluxDB
+    # list the same runs and traces; every disruption names one of them; Prometheus keeps no runs.
+    now = int(time.time() * 1000)
+    sources = {o.source: read(o, now)[0] for o in (Options(file=journeys, dbs=dbs, since="1h"),
+                                                   Options(file=journeys, source="influxdb", since="1h"),
+                                                   Options(file=nofile, source="prometheus", url=prom.url, since="1h"))}
+    window = read(Options(file=journeys, dbs=dbs, since="1h"), now)[1].window
+    failed = {name: src.failed_runs(window, 50) for name, src in sources.items()}
+    assert failed["prometheus"] is None and failed["sqlite"] and failed["sqlite"] == failed["influxdb"]
+    assert all(len(r.trace_id) == 32 and r.region == "ap-south" and r.failed_step for r in failed["sqlite"])
+    traces = {r.trace_id for r in failed["sqlite"]}
+    for name in ("sqlite", "influxdb"):
+        found = sources[name].disruptions(window)
+        assert found and all(d.trace_id in traces and d.error == "status" for d in found), (name, found)
+
 
 @needs_influxd
 async def test_an_influxdb_v2_exporter_is_read_through_the_compatibility_api(tmp_path: Path) -> None:

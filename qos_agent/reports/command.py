@@ -18,7 +18,7 @@ from rich.console import Console
 from qos_agent.reports import html, markdown, terminal
 from qos_agent.reports.charts import bucket_ms_for
 from qos_agent.reports.errors import ReportError
-from qos_agent.reports.journeyfile import influx_settings, read_journeys
+from qos_agent.reports.journeyfile import influx_settings, read_journeys, trace_url
 from qos_agent.reports.period import Window, choose
 from qos_agent.reports.scorecard import Scorecard, build
 from qos_agent.reports.sources import SOURCES, Source
@@ -26,6 +26,7 @@ from qos_agent.reports.storepath import store_path
 
 FORMATS = ("table", "json", "markdown")
 EXIT_NO_DATA = 1
+FAILED_RUNS_SHOWN = 50  # the page's "Failed runs": the newest, each with its trace
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +95,8 @@ def run(options: Options, out: Console, err: Console, now_ms: int | None = None)
         first = min((r.first_run_ms for r in card.rows if r.first_run_ms is not None), default=None)
         frame, bucket = timeline_window(card, first)
         timeline = source.timeline(frame, bucket) if has_runs else None
-        page = html.render_html(card, timeline, source.disruptions(card.window))
+        page = html.render_html(card, timeline, source.disruptions(card.window),
+                                source.failed_runs(card.window, FAILED_RUNS_SHOWN), trace_url(options.file))
         try:
             html.write_html(page, options.html)
         except OSError as e:

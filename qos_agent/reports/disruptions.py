@@ -14,7 +14,7 @@ close's `hidden_minutes` spread evenly over the disruption; none without an upti
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from qos_agent.reports.figures import Cell, Disruption
 from qos_agent.reports.period import Window
@@ -38,13 +38,14 @@ def pair(points: Iterable[tuple[int, FieldMap, FieldMap]]) -> list[Disruption]:
             open_[key] = Disruption(*key, start_ms=int(time_ms), end_ms=None, reason=str(fields.get("reason", "")),
                                     uptime_ok=uptime if isinstance(uptime, bool) else None,
                                     success_ratio=_float(fields.get("success_ratio")),
-                                    latency_p95_ms=_float(fields.get("latency_p95_ms")))
+                                    latency_p95_ms=_float(fields.get("latency_p95_ms")),
+                                    failed_step=str(fields.get("failed_step") or ""),
+                                    error=str(fields.get("error") or ""), trace_id=str(fields.get("trace_id") or ""))
         elif state == "close" and key in open_:
             d = open_.pop(key)
             uptime = fields.get("uptime_ok", d.uptime_ok)
-            done.append(Disruption(d.journey, d.region, d.agent, d.start_ms, int(time_ms), d.reason,
-                                   uptime if isinstance(uptime, bool) else None, d.success_ratio,
-                                   d.latency_p95_ms, _float(fields.get("hidden_minutes"))))
+            done.append(replace(d, end_ms=int(time_ms), uptime_ok=uptime if isinstance(uptime, bool) else None,
+                                hidden_minutes=_float(fields.get("hidden_minutes"))))
     return sorted([*done, *open_.values()], key=lambda d: d.start_ms)
 
 

@@ -131,6 +131,20 @@ class Bucket:
 
 
 @dataclass(frozen=True, slots=True)
+class FailedRun:
+    """One failed final run (a journey point), for the page's "Failed runs" with its trace."""
+
+    time_ms: int
+    journey: str
+    region: str
+    agent: str
+    failed_step: str
+    error: str
+    error_message: str
+    trace_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Disruption:
     """One disruption of one agent, paired from its open and close points (reports/disruptions.py)."""
 
@@ -144,6 +158,9 @@ class Disruption:
     success_ratio: float | None
     latency_p95_ms: float | None
     hidden_minutes: float | None = None  # minutes open while uptime was green (known at close)
+    failed_step: str = ""  # the open point's: the last failed run before it opened
+    error: str = ""
+    trace_id: str = ""  # that run's trace (docs/tracing.md): where the on-call engineer goes next
 
     def duration_s(self, now_ms: int) -> float:
         return ((self.end_ms if self.end_ms is not None else now_ms) - self.start_ms) / 1000

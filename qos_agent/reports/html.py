@@ -2,7 +2,8 @@
 
 It opens with the summary in words, then the customer reasons at a glance, then one section per
 customer reason (owner, verdict, trend, its journeys × regions, and the run timeline of each,
-reports/charts.py), then the disruptions. Inline CSS and SVG only: no script, no external asset,
+reports/charts.py), then the disruptions and the newest failed runs, each with its trace id (a link
+when journeys.yaml sets `agent.trace_url`). Inline CSS and SVG only: no script, no external asset,
 opens offline and prints one card per block. Every time on the page is UTC and says so.
 """
 
@@ -21,7 +22,7 @@ from qos_agent.reports.columns import (
     reason_cells,
     verdict,
 )
-from qos_agent.reports.figures import Disruption, Timeline
+from qos_agent.reports.figures import Disruption, FailedRun, Timeline
 from qos_agent.reports.scorecard import ReasonCard, Row, Scorecard
 from qos_agent.reports.words import caveats, headline, percent, period_line, uptime_line, when
 
@@ -30,11 +31,29 @@ def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
+class Markup(str):
+    """A cell already written as HTML (a link), placed as is; every other cell is escaped."""
+
+
+def _cell(value: str) -> str:
+    return value if isinstance(value, Markup) else _e(value)
+
+
+def _trace(trace_id: str, template: str) -> str:
+    """A trace id, as a link when `agent.trace_url` is set (docs/tracing.md); "—" without one."""
+    if not trace_id:
+        return "—"
+    if not template:
+        return Markup(f'<code class="trace">{_e(trace_id)}</code>')
+    url = template.replace("{trace_id}", trace_id)
+    return Markup(f'<a class="trace" href="{_e(url)}"><code>{_e(trace_id)}</code></a>')
+
+
 def _table(headers: tuple[str, ...], rows: list[list[str]], classes: list[str] | None = None) -> str:
     head = "".join(f'<th class="{"n" if h in RIGHT else ""}">{_e(h)}</th>' for h in headers)
     body = "".join(
         f'<tr class="{(classes or [""] * len(rows))[k]}">'
-        + "".join(f'<td class="{"n" if h in RIGHT else ""}">{_e(c)}</td>' for h, c in zip(headers, row, strict=True))
+        + "".join(f'<td class="{"n" if h in RIGHT else ""}">{_cell(c)}</td>' for h, c in zip(headers, row, strict=True))
         + "</tr>" for k, row in enumerate(rows))
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
@@ -77,21 +96,36 @@ def _reason(reason: ReasonCard, card: Scorecard, timeline: Timeline | None, fram
             + (cards or "") + "</section>")
 
 
-def _disruptions(found: list[Disruption] | None) -> str:
+def _disruptions(found: list[Disruption] | None, template: str) -> str:
     if found is None:
         return ""
     if not found:
         return "<h2>Disruptions</h2><p>No disruptions in this period.</p>"
     rows = [[d.journey, d.region, when(d.start_ms, seconds=True),
              when(d.end_ms, seconds=True) if d.end_ms is not None else "still open", d.reason,
-             {True: "green — hidden from uptime", False: "red (uptime saw it)", None: "unknown"}[d.uptime_ok]]
+             {True: "green — hidden from uptime", False: "red (uptime saw it)", None: "unknown"}[d.uptime_ok],
+             " · ".join(x for x in (d.failed_step, d.error) if x) or "—", _trace(d.trace_id, template)]
             for d in found]
-    return "<h2>Disruptions</h2>" + _table(("journey", "region", "started", "ended", "reason", "uptime check"), rows,
-                                           ["hidden" if d.uptime_ok else "" for d in found])
+    headers = ("journey", "region", "started", "ended", "reason", "uptime check", "failing step · class",
+               "trace of the last failed run")
+    return "<h2>Disruptions</h2>" + _table(headers, rows, ["hidden" if d.uptime_ok else "" for d in found])
 
 
-def render_html(card: Scorecard, timeline: Timeline | None, disruptions: list[Disruption] | None) -> str:
-    """The whole page as a string (no I/O)."""
+def _failed_runs(found: list[FailedRun] | None, template: str) -> str:
+    """The newest failed runs, each with its trace: from the page to the backend's view of that run."""
+    if found is None:
+        return ""
+    if not found:
+        return "<h2>Failed runs</h2><p>No failed runs in this period.</p>"
+    rows = [[when(r.time_ms, seconds=True), r.journey, r.region, r.agent, r.failed_step or "—", r.error or "—",
+             r.error_message or "—", _trace(r.trace_id, template)] for r in found]
+    return (f'<h2>Failed runs</h2><p class="meta">the newest {len(found)}, newest first</p>'
+            + _table(("time", "journey", "region", "agent", "failed step", "class", "message", "trace"), rows))
+
+
+def render_html(card: Scorecard, timeline: Timeline | None, disruptions: list[Disruption] | None,
+                failed: list[FailedRun] | None = None, trace_url: str = "") -> str:
+    """The whole page as a string (no I/O). `trace_url`: agent.trace_url, to link each trace id."""
     frame = Frame(timeline) if timeline is not None else None
     notes = "".join(f"<li>{_e(n)}</li>" for n in caveats(card))
     reasons = "".join(_reason(r, card, timeline, frame) for r in card.reasons)
@@ -111,7 +145,8 @@ def render_html(card: Scorecard, timeline: Timeline | None, disruptions: list[Di
 <h2>Customer reasons</h2>
 {overview}
 {reasons}
-{_disruptions(disruptions)}
+{_disruptions(disruptions, trace_url)}
+{_failed_runs(failed, trace_url)}
 <h2>How to read it</h2>
 <p class="legend"><span class="sw ok"></span>passed <span class="sw degraded"></span>degraded (passed, slower than
 the latency objective) <span class="sw fail"></span>failed <span class="sw p95"></span>p95 of on-time runs

@@ -115,6 +115,15 @@ def read_journeys(journeys_file: Path) -> dict[str, JourneyInfo]:
     return {j.name: j for j in found if j is not None}
 
 
+def trace_url(journeys_file: Path) -> str:
+    """`agent.trace_url` (a link template with {trace_id}), or "" (no file, not set, a variable not set)."""
+    if not journeys_file.is_file():
+        return ""
+    root = compose(journeys_file, "fix the file, or leave out -f to read the data alone")
+    template = _lenient(get(get(root, "agent"), "trace_url")) or ""
+    return template if "{trace_id}" in template and template.startswith(("http://", "https://")) else ""
+
+
 def influx_settings(journeys_file: Path, url_override: str | None) -> InfluxSettings:
     """The file's first influxdb exporter (its url replaced by --url when given)."""
     if not journeys_file.is_file():

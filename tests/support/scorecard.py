@@ -8,6 +8,7 @@ carry the scorecard's metadata as the loader would (owner, customer_reason, weig
 
 from __future__ import annotations
 
+import hashlib
 import random
 from pathlib import Path
 
@@ -51,6 +52,11 @@ journeys:
 """
 
 
+def trace_of(journey: str, region: str, start_ms: int) -> str:
+    """A run's trace id, derived from what it is (not from the rng, so the story's numbers stay put)."""
+    return hashlib.md5(f"{journey}/{region}/{start_ms}".encode()).hexdigest()
+
+
 def runs(start_ms: int, minutes: int = 120, rng: random.Random | None = None,
          regions: tuple[str, ...] = ("eu-west", "us-east"), lead: int = 0) -> list[JourneyResult]:
     """One run a minute of each journey in each region; the story's minutes come after `lead` good ones."""
@@ -68,14 +74,16 @@ def runs(start_ms: int, minutes: int = 120, rng: random.Random | None = None,
             slow = region == "us-east" and 20 <= minute < 30  # checkout passes, slower than 2 s
             out.append(rb.journey("uptime", [rb.failed("health", ErrorClass.CONNECT, "refused")] if outage
                                   else [rb.passed("health", rng.uniform(8, 20))],
-                                  kind=JourneyKind.UPTIME, region=region, agent=agent, start_ms=t))
+                                  kind=JourneyKind.UPTIME, region=region, agent=agent, start_ms=t,
+                                  trace_id=trace_of("uptime", region, t)))
             pay = (rb.failed("pay", ErrorClass.STATUS, "HTTP 503", status_code=503) if hidden_fault or outage
                    else rb.degraded("pay", rng.uniform(2100, 2600)) if slow
                    else rb.passed("pay", rng.uniform(250, 420) + (300 if region == "us-east" else 0)))
             out.append(rb.journey("checkout", [rb.passed("login", rng.uniform(60, 120)), pay], region=region,
-                                  agent=agent, start_ms=t + 1000, tags=CHECKOUT_TAGS))
+                                  agent=agent, start_ms=t + 1000, tags=CHECKOUT_TAGS,
+                                  trace_id=trace_of("checkout", region, t + 1000)))
             out.append(rb.journey("search", [rb.passed("find", rng.uniform(80, 200))], region=region, agent=agent,
-                                  start_ms=t + 2000, tags=SEARCH_TAGS))
+                                  start_ms=t + 2000, tags=SEARCH_TAGS, trace_id=trace_of("search", region, t + 2000)))
     return out
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from qos_agent.reports.disruptions import add_minutes, pair
 from qos_agent.reports.errors import ReportError
-from qos_agent.reports.figures import Band, Disruption, Figures, Quantiles, Timeline
+from qos_agent.reports.figures import Band, Disruption, FailedRun, Figures, Quantiles, Timeline
 from qos_agent.reports.journeyfile import InfluxSettings
 from qos_agent.reports.period import Window
 from qos_agent.reports.sources.http import request_json
@@ -34,7 +34,8 @@ COUNTS = {  # cell attribute -> the extra condition of its count (of a boolean f
 DURATION_SLICES = 2  # the on-time durations are read in this many time slices at once
 IN_FLIGHT = threading.BoundedSemaphore(3)  # requests at once, both periods together: more only thrash influxd
 DISRUPTION_LOOKBACK_MS = 400 * 86_400_000  # an open point this old still pairs with a close in the window
-DISRUPTION_FIELDS = '"reason", "uptime_ok", "hidden_minutes", "success_ratio", "latency_p95_ms"'
+DISRUPTION_FIELDS = ('"reason", "uptime_ok", "hidden_minutes", "success_ratio", "latency_p95_ms", "failed_step", '
+                     '"error", "trace_id"')
 
 
 def literal(value: str) -> str:
@@ -174,6 +175,16 @@ class InfluxSource:
                                f"{window.from_ms - DISRUPTION_LOOKBACK_MS}ms AND time < {window.to_ms}ms "
                                'GROUP BY "journey","region","agent","state"'])
         return self._disruptions(result, window)
+
+    def failed_runs(self, window: Window, limit: int) -> list[FailedRun]:
+        """The newest `limit` failed final runs, newest first (per series, then merged)."""
+        [result] = self.query([f'SELECT "failed_step", "error", "error_message", "trace_id", "success" FROM "journey" '
+                               f'WHERE {FINAL} AND "success" = false AND {span(window)} '
+                               f'GROUP BY "journey", "region", "agent" ORDER BY time DESC LIMIT {int(limit)}'])
+        found = [FailedRun(int(row["time"]), tags.get("journey", ""), tags.get("region", ""), tags.get("agent", ""),
+                           *(str(row.get(k) or "") for k in ("failed_step", "error", "error_message", "trace_id")))
+                 for tags, rows in self.series(result) for row in rows]
+        return sorted(found, key=lambda r: r.time_ms, reverse=True)[:limit]
 
     def timeline(self, window: Window, bucket_ms: int) -> Timeline:
         count = max(1, -(-(window.to_ms - window.from_ms) // bucket_ms))

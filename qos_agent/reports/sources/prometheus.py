@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from qos_agent.reports.figures import Band, Cell, Figures, Quantiles, Timeline, histogram_quantile
+from qos_agent.reports.figures import Band, Cell, FailedRun, Figures, Quantiles, Timeline, histogram_quantile
 from qos_agent.reports.period import Window
 from qos_agent.reports.sources.http import shown_url
 from qos_agent.reports.sources.promql import EDGE_MS, RUNS, PromClient, deltas, plan, steps
@@ -116,6 +116,10 @@ class PrometheusSource:
 
     def disruptions(self, window: Window) -> None:
         return None  # Prometheus keeps their minutes, not the disruptions one by one
+
+    def failed_runs(self, window: Window, limit: int) -> list[FailedRun] | None:
+        """Prometheus keeps counts, not runs: a run's trace is found from an exemplar (docs/tracing.md)."""
+        return None
 
     def timeline(self, window: Window, bucket_ms: int) -> Timeline:
         count = max(1, -(-(window.to_ms - window.from_ms) // bucket_ms))

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from qos_agent.reports.disruptions import add_minutes, pair
 from qos_agent.reports.errors import ReportError
-from qos_agent.reports.figures import Band, Cell, Disruption, Figures, Quantiles, Timeline, nearest_rank
+from qos_agent.reports.figures import Band, Cell, Disruption, FailedRun, Figures, Quantiles, Timeline, nearest_rank
 from qos_agent.reports.period import Window
 from qos_agent.reports.table import connect_store
 
@@ -39,6 +39,9 @@ LAST_RUN = ("SELECT max(time_ms) FROM points WHERE measurement = 'journey' AND j
             "AND agent = ? AND time_ms >= ? AND time_ms < ?")
 DISRUPTIONS = ("SELECT time_ms, tags, fields FROM points WHERE measurement = 'disruption' AND time_ms < ? "
                "ORDER BY time_ms, id")
+FAILED_RUNS = ("SELECT time_ms, journey, region, agent, failed_step, error, error_message, "
+               "json_extract(fields, '$.trace_id') FROM points WHERE measurement = 'journey' AND time_ms >= ? "
+               "AND time_ms < ? AND final = 1 AND success = 0 ORDER BY time_ms DESC LIMIT ?")
 TIMELINE = f"""
 SELECT journey, region, max(kind), (time_ms - ?) / ? AS bucket, sum(success = 1 AND outcome IS NOT 'degraded'),
        sum(outcome = 'degraded'), sum(success = 0), group_concat(CASE WHEN {LAGGED} THEN NULL ELSE duration_ms END)
@@ -144,6 +147,18 @@ class SqliteSource:
             finally:
                 conn.close()
         return sorted(found, key=lambda d: d.start_ms)
+
+    def failed_runs(self, window: Window, limit: int) -> list[FailedRun]:
+        """The newest `limit` failed final runs of every store, newest first."""
+        found: list[FailedRun] = []
+        for path in self.paths:
+            conn = connect_store(path)
+            try:
+                rows = self._rows(conn, path, FAILED_RUNS, (window.from_ms, window.to_ms, limit))
+            finally:
+                conn.close()
+            found += [FailedRun(int(str(t)), *(str(v or "") for v in rest)) for t, *rest in rows]
+        return sorted(found, key=lambda r: r.time_ms, reverse=True)[:limit]
 
     def _timeline_rows(self, path: Path, window: Window, bucket_ms: int) -> list[tuple[object, ...]]:
         conn = connect_store(path)
