@@ -75,3 +75,8 @@ def test_validate_warns_when_exporters_leave_out_the_sqlite_store(tmp_path: Path
     assert r.returncode == 0, r.stderr
     assert (f"warning: {path}:5:3: 'exporters' has no sqlite store: `qos-agent report` has nothing local to read"
             in r.stderr), r.stderr
+    # ...and report says why there is nothing to read, instead of "run first" while the agent runs.
+    r = qos("report", "-f", str(path))
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "exporters: leaves out sqlite, so no agent of this file keeps a store for report to read" in r.stderr
+    assert "add '- type: sqlite' under exporters:" in r.stderr and "run first" not in r.stderr

@@ -22,7 +22,7 @@ from qos_agent.reports.journeyfile import influx_settings, read_journeys, trace_
 from qos_agent.reports.period import Window, choose
 from qos_agent.reports.scorecard import Scorecard, build
 from qos_agent.reports.sources import SOURCES, Source
-from qos_agent.reports.storepath import store_path
+from qos_agent.reports.storepath import keeps_a_store, store_path
 
 FORMATS = ("table", "json", "markdown")
 EXIT_NO_DATA = 1
@@ -51,6 +51,12 @@ def open_source(options: Options) -> Source:
             raise ReportError("--url is for --source influxdb or prometheus; SQLite stores are given with --db")
         from qos_agent.reports.sources.sqlite import SqliteSource
 
+        if not options.dbs:
+            path = store_path(options.file)
+            if not path.is_file() and not keeps_a_store(options.file):
+                raise ReportError(f"{options.file}: exporters: leaves out sqlite, so no agent of this file keeps a "
+                                  f"store for report to read (none at {path}); add '- type: sqlite' under exporters:, "
+                                  "or read --source influxdb or --source prometheus --url URL")
         return SqliteSource(options.dbs or [store_path(options.file)])
     if options.source == "influxdb":
         from qos_agent.reports.sources.influxdb import InfluxSource

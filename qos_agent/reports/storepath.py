@@ -40,6 +40,16 @@ def store_path(journeys_file: Path) -> Path:
     return state_dir / DEFAULT_DB
 
 
+def keeps_a_store(journeys_file: Path) -> bool:
+    """False when the file's `exporters:` leaves out sqlite: its agent writes no store to read."""
+    if not journeys_file.exists():
+        return True
+    exporters = get(compose(journeys_file, "give the store with --db"), "exporters")
+    if not isinstance(exporters, yaml.SequenceNode):
+        return True  # no exporters: the embedded store is the default
+    return any(isinstance(t := get(item, "type"), yaml.ScalarNode) and t.value == "sqlite" for item in exporters.value)
+
+
 def compose(journeys_file: Path, fix: str) -> Any:
     """The file's YAML node tree (no `${VAR}` substituted yet); a located ConfigError when unreadable."""
     try:
