@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from qos_agent.errors import SetupError
+from qos_agent.ops import openmetrics
 from qos_agent.ops.metrics import CONTENT_TYPE, AgentMetrics
 from qos_agent.ops.stats import AgentStats
 
@@ -258,6 +259,10 @@ class HealthServer:
 
     async def _metrics(self, request: web.Request) -> web.Response:
         # Rendered on the loop: the collector reads live agent state that only the loop may touch.
+        # OpenMetrics (with exemplars) when the scraper asks for it, as Prometheus does; else the text format.
+        if openmetrics.wants_openmetrics(request.headers.get("Accept", "")):
+            return web.Response(body=self.metrics.render(openmetrics=True),
+                                headers={"Content-Type": openmetrics.CONTENT_TYPE})
         return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
 

@@ -25,6 +25,7 @@ from prometheus_client.utils import floatToGoString
 
 from qos_agent.delivery.points import points_of
 from qos_agent.model import Journey, JourneyResult, Point
+from qos_agent.ops.openmetrics import exemplar_text
 from qos_agent.sinks.series import FAMILIES, Family, Histogram, JourneySeries, Labels
 
 # (journey, region, hidden ms so far) of each open disruption at a unix time in ms: Evaluator.hidden_now.
@@ -96,27 +97,34 @@ class JourneyMetrics(Collector):
         yield latency
 
 
-    def render(self, now_ms: int | None = None) -> bytes:
+    def render(self, now_ms: int | None = None, openmetrics: bool = False) -> bytes:
         """The text exposition (format 0.0.4) of every family `collect` yields, in the same order;
-        `now_ms` (default: the clock) is when the open disruptions' hidden time is counted to."""
+        `now_ms` (default: the clock) is when the open disruptions' hidden time is counted to.
+        `openmetrics`: the same as OpenMetrics 1.0 (a counter's family named without `_total`, each
+        duration bucket with its exemplar), without the closing `# EOF` the whole page ends with."""
         self._read_hidden(now_ms)
         out: list[str] = []
         for family in FAMILIES:
-            self._render_family(out, family)
+            self._render_family(out, family, openmetrics)
         for metric in self._slo():
             out.append(f"# HELP {metric.name} {metric.documentation}\n# TYPE {metric.name} gauge\n")
             out.extend(f"{metric.name}{self._labels(tuple(sorted(s.labels.items())))} {_num(s.value)}\n"
                        for s in metric.samples)
         return "".join(out).encode()
 
-    def _render_family(self, out: list[str], family: Family) -> None:
+    def _render_family(self, out: list[str], family: Family, openmetrics: bool = False) -> None:
         name = family.sample_name if family.type == "counter" else family.name
-        out.append(f"# HELP {name} {family.doc}\n# TYPE {name} {family.type}\n")
+        meta = family.name if openmetrics else name  # OpenMetrics names a counter's family without _total
+        out.append(f"# HELP {meta} {family.doc}\n# TYPE {meta} {family.type}\n")
         for labels, value in self.series.values[family].items():
             text = self._labels(labels)
             if isinstance(value, Histogram):
                 inner = text[:-1] + "," if text else "{"
-                out.extend(f'{family.name}_bucket{inner}le="{le}"}} {n}.0\n' for le, n in value.cumulative())
+                if openmetrics and value.exemplars:
+                    out.extend(f'{family.name}_bucket{inner}le="{le}"}} {n}.0{exemplar_text(ex)}\n'
+                               for (le, n), ex in zip(value.cumulative(), value.exemplars, strict=True))
+                else:
+                    out.extend(f'{family.name}_bucket{inner}le="{le}"}} {n}.0\n' for le, n in value.cumulative())
                 out.append(f"{family.name}_count{text} {value.count}.0\n{family.name}_sum{text} {_num(value.total)}\n")
             else:
                 out.append(f"{name}{text} {_num(value)}\n")

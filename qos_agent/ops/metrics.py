@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 
 from qos_agent.model import JourneyResult, Point
 from qos_agent.ops.journey_metrics import JourneyMetrics
+from qos_agent.ops.openmetrics import EOF, registry_openmetrics
 from qos_agent.ops.stats import AgentStats
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -130,5 +131,8 @@ class AgentMetrics:
     def observe(self, results: Sequence[JourneyResult], disruptions: Sequence[Point] = ()) -> None:
         self.journeys.observe(results, disruptions)
 
-    def render(self) -> bytes:
+    def render(self, openmetrics: bool = False) -> bytes:
+        """The text format (0.0.4), or with `openmetrics` OpenMetrics 1.0 (exemplars on the durations)."""
+        if openmetrics:
+            return registry_openmetrics(self.registry) + self.journeys.render(openmetrics=True) + EOF
         return generate_latest(self.registry) + self.journeys.render()

@@ -47,6 +47,7 @@ class PrometheusServer(_Server):
     targets: Sequence[str] = ()  # host:port of agents' /metrics, one scrape job "qos-agent"
     rule_files: Sequence[Path] = ()
     labels: dict[str, dict[str, str]] = field(default_factory=dict)  # target -> extra target labels
+    flags: Sequence[str] = ()  # more command-line flags, e.g. --enable-feature=exemplar-storage
 
     def _config(self) -> Path:
         conf = self.root / "prometheus.yml"
@@ -63,7 +64,7 @@ class PrometheusServer(_Server):
         assert PROMETHEUS is not None, "prometheus is not installed (scripts/install-system-deps.sh)"
         argv = [PROMETHEUS, f"--config.file={self._config()}", f"--storage.tsdb.path={self.root / 'data'}",
                 f"--web.listen-address=127.0.0.1:{self.port}", "--web.enable-remote-write-receiver",
-                "--storage.tsdb.retention.time=1d", "--log.level=warn"]
+                "--storage.tsdb.retention.time=1d", "--log.level=warn", *self.flags]
         self.proc = self._spawn(argv)
         _wait_ready(self.url + "/-/ready", 200, self.proc, self.root / "server.log", limit_s=60)
 
