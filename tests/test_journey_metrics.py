@@ -115,6 +115,9 @@ def test_the_contract_series_from_results(tmp_path: Path) -> None:
     assert sample(text, "qos_journey_slo_success_ratio", **c) == 0.995
     assert sample(text, "qos_journey_slo_latency_seconds", **c) == 2
     assert sample(text, "qos_journey_slo_success_ratio", journey="search") == 0.99
+    # The journey's alert.severity (here the default) on its settings and its open disruption (rules.yml).
+    assert sample(text, "qos_journey_alert_info", **c, severity="warning") == 1
+    assert sample(text, "qos_disruption_open", **c, hidden_from_uptime="true", severity="warning") == 1
     # Never a URL, a message or an id as a label.
     for (_, labels), _value in samples(text).items():
         for name, value in labels:

@@ -97,7 +97,9 @@ def test_remote_write_carries_the_scrape_samples_at_the_run_time(tmp_path: Path)
                 assert key not in last or last[key][1] < ts  # strictly increasing within a series
                 assert T0_MS <= ts <= T0_MS + 4000
                 last[key] = (value, ts)
-    journey_series = {k: v for k, v in scraped.items() if not k[0].startswith("qos_journey_slo_")}
+    # The journey's settings (objectives, alert severity) are /metrics only: the sink sees points.
+    journey_series = {k: v for k, v in scraped.items()
+                      if not k[0].startswith("qos_journey_slo_") and k[0] != "qos_journey_alert_info"}
     assert {k: v for k, (v, _) in last.items()} == journey_series
     assert isinstance(metrics, JourneyMetrics)
 

@@ -26,12 +26,14 @@ from prometheus_client.utils import floatToGoString
 from qos_agent.delivery.points import points_of
 from qos_agent.model import Journey, JourneyResult, Point
 from qos_agent.ops.openmetrics import exemplar_text
+from qos_agent.sinks.labels import DEFAULT_SEVERITY
 from qos_agent.sinks.series import FAMILIES, Family, Histogram, JourneySeries, Labels
 
 # (journey, region, hidden ms so far) of each open disruption at a unix time in ms: Evaluator.hidden_now.
 HiddenNow = Callable[[int], Iterable[tuple[str, str, float]]]
 SLO_SUCCESS = "qos_journey_slo_success_ratio"
 SLO_LATENCY = "qos_journey_slo_latency_seconds"
+ALERT_INFO = "qos_journey_alert_info"
 
 
 class JourneyMetrics(Collector):
@@ -89,12 +91,18 @@ class JourneyMetrics(Collector):
         success = GaugeMetricFamily(SLO_SUCCESS, "The journey's success objective (slo.success), 0..1", labels=labels)
         latency = GaugeMetricFamily(SLO_LATENCY, "The journey's latency objective (slo.latency), when set",
                                     labels=labels)
+        # The journey's alert.severity, as its Alertmanager alerts carry it: rules.yml's journey alerts join it.
+        alert = GaugeMetricFamily(ALERT_INFO, "The journey's alert settings as labels (value always 1)",
+                                  labels=[*labels, "severity"])
         for j in self.journeys:
             success.add_metric([j.name, self.region, self.agent], j.slo.success)
             if j.slo.latency_s is not None:
                 latency.add_metric([j.name, self.region, self.agent], j.slo.latency_s)
+            severity = (j.alert.severity if j.alert is not None else "") or DEFAULT_SEVERITY
+            alert.add_metric([j.name, self.region, self.agent, severity], 1)
         yield success
         yield latency
+        yield alert
 
 
     def render(self, now_ms: int | None = None, openmetrics: bool = False) -> bytes:

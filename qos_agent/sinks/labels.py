@@ -24,6 +24,9 @@ AGENT_LABELS = frozenset({"outcome", "lagged", "error", "phase", "sink", "hidden
 PROMETHEUS_LABELS = frozenset({"job", "instance", "alertname", "le", "quantile"})
 RESERVED = frozenset(RESERVED_TAGS) | AGENT_LABELS | PROMETHEUS_LABELS
 RESERVED_RULE = "names starting with '__' and " + ", ".join(sorted(RESERVED))
+# An alert's `severity` when the journey names none (`alert: {severity}`): the Alertmanager sink's label
+# and the `severity` label of the series deploy/prometheus/rules.yml raises the same alerts from.
+DEFAULT_SEVERITY = "warning"
 
 
 def label_name(tag: str) -> str:

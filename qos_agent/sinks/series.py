@@ -27,7 +27,7 @@ from prometheus_client.utils import floatToGoString
 
 from qos_agent.model import JOURNEY_KEY_TAGS, PHASES, RESERVED_TAGS, Point
 from qos_agent.sinks.exemplars import Exemplar, exemplar_of
-from qos_agent.sinks.labels import label_name
+from qos_agent.sinks.labels import DEFAULT_SEVERITY, label_name
 
 Labels = tuple[tuple[str, str], ...]  # sorted by name
 # A journey run takes from a few ms (loopback HTTP) to a minute (a browser journey at its timeout).
@@ -141,8 +141,8 @@ def _lagged(fields: Mapping[str, object]) -> str:
     return "true" if fields.get("lagged") is True else "false"
 
 
-def _without(labels: Labels, name: str) -> Labels:
-    return tuple(kv for kv in labels if kv[0] != name)
+def _without(labels: Labels, *names: str) -> Labels:
+    return tuple(kv for kv in labels if kv[0] not in names)
 
 
 class JourneySeries:
@@ -271,12 +271,14 @@ class JourneySeries:
         fields = dict(p.fields)
         base = self._labels(p, "journey", "region", "agent")
         hidden = "true" if fields.get("uptime_ok") else "false"
-        changed = []
-        for labels in [k for k in self.values[DISRUPTION_OPEN] if _without(k, "hidden_from_uptime") == base]:
-            changed.append(self._set(DISRUPTION_OPEN, labels, 0.0))
+        # The journey's alert.severity as the Alertmanager sink labels it: rules.yml raises the same alert from it.
+        severity = str(fields.get("severity") or DEFAULT_SEVERITY)
+        opened = self.values[DISRUPTION_OPEN]
+        changed = [self._set(DISRUPTION_OPEN, labels, 0.0)
+                   for labels in [k for k in opened if _without(k, "hidden_from_uptime", "severity") == base]]
         where = (p.tag("journey") or "", p.tag("region") or "")
         if p.tag("state") == "open":
-            labels = _with(base, "hidden_from_uptime", hidden)
+            labels = _with(_with(base, "hidden_from_uptime", hidden), "severity", severity)
             changed = [c for c in changed if c[1] != labels]
             changed.append(self._set(DISRUPTION_OPEN, labels, 1.0))
             changed.append(self._inc(DISRUPTION_HIDDEN, base, 0.0))
