@@ -36,9 +36,10 @@ def exemplar_text(exemplar: Exemplar | None) -> str:
     """A bucket sample's exemplar suffix (`# {trace_id="..."} value timestamp`), or '' for none."""
     if exemplar is None:
         return ""
-    value: str = floatToGoString(exemplar.value)  # type: ignore[no-untyped-call]
-    trace_id = exemplar.trace_id.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-    return f' # {{trace_id="{trace_id}"}} {value} {exemplar.time_s:.3f}'
+    trace_id, observed, time_ms = exemplar
+    value: str = floatToGoString(observed)  # type: ignore[no-untyped-call]
+    trace_id = trace_id.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+    return f' # {{trace_id="{trace_id}"}} {value} {time_ms / 1000:.3f}'
 
 
 def registry_openmetrics(registry: CollectorRegistry) -> bytes:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from prometheus_client.utils import floatToGoString
 
 from qos_agent.model import JOURNEY_KEY_TAGS, PHASES, RESERVED_TAGS, Point
-from qos_agent.sinks.exemplars import Exemplar, exemplar_of
+from qos_agent.sinks.exemplars import Exemplar, trace_id_of
 from qos_agent.sinks.labels import DEFAULT_SEVERITY, label_name
 
 Labels = tuple[tuple[str, str], ...]  # sorted by name
@@ -79,17 +79,17 @@ class Histogram:
     count: int = 0
     exemplars: list[Exemplar | None] = field(default_factory=list)  # per bucket, as counts; [] until one
 
-    def observe(self, value: float, exemplar: Exemplar | None = None) -> None:
+    def observe(self, value: float, trace_id: str = "", time_ms: int = 0) -> None:
         if not self.counts:
             self.counts = [0] * (len(self.buckets) + 1)
         bucket = bisect.bisect_left(self.buckets, value)  # le is inclusive
         self.counts[bucket] += 1
         self.total += value
         self.count += 1
-        if exemplar is not None:  # O(1): only the bucket's latest is kept
+        if trace_id:  # the bucket's exemplar: O(1), only its latest is kept
             if not self.exemplars:
                 self.exemplars = [None] * (len(self.buckets) + 1)
-            self.exemplars[bucket] = exemplar
+            self.exemplars[bucket] = (trace_id, value, time_ms)
 
     def cumulative(self) -> list[tuple[str, int]]:
         """(le, count) pairs as the text format writes them, +Inf last."""
@@ -196,12 +196,12 @@ class JourneySeries:
         self.values[family][labels] = value
         return family, labels
 
-    def _observe(self, family: Family, labels: Labels, value: float,
-                 exemplar: Exemplar | None = None) -> tuple[Family, Labels]:
+    def _observe(self, family: Family, labels: Labels, value: float, trace_id: str = "",
+                 time_ms: int = 0) -> tuple[Family, Labels]:
         hist = self.values[family].get(labels)
         if not isinstance(hist, Histogram):
             hist = self.values[family][labels] = Histogram(family.buckets)
-        hist.observe(value, exemplar)
+        hist.observe(value, trace_id, time_ms)
         return family, labels
 
     def _both_lagged(self, family: Family, labels: Labels) -> list[tuple[Family, Labels]]:
@@ -237,8 +237,8 @@ class JourneySeries:
                     changed.append(self._set(RUNS, key, 0.0))
         changed += self._open_so_far(p)
         seconds = float(fields.get("duration_ms", 0.0)) / 1000
-        changed.append(self._observe(DURATION, _with(base, "lagged", lagged), seconds,
-                                     exemplar_of(fields, seconds, p.time_ms)))
+        changed.append(self._observe(DURATION, _with(base, "lagged", lagged), seconds, trace_id_of(fields),
+                                     p.time_ms))
         changed += self._both_lagged(DURATION, _with(base, "lagged", lagged))
         changed.append(self._set(SUCCESS, base, 1.0 if fields.get("success") else 0.0))
         flaky = self._labels(p, "journey", "region", "agent")
@@ -254,7 +254,7 @@ class JourneySeries:
         lagged = _lagged(fields)
         base = _with(self._labels(p, "journey", "step", "region", "agent", "probe"), "lagged", lagged)
         seconds = float(fields.get("duration_ms", 0.0)) / 1000
-        changed = [self._observe(STEP_DURATION, base, seconds, exemplar_of(fields, seconds, p.time_ms)),
+        changed = [self._observe(STEP_DURATION, base, seconds, trace_id_of(fields), p.time_ms),
                    *self._both_lagged(STEP_DURATION, base)]
         error = str(fields.get("error", ""))
         if error:
