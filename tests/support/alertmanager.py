@@ -42,12 +42,15 @@ class AlertmanagerServer:
     hook_url: str = ""  # where its route sends notifications (empty: a receiver that sends nowhere)
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    config_file: Path | None = None  # an alertmanager.yml of the test's own (then hook_url is unused)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def _config(self) -> Path:
+        if self.config_file is not None:
+            return self.config_file
         receiver: dict[str, Any] = {"name": "hook"}
         if self.hook_url:
             receiver["webhook_configs"] = [{"url": self.hook_url, "send_resolved": True}]

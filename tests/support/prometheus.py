@@ -48,8 +48,11 @@ class PrometheusServer(_Server):
     rule_files: Sequence[Path] = ()
     labels: dict[str, dict[str, str]] = field(default_factory=dict)  # target -> extra target labels
     flags: Sequence[str] = ()  # more command-line flags, e.g. --enable-feature=exemplar-storage
+    config_file: Path | None = None  # a prometheus.yml of the test's own (then targets, rule_files are unused)
 
     def _config(self) -> Path:
+        if self.config_file is not None:
+            return self.config_file
         conf = self.root / "prometheus.yml"
         groups = [{"targets": [t], "labels": self.labels.get(t, {})} for t in self.targets]
         doc: dict[str, Any] = {
