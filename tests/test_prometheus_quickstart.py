@@ -5,15 +5,18 @@ change must find its text, so the doc and this test cannot drift apart. The demo
 agents (eu-west, ap-south) with their Alertmanager sink, a real Prometheus with deploy/prometheus/rules.yml
 and a real Alertmanager with a recording webhook receiver; then one regional fault. The receiver must
 get exactly one firing JourneyDisruption per journey and region, though the sink and the rule both raise
-it; the rule's regional alert is muted by the doc's inhibit rule; no burn alert is raised.
+it; the rule's regional alert is muted by the doc's inhibit rule; no burn alert is raised. And when the
+two copies' labels differ, the doc's inhibit rule keeps one notification.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +32,7 @@ from tests.support.prometheus import PROMTOOL, RULES, PrometheusServer, needs_pr
 DOC = Path(__file__).resolve().parents[1] / "docs" / "prometheus.md"
 SECTION = ("## Prometheus + Alertmanager in 10 minutes", "### Which route")
 REGIONS = ("eu-west", "ap-south")
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def doc_files() -> dict[str, str]:
@@ -179,3 +183,33 @@ def test_the_ten_minute_setup_pages_once_per_journey_and_region(
             for agent in agents:
                 agent.stop()
             am.stop()
+
+
+def test_with_labels_that_differ_the_docs_inhibit_rule_keeps_one_page(
+        tmp_path: Path, receiver: tuple[asyncio.AbstractEventLoop, Receiver]) -> None:
+    """The sink marked `labels: {via: agent}` and a rule's copy that Prometheus' external_labels changed:
+    two alerts in Alertmanager, one notification (the doc's third inhibit rule mutes the rule's copy)."""
+    loop, hook = receiver
+    am = AlertmanagerServer(tmp_path / "am")
+    am.root.mkdir()
+    am.config_file = tmp_path / "alertmanager.yml"
+    am.config_file.write_text(changed(doc_files()["alertmanager.yml"], ("http://127.0.0.1:5001/alerts", hook.url)))
+    same = {"alertname": "JourneyDisruption", "journey": "checkout", "region": "ap-south", "agent": "agent-ap-south",
+            "severity": "page", "hidden_from_uptime": "true", "team": "payments"}
+    sink = {"labels": {**same, "via": "agent"}, "annotations": {"summary": "from the agent"}}
+    rule = {"labels": {**same, "cluster": "eu-1"}, "annotations": {"summary": "from the rule"},
+            "generatorURL": "http://prometheus.example/graph"}
+    am.start()
+    try:
+        request = urllib.request.Request(am.url + "/api/v2/alerts", data=json.dumps([sink, rule]).encode(),
+                                         headers={"Content-Type": "application/json"}, method="POST")
+        with _NO_PROXY.open(request, timeout=5) as r:
+            assert r.status == 200
+        wait_pumping(loop, lambda: hook.bodies, 40, "a notification")
+        pump(loop, 5)
+        [body] = hook.bodies
+        assert [a["labels"].get("via") for a in body["alerts"]] == ["agent"]
+        states = {a["labels"].get("via", "rule"): a["status"]["state"] for a in am.alerts()}
+        assert states == {"agent": "active", "rule": "suppressed"}
+    finally:
+        am.stop()
