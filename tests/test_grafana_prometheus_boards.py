@@ -201,3 +201,101 @@ def test_template_variables_list_the_agents_labels(prometheus: PrometheusServer)
                                  + urllib.parse.urlencode({"match[]": match}))
             assert status == 200, body
             assert set(json.loads(body)["data"]) == expected[v["name"]], (name, v["name"])
+
+
+# ---------------------------------------------------------------- how the panels read (issue 27)
+
+INFLUX_JOURNEYS = ROOT / "grafana" / "dashboards" / "journeys.json"
+
+
+def colour(value: float, defaults: dict[str, Any]) -> str:
+    """The colour Grafana gives `value`: a value mapping's own colour first, else the thresholds' step."""
+    for mapping in defaults.get("mappings", []):
+        found = mapping["options"].get(f"{value:g}") if mapping["type"] == "value" else None
+        if found and found.get("color"):
+            return str(found["color"])
+    steps = defaults["thresholds"]["steps"]
+    chosen = steps[0]["color"]
+    for step in steps[1:]:
+        if value >= step["value"]:
+            chosen = step["color"]
+    return str(chosen)
+
+
+def shows(panel: dict[str, Any]) -> str | None:
+    """What a panel shows, told by its queries: a success share, an outcome or up/down (1 is good), a
+    disruption (1 is bad), the failing regions, or minutes hidden from uptime (0 is good); None: other."""
+    exprs = " ".join(t["expr"] for t in panel["targets"])
+    if 'outcome=~"passed|degraded"' in exprs:
+        return "success %"
+    if "qos_disruption_open" in exprs:
+        return "disruption"
+    if "qos_journey_success" in exprs and "== bool 0" in exprs:
+        return "failing regions"
+    if "qos_journey_success" in exprs or 'up{job="qos-agent"}' in exprs:
+        return "outcome"
+    if "qos_disruption_hidden_seconds_total" in exprs:
+        return "hidden minutes"
+    return None
+
+
+def test_every_panel_of_success_outcome_or_disruption_reads_green_when_good_and_red_when_bad() -> None:
+    influx = {p["title"]: p for p in json.loads(INFLUX_JOURNEYS.read_text())["panels"]}
+    influx_steps = influx["Success rate per journey × region"]["fieldConfig"]["defaults"]["thresholds"]
+    checked = {}
+    for name, board in boards().items():
+        for p in walk(board["panels"]):
+            kind = shows(p)
+            if kind is None:
+                continue
+            where = f"{name} / {p['title']}"
+            defaults = p["fieldConfig"]["defaults"]
+            assert defaults["color"] == {"mode": "thresholds"} and defaults["thresholds"]["mode"] == "absolute", where
+            if kind == "success %":  # the InfluxQL boards' steps: green meets 99.5 %, orange from 99 %, red below
+                assert defaults["thresholds"] == influx_steps and defaults["max"] == 100, where
+                assert [colour(v, defaults) for v in (100, 99.6, 99.2, 98, 0)] == [
+                    "green", "green", "orange", "red", "red"], where
+            elif kind == "outcome":  # passed / up green, failed / down red, named
+                assert [colour(v, defaults) for v in (1, 0)] == ["green", "red"], where
+                texts = {k: v["text"] for m in defaults["mappings"] for k, v in m["options"].items()}
+                assert set(texts) == {"0", "1"} and texts["0"] in ("failed", "down") and texts["1"] in ("passed", "up")
+            elif kind == "disruption":  # open red (orange when uptime was green), closed green
+                assert [colour(v, defaults) for v in (0, 1)] == ["green", "red"], where
+                [hidden] = p["fieldConfig"]["overrides"]
+                assert re.fullmatch(hidden["matcher"]["options"], "checkout · eu-west (hidden: true)"), where
+                assert not re.fullmatch(hidden["matcher"]["options"], "checkout · eu-west (hidden: false)"), where
+                [prop] = hidden["properties"]
+                assert [colour(v, {**defaults, "mappings": prop["value"]}) for v in (0, 1)] == ["green", "orange"]
+            else:  # failing regions, minutes hidden from uptime: none is good
+                assert [colour(v, defaults) for v in (0, 1, 5)] == ["green", "red", "red"], where
+                assert defaults["min"] == 0, where
+            checked[where] = kind
+    # The classification found every such panel (a new one is checked the day it is added).
+    assert checked == {
+        "journeys / Success rate per journey × region": "success %",
+        "journeys / Availability against the SLO": "success %",
+        "journeys / Failing in N of M regions": "failing regions",
+        "journeys / Hidden-disruption minutes": "hidden minutes",
+        "journeys / Disruptions": "disruption",
+        "journey-drilldown / Last run per agent": "outcome",
+        "agents / Scraped": "outcome",
+    }, checked
+    # The failing-regions stat's second number (how many regions run the journey) is a size, not a state.
+    [failing] = [p for p in walk(boards()["journeys"]["panels"]) if p["title"] == "Failing in N of M regions"]
+    [regions] = failing["fieldConfig"]["overrides"]
+    assert regions["matcher"] == {"id": "byFrameRefID", "options": "B"}
+    assert regions["properties"] == [{"id": "color", "value": {"mode": "fixed", "fixedColor": "text"}}]
+
+
+def test_latency_panels_show_exemplars() -> None:
+    """Every latency quantile of a duration histogram asks Grafana for exemplars (the runs' trace ids)."""
+    found = 0
+    for board in boards().values():
+        for p in walk(board["panels"]):
+            for t in p["targets"]:
+                if re.search(r"histogram_quantile\(.*qos_(journey|step)_duration_seconds_bucket", t["expr"]):
+                    assert t.get("exemplar") is True, (p["title"], t["refId"])
+                    found += 1
+                else:
+                    assert "exemplar" not in t, (p["title"], t["refId"])
+    assert found == 3
