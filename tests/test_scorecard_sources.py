@@ -187,7 +187,6 @@ async def test_an_influxdb_v2_exporter_is_read_through_the_compatibility_api(tmp
     """`api: v2` reads its bucket with the token (`Authorization: Token`) through `/query`; influxd 1.x
     stands in for a 2.x here (the v1 API is what 2.x's compatibility endpoint speaks; no auth here)."""
     from exporters.influxdb.lineprotocol import encode_many
-
     from tests.support import scorecard as sc
     from tests.support.influx import _http
 

@@ -292,8 +292,8 @@ class JourneySeries:
             closed = self._hidden_closed[base] = (self._hidden_closed.get(base, 0.0)
                                                   + float(fields.get("hidden_minutes", 0.0)) * 60)
             changed.append(self._raise(DISRUPTION_HIDDEN, base, closed))
-            opened = self._open_since.pop(base, p.time_ms)
-            seconds = fields.get("duration_s", (p.time_ms - opened) / 1000)
+            opened_ms = self._open_since.pop(base, p.time_ms)
+            seconds = fields.get("duration_s", (p.time_ms - opened_ms) / 1000)
             total = self._open_closed[base] = self._open_closed.get(base, 0.0) + max(0.0, float(seconds))
             changed.append(self._raise(DISRUPTION_SECONDS, base, total))
         return changed
