@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from qos_agent.model import Point
-
-DEFAULT_SEVERITY = "warning"
+from qos_agent.sinks.labels import DEFAULT_SEVERITY  # the same default on /metrics and in rules.yml
 _OWN_TAGS = frozenset({"agent", "journey", "region", "state"})
 
 
