@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from qos_agent.model import Point
 from qos_agent.sinks.labels import DEFAULT_SEVERITY  # the same default on /metrics and in rules.yml
+
 _OWN_TAGS = frozenset({"agent", "journey", "region", "state"})
 
 
