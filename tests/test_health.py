@@ -472,6 +472,20 @@ async def test_a_full_disk_is_unhealthy_while_points_are_dropped(
             assert await until(recovered, timeout=15)
 
 
+def test_the_first_drops_of_a_cause_are_drops_right_now() -> None:
+    """Caught by the real-process lifecycle test (seed 2, an outage longer than the spool): the first
+    count a cause ever showed was taken as the baseline, not as drops, so the first seconds of a full
+    spool, or a single burst of drops of a new cause, left /healthz `ok`. Counters start at 0."""
+    watch = health.DropWatch()
+    watch.update({}, 0.0)
+    watch.update({"spool_full": 7}, 1.0)
+    assert watch.dropping() == {"spool_full": 7}
+    watch.update({"spool_full": 9, "queue_full": 3}, 2.0)
+    assert watch.dropping() == {"spool_full": 9, "queue_full": 3}
+    watch.update({"spool_full": 9, "queue_full": 3}, 3.0 + health.DROPPING_WINDOW_S)
+    assert watch.dropping() == {}  # nothing new for the window: no longer dropping
+
+
 def test_the_stuck_allowance_is_the_longest_a_run_may_take(tmp_path: Path) -> None:
     path = tmp_path / "journeys.yaml"
     path.write_text("""\

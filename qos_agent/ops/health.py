@@ -68,7 +68,8 @@ class Progress:
 
 @dataclass(slots=True)
 class DropWatch:
-    """When points were last dropped, per cause, seen by polling the counters (they only grow)."""
+    """When points were last dropped, per cause, seen by polling the counters (they only grow, from 0 at
+    the process's start: a cause seen for the first time has dropped that many since the last poll)."""
 
     seen: dict[str, int] = field(default_factory=dict)
     last_at: dict[str, float] = field(default_factory=dict)
@@ -76,8 +77,8 @@ class DropWatch:
 
     def update(self, by_cause: Mapping[str, int], now: float) -> None:
         for cause, n in by_cause.items():
-            before = self.seen.get(cause)
-            if before is not None and n > before:
+            before = self.seen.get(cause, 0)
+            if n > before:
                 self.last_at[cause] = now
                 self.recent[cause] = self.recent.get(cause, 0) + n - before
             self.seen[cause] = n
@@ -161,6 +162,7 @@ def assess(stats: AgentStats, progress: Progress, drops: DropWatch | None = None
         "journeys_scheduled": sorted(stats.journeys_scheduled),
         "last_run": {name: {"time": _iso(run.start_ms), "time_ms": run.start_ms, "outcome": run.outcome}
                      for name, run in sorted(stats.last_run.items())},
+        "next_run": {name: {"time": _iso(ms), "time_ms": ms} for name, ms in sorted(stats.next_run_ms.items())},
         "in_flight": stats.in_flight,
         "runs_started": stats.runs_started,
         "runs_shed": stats.runs_shed,
