@@ -130,3 +130,27 @@ async def test_replace_keeps_unchanged_journeys_and_adds_new_ones() -> None:
     await asyncio.sleep(0.3)
     await s.stop(grace_s=1.0)
     assert "c" in seen and "a" in seen and "b" not in seen
+
+
+async def test_next_planned_is_the_tick_that_comes_and_a_reload_keeps_it_unless_the_journey_changed() -> None:
+    """`next_planned` (/healthz `next_run`) is the phase token a real-process test reads from outside:
+    it is the time the next tick comes, unchanged until then, and a reload that keeps a journey keeps it."""
+    loop = asyncio.get_running_loop()
+    ticks: dict[str, list[float]] = {}
+
+    async def run(j: Journey) -> list[JourneyResult]:
+        ticks.setdefault(j.name, []).append(loop.time())
+        return [result(j)]
+
+    a, b = journey("a", 0.3), journey("b", 0.3)
+    s = Scheduler([a, b], run, lambda r: None, concurrency=5, rng=random.Random(5))
+    s.start()
+    planned = dict(s.next_planned)
+    assert set(planned) == {"a", "b"} and all(0 <= t - loop.time() <= 0.3 for t in planned.values())
+    await asyncio.sleep(0.05)
+    s.replace([a, journey("b", 0.4)])  # a: the same meaning; b: a new interval, re-planned
+    assert s.next_planned["a"] == planned["a"] and s.next_planned["b"] != planned["b"]
+    await asyncio.sleep(0.35)
+    await s.stop(grace_s=1.0)
+    assert abs(ticks["a"][0] - planned["a"]) < 0.05  # the tick came when it said
+    assert s.next_planned == {}

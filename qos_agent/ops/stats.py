@@ -38,6 +38,7 @@ class AgentStats:
     rss_bytes: float = 0.0
     sinks: list[SinkState] = field(default_factory=list)
     last_run: dict[str, LastRun] = field(default_factory=dict)
+    next_run_ms: dict[str, int] = field(default_factory=dict)  # journey -> its next planned tick (unix ms)
     stuck_after_s: float | None = None  # no run started or ended for this long: stuck (None: nothing scheduled)
     runs_in_flight: tuple[str, ...] = ()  # journeys with a run in flight (a run ending is progress too)
     shortest_interval_s: float | None = None

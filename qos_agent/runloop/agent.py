@@ -265,6 +265,16 @@ class Agent:
         busy = (_with_margin(longest_run_s(journeys[name])) for name in running if name in journeys)
         return max([base, *busy])
 
+    def next_run_ms(self) -> dict[str, int]:
+        """Each journey's next planned tick as unix ms: the same value until that tick comes, so a reload
+        that keeps a journey's timing leaves it as it was (docs/deploy.md, "Live reload")."""
+        try:
+            now = asyncio.get_running_loop().time()
+        except RuntimeError:  # a snapshot taken outside the loop (tests)
+            return {}
+        wall_ms = time.time() * 1000
+        return {name: round(wall_ms + (planned - now) * 1000) for name, planned in self.scheduler.next_planned.items()}
+
     def stats(self) -> AgentStats:
         """The one snapshot /metrics, /healthz and the `agent` point read (built here, only here)."""
         sched = self.scheduler.stats
@@ -278,6 +288,7 @@ class Agent:
             event_loop_lag_worst_ms=self.runner.looplag.worst_ms,
             rss_bytes=rss_mb() * 2**20, sinks=self.pipeline.snapshot(),
             last_run={name: LastRun(ms, sched.last_outcome.get(name, "")) for name, ms in sched.last_run_ms.items()},
+            next_run_ms=self.next_run_ms(),
             stuck_after_s=self.stuck_after_s(running), runs_in_flight=running,
             shortest_interval_s=min((j.interval_s for j in journeys), default=None),
             sink_stale_after_s=self.config.agent.sink_stale_after_s, started_s=self.started_s,

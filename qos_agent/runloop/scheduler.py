@@ -71,6 +71,7 @@ class Scheduler:
         self._shed_logged_s = -SHED_LOG_EVERY_S
         self._shed_since_log = 0
         self._loops: dict[str, asyncio.Task[None]] = {}
+        self.next_planned: dict[str, float] = {}  # journey -> its next tick (loop time): /healthz `next_run`
         self._runs: dict[str, asyncio.Task[None]] = {}
         self._stopping = asyncio.Event()
 
@@ -80,6 +81,7 @@ class Scheduler:
 
     def _start_loop(self, journey: Journey, first_delay_s: float | None = None) -> None:
         delay = self.rng.uniform(0, journey.interval_s) if first_delay_s is None else first_delay_s
+        self.next_planned[journey.name] = asyncio.get_running_loop().time() + delay
         self._loops[journey.name] = asyncio.create_task(self._loop(journey.name, delay), name=f"sched-{journey.name}")
 
     def replace(self, journeys: Sequence[Journey]) -> None:
@@ -91,6 +93,7 @@ class Scheduler:
         for name in list(self._loops):
             if name not in new or not new[name].same_meaning(self.journeys.get(name)):
                 self._loops.pop(name).cancel()
+                self.next_planned.pop(name, None)
         self.journeys = new
         for name, journey in new.items():
             if name not in self._loops:  # new or changed: a fresh random offset
@@ -98,7 +101,7 @@ class Scheduler:
 
     async def _loop(self, name: str, delay_s: float) -> None:
         loop = asyncio.get_running_loop()
-        planned = loop.time() + delay_s
+        planned = self.next_planned.get(name, loop.time() + delay_s)
         while not self._stopping.is_set():
             journey = self.journeys[name]
             with contextlib.suppress(TimeoutError):
@@ -115,6 +118,7 @@ class Scheduler:
                 self._runs[name] = asyncio.create_task(self._run(journey, planned), name=f"run-{name}")
             jitter = min(JITTER_SHARE * journey.interval_s, JITTER_MAX_S)
             planned += journey.interval_s - self.rng.uniform(0, jitter)
+            self.next_planned[name] = planned
 
     def _shed(self, name: str) -> None:
         self.stats.shed += 1
@@ -163,6 +167,7 @@ class Scheduler:
             task.cancel()
         await asyncio.gather(*self._loops.values(), return_exceptions=True)
         self._loops.clear()
+        self.next_planned.clear()
         runs = list(self._runs.values())
         if runs:
             _, pending = await asyncio.wait(runs, timeout=grace_s)
