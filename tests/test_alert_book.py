@@ -109,6 +109,30 @@ async def test_the_key_is_the_openings_across_a_restart_whatever_the_new_process
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
+async def test_a_close_repeated_after_a_kill_9_is_not_posted_again(fmt: str, tmp_path: Path,
+                                                                   receiver: Receiver) -> None:
+    """After a `kill -9` the evaluator announces the closes of its last ten minutes again (one may have
+    been lost between its file and a sink's spool). A resolve the receiver accepted before is not posted
+    a second time: Slack has no key to drop it by. Caught by the real-process lifecycle test (seed 11:
+    one more `resolved` per format for each kill -9 within ten minutes of a close)."""
+    first = hook(tmp_path, receiver.url, fmt)
+    opened = disruption("open")
+    close = disruption("close", int(str(opened.field("opened_ms"))) - 1001)
+    await first.send(first.encode([opened]))
+    await first.send(first.encode([close]))
+    await first.close()  # then killed: the book is what the file says
+    second, outbox = await restarted(tmp_path, receiver.url, fmt)
+    try:
+        await second.send(second.encode([close]))  # the evaluator's repeat at start
+        await second.send(outbox.take())
+        await second.tick(now_s=time.time() + REPUT_S + 1)
+        await second.send(outbox.take())
+    finally:
+        await second.close()
+    assert [resolved(b) for b in receiver.bodies] == [False, True]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
 async def test_a_journey_removed_by_a_reload_resolves_with_its_reason(fmt: str, tmp_path: Path,
                                                                       receiver: Receiver) -> None:
     sink = hook(tmp_path, receiver.url, fmt)

@@ -17,6 +17,7 @@ import pytest
 import pytest_asyncio
 
 from exporters.alerts.alertmanager import AlertmanagerSink
+from exporters.alerts.book import KEEP_TOLD_S
 from exporters.alerts.config import AlertmanagerSpec
 from exporters.alerts.event import iso
 from qos_agent.errors import PermanentError, RetryableError
@@ -162,7 +163,10 @@ async def test_restart_resends_what_it_held_then_resolves_what_it_no_longer_hold
         assert [json.loads(r)["k"] for r in records] == ["resolved"]
         await second.send(records)
         assert ours(await am.wait_for(lambda a: not ours(a), 5)) == []
-        assert json.loads((tmp_path / "alerts" / "am-test.json").read_text())["alerts"] == []  # told: gone
+        (kept,) = json.loads((tmp_path / "alerts" / "am-test.json").read_text())["alerts"]
+        assert (kept["status"], kept["told"]) == ("resolved", True)  # told: kept a while, a repeated close is known
+        await second.tick(now_s=time.time() + KEEP_TOLD_S + 60)
+        assert json.loads((tmp_path / "alerts" / "am-test.json").read_text())["alerts"] == []  # then gone
     finally:
         await second.close()
 

@@ -4,7 +4,9 @@ Receivers are told each alert's *current state* from this book, not a replayed q
 firing from its open point until a close point (`close_reason` healed or removed) or, after a
 restart, until a grace passes without the new process opening it again; then it is resolved, and
 the resolve stays here (and is put in the outbox again) until the receiver has accepted it. So a
-spool bound that drops the oldest records can delay a resolve but never lose it.
+spool bound that drops the oldest records can delay a resolve but never lose it. An accepted
+resolve stays a while longer (KEEP_TOLD_S), so the closes a restarted agent repeats after a
+`kill -9` are recognised and not posted again.
 
 Each alert has an `id` shared by its firing and its resolve (a webhook's `key`, PagerDuty's
 `dedup_key`), made when it first opens and kept across restarts: a disruption the restarted agent
@@ -35,6 +37,9 @@ log = logging.getLogger(__name__)
 
 FIRING, RESOLVED = "firing", "resolved"
 RESTART = "restart"  # close_reason of an alert a restarted agent did not open again within the grace
+# A resolve the receiver accepted stays in the book this long after its end, so a close the evaluator
+# repeats after a kill -9 (the closes of its last ten minutes) is known as told and not posted again.
+KEEP_TOLD_S = 15 * 60.0
 
 
 def point_data(point: Point, redact: Callable[[str], str]) -> dict[str, Any]:
@@ -57,7 +62,7 @@ class Alert:
     starts_at: str  # RFC 3339, when it opened
     status: str = FIRING
     ends_at: str = ""  # resolved: when
-    told: bool = False  # the receiver accepted the current status (a resolved one then leaves the book)
+    told: bool = False  # the receiver accepted the current status (a resolved one leaves after KEEP_TOLD_S)
     orphan_until: float | None = field(default=None, compare=False)  # loaded firing at start: the grace
     put_s: float = field(default=0.0, compare=False)  # when a record of it was last put in the outbox
 
@@ -148,6 +153,9 @@ class AlertBook:
         """A close point (healed, removed): the firing alert it closes becomes resolved; with none
         (its state was lost), a resolve of its own, so a receiver that saw it open hears it closed."""
         held = self._open_one(ev.key)
+        known = self.alerts.get(alert_id(ev))
+        if held is None and known is not None and known.status == RESOLVED:
+            return known  # closed already (a close repeated after a kill -9): nothing new to tell
         if held is None:
             held = Alert(id=alert_id(ev), event_key=ev.key, point=point_data(point, self.redact), labels=labels,
                          starts_at=iso(ev.opened_ms))
@@ -170,15 +178,20 @@ class AlertBook:
         return gone
 
     def told(self, alert: str, status: str, starts_at: str) -> bool:
-        """The receiver accepted this record: a resolved alert leaves the book. Whether the book changed."""
+        """The receiver accepted this record. Whether the book changed."""
         a = self.alerts.get(alert)
         if a is None or a.status != status or a.starts_at != starts_at or a.told:
             return False
-        if status == RESOLVED:
-            del self.alerts[alert]
-        else:
-            a.told = True
+        a.told = True
         return True
+
+    def forget(self, now_s: float) -> bool:
+        """Resolves told more than KEEP_TOLD_S after their end leave the book. Whether any did."""
+        cutoff = iso((now_s - KEEP_TOLD_S) * 1000)
+        gone = [k for k, a in self.alerts.items() if a.status == RESOLVED and a.told and a.ends_at < cutoff]
+        for k in gone:
+            del self.alerts[k]
+        return bool(gone)
 
     def due(self, now_s: float, every_s: float, firing_too: bool) -> list[Alert]:
         """Alerts to put in the outbox again: not yet told (at most every `every_s`); with `firing_too`,

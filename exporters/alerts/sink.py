@@ -106,7 +106,7 @@ class AlertSink(NetworkSink):
         if a is None or a.starts_at != t.starts:
             return False  # told resolved already, or another opening since
         if t.status != FIRING:
-            return a.status != FIRING
+            return a.status != FIRING and not a.told  # a resolve is told once (a repeated close is not news)
         if self.firing_too:  # Alertmanager: a firing after the resolve would re-open the alert
             return a.status == FIRING
         return not (a.status == FIRING and a.told)  # a webhook tells an opening once, closed since or not
@@ -148,7 +148,7 @@ class AlertSink(NetworkSink):
         when = time.time() if now_s is None else now_s
         with self.book.lock:
             gone = self.book.expire(when)
-            if gone:
+            if self.book.forget(when) or gone:
                 self.book.save()
             due = {a.id: a for a in (*gone, *self.book.due(when, self.reput_s, self.firing_too))}
             # Resolves last: if this burst meets the spool bound, the oldest records are the ones dropped.
