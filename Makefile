@@ -9,7 +9,7 @@ PHOENIX_VENV    ?= .venv-phoenix
 PHOENIX_VERSION := 20.26.1
 PHOENIX_STAMP   := $(PHOENIX_VENV)/.installed-$(PHOENIX_VERSION)
 
-.PHONY: setup system-deps demo-run test lint typecheck imports pytest fuzz bench image image-test clean
+.PHONY: setup system-deps demo-run test lint typecheck imports pytest fuzz soak bench image image-test clean
 
 setup: system-deps $(STAMP)
 
@@ -47,6 +47,12 @@ test: setup lint typecheck imports pytest
 # The config-language fuzz test at length: thousands of mutated files through `validate` (make test runs 300).
 fuzz: setup
 	QOS_FUZZ_EXAMPLES=$${QOS_FUZZ_EXAMPLES:-5000} $(BIN)/pytest -q tests/test_fuzz.py
+
+# The agent's life at length, in a real process (tests/test_lifecycle_process.py; make test plays one short
+# life): every seed that ever failed and QOS_LIFE_RUNS fresh ones, QOS_LIFE_EVENTS events each, seeds printed.
+soak: setup
+	QOS_LIFE_SOAK=1 QOS_LIFE_EVENTS=$${QOS_LIFE_EVENTS:-60} QOS_LIFE_RUNS=$${QOS_LIFE_RUNS:-3} \
+	  $(BIN)/pytest -q -s tests/test_lifecycle_process.py
 
 bench: setup
 	$(PY) -m bench.run_all

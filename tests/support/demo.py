@@ -183,10 +183,13 @@ class DemoProcess:
     def clear_faults(self) -> None:
         self._admin("DELETE")
 
-    def _admin(self, method: str, body: object = None) -> Any:
+    def remove_fault(self, rule_id: int) -> None:
+        self._admin("DELETE", path=f"/{rule_id}")
+
+    def _admin(self, method: str, body: object = None, path: str = "") -> Any:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(
-            self.url + "/admin/faults", data=data, method=method, headers={"Content-Type": "application/json"}
+            self.url + "/admin/faults" + path, data=data, method=method, headers={"Content-Type": "application/json"}
         )
         with _NO_PROXY.open(request, timeout=5) as response:
             return json.loads(response.read())

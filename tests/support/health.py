@@ -76,9 +76,11 @@ def total(metrics_text: str, name: str, **labels: str) -> float | None:
 class AgentProcess:
     """`python -m qos_agent run FILE` in a subprocess; `url` is its endpoint (read from its log)."""
 
-    def __init__(self, config: Path, *extra: str, cwd: Path, start_timeout: float = 20.0) -> None:
+    def __init__(self, config: Path, *extra: str, cwd: Path, start_timeout: float = 20.0,
+                 env: dict[str, str] | None = None) -> None:
         self.config = config
         self.extra = extra
+        self.env = env or {}  # added to this process's environment
         self.cwd = cwd
         self.start_timeout = start_timeout
         self.url = ""
@@ -91,7 +93,7 @@ class AgentProcess:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "qos_agent", "run", str(self.config), *self.extra],
                 cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)})
+                env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT), **self.env})
         try:
             line = wait_for(self._endpoint_line, self.start_timeout, what="the agent's endpoint line")
             self.url = line.split(ENDPOINT_LINE, 1)[1].split("/healthz", 1)[0]
@@ -130,6 +132,15 @@ class AgentProcess:
     def hup(self) -> None:
         assert self._proc is not None
         self._proc.send_signal(signal.SIGHUP)
+
+    def kill(self, timeout: float = 20.0) -> int | None:
+        """SIGKILL (`kill -9`): no stop, no flush; what the process wrote to disk is all that is left."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return self.returncode
+        proc.send_signal(signal.SIGKILL)
+        self.returncode = proc.wait(timeout)
+        return self.returncode
 
     def stop(self, timeout: float = 20.0) -> int | None:
         """SIGTERM (the graceful stop), then SIGKILL if it lingers."""
