@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import socket
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,10 +21,13 @@ from aiohttp import web
 
 from qos_agent.config.loader import load_config
 from qos_agent.delivery.bounds import KEEP_ASIDE
+from qos_agent.delivery.pipeline import SinkState
 from qos_agent.demo.faults import parse_fault_spec
 from qos_agent.errors import SetupError
 from qos_agent.model import Journey, JourneyResult
 from qos_agent.ops import health
+from qos_agent.ops.stats import AgentStats
+from qos_agent.plugins.sinks import SinkStats
 from qos_agent.runloop.agent import Agent
 from qos_agent.runloop.runner import RETRY_PAUSE_S, longest_run_s
 from tests.support import demo as demo_support
@@ -484,6 +488,32 @@ def test_the_first_drops_of_a_cause_are_drops_right_now() -> None:
     assert watch.dropping() == {"spool_full": 9, "queue_full": 3}
     watch.update({"spool_full": 9, "queue_full": 3}, 3.0 + health.DROPPING_WINDOW_S)
     assert watch.dropping() == {}  # nothing new for the window: no longer dropping
+
+
+def test_an_idle_alert_sink_is_never_stale_and_a_wait_counts_from_when_it_began() -> None:
+    """Issue 23: an alert sink is offered every journey and step point and discards them; while a batch
+    sat in its memory queue they counted as waiting, and a sink that never delivered (nothing was ever
+    disrupted) was measured from the agent's start, so after five minutes /healthz said degraded at
+    random. What waits for a network sink is its spool; the wait counts from when it began."""
+    now = time.time()
+    hour_old = {"started_s": now - 3600, "sink_stale_after_s": 300.0}
+
+    def alert_sink(**counts: int) -> AgentStats:
+        state = SinkState("alertmanager#1", "alertmanager", SinkStats(**counts), spool_max_bytes=16 * 2**20)
+        return AgentStats(sinks=[state], **hour_old)  # type: ignore[arg-type]
+
+    waits = health.WaitWatch()
+    idle = alert_sink(queued=40)  # journey and step points on their way to be discarded
+    waits.update(idle.sinks, now)
+    assert health.stale_sinks(idle, now, waits) == []
+    waiting = alert_sink(spooled=2)  # a disruption now, the receiver away: its records wait from here
+    waits.update(waiting.sinks, now)
+    assert health.stale_sinks(waiting, now + 299, waits) == []
+    assert health.stale_sinks(waiting, now + 301, waits) == [
+        "sink alertmanager#1 has delivered nothing for 301s (2 points waiting)"]
+    waits.update(alert_sink().sinks, now + 302)  # delivered: nothing waits
+    waits.update(waiting.sinks, now + 900)
+    assert health.stale_sinks(waiting, now + 1000, waits) == []
 
 
 def test_the_stuck_allowance_is_the_longest_a_run_may_take(tmp_path: Path) -> None:

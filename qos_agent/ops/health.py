@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
+from qos_agent.delivery.pipeline import SinkState
 from qos_agent.errors import SetupError
 from qos_agent.ops import openmetrics
 from qos_agent.ops.metrics import CONTENT_TYPE, AgentMetrics
@@ -96,17 +97,39 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _stale_sinks(stats: AgentStats, now_s: float) -> list[str]:
-    """Sinks with records waiting that delivered nothing for sink_stale_after (since start if never)."""
+def waiting(sink: SinkState) -> int:
+    """What a sink has yet to deliver: a network sink's spool (its memory queue is stored within a moment,
+    and an alert sink discards every point but a disruption's), a local sink's memory queue."""
+    return sink.stats.spooled if sink.spool_max_bytes else sink.stats.queued
+
+
+@dataclass(slots=True)
+class WaitWatch:
+    """Since when each sink has had something waiting (unix time), seen by polling; gone once nothing waits."""
+
+    since: dict[str, float] = field(default_factory=dict)
+
+    def update(self, sinks: list[SinkState], now_s: float) -> None:
+        for sink in sinks:
+            if waiting(sink):
+                self.since.setdefault(sink.name, now_s)
+            else:
+                self.since.pop(sink.name, None)
+
+
+def stale_sinks(stats: AgentStats, now_s: float, waits: WaitWatch | None = None) -> list[str]:
+    """Sinks with records waiting that delivered nothing for sink_stale_after: counted from the last
+    delivery, or from when they began to wait if that is later (since the start without a watch)."""
     out = []
     for sink in stats.sinks:
         st = sink.stats
-        waiting = st.spooled + st.queued
-        since = st.last_delivery_s or stats.started_s
-        if waiting and now_s - since > stats.sink_stale_after_s:
+        n = waiting(sink)
+        began = stats.started_s if waits is None else waits.since.get(sink.name, now_s)
+        since = max(st.last_delivery_s, began)
+        if n and now_s - since > stats.sink_stale_after_s:
             why = f": {st.last_error}" if st.last_error else ""
             out.append(f"sink {sink.name} has delivered nothing for {now_s - since:.0f}s "
-                       f"({waiting} points waiting){why}")
+                       f"({n} points waiting){why}")
     return out
 
 
@@ -120,7 +143,8 @@ def stuck(stats: AgentStats, progress: Progress) -> str:
     return f"scheduler stuck: no run started or ended for {idle:.1f}s (allowance {stats.stuck_after_s:.1f}s)"
 
 
-def assess(stats: AgentStats, progress: Progress, drops: DropWatch | None = None) -> tuple[int, dict[str, object]]:
+def assess(stats: AgentStats, progress: Progress, drops: DropWatch | None = None,
+           waits: WaitWatch | None = None) -> tuple[int, dict[str, object]]:
     """The /healthz answer: HTTP status and JSON body."""
     problems: list[str] = []
     unhealthy = False
@@ -137,7 +161,7 @@ def assess(stats: AgentStats, progress: Progress, drops: DropWatch | None = None
         problems.append(f"points are being dropped: {causes} in the last {DROPPING_WINDOW_S:.0f}s")
     degraded = [f"spool {sink.name} is {sink.spool_fill:.0%} full: its sink is not accepting points"
                 for sink in stats.sinks if sink.spool_fill > SPOOL_FULL]
-    degraded += _stale_sinks(stats, time.time())
+    degraded += stale_sinks(stats, time.time(), waits)
     if stats.reload_error:
         degraded.append("the last reload was refused; the previous configuration is still running")
     if stats.pending_restart:
@@ -192,6 +216,7 @@ class HealthServer:
         self.metrics = metrics
         self.progress = Progress()
         self.drops = DropWatch()
+        self.waits = WaitWatch()
         self.url = ""
         self._runner: web.AppRunner | None = None
         self._poller: asyncio.Task[None] | None = None
@@ -239,11 +264,12 @@ class HealthServer:
     def _observe(self, stats: AgentStats) -> None:
         self.progress.update(stats.runs_started, stats.runs_in_flight)
         self.drops.update(stats.total.dropped_by_cause, time.monotonic())
+        self.waits.update(stats.sinks, time.time())
 
     async def _healthz(self, request: web.Request) -> web.Response:
         stats = self.snapshot()
         self._observe(stats)
-        status, body = assess(stats, self.progress, self.drops)
+        status, body = assess(stats, self.progress, self.drops, self.waits)
         return web.json_response(body, status=status, headers={"Cache-Control": "no-store"})
 
     async def _livez(self, request: web.Request) -> web.Response:
