@@ -516,6 +516,22 @@ def test_an_idle_alert_sink_is_never_stale_and_a_wait_counts_from_when_it_began(
     assert health.stale_sinks(waiting, now + 1000, waits) == []
 
 
+def test_a_reload_that_gives_an_idle_agent_journeys_again_is_not_stuck() -> None:
+    """Caught by the real-process lifecycle test (seed 31): an agent whose shard and regions left it no
+    journey for half a minute was reloaded with one; /livez measured the time since the last run
+    before the empty spell and answered 503 (stuck) until the new journey's first run: a restart,
+    for nothing. A reload re-plans the schedule: its allowance counts from there."""
+    stats = AgentStats(journeys_scheduled=[], runs_started=12, stuck_after_s=None, reloads=3)
+    server = health.HealthServer(lambda: stats, None)  # type: ignore[arg-type]
+    server._observe(stats)
+    server.progress.at -= 30.0  # the last run started 30 s ago; nothing was scheduled since
+    stats = AgentStats(journeys_scheduled=["j6"], runs_started=12, stuck_after_s=18.6, reloads=4)
+    server._observe(stats)
+    assert health.stuck(stats, server.progress) == ""
+    server.progress.at -= 19.0  # and now the new journey has not run for longer than its allowance
+    assert health.stuck(stats, server.progress).startswith("scheduler stuck: no run started or ended for 19")
+
+
 def test_the_stuck_allowance_is_the_longest_a_run_may_take(tmp_path: Path) -> None:
     path = tmp_path / "journeys.yaml"
     path.write_text("""\

@@ -54,16 +54,19 @@ def parse_listen(listen: str) -> tuple[str, int] | None:
 
 @dataclass(slots=True)
 class Progress:
-    """When a run last started or ended, seen by polling the scheduler's counter and the journeys in
-    flight (the scheduler stays untouched: nothing is counted per run)."""
+    """When a run last started or ended, or a reload re-planned the schedule, seen by polling the
+    scheduler's counter, the journeys in flight and the reload count (the scheduler stays untouched:
+    nothing is counted per run). A reload counts: journeys it adds (to an agent that had none for a
+    while, say) first run within their interval from then, not from the last run before it."""
 
     started: int = -1
     running: tuple[str, ...] = ()
+    reloads: int = 0
     at: float = field(default_factory=time.monotonic)
 
-    def update(self, started: int, running: tuple[str, ...] = ()) -> None:
-        if started != self.started or running != self.running:
-            self.started, self.running = started, running
+    def update(self, started: int, running: tuple[str, ...] = (), reloads: int = 0) -> None:
+        if started != self.started or running != self.running or reloads != self.reloads:
+            self.started, self.running, self.reloads = started, running, reloads
             self.at = time.monotonic()
 
 
@@ -262,7 +265,7 @@ class HealthServer:
             await asyncio.sleep(PROGRESS_POLL_S)
 
     def _observe(self, stats: AgentStats) -> None:
-        self.progress.update(stats.runs_started, stats.runs_in_flight)
+        self.progress.update(stats.runs_started, stats.runs_in_flight, stats.reloads)
         self.drops.update(stats.total.dropped_by_cause, time.monotonic())
         self.waits.update(stats.sinks, time.time())
 
