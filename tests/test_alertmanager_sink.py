@@ -19,7 +19,7 @@ import pytest_asyncio
 from exporters.alerts.alertmanager import AlertmanagerSink
 from exporters.alerts.book import KEEP_TOLD_S
 from exporters.alerts.config import AlertmanagerSpec
-from exporters.alerts.event import iso
+from exporters.alerts.event import DisruptionEvent, iso
 from qos_agent.errors import PermanentError, RetryableError
 from qos_agent.language.secrets import Redactor
 from qos_agent.model import AlertSpec, ErrorClass, Journey, JourneyKind, JourneyResult, Location, Outcome, Point
@@ -259,5 +259,28 @@ async def test_an_unreadable_state_file_starts_empty_and_is_rewritten_whole(tmp_
         sink.encode([disruption("open")])
         assert [a["event_key"] for a in json.loads(path.read_text())["alerts"]] == ["agent-ap/checkout/ap-south"]
         assert [p.name for p in path.parent.iterdir()] == ["am-test.json"]  # no temp file left behind
+    finally:
+        await sink.close()
+
+
+async def test_a_book_an_earlier_version_wrote_is_read_as_firing_alerts(tmp_path: Path) -> None:
+    """docs/alerting.md: a `version: 1` book (firing alerts by agent/journey/region) is read as firing
+    alerts: re-sent at start with their labels and startsAt, kept when the new process opens them again."""
+    path = tmp_path / "alerts" / "am-test.json"
+    path.parent.mkdir()
+    opened = disruption("open")
+    labels = make_sink(tmp_path, "http://127.0.0.1:1").labels(DisruptionEvent.of(opened))  # type: ignore[arg-type]
+    starts = iso(int(str(opened.field("opened_ms"))))
+    path.write_text(json.dumps({"version": 1, "alerts": {"agent-ap/checkout/ap-south": {"labels": labels, "starts_at": starts,
+                                                                     "annotations": {"reason": "2 failed runs"}}}}))
+    sink = make_sink(tmp_path, "http://127.0.0.1:1")
+    outbox = Outbox()
+    try:
+        await sink.start(outbox)
+        await asyncio.sleep(0.2)  # the timer's first tick
+        (resent,) = [json.loads(r) for r in outbox.take()]
+        assert (resent["k"], resent["body"]["labels"], resent["body"]["startsAt"]) == ("firing", labels, starts)
+        (again,) = [json.loads(r) for r in sink.encode([opened])]  # the new process opens it again: the same alert
+        assert (again["id"], again["starts"]) == ("agent-ap/checkout/ap-south", starts)
     finally:
         await sink.close()

@@ -15,7 +15,7 @@ import pytest
 
 from bench.detection_sim import run, sim_journey
 from qos_agent.config.loader import load_config
-from qos_agent.model import AlertSpec, Point
+from qos_agent.model import AlertSpec, JourneyKind, Point
 from qos_agent.quality.evaluator import Evaluator
 from qos_agent.quality.openfile import DisruptionFile, file_for
 from qos_agent.runloop.agent import Agent
@@ -234,3 +234,27 @@ async def test_a_reload_that_takes_the_journey_away_closes_its_disruption(tmp_pa
     assert agent.evaluator.open_disruptions() == []
     saved = json.loads(file_for(agent.config.agent.state_dir, "agent-ap").read_text())
     assert saved["open"] == []
+
+
+@pytest.mark.parametrize("clean", [True, False])
+def test_hidden_time_is_kept_by_a_clean_stop_and_the_time_down_never_counts(tmp_path: Path, clean: bool) -> None:
+    """docs/deploy.md: an open disruption's hidden time is saved at a clean stop; after a kill -9 what was
+    counted since the file's last write is lost; the time the agent was down is never counted as hidden."""
+    uptime = sim_journey("uptime", JourneyKind.UPTIME)
+
+    def evaluator(now: int) -> Evaluator:
+        return Evaluator([CHECKOUT, uptime], "agent-ap", region="ap-south", store=DisruptionFile(tmp_path / "d.json"),
+                         now_ms=now)
+
+    ev = evaluator(0)
+    ev.observe([run(uptime, 0, True, 10.0)])
+    (opened,) = feed(ev, "checkout", 1, [False, False])  # open at minute 2, uptime green: hidden from here
+    assert opened.field("uptime_ok") is True
+    assert feed(ev, "checkout", 3, [False, False]) == []  # minutes 3 and 4: two hidden minutes
+    if clean:
+        ev.stop()
+    again = evaluator(30 * MIN)  # down for 25 minutes
+    assert again.start_points() == [opened]
+    again.observe([run(uptime, 30 * MIN, True, 10.0)])
+    (closed,) = feed(again, "checkout", 31, [True])  # the first good run after the start closes it
+    assert closed.field("hidden_minutes") == (2.0 if clean else 0.0) + 1.0  # + minute 30 to 31, never the 25 down

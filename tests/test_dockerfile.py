@@ -152,6 +152,14 @@ def test_compose_mounts_exist_and_its_agent_environment_loads_the_config(tmp_pat
 @needs(shutil.which("systemd-analyze") is not None, "systemd-analyze (Debian systemd)")
 def test_the_systemd_unit_verifies(tmp_path: Path) -> None:
     unit = (ROOT / "deploy" / "qos-agent.service").read_text()
+    settings = {line.split("=", 1)[0]: line.split("=", 1)[1] for line in unit.splitlines() if "=" in line
+                and not line.startswith("#")}
+    # docs/deploy.md: validated before the start, reloaded by SIGHUP, restarted on failure but never for an
+    # invalid file (2) or a missing prerequisite (3), and 60 s for runs in flight and exporters on stop.
+    assert settings["ExecStartPre"].endswith("qos-agent validate /etc/qos-agent/journeys.yaml")
+    assert settings["ExecReload"] == "/bin/kill -HUP $MAINPID"
+    assert (settings["Restart"], settings["RestartPreventExitStatus"], settings["TimeoutStopSec"]) == \
+        ("on-failure", "2 3", "60")
     binary = str(Path(sys.executable).parent / "qos-agent")
     copy = tmp_path / "qos-agent.service"
     copy.write_text(unit.replace("/opt/qos-agent/bin/qos-agent", binary))
