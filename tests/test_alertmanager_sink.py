@@ -10,6 +10,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,10 @@ def am(tmp_path: Path, receiver: Receiver) -> Any:
     server.stop()
 
 
+def starts_at_ms(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000
+
+
 def ours(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [a for a in alerts if a["labels"].get("alertname") == "JourneyDisruption"]
 
@@ -112,6 +117,9 @@ async def test_open_fires_with_labels_and_close_resolves(tmp_path: Path, am: Ale
         assert "***" in notes["error_message"] and SECRET not in json.dumps(alert)
         assert alert["status"]["state"] == "active"
         assert alert["startsAt"].startswith(time.strftime("%Y-%m-%dT", time.gmtime(opened.time_ms / 1000)))
+        # endsAt four resends ahead, stamped at the send (docs/alerting.md): a dead agent's alert ends by itself
+        ends_in = (starts_at_ms(alert["endsAt"]) - time.time() * 1000) / 1000
+        assert 4 * 10.0 - 10 < ends_in <= 4 * 10.0, ends_in
         # Alertmanager's own notification, through the route of its config.
         assert await receiver.wait_for(lambda b: any(x["status"] == "firing" for x in b), 10)
 

@@ -254,3 +254,14 @@ async def test_samples_too_old_for_the_head_are_dead_lettered_and_the_rest_deliv
 def test_the_hot_path_framing_is_byte_identical_to_protobufs(value: float, time_ms: int) -> None:
     labels = (("__name__", "qos_journey_runs_total"), ("journey", "checkout"), ("région", "ünïcode"))
     assert timeseries_entry(label_bytes(labels), value, time_ms) == encode_series([(labels, [(value, time_ms)])])
+
+
+def test_external_labels_never_override_a_series_own_label(tmp_path: Path) -> None:
+    """docs/prometheus.md: `external_labels` are added to every series, never overriding one of its own."""
+    spec = RemoteWriteSpec(url="http://127.0.0.1:1/api/v1/write", name="t",
+                           external_labels=(("region", "elsewhere"), ("cluster", "c1")))
+    sink = PrometheusRemoteWriteSink(spec, ExporterEnv(tmp_path, "eu-west", "a1"))
+    series = [dict(labels) for record in sink.encode(points_of(results()))
+              for labels, _ in decode(base64.b64decode(record))]
+    assert series and all(s["cluster"] == "c1" for s in series)
+    assert {s["region"] for s in series if "region" in s} == {"eu-west"}  # the points' own region wins
