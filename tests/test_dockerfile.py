@@ -167,6 +167,24 @@ def test_the_systemd_unit_verifies(tmp_path: Path) -> None:
     assert r.returncode == 0 and "qos-agent.service" not in r.stderr, r.stderr
 
 
+def test_restarts_are_wired_to_livez_and_traffic_to_readyz() -> None:
+    """docs/deploy.md: every Kubernetes agent has its liveness probe on /livez (503 only for a stuck
+    scheduler) and its startup and readiness probes on /readyz; the image's HEALTHCHECK asks /livez;
+    the compose file keeps the image's check. A sink that is down never restarts anything."""
+    manifests = [d for d in yaml.safe_load_all((ROOT / "deploy" / "kubernetes.yaml").read_text()) if d]
+    agents = [c for d in manifests if d["kind"] == "StatefulSet" for c in d["spec"]["template"]["spec"]["containers"]]
+    assert len(agents) == 3
+    for c in agents:
+        probes = {k: (c[k]["httpGet"]["path"], c[k]["httpGet"]["port"]) for k in
+                  ("livenessProbe", "startupProbe", "readinessProbe")}
+        assert probes == {"livenessProbe": ("/livez", "http-metrics"), "startupProbe": ("/readyz", "http-metrics"),
+                          "readinessProbe": ("/readyz", "http-metrics")}, c["name"]
+        assert {"name": "http-metrics", "containerPort": 9469} in c["ports"]
+    assert any("QOS_HEALTH_URL=http://127.0.0.1:9469/livez" in args for kind, args in final_stage() if kind == "ENV")
+    compose = yaml.safe_load((ROOT / "deploy" / "docker-compose.yml").read_text())
+    assert "healthcheck" not in compose["services"]["agent"]  # the image's own, on /livez
+
+
 @needs(shutil.which("kubectl") is not None, "kubectl (Debian kubernetes-client)")
 def test_kubernetes_example_renders_one_agent_per_region(tmp_path: Path) -> None:
     r = subprocess.run(["kubectl", "kustomize", str(ROOT / "deploy")], capture_output=True, text=True, timeout=60)
