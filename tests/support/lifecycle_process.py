@@ -2,8 +2,8 @@
 
 A real `qos-agent run` (no `--watch`: a reload is SIGHUP), the demo service (its fault knobs break and
 heal each journey's target), a real Alertmanager, a webhook receiver (`format: json` and
-`pagerduty`) and an InfluxDB-protocol receiver that goes down for longer than the sink's tiny spool
-(`max_spool_mb` 0.02: the oldest records are dropped), driven through `events(seed, n,
+`pagerduty`) and an InfluxDB-protocol receiver that goes down (answering 503, or not listening at
+all) for longer than the sink's tiny spool (`max_spool_mb` 0.02: the oldest records are dropped), driven through `events(seed, n,
 outages=True)` (tests/support/lifecycle.py): reloads that add, remove, rename and move journeys
 (region, shard) or only change comments and key order, SIGTERM and `kill -9` restarts (the file
 sometimes edited while the agent is down), faults on and off, outages on and off.
@@ -44,6 +44,7 @@ import contextlib
 import copy
 import json
 import math
+import random
 import shutil
 import sqlite3
 import threading
@@ -233,6 +234,8 @@ class Driver:
         self.base_lines = 0  # jsonl lines before this process wrote any
         self.spool_at_start = 0
         self.fault_ids: dict[str, int] = {}
+        self.rng = random.Random(seed)  # how each outage looks: refused connections or 503s
+        self.lines_stopped = False
         self.tally = Tally()
         self.last_event: Event | None = None
 
@@ -380,7 +383,13 @@ class Driver:
         """Down: the receiver refuses everything; while journeys run, the driver waits until the spool has
         dropped its oldest (an outage longer than the spool), which is `unhealthy` on /healthz and never
         a 503 on /livez."""
-        self.lines.down = down
+        if down and self.rng.random() < 0.5:
+            self.loop.run(self.lines.stop())  # nobody listens: connection refused (the port is kept)
+            self.lines_stopped = True
+        elif down:
+            self.lines.down = True  # it answers 503 to everything
+        else:
+            self.lines_up()
         if not down or not self.life.ours():
             return  # with no journey of its own the agent makes a point every 10 s: it would take many minutes
         assert self.agent is not None
@@ -397,6 +406,12 @@ class Driver:
         status, body = over
         self.ok(status == 503 and any("spool_full" in p for p in body["problems"]),
                 f"a spool dropping its oldest is not unhealthy on /healthz: {status} {body['problems']}")
+
+    def lines_up(self) -> None:
+        self.lines.down = False
+        if self.lines_stopped:
+            self.loop.run(self.lines.start())
+            self.lines_stopped = False
 
     def reload(self, e: Event, before: Life) -> None:
         assert self.agent is not None
@@ -449,7 +464,8 @@ class Driver:
         spool drains, and SIGTERM exits 0."""
         end = Event("runs", rounds=CLOSE_AFTER + 1)
         before = copy.deepcopy(self.life)
-        self.lines.down, self.lines.flaky = False, 0.0
+        self.lines_up()
+        self.lines.flaky = 0.0
         self.life.broken.clear()
         self.set_faults()
         self.wait_runs(CLOSE_AFTER + 1)
