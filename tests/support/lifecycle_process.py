@@ -27,7 +27,9 @@ After every event, at a quiet moment, `Driver.settled` checks:
 - a reload kept the timing of every journey whose meaning it did not change: its next planned run
   (`/healthz` `next_run`) is the same, or later by the ticks that came meanwhile (each tick is an
   interval minus at most 5 % jitter);
-- no traceback in the agent's log.
+- no traceback in the agent's log;
+- at the end, the sinks' credentials (the line sink's password, Alertmanager's bearer token) went
+  out on the wire and are in no log, file under state_dir, /healthz or /metrics.
 
 **Quiet** means one `/healthz` body in which every sink's `queued` is 0: no point is in memory or
 being stored, so each is counted in exactly one place, and the jsonl sink (a local file) has written
@@ -40,6 +42,7 @@ process starts.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import copy
 import json
@@ -72,12 +75,16 @@ PATH, EXPECT = "/api/tickets/{target}", "{status: 404}"  # the demo has no such 
 SINK_OF = {"json": "webhook#3", "pagerduty": "webhook#4"}  # a receipt's kind -> its sink (else influxdb#1)
 PHASE_TOLERANCE_MS = 5  # next_run is loop time turned into wall time at each read
 FLAKY = 0.1  # share of the line receiver's requests refused while it is up: a part fails alone
+# The sinks' credentials, from variables whose names do not look secret: only the sinks' own rule
+# keeps them out of every log, file and answer (they go on the wire, added to each request).
+CREDENTIALS = {"QOS_LIFE_WORD": "Pw0rdOfTheLineSink77", "QOS_LIFE_BEARER": "B3arerOfTheAlertSink88"}
 EXPORTERS = """\
 exporters:
   - {{type: jsonl, path: points.jsonl}}
   - {{type: influxdb, url: "{lines}", database: qos, create_database: false, name: lines,
-     username: "process-${{QOS_LIFE_PROCESS}}", max_spool_mb: {spool_mb}, flush_interval: 200ms, batch_size: 40}}
-  - {{type: alertmanager, url: "{am}", resend: {resend}s, name: am}}
+     username: "process-${{QOS_LIFE_PROCESS}}", password: "${{QOS_LIFE_WORD}}", max_spool_mb: {spool_mb},
+     flush_interval: 200ms, batch_size: 40}}
+  - {{type: alertmanager, url: "{am}", resend: {resend}s, name: am, auth: {{bearer: "${{QOS_LIFE_BEARER}}"}}}}
   - {{type: webhook, url: "{hook_json}", format: json, name: hook-json,
      headers: {{X-Life-Process: "${{QOS_LIFE_PROCESS}}"}}}}
   - {{type: webhook, url: "{hook_pd}", format: pagerduty, routing_key: R0UTINGKEY, name: hook-pd,
@@ -279,7 +286,7 @@ class Driver:
         if killed:
             self.killed_at[self.generation] = time.monotonic()
         self.agent = AgentProcess(self.path, cwd=self.root, start_timeout=60,
-                                  env={"QOS_LIFE_PROCESS": str(self.generation)}).__enter__()
+                                  env={"QOS_LIFE_PROCESS": str(self.generation), **CREDENTIALS}).__enter__()
         agent = self.agent
         self.ok(bool(poll(lambda: get(agent.url + "/readyz")[0] == 200, 30)), "/readyz never said ready")
         self.livez.watch(agent.url)
@@ -475,16 +482,34 @@ class Driver:
         drained = poll(lambda: sink(self.health(), "influxdb")["spooled"] == 0, 60)
         self.ok(bool(drained), f"the spool did not drain: {sink(self.health(), 'influxdb')}")
         assert self.agent is not None
+        answers = json.dumps(self.health()) + self.agent.metrics()
         self.livez.pause()
         code = self.agent.stop(60)
         self.ok(code == 0, f"SIGTERM: exit code {code}")
         self.keep_log(self.agent)
         self.agent = None
         self.ledger.feed(end, self.file.take(), self.life, self.life)
+        self.credentials_nowhere(answers)
         self.no_repeats()
         self.ok(not self.hooks.problems, f"webhook bodies off their format: {self.hooks.problems[:3]}")
 
     # -- the checks -----------------------------------------------------------------------------------------
+    def credentials_nowhere(self, answers: str) -> None:
+        """The sinks' credentials went out on the wire and are in no log, no file under state_dir (spools,
+        alert books, the open disruptions, the jsonl file, byte for byte) and no /healthz or /metrics."""
+        self.ok(CREDENTIALS["QOS_LIFE_WORD"] in self.lines.passwords, "the line sink's password never went out")
+        places = {str(p.relative_to(self.root)): p.read_bytes() for p in sorted(self.root.rglob("*"))
+                  if p.is_file() and (p.name.startswith("agent-") or "state" in p.parts)}
+        places["/healthz and /metrics"] = answers.encode()
+        self.ok(any("spool" in w for w in places) and any("alerts" in w for w in places)
+                and any(w.startswith("agent-") for w in places), f"nothing to search: {sorted(places)}")
+        for secret in CREDENTIALS.values():
+            forms = {secret.encode(), *(base64.b64encode(f"process-{g}:{secret}".encode())
+                                        for g in range(1, self.generation + 1))}
+            leaks = [where for where, data in places.items() if any(f in data for f in forms)]
+            self.ok(not leaks, f"a sink credential is stored in {leaks}")
+
+
     def quiet(self) -> tuple[dict[str, Any], list[Point]]:
         """A /healthz body with nothing queued in any sink, and the points written up to it."""
         def still() -> dict[str, Any] | None:

@@ -70,12 +70,17 @@ def sender(request: web.Request) -> int:
     `process-N` (-1 when it carries neither: a configuration that forgot it)."""
     if request.headers.get(PROCESS_HEADER, "").isdigit():
         return int(request.headers[PROCESS_HEADER])
+    user, _ = basic_auth(request)
+    return int(user[8:]) if user.startswith("process-") and user[8:].isdigit() else -1
+
+
+def basic_auth(request: web.Request) -> tuple[str, str]:
+    """(user, password) of a basic-auth request; empty strings without one."""
     auth = request.headers.get("Authorization", "")
-    if auth.startswith("Basic "):
-        user = base64.b64decode(auth[6:]).decode(errors="replace").split(":", 1)[0]
-        if user.startswith("process-") and user[8:].isdigit():
-            return int(user[8:])
-    return -1
+    if not auth.startswith("Basic "):
+        return "", ""
+    user, _, password = base64.b64decode(auth[6:]).decode(errors="replace").partition(":")
+    return user, password
 
 
 class _Server:
@@ -170,6 +175,7 @@ class LineRecorder(_Server):
         self.down = False
         self.flaky = 0.0
         self.refused = 0
+        self.passwords: set[str] = set()  # what came on the wire (the sink adds it to each request)
         self._rng = random.Random(seed)
 
     @property
@@ -183,6 +189,7 @@ class LineRecorder(_Server):
 
     async def _write(self, request: web.Request) -> web.Response:
         raw = await request.read()
+        self.passwords.add(basic_auth(request)[1])
         if self.down or (self.flaky and self._rng.random() < self.flaky):
             self.refused += 1
             return web.Response(status=503, text="not now")
