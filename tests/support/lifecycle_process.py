@@ -208,6 +208,16 @@ class Tally:
     seconds: float = 0.0
 
 
+@dataclass
+class Repeats:
+    """What one receiver's receipts said so far (each is checked once)."""
+
+    done: int = 0
+    first: dict[tuple[str, str], tuple[int, float]] = field(default_factory=dict)  # id -> (process, when)
+    per_process: Counter[tuple[str, str, int]] = field(default_factory=Counter)
+    after_kill: int = 0
+
+
 def starts_ms(text: str) -> int:
     return round(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
 
@@ -243,6 +253,7 @@ class Driver:
         self.rng = random.Random(seed)  # how each outage looks: refused connections or 503s
         self.lines_stopped = False
         self.tally = Tally()
+        self.repeats = {"lines": Repeats(), "hooks": Repeats()}
 
     # -- the world ------------------------------------------------------------------------------------------
     def __enter__(self) -> Driver:
@@ -584,29 +595,28 @@ class Driver:
         under way (before the sink's spool was seen empty after it was accepted). A line's disruption
         points are left out: a start announces the open ones again (made again, identical: the same id),
         and one still spooled from the last process goes too; what a disruption told is checked once per
-        process on the webhooks, whose book drops those repeats."""
-        tally = {"lines": 0, "hooks": 0}
+        process on the webhooks, whose book drops those repeats. Each receipt is checked once, as it comes."""
         for name, receipts in (("lines", self.lines.taken()), ("hooks", self.hooks.taken())):
-            first: dict[tuple[str, str], tuple[int, float]] = {}
-            per_process: Counter[tuple[str, str, int]] = Counter()
-            for r in receipts:
+            seen = self.repeats[name]
+            for r in receipts[seen.done:]:
                 self.ok(r.generation > 0, f"{name}: {r.id} came from no known process (the header is missing)")
                 if r.kind == "disruption":
                     continue
                 key = (r.kind, r.id)
-                per_process[(*key, r.generation)] += 1
-                self.ok(per_process[(*key, r.generation)] == 1, f"{name}: {r.id} delivered twice by process "
+                seen.per_process[(*key, r.generation)] += 1
+                self.ok(seen.per_process[(*key, r.generation)] == 1, f"{name}: {r.id} delivered twice by process "
                         f"{r.generation}; every receipt of it: {[x for x in receipts if x.id == r.id]}")
-                if key not in first:
-                    first[key] = (r.generation, r.at)
-                elif r.generation != first[key][0]:
-                    g1, t1 = first[key]
+                if key not in seen.first:
+                    seen.first[key] = (r.generation, r.at)
+                elif r.generation != seen.first[key][0]:
+                    g1, t1 = seen.first[key]
                     self.ok(self._under_way(SINK_OF.get(r.kind, "influxdb#1"), g1, t1, r.generation),
                             f"{name}: {r.id} sent again by process {r.generation}, accepted from process {g1}, "
                             "with no kill -9 while it was under way")
-                    tally[name] += 1
-        self.tally.line_repeats_after_kill = tally["lines"]
-        self.tally.hook_repeats_after_kill = tally["hooks"]
+                    seen.after_kill += 1
+            seen.done = len(receipts)
+        self.tally.line_repeats_after_kill = self.repeats["lines"].after_kill
+        self.tally.hook_repeats_after_kill = self.repeats["hooks"].after_kill
 
     def _under_way(self, sink_name: str, g1: int, accepted: float, g2: int) -> bool:
         """A kill -9 between process g1 and g2 came before the sink's spool was next seen empty after the
