@@ -133,6 +133,33 @@ async def test_a_close_repeated_after_a_kill_9_is_not_posted_again(fmt: str, tmp
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
+async def test_a_repeated_close_of_an_earlier_disruption_leaves_the_open_one_firing(fmt: str, tmp_path: Path,
+                                                                                    receiver: Receiver) -> None:
+    """Caught by the real-process lifecycle test (`make soak`, seed 15): checkout's disruption closed, a
+    new one opened, then kill -9; the restarted agent repeats the first one's close (the closes of the
+    last ten minutes) and announces the second one, still open. The book matched the close to "the
+    firing alert of checkout" — the second one — and resolved it: the receiver was told resolved while
+    customers were still hurt, and the second one's open then made a new alert with another key (`…+`)."""
+    now = int(time.time() * 1000)
+    first_open, first_close = disruption("open", now - 300_000), disruption("close", now - 300_000)
+    second_open = disruption("open", now - 10_000)
+    first = hook(tmp_path, receiver.url, fmt)
+    for p in (first_open, first_close, second_open):
+        await first.send(first.encode([p]))
+    await first.close()  # then killed
+    second, outbox = await restarted(tmp_path, receiver.url, fmt)
+    try:
+        await second.send(second.encode([first_close, second_open]))  # what the evaluator announces at start
+        await second.send(outbox.take())
+    finally:
+        await second.close()
+    assert [resolved(b) for b in receiver.bodies] == [False, True, False]  # the second one still firing, once
+    if fmt != "slack":
+        assert key_of(receiver.bodies[2]).endswith(f"/{second_open.field('opened_ms')}")
+        assert json.loads((tmp_path / "alerts" / f"hook-{fmt}.json").read_text())["alerts"][-1]["status"] == "firing"
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
 async def test_a_journey_removed_by_a_reload_resolves_with_its_reason(fmt: str, tmp_path: Path,
                                                                       receiver: Receiver) -> None:
     sink = hook(tmp_path, receiver.url, fmt)

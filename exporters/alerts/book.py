@@ -150,9 +150,13 @@ class AlertBook:
         return new
 
     def closed(self, point: Point, ev: DisruptionEvent, labels: dict[str, str]) -> Alert:
-        """A close point (healed, removed): the firing alert it closes becomes resolved; with none
-        (its state was lost), a resolve of its own, so a receiver that saw it open hears it closed."""
+        """A close point (healed, removed): the firing alert of its journey becomes resolved; with none
+        (its state was lost), a resolve of its own, so a receiver that saw it open hears it closed. A
+        close of a disruption that opened before the firing one (repeated after a kill -9 while a newer
+        one is open) is that earlier disruption's: it never resolves the newer one."""
         held = self._open_one(ev.key)
+        if held is not None and ev.opened_ms < held.event().opened_ms:
+            held = None  # the firing alert is a later disruption of this journey
         known = self.alerts.get(alert_id(ev))
         if held is None and known is not None and known.status == RESOLVED:
             return known  # closed already (a close repeated after a kill -9): nothing new to tell
