@@ -9,7 +9,6 @@ core extracts from what the step yields and masks the result.
 
 from __future__ import annotations
 
-import asyncio
 import codecs
 import ssl
 import time
@@ -135,10 +134,11 @@ class HttpProbe(Probe):
             raise StepFailure(ErrorClass.TLS, f"cannot load client_cert/ca_file: {exc}") from None
         token = CURRENT.set(trace)
         try:
-            async with asyncio.timeout(step.timeout_s), session.request(
+            async with session.request(
                 spec.method, url, headers=headers, allow_redirects=follow,
                 # aiohttp fails on the max_redirects-th redirect; we allow that many and fail after.
-                # One timeout scope (the asyncio.timeout above), not a second aiohttp timer per request.
+                # One timeout scope, the wrapper's asyncio.timeout(step.timeout_s) around the whole
+                # step (qos_agent/steps/measure.py), not a second timer here nor aiohttp's per request.
                 max_redirects=spec.max_redirects + 1, ssl=tls, proxy=net.proxy or None, **body,
             ) as resp:
                 result.status_code = resp.status
