@@ -6,13 +6,11 @@ not writable, a step kind's optional extra not installed).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -20,11 +18,8 @@ from rich.console import Console
 from qos_agent import __version__
 from qos_agent.errors import ConfigError, SetupError
 from qos_agent.language.nodes import parse_duration
+from qos_agent.language.problems_json import problems_json
 from qos_agent.language.text import one_line, shown
-
-if TYPE_CHECKING:
-    from qos_agent.language.nodes import Problem
-    from qos_agent.model import Location
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="qos-agent: replays customer journeys and reports what customers feel.")
@@ -64,25 +59,6 @@ def _config_error(e: ConfigError) -> typer.Exit:
     n = len(e.problems)
     err.print(f"{n} problem{'s' if n != 1 else ''} found", markup=False)
     return typer.Exit(2)
-
-
-def _problems_json(valid: bool, problems: Sequence[Problem], warnings: Sequence[str]) -> str:
-    def item(loc: Location, message: str) -> dict[str, object]:
-        return {"file": loc.file, "line": loc.line, "column": loc.col, "message": message}
-
-    return json.dumps({"valid": valid,
-                       "problems": [item(p.loc, str(p).removeprefix(f"{p.loc}: ")) for p in problems],
-                       "warnings": [_located(w) for w in warnings]}, indent=2, ensure_ascii=False)
-
-
-def _located(warning: str) -> dict[str, object]:
-    """A located warning's text ('FILE:LINE:COL: what') as the same object as a problem."""
-    head, sep, message = warning.partition(": ")
-    file, _, rest = head.rpartition(":")
-    file, _, line = file.rpartition(":")
-    if sep and line.isdigit() and rest.isdigit():
-        return {"file": file, "line": int(line), "column": int(rest), "message": message}
-    return {"file": "", "line": 0, "column": 0, "message": warning}
 
 
 def _warnings(warnings: tuple[str, ...]) -> None:
@@ -144,11 +120,11 @@ def validate(
         config = load_config(file)
     except ConfigError as e:
         if fmt == "json":
-            print(_problems_json(False, e.problems, ()))
+            print(problems_json(False, e.problems, ()))
             raise typer.Exit(2) from None
         raise _config_error(e) from None
     if fmt == "json":
-        print(_problems_json(True, (), config.warnings))
+        print(problems_json(True, (), config.warnings))
         raise typer.Exit(0)
     _warnings(config.warnings)
     steps = sum(len(j.steps) for j in config.journeys)

@@ -26,8 +26,9 @@ from prometheus_client.utils import floatToGoString
 from qos_agent.delivery.points import points_of
 from qos_agent.model import Journey, JourneyResult, Point
 from qos_agent.ops.openmetrics import exemplar_text
+from qos_agent.sinks.histogram import Histogram
 from qos_agent.sinks.labels import DEFAULT_SEVERITY
-from qos_agent.sinks.series import FAMILIES, Family, Histogram, JourneySeries, Labels
+from qos_agent.sinks.series import FAMILIES, Family, JourneySeries, Labels
 
 # (journey, region, hidden ms so far) of each open disruption at a unix time in ms: Evaluator.hidden_now.
 HiddenNow = Callable[[int], Iterable[tuple[str, str, float]]]

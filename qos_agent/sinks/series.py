@@ -17,16 +17,13 @@ duration and phase histograms: at most x2 series. Latency rules and board panels
 
 from __future__ import annotations
 
-import bisect
 import itertools
-import math
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-
-from prometheus_client.utils import floatToGoString
+from dataclasses import dataclass
 
 from qos_agent.model import JOURNEY_KEY_TAGS, PHASES, RESERVED_TAGS, Point
-from qos_agent.sinks.exemplars import Exemplar, trace_id_of
+from qos_agent.sinks.exemplars import trace_id_of
+from qos_agent.sinks.histogram import Histogram
 from qos_agent.sinks.labels import DEFAULT_SEVERITY, label_name
 
 Labels = tuple[tuple[str, str], ...]  # sorted by name
@@ -69,44 +66,6 @@ DISRUPTION_SECONDS = Family("qos_disruption_seconds", "Seconds disruptions were 
                             "counter")
 FAMILIES = (RUNS, ATTEMPTS, DURATION, SUCCESS, FLAKY, STEP_DURATION, STEP_PHASE, STEP_FAILURES, DISRUPTION_OPEN,
             DISRUPTION_HIDDEN, DISRUPTION_SECONDS)
-
-
-@dataclass(slots=True)
-class Histogram:
-    buckets: tuple[float, ...]
-    counts: list[int] = field(default_factory=list)  # per bucket, not cumulative; the last is +Inf
-    total: float = 0.0
-    count: int = 0
-    exemplars: list[Exemplar | None] = field(default_factory=list)  # per bucket, as counts; [] until one
-
-    def observe(self, value: float, trace_id: str = "", time_ms: int = 0) -> None:
-        if not self.counts:
-            self.counts = [0] * (len(self.buckets) + 1)
-        bucket = bisect.bisect_left(self.buckets, value)  # le is inclusive
-        self.counts[bucket] += 1
-        self.total += value
-        self.count += 1
-        if trace_id:  # the bucket's exemplar: O(1), only its latest is kept
-            if not self.exemplars:
-                self.exemplars = [None] * (len(self.buckets) + 1)
-            self.exemplars[bucket] = (trace_id, value, time_ms)
-
-    def cumulative(self) -> list[tuple[str, int]]:
-        """(le, count) pairs as the text format writes them, +Inf last."""
-        les = _LE_TEXT.get(self.buckets)
-        if les is None:
-            les = _LE_TEXT[self.buckets] = [_go_float(le) for le in (*self.buckets, math.inf)]
-        counts = self.counts or [0] * (len(self.buckets) + 1)
-        return list(zip(les, itertools.accumulate(counts), strict=True))
-
-
-_LE_TEXT: dict[tuple[float, ...], list[str]] = {}  # bucket bounds -> their `le` label values
-
-
-def _go_float(value: float) -> str:
-    """A bucket bound as the text format writes it (1.0, 0.005, +Inf): one spelling on both paths."""
-    text: str = floatToGoString(value)  # type: ignore[no-untyped-call]
-    return text
 
 
 Value = float | Histogram
