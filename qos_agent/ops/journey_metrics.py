@@ -43,6 +43,7 @@ class JourneyMetrics(Collector):
     def __init__(self) -> None:
         self.series = JourneySeries()
         self.journeys: tuple[Journey, ...] = ()
+        self._names: frozenset[str] | None = None  # the configured journeys' names; None: not configured yet
         self.region = ""
         self.agent = ""
         self._label_text: dict[Labels, str] = {}  # a series' labels as the text format writes them
@@ -53,10 +54,17 @@ class JourneyMetrics(Collector):
     def configure(self, journeys: Iterable[Journey], region: str, agent: str) -> None:
         self.journeys = tuple(journeys)
         self.region, self.agent = region, agent
-        self.series.retain({j.name for j in self.journeys})
+        self._names = frozenset(j.name for j in self.journeys)
+        self.series.retain(set(self._names))
         self._label_text.clear()
 
     def observe(self, results: Sequence[JourneyResult], disruptions: Sequence[Point] = ()) -> None:
+        """A run still in flight when a reload removed its journey ends after `configure` forgot the
+        journey's series: it must not bring them back (they would stay until the next restart)."""
+        names = self._names
+        if names is not None:
+            results = [r for r in results if r.journey in names]
+            disruptions = [p for p in disruptions if p.tag("journey") in names]
         self.series.observe_all(points_of(results))
         self.series.observe_all(disruptions)
 
