@@ -138,9 +138,15 @@ def test_check_passes_every_sample_journey_the_browser_one_with_the_images_chrom
                                                                                    tmp_path: Path) -> None:
     before = snapshot(box.rootfs, skip=WRITABLE)
     with DemoProcess() as demo:  # `qos-agent demo-service` on the host's loopback
-        # As docs/deploy.md: docker run --rm -v "$PWD/journeys.yaml:/etc/qos-agent/journeys.yaml:ro" qos-agent check ...
+        # As docs/deploy.md: docker run --rm -v "$PWD:/etc/qos-agent:ro" qos-agent check ...: the folder, as the
+        # sample's script step reads steps/checkout.py beside journeys.yaml (a mount point made inside the image's
+        # /etc/qos-agent would be a write to the image).
+        folder = tmp_path / "conf"
+        folder.mkdir()
+        shutil.copy(ROOT / "journeys.yaml", folder / "journeys.yaml")
+        shutil.copytree(ROOT / "steps", folder / "steps", ignore=shutil.ignore_patterns("__pycache__"))
         r = box.run(["check", "/etc/qos-agent/journeys.yaml", "--format", "json"], timeout=180,
-                    env={"SHOP_URL": demo.url}, volumes=[f"{ROOT / 'journeys.yaml'}:/etc/qos-agent/journeys.yaml:ro"])
+                    env={"SHOP_URL": demo.url}, volumes=[f"{folder}:/etc/qos-agent:ro"])
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     report = json.loads(r.stdout)
     outcomes = {j["journey"]: j["outcome"] for j in report["journeys"]}
