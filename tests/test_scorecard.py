@@ -20,7 +20,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from qos_agent.cli import app
-from qos_agent.reports import markdown
+from qos_agent.reports import markdown, terminal
 from qos_agent.reports.command import Options, read, run
 from qos_agent.reports.errors import ReportError
 from qos_agent.reports.figures import histogram_quantile, nearest_rank, rank
@@ -120,6 +120,25 @@ async def test_the_json_shape_and_the_figures(tmp_path: Path) -> None:
     assert (find["customer_reason"], find["met_objective"]) == ("find a product", True)
     assert card["uptime"] == [{"journey": "uptime", "region": "eu-west", "runs": 120, "success_ratio": 1.0},
                               {"journey": "uptime", "region": "us-east", "runs": 120, "success_ratio": 0.95}]
+
+
+async def test_the_terminal_table_never_folds_a_journeys_name(tmp_path: Path) -> None:
+    """Every column where the terminal is wide enough; in a 120-column CI log the page's compact columns,
+    each journey and region on one line (the full 18 columns folded names letter by letter there)."""
+    journeys, db = tmp_path / "journeys.yaml", tmp_path / "qos-results.db"
+    journeys.write_text(sc.JOURNEYS_YAML)
+    await sc.store(db, NOW - 2 * HOUR)
+    card = read(Options(file=journeys, dbs=[db], since="2h"), NOW)[1]
+    for width, full in ((250, True), (120, False)):
+        out = io.StringIO()
+        terminal.render(card, None, Console(file=out, width=width, color_system=None))
+        text = out.getvalue()
+        assert ("p99 ms" in text and "Δ p95 ms" in text) is full, text
+        assert (" / 1000" in text) is not full, text  # compact: "p95 / objective" in one cell
+        assert max(map(len, text.splitlines())) <= width
+        body = text.split("Journeys × regions")[1]
+        for journey, region in (("checkout", "eu-west"), ("search", "us-east")):
+            assert any(journey in line and region in line for line in body.splitlines()), text
 
 
 async def test_a_period_with_no_data_says_so(tmp_path: Path) -> None:

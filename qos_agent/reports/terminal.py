@@ -6,20 +6,49 @@ The disruptions themselves follow when the source keeps them (SQLite, InfluxDB).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
-from qos_agent.reports.columns import REASON_HEADERS, RIGHT, ROW_HEADERS, reason_cells, row_cells
+from qos_agent.reports.columns import (
+    COMPACT_HEADERS,
+    REASON_HEADERS,
+    RIGHT,
+    ROW_HEADERS,
+    compact_cells,
+    reason_cells,
+    row_cells,
+)
 from qos_agent.reports.figures import Disruption
-from qos_agent.reports.scorecard import Scorecard
+from qos_agent.reports.scorecard import Row, Scorecard
 from qos_agent.reports.table import render_disruptions
 from qos_agent.reports.words import caveats, headline, period_line, uptime_line
+
+NAMES = {"journey", "region", "owner", "owners"}  # never wrapped: the other columns give way first
 
 
 def _table(title: str, headers: tuple[str, ...]) -> Table:
     table = Table(title=title, title_justify="left")
     for name in headers:
-        table.add_column(name, justify="right" if name in RIGHT else "left", overflow="fold")
+        table.add_column(name, justify="right" if name in RIGHT else "left", overflow="fold",
+                         no_wrap=name in NAMES)
+    return table
+
+
+def _rows(card_rows: Sequence[Row], console: Console) -> Table:
+    """Journey × region: every column where the terminal is wide enough for them unwrapped; else the
+    page's compact columns (success and p95 beside their objectives, the trend in one cell), so a
+    120-column CI log or terminal never folds a journey's name letter by letter."""
+    title = "Journeys × regions (final runs; latency of on-time runs)"
+    for headers, cells in ((ROW_HEADERS, row_cells), (COMPACT_HEADERS, compact_cells)):
+        table = _table(title, headers)
+        for row in card_rows:
+            style = {True: "green", False: "red", None: ""}[row.now.met]
+            table.add_row(*cells(row), style=style or None)
+        if Measurement.get(console, console.options.update_width(100_000), table).maximum <= console.width:
+            break
     return table
 
 
@@ -35,11 +64,7 @@ def render(card: Scorecard, disruptions: list[Disruption] | None, console: Conso
         style = {True: "green", False: "red", None: ""}[reason.met]
         reasons.add_row(*reason_cells(reason), style=style or None)
     console.print(reasons)
-    rows = _table("Journeys × regions (final runs; latency of on-time runs)", ROW_HEADERS)
-    for row in card.rows:
-        style = {True: "green", False: "red", None: ""}[row.now.met]
-        rows.add_row(*row_cells(row), style=style or None)
-    console.print(rows)
+    console.print(_rows(card.rows, console))
     if card.uptime:
         console.print(uptime_line(card), markup=False, highlight=False)
     if disruptions:
