@@ -6,18 +6,21 @@ at once) to the other core. qos-agent: `Runner.run` of a one-step journey loaded
 SqliteExporter writes the points (its thread shares the pinned core); the wall time includes
 draining the queue. A second row runs the same path with no sink, to show what the export costs, and
 a third with `traceparent: false` (the ids still drawn and recorded, no header): what propagating
-W3C Trace Context costs a step.
+W3C Trace Context costs a step. With `--otlp`, a fourth adds the `otlp` sink beside SQLite, sending
+the runs' spans to a real OTLP receiver (Arize Phoenix from `.venv-phoenix`, pinned to the target's
+cores): what exporting traces costs a step (its spool and delivery share the client core).
 Bare: a fresh connector and session per request, status checked, body read. All run `--workers`
 requests in flight, in alternating rounds; the medians are compared, and so is round i of the agent
 with round i of bare (a pair ran seconds apart: its ratio cancels the machine's drift). The client's
 CPU is split into the event loop's thread and the others (the SQLite exporter's worker).
-Run: `.venv/bin/python -m bench.bench_throughput [--seconds S] [--rounds N] [--workers W] [--profile]`.
+Run: `.venv/bin/python -m bench.bench_throughput [--seconds S] [--rounds N] [--workers W] [--profile] [--otlp]`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import io
 import os
@@ -48,6 +51,7 @@ from bench.common import (
 from qos_agent.delivery.pipeline import Pipeline
 from qos_agent.model import Journey
 from qos_agent.runloop.runner import Runner
+from tests.support.phoenix import phoenix
 
 TARGET_RATIO = 0.70
 TARGET_CPU = 1.4  # client CPU per step, × bare aiohttp's
@@ -124,9 +128,10 @@ def bare(url: str) -> Callable[[], Awaitable[None]]:
     return one
 
 
-async def main(seconds: float, rounds: int, workers: int, profile: bool) -> None:
+async def main(seconds: float, rounds: int, workers: int, profile: bool, otlp: bool) -> None:
     pin(0, client_cpus())
-    with tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp, Demo(target_cpus()) as demo:
+    with tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp, Demo(target_cpus()) as demo, \
+            contextlib.ExitStack() as stack:
         assert demo.proc is not None
         others = Others([demo.proc.pid])
         url = f"{demo.url}/fast"
@@ -144,6 +149,17 @@ async def main(seconds: float, rounds: int, workers: int, profile: bool) -> None
         quiet_pipeline.start()
         await quiet_runner.probes.start(quiet.journeys)
         no_header = Agent(quiet_runner, quiet.journeys[0], quiet_pipeline)
+        traced: Agent | None = None
+        if otlp:
+            px = stack.enter_context(phoenix())
+            pin(px.pid, target_cpus())
+            sinks = f'{SQLITE}\n  - {{type: otlp, url: "{px.url}/v1/traces"}}'
+            expect = '{status: 200, body_contains: "ok"}'
+            with_otlp = load_yaml(http_journeys_yaml(url, 1, exporters=sinks, expect=expect), Path(tmp) / "otlp")
+            traced_runner = Runner(with_otlp)
+            traced = Agent(traced_runner, with_otlp.journeys[0], Pipeline.from_config(with_otlp, traced_runner.redact))
+            traced.pipeline.start()
+            await traced_runner.probes.start(with_otlp.journeys)
         no_sink = Pipeline([])  # the same path up to points, no sink: shows what the SQLite write costs
         no_export = Agent(runner, config.journeys[0], no_sink)
         plain = bare(url)
@@ -152,6 +168,8 @@ async def main(seconds: float, rounds: int, workers: int, profile: bool) -> None
             await closed_loop(plain, workers, 0.5, demo.proc.pid)
             results: dict[str, list[Round]] = {"qos-agent": [], "qos-agent, no exporter": [],
                                                "qos-agent, traceparent off": [], "bare aiohttp": []}
+            if traced is not None:
+                results["qos-agent + otlp sink"] = []
             for _ in range(rounds):
                 results["qos-agent"].append(await closed_loop(agent.one, workers, seconds, demo.proc.pid,
                                                               agent.drain))
@@ -160,6 +178,9 @@ async def main(seconds: float, rounds: int, workers: int, profile: bool) -> None
                 results["qos-agent, traceparent off"].append(await closed_loop(no_header.one, workers, seconds,
                                                                                demo.proc.pid, no_header.drain))
                 results["bare aiohttp"].append(await closed_loop(plain, workers, seconds, demo.proc.pid))
+                if traced is not None:
+                    results["qos-agent + otlp sink"].append(await closed_loop(traced.one, workers, seconds,
+                                                                              demo.proc.pid, traced.drain))
             if profile:
                 prof = cProfile.Profile(time.process_time)
                 prof.enable()
@@ -171,6 +192,9 @@ async def main(seconds: float, rounds: int, workers: int, profile: bool) -> None
             await pipeline.close()
             await quiet_runner.close()
             await quiet_pipeline.close()
+            if traced is not None:
+                await traced.runner.close()
+                await traced.pipeline.close()
         exported = pipeline.total().delivered
     report(results, workers, seconds, exported, note)
     if profile:
@@ -215,6 +239,12 @@ def report(results: dict[str, list[Round]], workers: int, seconds: float, export
     print(f"the traceparent header: {agent[1] - off[1]:+,.0f} µs of client CPU per step by medians; paired rounds "
           f"(header on / off) {(statistics.median(header_pairs) - 1) * 100:+.1f} % "
           f"(quartiles {(header_pairs[q1] - 1) * 100:+.1f} to {(header_pairs[q3] - 1) * 100:+.1f} %; target ≤ +5 %)")
+    if "qos-agent + otlp sink" in results:
+        traced_pairs = sorted(a.cpu_us / b.cpu_us for a, b in
+                              zip(results["qos-agent + otlp sink"], results["qos-agent"], strict=True))
+        print(f"the otlp sink: {med['qos-agent + otlp sink'][1] - agent[1]:+,.0f} µs of client CPU per step by "
+              f"medians; paired rounds (with / without it) {(statistics.median(traced_pairs) - 1) * 100:+.1f} % "
+              f"(quartiles {(traced_pairs[q1] - 1) * 100:+.1f} to {(traced_pairs[q3] - 1) * 100:+.1f} %)")
     print(note)
 
 
@@ -224,8 +254,9 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=3, help="rounds per prober")
     parser.add_argument("--workers", type=int, default=32, help="requests in flight")
     parser.add_argument("--profile", action="store_true", help="also cProfile one qos-agent round")
+    parser.add_argument("--otlp", action="store_true", help="also a round with the otlp sink (Arize Phoenix)")
     args = parser.parse_args()
     header("Throughput (spine)", "bench.bench_throughput", sys.argv[1:])
     if (os.cpu_count() or 1) < 2:
         print("one CPU only: client and target share it; the ratio still holds, the absolute figures do not")
-    run(main(args.seconds, args.rounds, args.workers, args.profile))
+    run(main(args.seconds, args.rounds, args.workers, args.profile, args.otlp))

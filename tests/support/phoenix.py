@@ -33,6 +33,7 @@ _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 class Phoenix:
     url: str
     log: Path
+    pid: int = 0  # the server's process (a bench pins it to the target's cores)
 
     def get(self, path: str) -> Any:
         with _NO_PROXY.open(self.url + path, timeout=10) as r:
@@ -55,7 +56,7 @@ def phoenix(start_timeout: float = 120.0) -> Iterator[Phoenix]:
     with open(log, "wb") as out:
         proc = subprocess.Popen([str(PHOENIX), "serve"], env=env, stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, cwd=work)
-    server = Phoenix(f"http://127.0.0.1:{port}", log)
+    server = Phoenix(f"http://127.0.0.1:{port}", log, proc.pid)
     try:
         deadline = time.monotonic() + start_timeout  # a loaded machine takes tens of seconds to import it
         while True:
