@@ -15,7 +15,6 @@ import asyncio
 import json
 import re
 import subprocess
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +26,7 @@ from tests.support.alertmanager import AlertmanagerServer, Receiver, require_ale
 from tests.support.demo import DemoProcess
 from tests.support.health import AgentProcess
 from tests.support.influx import free_port
-from tests.support.prometheus import PROMTOOL, RULES, PrometheusServer, needs_prometheus, needs_promtool
+from tests.support.prometheus import PROMTOOL, RULES, PrometheusServer, needs_prometheus, needs_promtool, wait_for
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "prometheus.md"
 SECTION = ("## Prometheus + Alertmanager in 10 minutes", "### Which route")
@@ -101,14 +100,7 @@ def pump(loop: asyncio.AbstractEventLoop, seconds: float) -> None:
 
 
 def wait_pumping(loop: asyncio.AbstractEventLoop, check: Any, limit_s: float, what: str) -> Any:
-    deadline = time.monotonic() + limit_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {limit_s} s (last: {value!r})")
-        pump(loop, 0.5)
+    return wait_for(check, limit_s, what, every=0.5, pause=lambda s: pump(loop, s))
 
 
 @needs_prometheus

@@ -97,8 +97,10 @@ class PrometheusServer(_Server):
         return alerts
 
 
-def wait_for(check: Callable[[], Any], limit_s: float, what: str, every: float = 0.25) -> Any:
-    """Call `check` until it returns something truthy; fail after limit_s naming what was awaited."""
+def wait_for(check: Callable[[], Any], limit_s: float, what: str, every: float = 0.25,
+             pause: Callable[[float], None] = time.sleep) -> Any:
+    """Call `check` until it returns something truthy; fail after limit_s naming what was awaited.
+    `pause` waits between calls (a test whose receiver runs on its own event loop pumps that loop)."""
     deadline = time.monotonic() + limit_s
     while True:
         value = check()
@@ -106,7 +108,7 @@ def wait_for(check: Callable[[], Any], limit_s: float, what: str, every: float =
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not within {limit_s} s (last: {value!r})")
-        time.sleep(every)
+        pause(every)
 
 
 __all__ = ["PROMTOOL", "RULES", "PrometheusServer", "free_port", "needs_prometheus", "needs_promtool",
