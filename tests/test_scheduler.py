@@ -22,12 +22,16 @@ def result(j: Journey) -> JourneyResult:
 
 
 async def test_runs_every_interval_with_spread_start() -> None:
+    """Checked on the planned tick times (each start less its own measured lateness), so that a busy
+    machine's timer slack cannot fail it; the lateness itself is checked on its own, loosely."""
     loop = asyncio.get_running_loop()
-    starts: dict[str, list[float]] = {}
+    planned: dict[str, list[float]] = {}
     t0 = loop.time()
+    s: Scheduler
 
     async def run(j: Journey) -> list[JourneyResult]:
-        starts.setdefault(j.name, []).append(loop.time() - t0)
+        late_s = s.stats.lag_ms[-1] / 1000  # appended for this very start, just before the call
+        planned.setdefault(j.name, []).append(loop.time() - t0 - late_s)
         return [result(j)]
 
     got: list[JourneyResult] = []
@@ -36,15 +40,15 @@ async def test_runs_every_interval_with_spread_start() -> None:
     s.start()
     await asyncio.sleep(1.0)
     await s.stop(grace_s=1.0)
-    firsts = sorted(v[0] for v in starts.values())
+    firsts = sorted(v[0] for v in planned.values())
     assert len(firsts) == 20
-    assert firsts[0] < 0.2 and firsts[-1] < 0.3  # every journey starts within its first interval...
+    assert firsts[-1] < 0.2 + 0.005  # every journey starts within its first interval...
     assert firsts[-1] - firsts[0] > 0.1  # ...at spread offsets, not in lockstep
-    for times in starts.values():
+    for times in planned.values():
         gaps = [b - a for a, b in itertools.pairwise(times)]
-        assert all(0.185 < g < 0.3 for g in gaps), gaps  # interval minus up to 5 % jitter, plus timer slack
-    assert len(got) == sum(len(v) for v in starts.values())
-    assert s.stats.lag_p99_ms() < 100
+        assert all(0.19 - 0.002 < g < 0.2 + 0.002 for g in gaps), gaps  # the interval less up to 5 % jitter
+    assert len(got) == sum(len(v) for v in planned.values())
+    assert s.stats.lag_p99_ms() < 250
 
 
 async def test_overlapping_tick_is_skipped_and_counted() -> None:
