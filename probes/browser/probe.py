@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 RESOURCE = "browser"
 GRACE_S = 3.0  # past the step's timeout, Playwright has not answered: the browser hangs
 ARTIFACT_TIMEOUT_S = 10.0
-LIVENESS_S = 3.0
 
 
 class BrowserProbe(Probe):
@@ -170,22 +169,12 @@ class BrowserProbe(Probe):
             result.error_message = f"extract: could not read the page: {_first_line(e)}"
 
     async def _measure(self, session: BrowserSession, result: StepResult) -> StepCounters:
-        """Cookies back into the jar (also after a failure), then timings and counts.
-
-        The cookie round trip doubles as a liveness check: a browser that does not answer it
-        within LIVENESS_S hangs, and is killed so the next run gets a fresh one.
-        """
+        """Cookies back into the jar (also after a failure; a liveness check too), then timings and counts."""
+        from probes.browser.session import cookies_to_jar
         from probes.browser.vitals import collect
 
         counters = session.watch.reset()
-        try:
-            async with asyncio.timeout(LIVENESS_S):
-                await session.bridge.to_jar()
-        except TimeoutError:
-            session.broken = True
-            await self.host.discard(session.browser)
-            return counters
-        except Exception:
+        if not await cookies_to_jar(session, self.host, merge=False):
             return counters
         with contextlib.suppress(Exception):
             async with asyncio.timeout(ARTIFACT_TIMEOUT_S):

@@ -20,6 +20,7 @@ from probes.browser.vitals import INIT_SCRIPT, PageWatch
 from qos_agent.plugins.context import RunContext
 
 OPEN_TIMEOUT_S = 15.0
+LIVENESS_S = 3.0  # the end-of-step cookie round trip: a browser that does not answer it by then hangs
 REGION_HEADER = "X-QoS-Region"
 AGENT_HEADER = "X-QoS-Agent"
 
@@ -112,3 +113,21 @@ class BrowserSession:
                 await self.context.close()
         except Exception:
             await self.host.discard(self.browser)
+
+
+async def cookies_to_jar(session: BrowserSession, host: BrowserHost, *, merge: bool) -> bool:
+    """End of a browser or script step: the context's cookies back into the run's jar. The round trip
+    doubles as a liveness check, so a hung browser cannot hang the step: past LIVENESS_S it is marked
+    broken and killed, for the next run to get a fresh one. False: timed out or failed, measure no more.
+    `merge`: a script's own HTTP calls may have set cookies beside its page, so both sides' changes meet
+    (`merge_to_jar`); after a browser step only the page changed them, and the context's replace the jar's."""
+    try:
+        async with asyncio.timeout(LIVENESS_S):
+            await (session.bridge.merge_to_jar() if merge else session.bridge.to_jar())
+    except TimeoutError:
+        session.broken = True
+        await host.discard(session.browser)
+        return False
+    except Exception:
+        return False
+    return True

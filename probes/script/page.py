@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from probes.browser.artifacts import free_path, prune
 from probes.browser.net import context_options
-from probes.browser.probe import ARTIFACT_TIMEOUT_S, LIVENESS_S, RESOURCE
+from probes.browser.probe import ARTIFACT_TIMEOUT_S, RESOURCE
 from probes.common.netspec import NetSpec
 from probes.script.config import ScriptSpec
 from qos_agent.errors import SetupError, StepFailure
@@ -84,6 +84,7 @@ class PageSide:
 
     async def measure(self, result: StepResult) -> None:
         """After the script: cookies back into the jar (a liveness check too), then what the page did."""
+        from probes.browser.session import cookies_to_jar
         from probes.browser.vitals import collect
 
         session = self.session
@@ -95,14 +96,7 @@ class PageSide:
                 result.error_message += " (the browser closed or crashed)"
             return
         counters = session.watch.reset()
-        try:
-            async with asyncio.timeout(LIVENESS_S):
-                await session.bridge.merge_to_jar()
-        except TimeoutError:
-            session.broken = True
-            await self.host.discard(session.browser)
-            return
-        except Exception:
+        if not await cookies_to_jar(session, self.host, merge=True):
             return
         with contextlib.suppress(Exception):
             async with asyncio.timeout(ARTIFACT_TIMEOUT_S):
