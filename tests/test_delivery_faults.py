@@ -13,14 +13,13 @@ import os
 import random
 import signal
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from qos_agent.delivery.pipeline import Pipeline
 from qos_agent.model import Point
 from qos_agent.plugins.sinks import SinkStats
 from tests.support.collector import Collector, CollectorSink, CollectorSpec, record_id
+from tests.support.waiting import until
 
 ROOT = Path(__file__).resolve().parents[1]
 TAGS = (("agent", "t1"), ("journey", "checkout"), ("region", "test"))
@@ -35,13 +34,6 @@ def points(n: int, start: int = 0, bad: frozenset[int] = frozenset()) -> list[Po
 def ids(pts: list[Point]) -> set[str]:
     sink = CollectorSink(CollectorSpec("http://127.0.0.1:1/x"))
     return {record_id(r) for r in sink.encode(pts)}
-
-
-async def wait_for(cond: Callable[[], bool], limit: float = 20.0) -> None:
-    deadline = time.monotonic() + limit
-    while not cond():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 async def pipeline_to(collector: Collector, state: Path, **options: object) -> Pipeline:
@@ -65,7 +57,7 @@ async def test_a_partly_failed_batch_retries_only_the_part_that_failed(tmp_path:
     pipeline = await pipeline_to(collector, tmp_path, batch_size=20, parallel=2, flush_interval_s=0.3)
     try:
         pipeline.submit_points(pts)
-        await wait_for(lambda: pipeline.total().delivered == 20)
+        await until(lambda: pipeline.total().delivered == 20, limit_s=20, every=0.02)
         st = pipeline.total()
     finally:
         await pipeline.close()
@@ -84,7 +76,7 @@ async def test_a_dead_letter_in_one_part_and_a_retry_in_the_other_count_once(tmp
     pipeline = await pipeline_to(collector, tmp_path, batch_size=20, parallel=2, flush_interval_s=0.3)
     try:
         pipeline.submit_points(pts)
-        await wait_for(lambda: pipeline.total().delivered == 19)
+        await until(lambda: pipeline.total().delivered == 19, limit_s=20, every=0.02)
         await asyncio.sleep(0.3)  # nothing more may come
         st = pipeline.total()
         dead = await pipeline.sinks[0].durable.dead_letters()  # type: ignore[union-attr]
@@ -123,7 +115,7 @@ async def test_every_record_counted_once_after_a_seeded_sequence_of_faults(tmp_p
             assert conserved(made, st), (seed, step, fault, made, st)
             checks += 1
         collector.down, collector.fail_once, collector.slow_s = False, set(), 0.0
-        await wait_for(lambda: pipeline.total().spooled == 0, 30)
+        await until(lambda: pipeline.total().spooled == 0, 30, every=0.02)
         st = pipeline.total()
     finally:
         await pipeline.close()
@@ -163,7 +155,8 @@ async def test_kill_9_during_a_send_delivers_at_least_once_and_the_repeat_has_th
     try:
         assert writer.stdout is not None
         assert (await asyncio.wait_for(writer.stdout.readline(), 30)).strip() == b"written"
-        await wait_for(lambda: len(collector.records) == 100)  # the first batch is in, its answer not out
+        # the first batch is in, its answer not out
+        await until(lambda: len(collector.records) == 100, limit_s=20, every=0.02)
     finally:
         writer.send_signal(signal.SIGKILL)
         await asyncio.wait_for(writer.wait(), 10)
@@ -171,7 +164,7 @@ async def test_kill_9_during_a_send_delivers_at_least_once_and_the_repeat_has_th
     pipeline = await pipeline_to(collector, tmp_path, batch_size=100, parallel=1)
     try:
         assert pipeline.total().spooled == 300  # the batch under way was never settled: it is sent again
-        await wait_for(lambda: pipeline.total().spooled == 0)
+        await until(lambda: pipeline.total().spooled == 0, limit_s=20, every=0.02)
         st = pipeline.total()
     finally:
         await pipeline.close()

@@ -10,8 +10,6 @@ import asyncio
 import os
 import signal
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,6 +18,7 @@ from qos_agent.delivery.pipeline import Pipeline
 from qos_agent.errors import SetupError
 from qos_agent.model import Point
 from tests.support.collector import Collector, CollectorSink, CollectorSpec
+from tests.support.waiting import until
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,13 +29,6 @@ def points(n: int, start: int = 0, measurement: str = "journey") -> list[Point]:
             for i in range(start, start + n)]
 
 
-async def wait_for(cond: Callable[[], bool], limit: float = 20.0) -> None:
-    deadline = time.monotonic() + limit
-    while not cond():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
-
-
 async def test_outage_then_recovery_delivers_exactly_everything(tmp_path: Path) -> None:
     collector = Collector()
     await collector.start()
@@ -44,20 +36,20 @@ async def test_outage_then_recovery_delivers_exactly_everything(tmp_path: Path) 
     pipeline.start()
     try:
         pipeline.submit_points(points(100))
-        await wait_for(lambda: collector.distinct() == 100)
-        await wait_for(lambda: pipeline.total().delivered == 100)
+        await until(lambda: collector.distinct() == 100, limit_s=20)
+        await until(lambda: pipeline.total().delivered == 100, limit_s=20)
         await collector.stop()
         failed_before = pipeline.total().failed_sends
         for i in range(100, 1000, 100):
             pipeline.submit_points(points(100, i))
             await asyncio.sleep(0.1)
-        await wait_for(lambda: pipeline.total().spooled == 900)
-        await wait_for(lambda: pipeline.total().failed_sends > failed_before)
+        await until(lambda: pipeline.total().spooled == 900, limit_s=20)
+        await until(lambda: pipeline.total().failed_sends > failed_before, limit_s=20)
         down = pipeline.total()
         assert down.delivered == 100 and down.dropped == 0  # flat during the outage, nothing lost
         assert "cannot reach" in down.last_error
         await collector.start()  # same port
-        await wait_for(lambda: pipeline.total().spooled == 0)
+        await until(lambda: pipeline.total().spooled == 0, limit_s=20)
         assert pipeline.total().delivered == 1000
     finally:
         await pipeline.close()
@@ -74,7 +66,7 @@ async def test_refused_records_are_dead_lettered_while_the_rest_flow(tmp_path: P
         good = points(300)
         bad = Point("journey", good[0].tags, (("duration_ms", "bad"),), good[0].time_ms + 10_000)
         pipeline.submit_points([*good[:150], bad, *good[150:]])
-        await wait_for(lambda: pipeline.total().spooled == 0 and pipeline.total().delivered == 300)
+        await until(lambda: pipeline.total().spooled == 0 and pipeline.total().delivered == 300, limit_s=20)
         stats = pipeline.total()
         assert stats.dead_lettered == 1 and "record refused" in stats.last_error
     finally:
@@ -123,7 +115,7 @@ async def test_kill_9_while_the_destination_is_down_then_everything_is_delivered
     assert pipeline.total().spooled == 1500  # found on disk before any new point
     pipeline.start()
     try:
-        await wait_for(lambda: pipeline.total().spooled == 0)
+        await until(lambda: pipeline.total().spooled == 0, limit_s=20)
         assert pipeline.total().delivered == 1500
     finally:
         await pipeline.close()

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.demo import CHECKOUT_STEPS, UPTIME_STEPS, DemoProcess
-from tests.support.health import AgentProcess, sample, wait_for
+from tests.support.health import AgentProcess, sample
+from tests.support.waiting import wait_for
 
 AGENT = """\
 version: 1
@@ -49,13 +50,13 @@ def test_kill9_sigterm_and_a_rename_leave_no_disruption_unclosed(tmp_path: Path)
         path.write_text(AGENT.format(url=demo.url))
         demo.add_faults(["path=/api/pay,status=503"])
         with AgentProcess(path, cwd=tmp_path, start_timeout=60) as agent:
-            (opened,) = wait_for(lambda: points(tmp_path), timeout=30, what="the open point")
+            (opened,) = wait_for(lambda: points(tmp_path), limit_s=30, what="the open point")
             assert (opened["tags"]["state"], opened["tags"]["journey"]) == ("open", "checkout")
             kill9(agent)  # no stop, no flush: the file has it since before the point was handed over
 
         runs_before = len(points(tmp_path, "journey"))
         with AgentProcess(path, cwd=tmp_path, start_timeout=60) as agent:
-            wait_for(lambda: len(points(tmp_path, "journey")) > runs_before + 6, timeout=30, what="runs, still broken")
+            wait_for(lambda: len(points(tmp_path, "journey")) > runs_before + 6, limit_s=30, what="runs, still broken")
             again = points(tmp_path)[1:]
             assert again == [opened], again  # announced again, exactly as first: same time and fields, no close
             text = agent.metrics()
@@ -65,7 +66,7 @@ def test_kill9_sigterm_and_a_rename_leave_no_disruption_unclosed(tmp_path: Path)
 
         runs_before = len(points(tmp_path, "journey"))
         with AgentProcess(path, cwd=tmp_path, start_timeout=60) as agent:
-            closed = wait_for(lambda: [p for p in points(tmp_path) if p["tags"]["state"] == "close"], timeout=30,
+            closed = wait_for(lambda: [p for p in points(tmp_path) if p["tags"]["state"] == "close"], limit_s=30,
                               what="the close after the restart")
             (close,) = closed
             first_run = next(p for p in points(tmp_path, "journey")[runs_before:] if p["tags"]["journey"] == "checkout")
@@ -74,10 +75,10 @@ def test_kill9_sigterm_and_a_rename_leave_no_disruption_unclosed(tmp_path: Path)
             assert close["tags"] == {**opened["tags"], "state": "close"}
 
             demo.add_faults(["path=/api/pay,status=503"])
-            wait_for(lambda: len(points(tmp_path)) == 5, timeout=30, what="a new open")  # + the announced one
+            wait_for(lambda: len(points(tmp_path)) == 5, limit_s=30, what="a new open")  # + the announced one
             path.write_text(path.read_text().replace("name: checkout", "name: checkout-v2"))
             agent.hup()
-            last = wait_for(lambda: (p := points(tmp_path)[-1])["tags"]["state"] == "close" and p, timeout=30,
+            last = wait_for(lambda: (p := points(tmp_path)[-1])["tags"]["state"] == "close" and p, limit_s=30,
                             what="the close of the renamed journey")
             assert (last["tags"]["journey"], last["fields"]["close_reason"]) == ("checkout", "removed")
             assert agent.stop() == 0

@@ -24,8 +24,9 @@ from tests.support import influx as influx_support
 from tests.support.components import needs
 from tests.support.demo import DemoProcess
 from tests.support.dockerfile import DOCKERFILE, exec_form, final_stage, instructions
-from tests.support.health import get, wait_for
+from tests.support.health import get
 from tests.support.influx import InfluxServer, free_port, needs_influxd
+from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -102,7 +103,7 @@ def test_the_image_command_runs_an_agent_that_passes_its_healthcheck(tmp_path: P
                 runs = json.loads(body)["last_run"] if status == 200 else {}
                 return all(runs.get(j, {}).get("outcome") == "passed" for j in ("checkout", "uptime"))
 
-            wait_for(both_passed, timeout=20, what="checkout and uptime pass")
+            wait_for(both_passed, limit_s=20, what="checkout and uptime pass")
             check = exec_form(stage, "HEALTHCHECK")
             assert check[0] == "python"
             ok = subprocess.run([sys.executable, *check[1:]], env=env, capture_output=True, timeout=10)
@@ -114,7 +115,7 @@ def test_the_image_command_runs_an_agent_that_passes_its_healthcheck(tmp_path: P
                 except RuntimeError:  # the agent has not created the database yet
                     return False
 
-            assert wait_for(stored, timeout=15, what="points in InfluxDB")
+            assert wait_for(stored, limit_s=15, what="points in InfluxDB")
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(30) == 0, (tmp_path / "agent.log").read_text()
         finally:

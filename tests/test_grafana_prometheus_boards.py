@@ -23,7 +23,8 @@ import yaml
 from tests.support.demo import CHECKOUT_STEPS, UPTIME_STEPS, DemoProcess
 from tests.support.health import AgentProcess
 from tests.support.influx import _http
-from tests.support.prometheus import PrometheusServer, needs_prometheus, wait_for
+from tests.support.prometheus import PrometheusServer, needs_prometheus
+from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 BOARDS_DIR = ROOT / "grafana" / "prometheus" / "dashboards"

@@ -35,6 +35,7 @@ from tests.support.faults import closed_port, silent_server
 from tests.support.health import sample, total
 from tests.support.influx import InfluxServer, influxd, needs_influxd
 from tests.support.smallfs import fill, tmpfs
+from tests.support.waiting import until
 
 demo_service = demo_support.demo_service
 __all__ = ["influxd"]  # the fixture, imported for pytest
@@ -105,14 +106,6 @@ async def metrics(agent: Agent, http: aiohttp.ClientSession) -> str:
         return await r.text()
 
 
-async def until(check: Any, timeout: float = 8.0) -> Any:
-    """Await `check()` until it returns something truthy (bounded)."""
-    async with asyncio.timeout(timeout):
-        while not (value := await check()):
-            await asyncio.sleep(0.05)
-        return value
-
-
 async def test_healthz_and_metrics_of_a_running_agent(tmp_path: Path, demo_service: demo_support.DemoService) -> None:
     demo_service.faults.add(parse_fault_spec("path=/api/pay,status=503"))
     path = write_config(tmp_path, demo_service.url)
@@ -123,7 +116,7 @@ async def test_healthz_and_metrics_of_a_running_agent(tmp_path: Path, demo_servi
             status, body = await healthz(agent, http)
             return body if status == 200 and {"uptime", "pay"} <= set(body["last_run"]) else None
 
-        body = await until(both_ran)
+        body = await until(both_ran, limit_s=8)
         assert body["status"] == "ok" and body["problems"] == []
         assert body["config_hash"] == hashlib.sha256(path.read_bytes()).hexdigest()
         assert body["config_path"] == str(path)
@@ -183,7 +176,7 @@ async def test_a_run_held_past_its_longest_legitimate_time_answers_503_then_reco
             status, body = await healthz(agent, http)
             return body if status == 503 else None
 
-        body = await until(stuck, timeout=15)
+        body = await until(stuck, limit_s=15)
         assert body["status"] == "unhealthy"
         assert any(p.startswith("scheduler stuck: no run started or ended for") for p in body["problems"]), body
         assert await probe(agent, http, "/livez") == 503  # this one a restart would help
@@ -193,7 +186,7 @@ async def test_a_run_held_past_its_longest_legitimate_time_answers_503_then_reco
             status, body = await healthz(agent, http)
             return status == 200 and body["status"] == "ok"
 
-        assert await until(healthy)
+        assert await until(healthy, limit_s=8)
         assert await probe(agent, http, "/livez") == 200
 
 
@@ -248,7 +241,7 @@ async def test_a_full_spool_is_unhealthy_while_dropping_but_never_a_restart(
             status, body = await healthz(agent, http)
             return body if status == 503 else None
 
-        body = await until(full, timeout=15)
+        body = await until(full, limit_s=15)
         assert body["status"] == "unhealthy"
         assert any(p.startswith("points are being dropped: ") and "(spool_full)" in p for p in body["problems"]), body
         assert any(p.startswith("spool influxdb#0 is ") and "full" in p for p in body["problems"]), body
@@ -333,7 +326,7 @@ async def test_sink_counters_are_true_during_a_real_influxd_outage(
             s = await sink()
             return s if s["delivered"] > 0 and s["spooled"] == 0 else None
 
-        await until(delivering)
+        await until(delivering, limit_s=8)
         influxd.stop()
         await asyncio.sleep(1.0)  # a send under way at the stop has finished one way or the other
         before = await sink()
@@ -342,7 +335,7 @@ async def test_sink_counters_are_true_during_a_real_influxd_outage(
             s = await sink()
             return s if s["failed_sends"] > before["failed_sends"] and s["spooled"] > before["spooled"] else None
 
-        during = await until(failing, timeout=40.0)  # backoff is capped at 30 s
+        during = await until(failing, limit_s=40.0)  # backoff is capped at 30 s
         assert during["delivered"] == before["delivered"]  # only what influxd accepted counts: flat
         assert during["dropped"] == 0 and "cannot reach" in during["last_error"]
 
@@ -350,7 +343,7 @@ async def test_sink_counters_are_true_during_a_real_influxd_outage(
             status, body = await healthz(agent, http)
             return body if status == 200 and body["status"] == "degraded" else None
 
-        body = await until(degraded)
+        body = await until(degraded, limit_s=8)
         (problem,) = body["problems"]
         assert problem.startswith("sink influxdb#0 has delivered nothing for") and "cannot reach" in problem
         text = await metrics(agent, http)
@@ -369,7 +362,7 @@ async def test_sink_counters_are_true_during_a_real_influxd_outage(
             s = body["sinks"][0]
             return body if (status, body["status"]) == (200, "ok") and s["delivered"] > during["delivered"] else None
 
-        body = await until(recovered, timeout=40)  # the sink may be in a backoff of up to 30 s
+        body = await until(recovered, limit_s=40)  # the sink may be in a backoff of up to 30 s
         assert body["problems"] == []
     assert await influxd.wait_count("journey", "qos", 1) > 0
 
@@ -414,7 +407,7 @@ async def test_the_stores_pruning_counters_move_on_metrics(tmp_path: Path,
                 n = sample(text, "qos_agent_sink_dead_letter_pruned_records_total", sink="influxdb#0")
                 return text if n else None
 
-            text = await until(pruned, timeout=20)
+            text = await until(pruned, limit_s=20)
             status, body = await healthz(agent, http)
         assert status == 200, body  # a refusing sink is not a full spool: the agent stays healthy
         dead = sample(text, "qos_agent_sink_dead_lettered_points_total", sink="influxdb#0")
@@ -437,13 +430,13 @@ async def test_readyz_is_503_while_stopping(tmp_path: Path, demo_service: demo_s
             assert await probe(agent, http, "/readyz") == 200 and await probe(agent, http, "/livez") == 200
             # wait for the slow pay run itself: the uptime journey's quick runs are in flight too, and
             # stopping during one of those alone left nothing in flight by the time /readyz was read
-            await until(lambda: asyncio.sleep(0, "pay" in agent.scheduler.running))
+            await until(lambda: "pay" in agent.scheduler.running, limit_s=8)
             agent.stop_event.set()  # a pay run is in flight: stopping waits for it, up to the grace period
 
             async def not_ready() -> bool:
                 return await probe(agent, http, "/readyz") == 503
 
-            assert await until(not_ready)
+            assert await until(not_ready, limit_s=8)
             assert "pay" in agent.scheduler.running and await probe(agent, http, "/livez") == 200
     finally:
         demo_service.faults.remove(rule)
@@ -467,7 +460,7 @@ async def test_a_full_disk_is_unhealthy_while_points_are_dropped(
                 status, body = await healthz(agent, http)
                 return body if status == 503 else None
 
-            body = await until(dropping, timeout=15)
+            body = await until(dropping, limit_s=15)
             assert any(p.startswith("points are being dropped: ") and "(disk_full)" in p for p in body["problems"]), body
             filler.unlink()
 
@@ -475,7 +468,7 @@ async def test_a_full_disk_is_unhealthy_while_points_are_dropped(
                 status, body = await healthz(agent, http)
                 return status == 200 and not any("dropped" in p for p in body["problems"])
 
-            assert await until(recovered, timeout=15)
+            assert await until(recovered, limit_s=15)
 
 
 def test_the_first_drops_of_a_cause_are_drops_right_now() -> None:

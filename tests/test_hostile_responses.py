@@ -12,8 +12,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.support.health import AgentProcess, wait_for
+from tests.support.health import AgentProcess
 from tests.support.hostile import HostileServer
+from tests.support.waiting import wait_for
 
 BIG_MB = 64
 CONFIG = """\
@@ -76,7 +77,7 @@ def test_hostile_responses_cost_a_bounded_amount(tmp_path: Path) -> None:
             assert agent._proc is not None
             pid = agent._proc.pid
             base_kb = _status_kb(pid, "VmRSS")  # the first big body is still 3s away
-            wait_for(lambda: srv.hits.get("/big", 0) >= 3, timeout=60, every=0.2, what="three big runs")
+            wait_for(lambda: srv.hits.get("/big", 0) >= 3, limit_s=60, every=0.2, what="three big runs")
             # Between big runs (the server waits 3s before each body) the body must not be held.
             held_kb = min(_status_kb(pid, "VmRSS") for _ in range(20) if time.sleep(0.15) is None)
             peak_kb = _status_kb(pid, "VmHWM")

@@ -22,17 +22,11 @@ from tests.support.influx import (
     make_exporter,
     needs_influxd,
 )
+from tests.support.waiting import until
 
 pytestmark = [needs_influxd, pytest.mark.influx]
 __all__ = ["influxd"]  # the fixture, imported for pytest
 ROOT = Path(__file__).resolve().parents[1]
-
-
-async def wait_for(cond: object, limit: float = 20.0) -> None:
-    deadline = time.monotonic() + limit
-    while not cond():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 async def test_round_trip_exact_tags_and_values(influxd: InfluxServer, tmp_path: Path) -> None:
@@ -64,7 +58,7 @@ async def test_outage_loses_nothing(influxd: InfluxServer, tmp_path: Path) -> No
         await asyncio.sleep(0.1)
     assert exp.stats.depth == 1900 and exp.stats.export_errors > 0
     influxd.start()  # same port, same data dir
-    await wait_for(lambda: exp.stats.depth == 0)
+    await until(lambda: exp.stats.depth == 0, limit_s=20)
     await exp.close()
     assert influxd.count("journey", "qos") == 2000
     assert exp.stats.exported == 2000
@@ -106,7 +100,7 @@ async def test_kill_9_while_influx_is_down_then_everything_is_delivered(influxd:
     influxd.start()
     exp = make_exporter(state, {"url": influxd.url, "database": "qos"})
     assert exp.stats.depth == 1500
-    await wait_for(lambda: exp.stats.depth == 0)
+    await until(lambda: exp.stats.depth == 0, limit_s=20)
     await exp.close()
     assert influxd.count("journey", "qos") == 1500
 
@@ -122,7 +116,7 @@ async def test_faults_are_retried_and_delivered(influxd: InfluxServer, tmp_path:
         exp = make_exporter(tmp_path, {"url": proxy.url, "database": "qos", "timeout": "700ms"}, parallel=1)
         t0 = time.monotonic()
         await exp.write(journey_points(300))
-        await wait_for(lambda: exp.stats.depth == 0)
+        await until(lambda: exp.stats.depth == 0, limit_s=20)
         assert time.monotonic() - t0 >= 1.0  # Retry-After: 1 was honoured
         await exp.close()
         assert [s for p, s in proxy.requests if p == "/write"][:3] == [500, 429, 503]
@@ -137,10 +131,10 @@ async def test_field_type_conflict_is_dead_lettered_while_other_points_flow(infl
     exp = make_exporter(tmp_path, {"url": influxd.url, "database": "qos"})
     good = journey_points(400)
     await exp.write(good[:10])
-    await wait_for(lambda: exp.stats.exported == 10)
+    await until(lambda: exp.stats.exported == 10, limit_s=20)
     bad = Point("journey", good[0].tags, (("duration_ms", "slow"),), good[0].time_ms + 10_000)
     await exp.write([*good[10:200], bad, *good[200:]])
-    await wait_for(lambda: exp.stats.depth == 0)
+    await until(lambda: exp.stats.depth == 0, limit_s=20)
     dead = await exp.spool.dead_letters()
     await exp.close()
     assert exp.stats.dead_letter == 1 and exp.stats.exported == 400
@@ -153,10 +147,10 @@ async def test_missing_database_is_one_clear_line_and_points_wait(influxd: Influ
     exp = make_exporter(tmp_path, {"url": influxd.url, "database": "absent", "create_database": False}, 0.05)
     with caplog.at_level(logging.INFO):
         await exp.write(journey_points(50))
-        await wait_for(lambda: exp.stats.export_errors >= 3)
+        await until(lambda: exp.stats.export_errors >= 3, limit_s=20)
         assert exp.stats.depth == 50
         influxd.query('CREATE DATABASE "absent"')  # the operator follows the advice
-        await wait_for(lambda: exp.stats.depth == 0)
+        await until(lambda: exp.stats.depth == 0, limit_s=20)
     await exp.close()
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and 'CREATE DATABASE "absent"' in errors[0] and "create_database: true" in errors[0]
@@ -174,14 +168,14 @@ async def test_basic_auth_and_a_wrong_password(tmp_path: Path, caplog: pytest.Lo
                                                "password": "nope"})
         with caplog.at_level(logging.ERROR):
             await wrong.write(journey_points(5))
-            await wait_for(lambda: wrong.stats.export_errors >= 2)
+            await until(lambda: wrong.stats.export_errors >= 2, limit_s=20)
         await wrong.close()
         assert wrong.stats.depth == 5 and "401" in wrong.stats.last_error
         msgs = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
         assert len(msgs) == 1 and "check username and password" in msgs[0]
         right = make_exporter(tmp_path / "w", {"url": server.url, "database": "qos", "username": "admin",
                                                "password": "s3cret"})
-        await wait_for(lambda: right.stats.depth == 0)  # the same spool: the 5 waiting points go now
+        await until(lambda: right.stats.depth == 0, limit_s=20)  # the same spool: the 5 waiting points go now
         await right.close()
         rows = server.query('SELECT count("duration_ms") FROM "journey"', "qos", "admin", "s3cret")
         assert rows["results"][0]["series"][0]["values"][0][1] == 5

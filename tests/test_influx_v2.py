@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from pathlib import Path
 
 import pytest
 
 from qos_agent.model import Point
 from tests.support.influx import FaultProxy, VictoriaServer, journey_points, make_exporter, needs_victoria, victoria
+from tests.support.waiting import until
 
 pytestmark = [needs_victoria]
 __all__ = ["victoria"]  # the fixture, imported for pytest
 
 V2 = {"api": "v2", "org": "qos", "bucket": "qos", "token": "t0ken"}
-
-
-async def wait_for(cond: object, limit: float = 15.0) -> None:
-    deadline = time.monotonic() + limit
-    while not cond():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 async def test_v2_points_read_back_with_exact_tags_values_and_times(victoria: VictoriaServer,
@@ -33,7 +25,7 @@ async def test_v2_points_read_back_with_exact_tags_values_and_times(victoria: Vi
     odd = Point("step", (("journey", "sign up, pay=now"), ("step", 'say "hi"'), ("region", "eu west")),
                 (("duration_ms", 12.5), ("status_code", 200), ("url", "http://x/a b?c=d,e")), t)
     await exp.write([*points, odd])
-    await wait_for(lambda: exp.stats.depth == 0)
+    await until(lambda: exp.stats.depth == 0, limit_s=15)
     await exp.close()
     assert exp.stats.exported == 201 and exp.stats.export_errors == 0
     series = await victoria.wait_export('{__name__="journey_duration_ms"}', 200)
@@ -58,11 +50,11 @@ async def test_bad_token_is_one_clear_error_and_points_stay_spooled(victoria: Vi
         exp = make_exporter(tmp_path, {"url": proxy.url, **V2})
         with caplog.at_level(logging.WARNING):
             await exp.write(journey_points(100))
-            await wait_for(lambda: exp.stats.export_errors >= 3)
+            await until(lambda: exp.stats.export_errors >= 3, limit_s=15)
             assert exp.stats.depth == 100 and exp.stats.exported == 0
             assert "401" in exp.stats.last_error and "unauthorized access" in exp.stats.last_error
             proxy.sticky = None  # the token is fixed
-            await wait_for(lambda: exp.stats.depth == 0)
+            await until(lambda: exp.stats.depth == 0, limit_s=15)
         await exp.close()
         errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
         assert len(errors) == 1, errors
@@ -80,7 +72,7 @@ async def test_v2_server_errors_are_retried(victoria: VictoriaServer, tmp_path: 
         proxy.faults = [("status", 503, "busy", {"Retry-After": "0.2"}), ("status", 500, "boom", {})]
         exp = make_exporter(tmp_path, {"url": proxy.url, **V2}, parallel=1)
         await exp.write(journey_points(50))
-        await wait_for(lambda: exp.stats.depth == 0)
+        await until(lambda: exp.stats.depth == 0, limit_s=15)
         await exp.close()
         assert exp.stats.export_errors == 2 and exp.stats.exported == 50
     finally:

@@ -15,8 +15,9 @@ from qos_agent.model import ErrorClass, JourneyKind, Point
 from qos_agent.ops.journey_metrics import JourneyMetrics
 from qos_agent.quality.evaluator import Evaluator
 from tests.support.demo import DemoProcess
-from tests.support.health import AgentProcess, sample, samples, total, wait_for
+from tests.support.health import AgentProcess, sample, samples, total
 from tests.support.results import T0_MS, failed, journey, passed
+from tests.support.waiting import wait_for
 
 CONFIG = """\
 version: 1
@@ -181,10 +182,10 @@ def test_a_sighup_that_removes_a_journey_removes_its_series_from_metrics(tmp_pat
         path.write_text((head + tickets).format(url=demo.url))
         with AgentProcess(path, cwd=tmp_path, start_timeout=60) as agent:
             wait_for(lambda: total(agent.metrics(), "qos_journey_runs_total", journey="tickets", outcome="passed"),
-                     timeout=30, what="tickets series")
+                     limit_s=30, what="tickets series")
             path.write_text(head.format(url=demo.url))
             agent.hup()
-            wait_for(lambda: 'journey="tickets"' not in agent.metrics(), timeout=30, what="tickets series gone")
+            wait_for(lambda: 'journey="tickets"' not in agent.metrics(), limit_s=30, what="tickets series gone")
             text = agent.metrics()
             assert total(text, "qos_journey_runs_total", journey="uptime", outcome="passed")
             assert sample(text, "qos_journey_slo_success_ratio", journey="tickets") is None
@@ -258,10 +259,10 @@ def test_a_running_agent_shows_hidden_seconds_during_the_open_disruption(tmp_pat
         path.write_text(config.format(url=demo.url))
         with AgentProcess(path, cwd=tmp_path, start_timeout=60) as agent:
             wait_for(lambda: total(agent.metrics(), "qos_journey_runs_total", journey="uptime", outcome="passed"),
-                     timeout=30, what="uptime passing")
+                     limit_s=30, what="uptime passing")
             demo.add_faults(["path=/api/pay,status=503"])
             wait_for(lambda: sample(agent.metrics(), "qos_disruption_open", **c, hidden_from_uptime="true") == 1,
-                     timeout=30, what="a hidden disruption open")
+                     limit_s=30, what="a hidden disruption open")
             first = sample(agent.metrics(), "qos_disruption_hidden_seconds_total", **c)
             time.sleep(1.5)
             text = agent.metrics()
@@ -270,7 +271,7 @@ def test_a_running_agent_shows_hidden_seconds_during_the_open_disruption(tmp_pat
             assert first is not None and second is not None and 1.0 <= second - first <= 3.0, (first, second)
             demo.clear_faults()
             wait_for(lambda: sample(agent.metrics(), "qos_disruption_open", **c, hidden_from_uptime="true") == 0,
-                     timeout=30, what="the disruption closed")
+                     limit_s=30, what="the disruption closed")
             after = sample(agent.metrics(), "qos_disruption_hidden_seconds_total", **c)
             assert after is not None and after >= second
             assert agent.stop() == 0

@@ -23,10 +23,10 @@ from qos_agent.ops.openmetrics import wants_openmetrics
 from qos_agent.ops.stats import AgentStats
 from tests.support.demo import CHECKOUT_STEPS, DemoProcess
 from tests.support.health import AgentProcess
-from tests.support.health import wait_for as poll
 from tests.support.influx import _http
-from tests.support.prometheus import PrometheusServer, needs_prometheus, wait_for
+from tests.support.prometheus import PrometheusServer, needs_prometheus
 from tests.support.results import T0_MS, failed, journey, passed
+from tests.support.waiting import wait_for
 
 # What Prometheus 2.42 sends when it scrapes (scrape/scrape.go, acceptHeader).
 PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
@@ -145,11 +145,11 @@ def test_a_real_agent_negotiates_and_its_exemplars_are_its_runs_traces(agent: Ag
         names = {name for name, _, _ in exemplars(page)}
         return (kind, page) if len(names) == 2 else None
 
-    kind, page = poll(page_with_exemplars, timeout=30, what="exemplars on both duration histograms")
+    kind, page = wait_for(page_with_exemplars, limit_s=30, what="exemplars on both duration histograms")
     assert kind == "application/openmetrics-text; version=1.0.0; charset=utf-8"
     found = exemplars(page)
-    poll(lambda: {t for t, _, _ in found.values()} <= stored_trace_ids(agent), timeout=10,
-         what="the runs' points written")
+    wait_for(lambda: {t for t, _, _ in found.values()} <= stored_trace_ids(agent), limit_s=10,
+             what="the runs' points written")
     for (_name, _step, le), (trace_id, value, when) in found.items():
         assert len(trace_id) == 32 and int(trace_id, 16), trace_id
         assert le == "+Inf" or value <= float(le), (le, value)
@@ -180,7 +180,7 @@ def test_prometheus_with_exemplar_storage_shows_the_runs_traces(agent: AgentProc
 
         found = wait_for(stored, 30, "exemplars in Prometheus")
         traces = {e["labels"]["trace_id"] for e in found}
-        poll(lambda: traces <= stored_trace_ids(agent), timeout=10, what="the runs' points written")
+        wait_for(lambda: traces <= stored_trace_ids(agent), limit_s=10, what="the runs' points written")
         assert all(len(t) == 32 for t in traces)
     finally:
         prom.stop()

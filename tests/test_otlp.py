@@ -25,9 +25,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from tests.support.cli import ROOT, qos
-from tests.support.health import wait_for
 from tests.support.influx import free_port
 from tests.support.phoenix import phoenix
+from tests.support.waiting import wait_for
 
 
 class Target:
@@ -87,7 +87,7 @@ async def test_the_backend_joins_the_run_and_holds_its_tree(tmp_path: Path, targ
             spans = [s for s in px.spans() if s["context"]["trace_id"] == run["trace_id"]]
             return spans if len(spans) >= 5 else None  # the run, two steps, two requests
 
-        spans = await asyncio.to_thread(wait_for, held, 30, 0.5, "the run's spans in Phoenix")
+        spans = await asyncio.to_thread(wait_for, held, 30, "the run's spans in Phoenix", every=0.5)
     by_id = {s["context"]["span_id"]: s for s in spans}
     (root,) = [s for s in spans if not s["parent_id"]]
     assert root["name"] == "journey api" and root["status_code"] == "ERROR"

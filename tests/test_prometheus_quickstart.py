@@ -26,7 +26,8 @@ from tests.support.alertmanager import AlertmanagerServer, Receiver, require_ale
 from tests.support.demo import DemoProcess
 from tests.support.health import AgentProcess
 from tests.support.influx import free_port
-from tests.support.prometheus import PROMTOOL, RULES, PrometheusServer, needs_prometheus, needs_promtool, wait_for
+from tests.support.prometheus import PROMTOOL, RULES, PrometheusServer, needs_prometheus, needs_promtool
+from tests.support.waiting import wait_for
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "prometheus.md"
 SECTION = ("## Prometheus + Alertmanager in 10 minutes", "### Which route")

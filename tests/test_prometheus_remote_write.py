@@ -10,7 +10,6 @@ import json
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -32,6 +31,7 @@ from tests.support.demo import CHECKOUT_STEPS, UPTIME_STEPS
 from tests.support.health import samples
 from tests.support.prometheus import PrometheusServer, needs_prometheus
 from tests.support.results import T0_MS, failed, journey, passed
+from tests.support.waiting import until
 from tests.test_journey_metrics import fed, results, scrape
 
 demo_service = demo_support.demo_service
@@ -125,13 +125,6 @@ journeys:
     kind: uptime
     interval: 250ms
 """ + UPTIME_STEPS
-
-
-async def until(cond: Callable[[], bool], limit: float, what: str) -> None:
-    deadline = time.monotonic() + limit
-    while not cond():
-        assert time.monotonic() < deadline, what
-        await asyncio.sleep(0.1)
 
 
 def store_counts(db: Path) -> tuple[Counter[tuple[str, str]], Counter[tuple[str, str, str]], Counter[str]]:

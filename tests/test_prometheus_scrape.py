@@ -10,7 +10,8 @@ from typing import Any
 from tests.support.demo import TWO_JOURNEY_AGENT as AGENT
 from tests.support.demo import DemoProcess
 from tests.support.health import AgentProcess
-from tests.support.prometheus import PrometheusServer, needs_prometheus, short_rules, wait_for
+from tests.support.prometheus import PrometheusServer, needs_prometheus, short_rules
+from tests.support.waiting import wait_for
 
 
 def firing(prom: PrometheusServer, name: str) -> list[dict[str, Any]]:

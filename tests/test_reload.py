@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.demo import UPTIME_AGENT, DemoProcess
-from tests.support.health import AgentProcess, sample, wait_for
+from tests.support.health import AgentProcess, sample
+from tests.support.waiting import wait_for
 
 TICKETS = """\
   - name: tickets
@@ -89,7 +90,7 @@ def test_run_watch_reloads_when_the_content_changes(tmp_path: Path) -> None:
             wait_for(lambda: ran(agent, "uptime"), what="uptime runs")
             path.write_text(head)  # same bytes, new mtime: no reload
             path.write_text(head + TICKETS)
-            body = wait_for(lambda: ran(agent, "tickets"), timeout=10, what="the added journey runs, no signal")
+            body = wait_for(lambda: ran(agent, "tickets"), limit_s=10, what="the added journey runs, no signal")
             assert body["reloads"] == 1 and body["config_hash"] == hashlib.sha256(path.read_bytes()).hexdigest()
             path.touch()
             time.sleep(1.5)  # more than one poll: a touch is not a change

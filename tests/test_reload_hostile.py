@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.demo import UPTIME_AGENT, DemoProcess
-from tests.support.health import AgentProcess, sample, wait_for
+from tests.support.health import AgentProcess, sample
+from tests.support.waiting import wait_for
 
 TICKETS = """\
   - name: tickets
@@ -60,7 +61,7 @@ def test_sighup_with_malformed_files_and_the_alias_bomb(tmp_path: Path) -> None:
             for n, (text, where) in enumerate(MALFORMED, start=1):
                 path.write_bytes(text.encode("latin-1"))
                 agent.hup()
-                body = wait_for(lambda n=n: _refused(agent, n), timeout=30, what=f"refusal {n}")
+                body = wait_for(lambda n=n: _refused(agent, n), limit_s=30, what=f"refusal {n}")
                 assert body["status"] == "degraded" and body["reloads"] == 0
                 assert body["reload_error"].startswith(f"{path}{where}"), body["reload_error"]
             assert sample(agent.metrics(), "qos_agent_config_reload_failures_total") == len(MALFORMED)
@@ -109,9 +110,9 @@ def test_watch_keeps_watching_after_a_bad_edit_and_loads_the_fix(tmp_path: Path)
             wait_for(lambda: _last_run_ms(agent, "uptime"), what="uptime runs")
             for n, text in enumerate((good + "  - name: [broken\n", BOMB, "version: !!int x\n"), start=1):
                 path.write_text(text)
-                wait_for(lambda n=n: _refused(agent, n), timeout=30, what=f"bad edit {n} refused")
+                wait_for(lambda n=n: _refused(agent, n), limit_s=30, what=f"bad edit {n} refused")
             path.write_text(good + TICKETS)
-            body = wait_for(lambda: (b := agent.healthz()[1])["last_run"].get("tickets") and b, timeout=30,
+            body = wait_for(lambda: (b := agent.healthz()[1])["last_run"].get("tickets") and b, limit_s=30,
                             what="the fix is loaded and its new journey runs")
             assert (body["reloads"], body["reload_failures"], body["reload_error"]) == (1, 3, "")
             code = agent.stop()

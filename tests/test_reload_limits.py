@@ -16,7 +16,8 @@ import pytest
 
 from qos_agent.ops import reload
 from tests.support import demo as demo_support
-from tests.test_health import healthz, running, until, write_config
+from tests.support.waiting import until
+from tests.test_health import healthz, running, write_config
 from tests.test_reload_phase import reload_now
 
 demo_service = demo_support.demo_service
@@ -48,7 +49,7 @@ async def test_a_child_past_its_limit_is_a_refusal_and_the_agent_carries_on(
             _, body = await healthz(agent, http)
             return int(body["last_run"].get("uptime", {}).get("time_ms", 0))
 
-        await until(last_uptime_ms)
+        await until(last_uptime_ms, limit_s=8)
         monkeypatch.setenv(reload.TEST_ENV, how)
         path.write_text(good + EXTRA)  # a valid file: only the child's misbehaviour refuses it
         with caplog.at_level(logging.ERROR, logger="qos_agent.ops.reload"):
@@ -68,7 +69,7 @@ async def test_a_child_past_its_limit_is_a_refusal_and_the_agent_carries_on(
         async def measured_since() -> bool:
             return await last_uptime_ms() > before
 
-        assert await until(measured_since)  # ...and measures
+        assert await until(measured_since, limit_s=8)  # ...and measures
 
         monkeypatch.delenv(reload.TEST_ENV)
         await asyncio.wait_for(reload_now(agent), 60)
@@ -77,5 +78,5 @@ async def test_a_child_past_its_limit_is_a_refusal_and_the_agent_carries_on(
             status, body = await healthz(agent, http)
             return body if status == 200 and body["status"] == "ok" and "extra" in body["last_run"] else None
 
-        body = await until(applied)
+        body = await until(applied, limit_s=8)
         assert (body["reloads"], body["reload_failures"], body["reload_error"]) == (1, 1, "")

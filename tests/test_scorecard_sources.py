@@ -26,7 +26,8 @@ from qos_agent.sinks.series import DURATION_BUCKETS
 from tests.support.demo import CHECKOUT_STEPS, UPTIME_STEPS, DemoProcess
 from tests.support.health import AgentProcess
 from tests.support.influx import InfluxServer, needs_influxd
-from tests.support.prometheus import PrometheusServer, needs_prometheus, wait_for
+from tests.support.prometheus import PrometheusServer, needs_prometheus
+from tests.support.waiting import wait_for
 
 AGENT = """\
 version: 1
@@ -143,10 +144,10 @@ def test_sqlite_influxdb_and_prometheus_scorecards_agree(world: dict[str, Any]) 
     assert ap["success_ratio"] < 1.0 and ap["disrupted_minutes"] > 0 and ap["hidden_minutes"] == ap["disrupted_minutes"]
     assert ap["customer_minutes"] == pytest.approx(2 * ap["disrupted_minutes"], abs=0.002)
     assert eu["success_ratio"] == 1.0 and eu["disrupted_minutes"] == 0
-    for name, card in cards.items():
-        [journey] = card["journeys"]
+    for name, doc in cards.items():
+        [journey] = doc["journeys"]
         assert journey["worst_region"] == "ap-south", name
-        [reason] = card["customer_reasons"]
+        [reason] = doc["customer_reasons"]
         assert reason["worst"] == {"journey": "checkout", "region": "ap-south"}, name
         assert reason["met_objective"] is False and reason["owners"] == ["team-payments"], name
 

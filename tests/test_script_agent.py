@@ -13,7 +13,8 @@ from typing import Any
 
 from tests.support.cli import qos
 from tests.support.demo import DemoProcess
-from tests.support.health import AgentProcess, wait_for
+from tests.support.health import AgentProcess
+from tests.support.waiting import wait_for
 
 SCRIPTS = """\
 import asyncio
@@ -79,10 +80,10 @@ def test_scripts_that_exit_interrupt_hang_or_block_never_stop_the_agent_and_a_ch
                 counts = Counter(p["journey"] for p in steps_stored(tmp_path / "state") if p["step"] == "s")
                 return all(counts[j] >= 3 for j in ("exits", "interrupts", "hangs", "blocks")) or None  # type: ignore[return-value]
 
-            wait_for(ran_thrice, timeout=60, every=0.5, what="three runs of every script journey")
+            wait_for(ran_thrice, limit_s=60, every=0.5, what="three runs of every script journey")
             assert agent.healthz()[0] == 200
             script.write_text(SCRIPTS.replace("    sys.exit(3)", "    pass"))  # no signal: --watch sees it
-            wait_for(lambda: (r := last(agent, "exits")) and r["outcome"] == "passed", timeout=20,
+            wait_for(lambda: (r := last(agent, "exits")) and r["outcome"] == "passed", limit_s=20,
                      what="the changed script runs")
             code = agent.stop()
         log = agent.log()
@@ -107,11 +108,11 @@ def test_sighup_picks_up_a_changed_script(tmp_path: Path) -> None:
     path.write_text("version: 1\nagent: {state_dir: state, listen: '127.0.0.1:0', interval: 300ms}\n"
                     "journeys:\n  - name: j\n    steps: [{name: s, script: 'steps/s.py:s'}]\n")
     with AgentProcess(path, cwd=tmp_path, start_timeout=60) as agent:
-        wait_for(lambda: (r := last(agent, "j")) and r["outcome"] == "failed", timeout=20, what="a failed run")
+        wait_for(lambda: (r := last(agent, "j")) and r["outcome"] == "failed", limit_s=20, what="a failed run")
         script.write_text("async def s(ctx):\n    pass\n")
         agent.hup()
         body = wait_for(lambda: (r := last(agent, "j")) and r["outcome"] == "passed" and agent.healthz()[1],
-                        timeout=20, what="the reloaded script passes")
+                        limit_s=20, what="the reloaded script passes")
         assert body["reloads"] == 1 and body["reload_error"] == ""
         code = agent.stop()
     assert code == 0, agent.log()

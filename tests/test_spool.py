@@ -21,6 +21,7 @@ from qos_agent.delivery.deliver import Delivery, Sender, backoff_delay
 from qos_agent.delivery.store import Store
 from qos_agent.errors import PermanentError, RetryableError
 from qos_agent.plugins.sinks import DeliveryOptions, SinkStats
+from tests.support.waiting import until
 
 
 class Spool:
@@ -89,13 +90,6 @@ def make(tmp_path: Path, **kw: object) -> Spool:
     return Spool(tmp_path / "spool" / "t.db", **opts)  # type: ignore[arg-type]
 
 
-async def wait_until(cond: object, limit: float = 5.0) -> None:
-    deadline = time.monotonic() + limit
-    while not cond():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
-
-
 def lines(prefix: str, n: int) -> list[str]:
     return [f"m,t={prefix} v={i}i {i}" for i in range(n)]
 
@@ -115,7 +109,7 @@ async def test_delivers_in_order_in_batches_bounded_by_size(tmp_path: Path) -> N
     sent = lines("a", 250)
     for i in range(0, 250, 10):
         await spool.put(sent[i:i + 10])
-    await wait_until(lambda: len(sink.lines) >= 200)  # two full batches go without waiting 10 s
+    await until(lambda: len(sink.lines) >= 200, limit_s=5, every=0.01)  # two full batches go without waiting 10 s
     assert [len(b) for b in sink.batches] == [100, 100]
     await spool.close(2.0)  # close flushes the partial rest
     assert sink.lines == sent
@@ -127,7 +121,7 @@ async def test_partial_batch_goes_after_flush_interval(tmp_path: Path) -> None:
     spool.start(sink)
     t0 = time.monotonic()
     await spool.put(lines("a", 5))
-    await wait_until(lambda: sink.batches)
+    await until(lambda: sink.batches, limit_s=5, every=0.01)
     assert 0.15 <= time.monotonic() - t0 < 2.0
     await spool.close(1.0)
 
@@ -144,7 +138,7 @@ async def test_retryable_errors_back_off_and_honour_retry_after(tmp_path: Path) 
     sink.fail = [RetryableError("HTTP 500"), RetryableError("HTTP 429", retry_after=0.3), RetryableError("reset")]
     spool.start(sink)
     await spool.put(lines("a", 10))
-    await wait_until(lambda: sink.batches)
+    await until(lambda: sink.batches, limit_s=5, every=0.01)
     assert sink.lines == lines("a", 10)
     assert spool.stats.failed_sends == 3 and spool.stats.last_error == "reset"
     assert sink.calls[2] - sink.calls[1] >= 0.29  # Retry-After was waited out
@@ -170,7 +164,7 @@ async def test_permanent_error_dead_letters_only_the_bad_lines(tmp_path: Path, c
     with caplog.at_level(logging.ERROR, logger="qos_agent.delivery"):
         await spool.put(batch)
         await spool.put(["m,t=bad v=\"y\" 2"])
-        await wait_until(lambda: spool.stats.spooled == 0)
+        await until(lambda: spool.stats.spooled == 0, limit_s=5, every=0.01)
     assert sorted(sink.lines) == sorted(good)
     dead = await spool.dead_letters()
     assert [d[0] for d in dead] == ['m,t=bad v="x" 1', 'm,t=bad v="y" 2']
@@ -186,7 +180,7 @@ async def test_retry_is_logged_once_not_every_attempt(tmp_path: Path, caplog: py
     with caplog.at_level(logging.INFO, logger="qos_agent.delivery"):
         spool.start(sink)
         await spool.put(lines("a", 1))
-        await wait_until(lambda: sink.batches)
+        await until(lambda: sink.batches, limit_s=5, every=0.01)
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and "check the token" in errors[0].getMessage()
     assert any("delivering again" in r.getMessage() for r in caplog.records)
@@ -213,13 +207,13 @@ async def test_restart_replays_what_is_left(tmp_path: Path) -> None:
     first = make(tmp_path, backoff_base=10.0, backoff_cap=10.0)
     first.start(sink1)
     await first.put(lines("a", 30))
-    await wait_until(lambda: sink1.calls)
+    await until(lambda: sink1.calls, limit_s=5, every=0.01)
     await first.close(0.1)  # in backoff: the points stay on disk
     assert first.stats.spooled == 30
     second, sink2 = make(tmp_path), Sink()
     assert second.stats.spooled == 30
     second.start(sink2)
-    await wait_until(lambda: len(sink2.lines) == 30)
+    await until(lambda: len(sink2.lines) == 30, limit_s=5, every=0.01)
     assert sink2.lines == lines("a", 30)
     await second.close(0.5)
 
@@ -238,7 +232,7 @@ async def test_corrupt_file_is_moved_aside_and_a_fresh_spool_starts(tmp_path: Pa
     sink = Sink()
     spool.start(sink)
     await spool.put(lines("a", 3))
-    await wait_until(lambda: len(sink.lines) == 3)
+    await until(lambda: len(sink.lines) == 3, limit_s=5, every=0.01)
     await spool.close(0.5)
 
 
@@ -254,7 +248,7 @@ async def test_truncated_file_is_recovered_too(tmp_path: Path) -> None:
     sink = Sink()
     again.start(sink)
     await again.put(lines("b", 1))
-    await wait_until(lambda: sink.lines)
+    await until(lambda: sink.lines, limit_s=5, every=0.01)
     await again.close(0.5)
 
 
@@ -263,7 +257,7 @@ async def test_close_leaves_undelivered_points_on_disk_within_the_time_bound(tmp
     sink.fail = [RetryableError("down")] * 100
     spool.start(sink)
     await spool.put(lines("a", 5))
-    await wait_until(lambda: sink.calls)
+    await until(lambda: sink.calls, limit_s=5, every=0.01)
     t0 = time.monotonic()
     await spool.close(0.3)
     assert time.monotonic() - t0 < 1.5
@@ -279,7 +273,7 @@ async def test_one_sink_down_never_stalls_another(tmp_path: Path) -> None:
     up.start(live_sink)
     for s in (down, up):
         await s.put(lines("x", 50))
-    await wait_until(lambda: len(live_sink.lines) == 50)
+    await until(lambda: len(live_sink.lines) == 50, limit_s=5, every=0.01)
     assert down.stats.spooled == 50
     await down.close(0.1)
     await up.close(0.5)
@@ -290,7 +284,7 @@ async def test_parallel_parts_that_all_fail_wait_the_longest_retry_after(tmp_pat
     sink.fail = [RetryableError("HTTP 500"), RetryableError("HTTP 429", retry_after=0.3)]
     spool.start(sink)
     await spool.put(lines("a", 10))
-    await wait_until(lambda: spool.stats.spooled == 0)
+    await until(lambda: spool.stats.spooled == 0, limit_s=5, every=0.01)
     assert [len(b) for b in sink.batches] == [5, 5]
     assert sorted(sink.lines) == sorted(lines("a", 10))
     assert sink.calls[2] - sink.calls[1] >= 0.29  # the longest Retry-After of the parts was honoured

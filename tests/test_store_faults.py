@@ -19,10 +19,11 @@ from typing import Any
 from qos_agent.delivery.deliver import Delivery
 from qos_agent.delivery.store import Store
 from qos_agent.plugins.sinks import DeliveryOptions, SinkStats
-from tests.support import cli
+from tests.support import cli, waiting
 from tests.support.collector import Collector, CollectorSink, CollectorSpec
 from tests.support.influx import InfluxServer, free_port, influxd, needs_influxd
 from tests.support.smallfs import fill, tmpfs
+from tests.support.waiting import until
 
 __all__ = ["influxd"]  # the fixture, imported for pytest
 OPTIONS = DeliveryOptions(batch_size=5000, flush_interval_s=0.05, parallel=1, backoff_base_s=0.01, backoff_cap_s=0.05)
@@ -61,17 +62,21 @@ def influx_sink(port: int) -> dict[str, Any]:
 
 
 def wait_for(check: Any, limit_s: float, what: str, proc: subprocess.Popen[str]) -> Any:
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
+    """`waiting.wait_for` on the agent `proc`, failing with its stderr: at once if it exits; on a timeout
+    (the test is over) after killing it, since a running process's pipe cannot be read to the end.
+    An endpoint not up yet (OSError) counts as not yet."""
+    def look() -> Any:
         assert proc.poll() is None, f"the agent exited: {proc.communicate()[1][-3000:]}"
         try:
-            value = check()
-        except OSError:  # the endpoint is not up yet
-            value = None
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+            return check()
+        except OSError:
+            return None
+
+    def said() -> str:
+        proc.kill()
+        return f"the agent's stderr: {proc.communicate(timeout=10)[1][-3000:]}"
+
+    return waiting.wait_for(look, limit_s, what, detail=said)
 
 
 def influx_points(influxd: InfluxServer, measurements: set[str]) -> int:
@@ -160,12 +165,13 @@ async def test_an_ack_that_fails_on_a_full_disk_is_retried_and_delivery_goes_on(
             filler = state / "filler"
             fill(filler)
             delivery.start()
-            await until(lambda: len(collector.records) == 2000 and stats().last_error.startswith("spool ack failed"))
+            await until(lambda: len(collector.records) == 2000 and stats().last_error.startswith("spool ack failed"),
+                        limit_s=15)
             await asyncio.sleep(1.5)  # at least one more retry, still full
             assert stats().delivered == 0 and stats().spooled == 2000  # sent, but not yet out of the store
             assert delivery._task is not None and not delivery._task.done()
             filler.unlink()
-            await until(lambda: stats().spooled == 0)
+            await until(lambda: stats().spooled == 0, limit_s=15)
             assert stats().delivered == 2000 and stats().dropped == 0
             assert len(collector.records) == 2000  # sent once: only the ack was retried
         finally:
@@ -173,10 +179,3 @@ async def test_an_ack_that_fails_on_a_full_disk_is_retried_and_delivery_goes_on(
             await store.close()
             await sink.close()
             await collector.stop()
-
-
-async def until(cond: Any, limit_s: float = 15.0) -> None:
-    deadline = time.monotonic() + limit_s
-    while not cond():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)

@@ -25,9 +25,10 @@ from tests.support import influx as influx_support
 from tests.support.components import needs
 from tests.support.demo import DemoProcess
 from tests.support.dockerfile import exec_form, final_stage
-from tests.support.health import get, wait_for
+from tests.support.health import get
 from tests.support.image import BUILDAH, IMAGE, Container, changes, descendants, env_of, image_present, snapshot
 from tests.support.influx import InfluxServer, free_port, needs_influxd
+from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -193,7 +194,7 @@ def test_run_under_tini_answers_health_reloads_on_hup_and_stops_on_term_writing_
                 passed = all(runs.get(j, {}).get("outcome") == "passed" for j in ("checkout", "uptime"))
                 return health if status == 200 and passed else None
 
-            health = wait_for(both_passed, timeout=60, what="checkout and uptime pass in the image")
+            health = wait_for(both_passed, limit_s=60, what="checkout and uptime pass in the image")
 
             # tini is PID 1 of the container's PID namespace, the agent its child (PID 2); both uid 10001.
             tree = descendants(proc.pid)
@@ -220,7 +221,7 @@ def test_run_under_tini_answers_health_reloads_on_hup_and_stops_on_term_writing_
                 except RuntimeError:  # the agent has not created the database yet
                     return False
 
-            wait_for(stored, timeout=30, what="the image's points in InfluxDB")
+            wait_for(stored, limit_s=30, what="the image's points in InfluxDB")
 
             # SIGHUP to PID 1 (`docker kill -s HUP`): tini forwards it, the agent reloads the edited file.
             with journeys.open("a") as f:  # in place: a bind-mounted file keeps its inode
@@ -228,7 +229,7 @@ def test_run_under_tini_answers_health_reloads_on_hup_and_stops_on_term_writing_
                         "        http: {url: \"{{ base }}/health\"}\n")
             os.kill(tini.pid, signal.SIGHUP)
             wait_for(lambda: "reloaded" in json.loads(get(f"{url}/healthz")[1])["journeys_scheduled"],
-                     timeout=30, what="the added journey scheduled after SIGHUP")
+                     limit_s=30, what="the added journey scheduled after SIGHUP")
             assert "reloaded /etc/qos-agent/journeys.yaml: 3 journeys scheduled" in agent_log()
 
             # SIGTERM to PID 1 (`docker stop`): a clean exit well within the deployments' grace period.

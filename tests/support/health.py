@@ -1,4 +1,4 @@
-"""Helpers for the agent endpoint and live-reload tests: a real `qos-agent run` process, and a poller.
+"""Helpers for the agent endpoint and live-reload tests: a real `qos-agent run` process.
 
     with AgentProcess(config_path, cwd=tmp_path) as agent:   # waits for the endpoint's address
         body = agent.healthz()                                 # (status, JSON) from /healthz
@@ -15,29 +15,17 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.waiting import wait_for
+
 ROOT = Path(__file__).resolve().parents[2]
-T = TypeVar("T")
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 ENDPOINT_LINE = "health and metrics on "
-
-
-def wait_for(check: Callable[[], T | None], timeout: float = 10.0, every: float = 0.1, what: str = "") -> T:
-    """Poll until `check` returns something truthy; bounded in time."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"not within {timeout}s: {what or check}")
-        time.sleep(every)
 
 
 def get(url: str, timeout: float = 5.0) -> tuple[int, str]:
@@ -95,7 +83,7 @@ class AgentProcess:
                 cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT), **self.env})
         try:
-            line = wait_for(self._endpoint_line, self.start_timeout, what="the agent's endpoint line")
+            line = wait_for(self._endpoint_line, self.start_timeout, "the agent's endpoint line")
             self.url = line.split(ENDPOINT_LINE, 1)[1].split("/healthz", 1)[0]
         except BaseException:
             self.stop()

@@ -66,6 +66,7 @@ from tests.support.demo import DemoProcess
 from tests.support.health import AgentProcess, get
 from tests.support.lifecycle import AGENT, CLOSE_AFTER, RELOADS, Event, Id, Life, Observed, events, render
 from tests.support.recorders import HookRecorder, LineRecorder, LoopThread
+from tests.support.waiting import wait_for
 
 T = TypeVar("T")
 INTERVAL_S = 1.0  # every journey's interval
@@ -90,16 +91,6 @@ exporters:
   - {{type: webhook, url: "{hook_pd}", format: pagerduty, routing_key: R0UTINGKEY, name: hook-pd,
      headers: {{X-Life-Process: "${{QOS_LIFE_PROCESS}}"}}}}
 """
-
-
-def poll(check: Callable[[], T | None], limit_s: float) -> T | None:
-    """`check()` until it is truthy or `limit_s` passed; the last value (bounded; never a fixed sleep)."""
-    deadline = time.monotonic() + limit_s
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.1)
 
 
 def to_point(line: str) -> Point | None:
@@ -141,8 +132,9 @@ class PointsFile:
     def take(self, upto: int | None = None) -> list[Point]:
         if upto is None:
             upto = self.refresh()
-        elif not poll(lambda: self.refresh() >= upto, 10):
-            raise AssertionError(f"the jsonl file has {len(self.lines)} lines, /healthz says {upto} were written")
+        else:
+            wait_for(lambda: self.refresh() >= upto, 10, f"the {upto} lines /healthz says were written",
+                     detail=lambda: f"the jsonl file has {len(self.lines)} lines")
         points = [p for p in map(to_point, self.lines[self.taken:upto]) if p is not None]
         self.taken = upto
         return points
@@ -299,7 +291,7 @@ class Driver:
         self.agent = AgentProcess(self.path, cwd=self.root, start_timeout=60,
                                   env={"QOS_LIFE_PROCESS": str(self.generation), **CREDENTIALS}).__enter__()
         agent = self.agent
-        self.ok(bool(poll(lambda: get(agent.url + "/readyz")[0] == 200, 30)), "/readyz never said ready")
+        self.ok_within(lambda: get(agent.url + "/readyz")[0] == 200, 30, "/readyz to say ready")
         self.livez.watch(agent.url)
 
     def spool_rows(self) -> int:
@@ -332,6 +324,12 @@ class Driver:
         self.tally.checks += 1
         if not condition:
             raise AssertionError(message)
+
+    def ok_within(self, check: Callable[[], T | None], limit_s: float, what: str,
+                  detail: Callable[[], str] | None = None) -> T:
+        """`ok` for a state that comes in its own time: `wait_for`, counted as a check like `ok`."""
+        self.tally.checks += 1
+        return wait_for(check, limit_s, what, detail=detail)
 
     # -- the life -------------------------------------------------------------------------------------------
     def play(self) -> Tally:
@@ -381,9 +379,9 @@ class Driver:
         if not ours:
             time.sleep(rounds * INTERVAL_S)  # nothing of ours runs: time passes all the same
             return
-        done = poll(lambda: all(self.file.runs_since_taken()[n] >= rounds for n in ours),
-                    rounds * INTERVAL_S * 4 + 20)
-        self.ok(bool(done), f"{ours} did not run {rounds} times: {self.file.runs_since_taken()}")
+        self.ok_within(lambda: all(self.file.runs_since_taken()[n] >= rounds for n in ours),
+                       rounds * INTERVAL_S * 4 + 20, f"{ours} to run {rounds} times",
+                       detail=lambda: f"runs: {self.file.runs_since_taken()}")
 
     def set_faults(self) -> None:
         for target in sorted(self.life.broken - set(self.fault_ids)):
@@ -413,10 +411,7 @@ class Driver:
             answer = agent.healthz()
             return answer if sink(answer[1], "influxdb")["dropped_by_cause"].get("spool_full", 0) > dropped else None
 
-        over = poll(overflowed, 60)
-        self.ok(over is not None, "the spool never overflowed during the outage")
-        assert over is not None
-        status, body = over
+        status, body = self.ok_within(overflowed, 60, "the spool to overflow during the outage")
         self.ok(status == 503 and any("spool_full" in p for p in body["problems"]),
                 f"a spool dropping its oldest is not unhealthy on /healthz: {status} {body['problems']}")
 
@@ -432,10 +427,8 @@ class Driver:
         read_at = time.monotonic()
         self.write_file()
         self.agent.hup()
-        now = poll(lambda: (b := self.health())["reloads"] + b["reload_failures"] > was["reloads"] + was["reload_failures"]
-                   and b, 30)
-        self.ok(bool(now), "the reload did not happen within 30 s")
-        assert now is not None
+        now = self.ok_within(lambda: (b := self.health())["reloads"] + b["reload_failures"]
+                             > was["reloads"] + was["reload_failures"] and b, 30, "the reload (SIGHUP)")
         self.ok(now["reloads"] == was["reloads"] + 1 and now["reload_error"] == "",
                 f"the reload was refused: {now['reload_error']}")
         ticks = math.ceil((time.monotonic() - read_at) / (0.95 * INTERVAL_S)) + 1
@@ -490,8 +483,8 @@ class Driver:
         self.ledger.feed(end, points, self.life, before)
         self.settled(end, body)
         self.ok(not self.ledger.open_now(), f"open at the end: {self.ledger.open_now()}")
-        drained = poll(lambda: sink(self.health(), "influxdb")["spooled"] == 0, 60)
-        self.ok(bool(drained), f"the spool did not drain: {sink(self.health(), 'influxdb')}")
+        self.ok_within(lambda: sink(self.health(), "influxdb")["spooled"] == 0, 60, "the spool to drain",
+                       detail=lambda: f"{sink(self.health(), 'influxdb')}")
         assert self.agent is not None
         answers = json.dumps(self.health()) + self.agent.metrics()
         self.livez.pause()
@@ -528,9 +521,7 @@ class Driver:
             b = self.health()
             return b if all(s["queued"] == 0 for s in b["sinks"]) else None
 
-        body = poll(still, 30)
-        self.ok(bool(body), "no quiet moment within 30 s (points stayed queued)")
-        assert body is not None
+        body = self.ok_within(still, 30, "a quiet moment (nothing queued in any sink)")
         return body, self.file.take(self.base_lines + sink(body, "jsonl")["delivered"])
 
     def settled(self, e: Event, body: dict[str, Any]) -> None:
@@ -561,8 +552,8 @@ class Driver:
                         for a in self.am.alerts() if a["labels"].get("agent") == AGENT}
             return seen == want
 
-        poll(same, RESEND_S + 5)
-        self.ok(seen == want, f"Alertmanager's active alerts {sorted(seen)} are not the open disruptions {sorted(want)}")
+        self.ok_within(same, RESEND_S + 5, "Alertmanager's active alerts of this agent to be the open disruptions",
+                       detail=lambda: f"active {sorted(seen)}, open {sorted(want)}")
 
     def hooks_match(self) -> None:
         """Each webhook was told every open disruption firing, and resolved with the same key every one it
@@ -578,18 +569,17 @@ class Driver:
             c = self.hooks.told(fmt)
             return {k for k, s in c if s == "firing"}, {k for k, s in c if s == "resolved"}
 
-        def right(fmt: str) -> bool:
+        def wrong(fmt: str) -> list[str]:
             firing, resolved = told(fmt)
-            return still_open <= firing <= every and firing & closed <= resolved <= closed
+            return [f"{what}: {sorted(these)}" for what, these in (
+                ("open but never told firing", still_open - firing), ("firing for no disruption", firing - every),
+                ("closed, told firing, never resolved", firing & closed - resolved),
+                ("resolved but still open", resolved - closed)) if these]
 
         for fmt in ("json", "pagerduty"):
-            poll(lambda f=fmt: right(f), 15)  # type: ignore[misc]
-            firing, resolved = told(fmt)
-            self.ok(still_open <= firing, f"{fmt} webhook: open but never told firing: {sorted(still_open - firing)}")
-            self.ok(firing <= every, f"{fmt} webhook: firing for no disruption: {sorted(firing - every)}")
-            self.ok(firing & closed <= resolved, f"{fmt} webhook: closed, told firing, never resolved: "
-                                                 f"{sorted(firing & closed - resolved)}")
-            self.ok(resolved <= closed, f"{fmt} webhook: resolved but still open: {sorted(resolved - closed)}")
+            self.ok_within(lambda f=fmt: not wrong(f), 15,  # type: ignore[misc]
+                           f"the {fmt} webhook told what the disruptions say",
+                           detail=lambda f=fmt: "; ".join(wrong(f)))  # type: ignore[misc]
 
     def no_repeats(self) -> None:
         """No record twice from one process; from a later one only after a kill -9 that came while it was

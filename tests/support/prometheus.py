@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,19 +96,5 @@ class PrometheusServer(_Server):
         return alerts
 
 
-def wait_for(check: Callable[[], Any], limit_s: float, what: str, every: float = 0.25,
-             pause: Callable[[float], None] = time.sleep) -> Any:
-    """Call `check` until it returns something truthy; fail after limit_s naming what was awaited.
-    `pause` waits between calls (a test whose receiver runs on its own event loop pumps that loop)."""
-    deadline = time.monotonic() + limit_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {limit_s} s (last: {value!r})")
-        pause(every)
-
-
 __all__ = ["PROMTOOL", "RULES", "PrometheusServer", "free_port", "needs_prometheus", "needs_promtool",
-           "short_rules", "wait_for"]
+           "short_rules"]
