@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from exporters.otlp.config import OtlpSpec
-from exporters.otlp.spans import export_request, runs
+from exporters.otlp.spans import encode_run, runs
 from qos_agent import __version__
 from qos_agent.language.secrets import Redactor
 from qos_agent.model import Point
@@ -49,9 +49,9 @@ class OtlpSink(NetworkSink):
         """One record per run: its spans, serialized (points of other measurements are not spans)."""
         out = []
         for run in runs(points):
-            request = export_request(run)
+            request = encode_run(run)
             if request is not None:
-                out.append(base64.b64encode(request.SerializeToString()).decode("ascii"))
+                out.append(base64.b64encode(request).decode("ascii"))
         return out
 
     async def send(self, records: Sequence[str]) -> None:
