@@ -1,4 +1,4 @@
-"""The `otlp` sink's hot path writes protobuf's bytes (exporters/otlp/spans.py): `encode_run` is
+"""The `otlp` sink's hot path writes protobuf's bytes (exporters/otlp/wire.py): `encode_run` is
 byte-identical to opentelemetry-proto's own `ExportTraceServiceRequest.SerializeToString()` of the same
 spans (`export_request`), for runs of every shape — failed, skipped, retried, tagged, several requests
 a step, non-HTTP probes, long and non-ASCII text, every attribute type and odd values — and the batch
@@ -15,8 +15,10 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from exporters.otlp.config import OtlpSpec
+from exporters.otlp.reference import export_request
 from exporters.otlp.sink import OtlpSink
-from exporters.otlp.spans import encode_run, export_request, runs
+from exporters.otlp.spans import runs
+from exporters.otlp.wire import encode_run
 from qos_agent.delivery.points import points_of
 from qos_agent.model import ErrorClass, FieldValue, JourneyResult, Point
 from qos_agent.plugins.sinks import ExporterEnv

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from exporters.otlp.config import OtlpSpec
-from exporters.otlp.spans import encode_run, runs
+from exporters.otlp.spans import runs
+from exporters.otlp.wire import encode_run
 from qos_agent import __version__
 from qos_agent.language.secrets import Redactor
 from qos_agent.model import Point
