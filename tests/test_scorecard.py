@@ -141,6 +141,33 @@ async def test_the_terminal_table_never_folds_a_journeys_name(tmp_path: Path) ->
             assert any(journey in line and region in line for line in body.splitlines()), text
 
 
+
+async def test_customer_reasons_read_whole_at_any_width(tmp_path: Path) -> None:
+    """The customer-reasons table where it fits; in a 120- or 80-column terminal (where its 11 columns
+    folded every cell letter by letter, `make demo-run` showed it) a line of words per reason instead,
+    with the same figures: the verdict, success, customer-minutes, the worst journey and region."""
+    journeys, db = tmp_path / "journeys.yaml", tmp_path / "qos-results.db"
+    journeys.write_text(sc.JOURNEYS_YAML)
+    await sc.store(db, NOW - 2 * HOUR)
+    card = read(Options(file=journeys, dbs=[db], since="2h"), NOW)[1]
+    for width, table in ((250, True), (120, False), (80, False)):
+        out = io.StringIO()
+        terminal.render(card, None, Console(file=out, width=width, color_system=None))
+        text = out.getvalue()
+        reasons = text.split("Customer reasons")[1].split("Journeys × regions")[0]
+        assert max(map(len, text.splitlines())) <= width
+        assert ("Δ customer-min" in reasons) is table, text
+        flat = " ".join(line.strip(" │") for line in reasons.splitlines())
+        if table:
+            assert any("pay for an order" in line and "team-payments" in line and "MISSED" in line
+                       for line in reasons.splitlines()), text
+        else:
+            assert re.search(r"· pay for an order: MISSED \(1 of 1 journeys\) — success 89\.17 % in 240 runs; "
+                             r"117 customer-minutes \(82 % hidden from uptime\)", flat), text
+            assert "worst checkout in eu-west" in flat and "owners team-payments" in flat, text
+            assert "· find a product: met" in flat, text
+
+
 async def test_a_period_with_no_data_says_so(tmp_path: Path) -> None:
     journeys, db = tmp_path / "journeys.yaml", tmp_path / "qos-results.db"
     journeys.write_text(sc.JOURNEYS_YAML)

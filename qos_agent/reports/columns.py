@@ -85,12 +85,28 @@ def journey_line(card: JourneyCard) -> str:
             f"{mins(n.customer_minutes)} customer-minutes{worst}")
 
 
-def reason_cells(card: ReasonCard) -> list[str]:
+def reason_cells(card: ReasonCard, journeys_sep: str = ", ") -> list[str]:
+    """A customer reason's cells; a terminal lists its journeys one a line (`journeys_sep="\\n"`)."""
     n = card.now
     objective = NONE if card.met is None else (
         "met" if card.met else f"MISSED ({card.missed} of {card.measured} journeys)")
     hurt = card.met is False or bool(n.customer_minutes)
     worst = f"{card.worst[0]} in {card.worst[1]}" if card.worst and hurt else NONE
     return [card.customer_reason or "(no customer reason)", ", ".join(card.owners) or NONE,
-            ", ".join(card.journeys), objective, str(n.runs), percent(n.success_ratio), mins(n.customer_minutes),
-            percent(n.hidden_share, 0), worst, *trend_cells(n, card.trend, with_p95=False)]
+            journeys_sep.join(card.journeys), objective, str(n.runs), percent(n.success_ratio),
+            mins(n.customer_minutes), percent(n.hidden_share, 0), worst, *trend_cells(n, card.trend, with_p95=False)]
+
+
+def reason_line(card: ReasonCard) -> str:
+    """A customer reason in words, for a terminal too narrow for its table: the same figures as its cells."""
+    (reason, owners, journeys, objective, runs, success, minutes_, hidden, worst, d_success, d_minutes) = \
+        reason_cells(card)
+    if not card.now.runs:
+        return f"{reason}: no runs in this period (journeys {journeys}; owners {owners})"
+    lost = f"{minutes_} customer-minutes" + (f" ({hidden} hidden from uptime)" if hidden != NONE else "")
+    parts = [f"success {success} in {runs} runs", lost]
+    if worst != NONE:
+        parts.append(f"worst {worst}")
+    if card.trend is not None:
+        parts.append(f"since the previous period success {d_success}, customer-minutes {d_minutes}")
+    return f"{reason}: {objective} — {'; '.join(parts)}; journeys {journeys}; owners {owners}"

@@ -10,7 +10,9 @@ from collections.abc import Sequence
 
 from rich.console import Console
 from rich.measure import Measurement
+from rich.padding import Padding
 from rich.table import Table
+from rich.text import Text
 
 from qos_agent.reports.columns import (
     COMPACT_HEADERS,
@@ -19,6 +21,7 @@ from qos_agent.reports.columns import (
     ROW_HEADERS,
     compact_cells,
     reason_cells,
+    reason_line,
     row_cells,
 )
 from qos_agent.reports.figures import Disruption
@@ -26,7 +29,7 @@ from qos_agent.reports.scorecard import Row, Scorecard
 from qos_agent.reports.table import render_disruptions
 from qos_agent.reports.words import caveats, headline, period_line, uptime_line
 
-NAMES = {"journey", "region", "owner", "owners"}  # never wrapped: the other columns give way first
+NAMES = {"journey", "journeys", "region", "owner", "owners"}  # never wrapped: the other columns give way first
 
 
 def _table(title: str, headers: tuple[str, ...]) -> Table:
@@ -35,6 +38,26 @@ def _table(title: str, headers: tuple[str, ...]) -> Table:
         table.add_column(name, justify="right" if name in RIGHT else "left", overflow="fold",
                          no_wrap=name in NAMES)
     return table
+
+
+def _fits(table: Table, console: Console) -> bool:
+    return Measurement.get(console, console.options.update_width(100_000), table).maximum <= console.width
+
+
+def _reasons(card: Scorecard, console: Console) -> None:
+    """The customer reasons as a table, journeys one a line and never folded, where the terminal is
+    wide enough for it; else a line of words each (an 80-column terminal folded every cell)."""
+    table = _table("Customer reasons", REASON_HEADERS)
+    for reason in card.reasons:
+        style = {True: "green", False: "red", None: ""}[reason.met]
+        table.add_row(*reason_cells(reason, journeys_sep="\n"), style=style or None)
+    if _fits(table, console):
+        console.print(table)
+        return
+    console.print("Customer reasons", markup=False, highlight=False)
+    for reason in card.reasons:
+        style = {True: "green", False: "red", None: ""}[reason.met]
+        console.print(Padding(Text(f"· {reason_line(reason)}", style=style), (0, 0, 0, 2)))
 
 
 def _rows(card_rows: Sequence[Row], console: Console) -> Table:
@@ -47,7 +70,7 @@ def _rows(card_rows: Sequence[Row], console: Console) -> Table:
         for row in card_rows:
             style = {True: "green", False: "red", None: ""}[row.now.met]
             table.add_row(*cells(row), style=style or None)
-        if Measurement.get(console, console.options.update_width(100_000), table).maximum <= console.width:
+        if _fits(table, console):
             break
     return table
 
@@ -59,11 +82,7 @@ def render(card: Scorecard, disruptions: list[Disruption] | None, console: Conso
         console.print(f"  · {note}", markup=False, highlight=False)
     if not card.rows:
         return
-    reasons = _table("Customer reasons", REASON_HEADERS)
-    for reason in card.reasons:
-        style = {True: "green", False: "red", None: ""}[reason.met]
-        reasons.add_row(*reason_cells(reason), style=style or None)
-    console.print(reasons)
+    _reasons(card, console)
     console.print(_rows(card.rows, console))
     if card.uptime:
         console.print(uptime_line(card), markup=False, highlight=False)
