@@ -9,13 +9,14 @@ code can drift from the installed runtime's version. Snappy block compression is
 
 from __future__ import annotations
 
-import functools
 import struct
 from collections.abc import Sequence
 from typing import Any
 
 import cramjam
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+from qos_agent.sinks.protowire import varint
 
 _F = descriptor_pb2.FieldDescriptorProto
 
@@ -80,29 +81,9 @@ def timeseries_entry(labels: bytes, value: float, time_ms: int) -> bytes:
     if value != 0.0:  # proto3 leaves a field at its default value out
         sample += b"\x09" + struct.pack("<d", value)
     if time_ms != 0:
-        sample += b"\x10" + _varint(time_ms)
-    ts = labels + b"\x12" + _varint(len(sample)) + sample
-    return b"\x0a" + _varint(len(ts)) + ts
-
-
-_SMALL = [bytes((i,)) for i in range(128)]
-
-
-def _varint(n: int) -> bytes:
-    if 0 <= n < 128:
-        return _SMALL[n]
-    return _long_varint(n)
-
-
-@functools.lru_cache(maxsize=4096)  # the same few timestamps recur within a record
-def _long_varint(n: int) -> bytes:
-    n &= 0xFFFFFFFFFFFFFFFF  # int64: a negative time is ten bytes, two's complement, as protobuf writes it
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
+        sample += b"\x10" + varint(time_ms)
+    ts = labels + b"\x12" + varint(len(sample)) + sample
+    return b"\x0a" + varint(len(ts)) + ts
 
 
 def decode(body: bytes) -> list[Series]:
